@@ -1,0 +1,41 @@
+# Thin wrapper around CMake. `make run` and `make test` are the two commands of the README.
+JOBS ?= 2
+BUILD_TYPE ?= RelWithDebInfo
+CLANG ?= clang
+
+.PHONY: all build deps run test test-unit test-asan test-fuzz bench clean
+
+all: build
+
+deps:
+	@./scripts/install-deps
+
+build: deps
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
+	@cmake --build build -j $(JOBS)
+
+run: build
+	./build/larder serve $(if $(CONFIG),--config $(CONFIG),)
+
+# unit + integration tests on the release build, then unit tests and the basic integration test under
+# ASan/UBSan, then short libFuzzer runs of every fuzz target
+test: build
+	cd build && ctest --output-on-failure
+	$(MAKE) test-asan test-fuzz
+
+test-asan: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLARDER_ASAN=ON >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	cd build-asan && LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp ASAN_OPTIONS=detect_leaks=1 \
+	  ctest --output-on-failure -L asan
+
+test-fuzz: deps
+	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=$(CLANG) -DCMAKE_BUILD_TYPE=Debug -DLARDER_FUZZ=ON -DLARDER_ASAN=ON >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+	cd build-fuzz && ctest --output-on-failure -L fuzz
+
+bench: build
+	./bench/files.sh
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,365 @@
+/* admin.c - everything under /-/: health, Prometheus metrics, the JSON admin API and the embedded web UI.
+ *
+ *   GET  /-/health                 200 {"status":"ok",...}
+ *   GET  /-/metrics                Prometheus text
+ *   GET  /-/ui/...                 static UI embedded at build time
+ *   GET  /-/api/v1/stats           usage per protocol, quotas, fetches in flight
+ *   GET  /-/api/v1/entries?protocol=P&limit=N
+ *   GET  /-/api/v1/pins            pin sets with their sizes;  GET /-/api/v1/pins/<set>: its entries
+ *   DELETE /-/api/v1/pins/<set>    unpin a set (entries stay cached until evicted)
+ *   POST /-/api/v1/jobs            body: seed spec YAML -> 202 {"id":...};  GET /-/api/v1/jobs[/<id>]
+ * Reads are open; every write needs `Authorization: Bearer <admin.token>` and is refused outright when no
+ * token is configured. Responses are built with jansson in the request's pool; no state lives here. */
+#include "admin.h"
+#include "cache.h"
+#include "jobs.h"
+#include "log.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VERSION "0.1.0"
+
+static int method_is(h2o_req_t *req, const char *m)
+{
+    return req->input.method.len == strlen(m) && memcmp(req->input.method.base, m, req->input.method.len) == 0;
+}
+
+static void send_json(larder_app_t *app, h2o_req_t *req, int status, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    size_t n = strlen(s);
+    static const char *reasons[] = {"OK", "Accepted"};
+    larder_send_text(app, req, -1, status, status == 202 ? reasons[1] : status == 200 ? reasons[0] : "Error",
+                     "application/json", s, n);
+    free(s);
+}
+
+static void send_json_text(larder_app_t *app, h2o_req_t *req, int status, char *s)
+{
+    larder_send_text(app, req, -1, status, status == 200 ? "OK" : "Error", "application/json", s, strlen(s));
+    free(s);
+}
+
+static void json_error(larder_app_t *app, h2o_req_t *req, int status, const char *reason, const char *msg)
+{
+    json_t *j = json_pack("{s:s}", "error", msg);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    larder_send_text(app, req, -1, status, reason, "application/json", s, strlen(s));
+    free(s);
+}
+
+static int authorized(larder_app_t *app, h2o_req_t *req)
+{
+    const char *tok = app->cfg->admin_token;
+    if (!tok) {
+        json_error(app, req, 403, "Forbidden", "admin writes are disabled: set admin.token in larder.yaml");
+        return 0;
+    }
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    size_t tl = strlen(tok);
+    if (i >= 0) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        if (v.len == 7 + tl && strncasecmp(v.base, "Bearer ", 7) == 0 && CRYPTO_memcmp(v.base + 7, tok, tl) == 0)
+            return 1;
+    }
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer realm=\"larder\""));
+    json_error(app, req, 401, "Unauthorized", "missing or wrong admin token (Authorization: Bearer <admin.token>)");
+    return 0;
+}
+
+/* ---- query helpers ---- */
+
+static int query_param(h2o_req_t *req, const char *name, char *out, size_t outlen)
+{
+    if (req->input.query_at == SIZE_MAX)
+        return 0;
+    const char *q = req->input.path.base + req->input.query_at + 1;
+    const char *end = req->input.path.base + req->input.path.len;
+    size_t nl = strlen(name);
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *seg_end = amp ? amp : end;
+        if ((size_t)(seg_end - q) > nl && memcmp(q, name, nl) == 0 && q[nl] == '=') {
+            size_t vl = (size_t)(seg_end - q) - nl - 1;
+            if (vl >= outlen)
+                vl = outlen - 1;
+            memcpy(out, q + nl + 1, vl);
+            out[vl] = 0;
+            return 1;
+        }
+        q = amp ? amp + 1 : end;
+    }
+    return 0;
+}
+
+/* ---- handlers ---- */
+
+static void health(larder_app_t *app, h2o_req_t *req)
+{
+    larder_store_stats_t s;
+    larder_store_get_stats(app->store, &s);
+    json_t *j = json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:i}", "status", "ok", "version", VERSION, "offline",
+                          app->cfg->offline, "uptime", (json_int_t)(larder_now() - app->started_at), "blob_bytes",
+                          (json_int_t)s.blob_bytes, "blobs", (json_int_t)s.blob_count, "fetches_active",
+                          larder_fetcher_active(app->fetcher));
+    send_json(app, req, 200, j);
+}
+
+static void metrics(larder_app_t *app, h2o_req_t *req)
+{
+    size_t len;
+    char *text = larder_metrics_render(&app->metrics, app->store, app->cfg, larder_fetcher_active(app->fetcher), &len);
+    larder_send_text(app, req, -1, 200, "OK", "text/plain; version=0.0.4", text, len);
+    free(text);
+}
+
+static void stats(larder_app_t *app, h2o_req_t *req)
+{
+    larder_store_stats_t s;
+    larder_store_get_stats(app->store, &s);
+    json_t *protos = json_object();
+    for (int p = 0; p < LARDER_NPROTO; p++) {
+        json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "bytes", (json_int_t)s.entry_bytes[p],
+                              "entries", (json_int_t)s.entry_count[p], "quota",
+                              (json_int_t)app->cfg->proto[p].quota, "evictions", (json_int_t)s.evictions[p], "hits",
+                              (json_int_t)atomic_load(&app->metrics.responses[p][LARDER_CACHE_HIT]), "misses",
+                              (json_int_t)atomic_load(&app->metrics.responses[p][LARDER_CACHE_MISS]), "bytes_served",
+                              (json_int_t)atomic_load(&app->metrics.bytes_served[p]), "bytes_upstream",
+                              (json_int_t)atomic_load(&app->metrics.bytes_upstream[p]), "enabled",
+                              app->cfg->proto[p].enabled);
+        json_object_set_new(protos, larder_proto_name(p), o);
+    }
+    json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:b, s:i, s:o}", "blob_bytes", (json_int_t)s.blob_bytes, "blobs",
+                          (json_int_t)s.blob_count, "quota_total", (json_int_t)app->cfg->quota_total, "min_free",
+                          (json_int_t)app->cfg->min_free, "offline", app->cfg->offline, "fetches_active",
+                          larder_fetcher_active(app->fetcher), "protocols", protos);
+    send_json(app, req, 200, j);
+}
+
+typedef struct entries_ctx {
+    larder_app_t *app;
+    json_t *arr;
+    size_t limit;
+} entries_ctx_t;
+
+static int entry_cb(void *arg, int proto, const char *key, const larder_entry_t *e)
+{
+    entries_ctx_t *c = arg;
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s?, s:I, s:I, s:b, s:b}", "protocol", larder_proto_name(proto),
+                          "key", key, "sha256", e->digest, "size", (json_int_t)e->size, "url", e->url, "fetched_at",
+                          (json_int_t)e->fetched_at, "last_access", (json_int_t)e->atime, "immutable",
+                          (e->flags & LARDER_ENTRY_IMMUTABLE) != 0, "pinned",
+                          larder_store_is_pinned(c->app->store, proto, key));
+    if (!(e->flags & LARDER_ENTRY_IMMUTABLE))
+        json_object_set_new(o, "fresh_until", json_integer((json_int_t)e->fresh_until));
+    json_array_append_new(c->arr, o);
+    return json_array_size(c->arr) >= c->limit;
+}
+
+static void entries(larder_app_t *app, h2o_req_t *req)
+{
+    char pbuf[32], lbuf[32];
+    int proto = -1;
+    if (query_param(req, "protocol", pbuf, sizeof(pbuf)) && (proto = larder_proto_from_name(pbuf)) < 0) {
+        json_error(app, req, 400, "Bad Request", "unknown protocol");
+        return;
+    }
+    entries_ctx_t c = {app, json_array(), 1000};
+    if (query_param(req, "limit", lbuf, sizeof(lbuf)) && atoi(lbuf) > 0)
+        c.limit = (size_t)atoi(lbuf);
+    larder_store_each_entry(app->store, proto, entry_cb, &c);
+    send_json(app, req, 200, json_pack("{s:o}", "entries", c.arr));
+}
+
+typedef struct pins_ctx {
+    larder_app_t *app;
+    json_t *obj; /* set -> {entries, bytes} or, for one set, array of entries */
+    int one_set;
+} pins_ctx_t;
+
+static int pin_cb(void *arg, const char *set, int proto, const char *key)
+{
+    pins_ctx_t *c = arg;
+    larder_entry_t e;
+    int have = proto >= 0 && larder_store_get(c->app->store, proto, key, &e) == 0;
+    if (c->one_set) {
+        json_t *o = json_pack("{s:s, s:s, s:b}", "protocol", proto >= 0 ? larder_proto_name(proto) : "?", "key", key,
+                              "cached", have);
+        if (have) {
+            json_object_set_new(o, "size", json_integer((json_int_t)e.size));
+            json_object_set_new(o, "sha256", json_string(e.digest));
+        }
+        json_array_append_new(c->obj, o);
+    } else {
+        json_t *s = json_object_get(c->obj, set);
+        if (!s) {
+            s = json_pack("{s:s, s:I, s:I}", "name", set, "entries", (json_int_t)0, "bytes", (json_int_t)0);
+            json_object_set_new(c->obj, set, s);
+        }
+        json_object_set_new(s, "entries", json_integer(json_integer_value(json_object_get(s, "entries")) + 1));
+        if (have)
+            json_object_set_new(s, "bytes", json_integer(json_integer_value(json_object_get(s, "bytes")) +
+                                                         (json_int_t)e.size));
+    }
+    if (have)
+        larder_entry_clear(&e);
+    return 0;
+}
+
+static int valid_set_name(const char *s, size_t n)
+{
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static void pins(larder_app_t *app, h2o_req_t *req, const char *set, size_t setlen)
+{
+    char name[80];
+    if (set) {
+        if (!valid_set_name(set, setlen)) {
+            json_error(app, req, 400, "Bad Request", "pin set names are [A-Za-z0-9._-]{1,64}");
+            return;
+        }
+        memcpy(name, set, setlen);
+        name[setlen] = 0;
+    }
+    if (method_is(req, "DELETE") && set) {
+        if (!authorized(app, req))
+            return;
+        int r = larder_store_delete_pin_set(app->store, name);
+        if (r == -ENOENT) {
+            json_error(app, req, 404, "Not Found", "no such pin set");
+            return;
+        }
+        if (r < 0) {
+            json_error(app, req, 500, "Internal Server Error", "could not delete the pin set; see the log");
+            return;
+        }
+        larder_info("admin: pin set %s deleted (%d entries unpinned)", name, r);
+        send_json(app, req, 200, json_pack("{s:s, s:i}", "deleted", name, "unpinned", r));
+        return;
+    }
+    if (!method_is(req, "GET") && !method_is(req, "HEAD")) {
+        json_error(app, req, 405, "Method Not Allowed", "use GET, or DELETE on /-/api/v1/pins/<set>");
+        return;
+    }
+    pins_ctx_t c = {app, set ? json_array() : json_object(), set != NULL};
+    larder_store_each_pin(app->store, set ? name : NULL, pin_cb, &c);
+    if (set) {
+        if (json_array_size(c.obj) == 0) {
+            json_decref(c.obj);
+            json_error(app, req, 404, "Not Found", "no such pin set");
+            return;
+        }
+        send_json(app, req, 200, json_pack("{s:s, s:o}", "name", name, "entries", c.obj));
+        return;
+    }
+    json_t *arr = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(c.obj, k, v) json_array_append(arr, v);
+    json_decref(c.obj);
+    send_json(app, req, 200, json_pack("{s:o}", "pin_sets", arr));
+}
+
+static void jobs(larder_app_t *app, h2o_req_t *req, const char *id, size_t idlen)
+{
+    if (method_is(req, "POST") && !id) {
+        if (!authorized(app, req))
+            return;
+        if (!req->entity.base || req->entity.len == 0) {
+            json_error(app, req, 400, "Bad Request", "POST a seed spec (YAML) as the request body");
+            return;
+        }
+        char jid[64], err[512];
+        if (larder_jobs_submit(app->jobs, req->entity.base, req->entity.len, jid, sizeof(jid), err, sizeof(err)) < 0) {
+            json_error(app, req, 400, "Bad Request", err);
+            return;
+        }
+        send_json(app, req, 202, json_pack("{s:s}", "id", jid));
+        return;
+    }
+    if (!method_is(req, "GET") && !method_is(req, "HEAD")) {
+        json_error(app, req, 405, "Method Not Allowed", "use GET, or POST /-/api/v1/jobs with a seed spec");
+        return;
+    }
+    char name[64];
+    if (id) {
+        if (idlen >= sizeof(name) || !valid_set_name(id, idlen)) {
+            json_error(app, req, 404, "Not Found", "no such job");
+            return;
+        }
+        memcpy(name, id, idlen);
+        name[idlen] = 0;
+    }
+    char *s = larder_jobs_json(app->jobs, id ? name : NULL);
+    if (!s) {
+        json_error(app, req, 404, "Not Found", "no such job");
+        return;
+    }
+    send_json_text(app, req, 200, s);
+}
+
+static void ui(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
+{
+    if (len == 0) {
+        rest = "index.html";
+        len = strlen(rest);
+    }
+    for (size_t i = 0; i < larder_webui_nassets; i++) {
+        const larder_asset_t *a = &larder_webui_assets[i];
+        if (strlen(a->path) == len && memcmp(a->path, rest, len) == 0) {
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
+            larder_send_text(app, req, -1, 200, "OK", a->content_type, (const char *)a->data, a->len);
+            return;
+        }
+    }
+    larder_send_error(app, req, -1, 404, "Not Found", "no such UI file");
+}
+
+void larder_admin_handle(larder_app_t *app, h2o_req_t *req)
+{
+    const char *p = req->input.path.base;
+    size_t len = req->input.query_at != SIZE_MAX ? req->input.query_at : req->input.path.len;
+#define IS(lit) (len == sizeof(lit) - 1 && memcmp(p, lit, len) == 0)
+#define STARTS(lit) (len >= sizeof(lit) - 1 && memcmp(p, lit, sizeof(lit) - 1) == 0)
+    if (IS("/-/health"))
+        health(app, req);
+    else if (IS("/-/metrics"))
+        metrics(app, req);
+    else if (IS("/-/ui")) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, H2O_STRLIT("/-/ui/"));
+        larder_send_text(app, req, -1, 301, "Moved Permanently", "text/plain", "", 0);
+    } else if (STARTS("/-/ui/"))
+        ui(app, req, p + 6, len - 6);
+    else if (IS("/-/api/v1/stats"))
+        stats(app, req);
+    else if (IS("/-/api/v1/entries"))
+        entries(app, req);
+    else if (IS("/-/api/v1/pins"))
+        pins(app, req, NULL, 0);
+    else if (STARTS("/-/api/v1/pins/"))
+        pins(app, req, p + 15, len - 15);
+    else if (IS("/-/api/v1/jobs"))
+        jobs(app, req, NULL, 0);
+    else if (STARTS("/-/api/v1/jobs/"))
+        jobs(app, req, p + 15, len - 15);
+    else
+        json_error(app, req, 404, "Not Found", "unknown admin path; see docs/operations.md");
+#undef IS
+#undef STARTS
+}

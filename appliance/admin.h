@@ -1,0 +1,20 @@
+/* admin.h - /-/health, /-/metrics, the JSON admin API under /-/api/v1/ and the embedded web UI at /-/ui/. */
+#ifndef LARDER_ADMIN_H
+#define LARDER_ADMIN_H
+
+#include <h2o.h>
+#include "app.h"
+
+void larder_admin_handle(larder_app_t *app, h2o_req_t *req);
+
+/* embedded web UI assets (generated at build time from webui/) */
+typedef struct larder_asset {
+    const char *path; /* "index.html" */
+    const char *content_type;
+    const unsigned char *data;
+    size_t len;
+} larder_asset_t;
+extern const larder_asset_t larder_webui_assets[];
+extern const size_t larder_webui_nassets;
+
+#endif

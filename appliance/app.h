@@ -1,0 +1,21 @@
+/* app.h - the daemon's shared context: what worker threads, the fetch thread and jobs all reach. */
+#ifndef LARDER_APP_H
+#define LARDER_APP_H
+
+#include "config.h"
+#include "fetch.h"
+#include "metrics.h"
+#include "store.h"
+
+typedef struct larder_jobs larder_jobs_t;
+
+typedef struct larder_app {
+    const larder_config_t *cfg;
+    larder_store_t *store;
+    larder_fetcher_t *fetcher;
+    larder_jobs_t *jobs;
+    larder_metrics_t metrics;
+    uint64_t started_at;
+} larder_app_t;
+
+#endif

@@ -1,0 +1,622 @@
+/* cache.c - the one request flow every protocol uses (DESIGN.md section 3).
+ *
+ * A protocol maps a request to a larder_mapping_t and calls larder_cache_serve(). Here the store is consulted:
+ * a fresh entry is served from its blob file (HEAD, single Range, If-None-Match/If-Modified-Since); a stale one
+ * is revalidated with a conditional fetch, or served STALE when offline or when upstream fails; a miss joins or
+ * starts the single-flight fetch and streams the growing temp file as the fetch thread writes it.
+ * Each response is a `tailer`: an h2o generator living in the request's pool that reads its file with pread and
+ * pushes buffers to h2o. A tailer that has sent everything written so far parks on this worker thread's
+ * `blocked` list until the fetch thread wakes the thread (larder_cache_on_wake). A fetch that fails after bytes
+ * were sent ends the response with an error, so clients see an aborted transfer, never a short success.
+ * This file never talks to upstreams or RocksDB directly beyond lookups: fetch.c and store.c own those. */
+#include "cache.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TAIL_BUFSZ (256 * 1024)
+
+enum { PHASE_WAIT = 0, PHASE_SEND, PHASE_DONE };
+
+typedef struct tailer {
+    h2o_generator_t super;
+    h2o_req_t *req;
+    larder_app_t *app;
+    larder_fetch_t *fetch; /* NULL when serving a complete blob */
+    int fd;                /* own descriptor of a complete blob, or -1 */
+    uint64_t off, end;     /* byte window still to send; end == UINT64_MAX: until the fetch ends */
+    int proto;
+    int cache_status;
+    int phase;
+    int is_head;
+    int has_stale; /* a stale entry exists to fall back on when the revalidation fails */
+    int in_send, again;
+    int status;
+    char *key;
+    char *logpath;
+    char method[8];
+    uint64_t started_ms;
+    uint64_t sent;
+    char *buf;
+    size_t bufsz;
+    h2o_linklist_t link;
+} tailer_t;
+
+static __thread h2o_linklist_t blocked_anchor; /* zeroed per thread; initialised on first use */
+static __thread size_t nblocked;
+
+static h2o_linklist_t *blocked_list(void)
+{
+    if (!blocked_anchor.next)
+        h2o_linklist_init_anchor(&blocked_anchor);
+    return &blocked_anchor;
+}
+
+static int send_step(tailer_t *t);
+
+/* ---- small helpers ---- */
+
+static void add_header(h2o_req_t *req, const char *name, const char *value)
+{
+    size_t len = strlen(value);
+    char *v = h2o_mem_alloc_pool(&req->pool, len + 1);
+    memcpy(v, value, len + 1);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, NULL, v, len);
+}
+
+static int is_method(h2o_req_t *req, const char *m)
+{
+    return req->input.method.len == strlen(m) && memcmp(req->input.method.base, m, req->input.method.len) == 0;
+}
+
+static h2o_iovec_t find_header(h2o_req_t *req, const h2o_token_t *tok)
+{
+    ssize_t i = h2o_find_header(&req->headers, tok, -1);
+    return i < 0 ? h2o_iovec_init(NULL, 0) : req->headers.entries[i].value;
+}
+
+static void log_line(larder_app_t *app, h2o_req_t *req, int proto, int status, int cache_status, uint64_t bytes,
+                     int64_t upstream_ms, const char *note)
+{
+    char path[512];
+    size_t n = req->input.path.len < sizeof(path) - 1 ? req->input.path.len : sizeof(path) - 1;
+    memcpy(path, req->input.path.base, n);
+    path[n] = 0;
+    char method[16];
+    n = req->input.method.len < sizeof(method) - 1 ? req->input.method.len : sizeof(method) - 1;
+    memcpy(method, req->input.method.base, n);
+    method[n] = 0;
+    larder_log_request(proto >= 0 ? larder_proto_name(proto) : "-", method, path, status,
+                       cache_status >= 0 ? larder_cache_status_name(cache_status) : "-", bytes, upstream_ms, note);
+    if (proto >= 0 && status >= 400)
+        atomic_fetch_add(&app->metrics.errors[proto], 1);
+}
+
+void larder_send_text(larder_app_t *app, h2o_req_t *req, int proto, int status, const char *reason,
+                      const char *content_type, const char *body, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = reason;
+    req->res.content_length = len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    log_line(app, req, proto, status, -1, len, -1, NULL);
+    if (is_method(req, "HEAD"))
+        len = 0;
+    char *copy = h2o_mem_alloc_pool(&req->pool, len + 1);
+    memcpy(copy, body, len);
+    h2o_send_inline(req, copy, len);
+}
+
+void larder_send_error(larder_app_t *app, h2o_req_t *req, int proto, int status, const char *reason, const char *fmt,
+                       ...)
+{
+    char body[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(body, sizeof(body) - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n > sizeof(body) - 2)
+        n = sizeof(body) - 2;
+    body[n++] = '\n';
+    body[n] = 0;
+    larder_send_text(app, req, proto, status, reason, "text/plain; charset=utf-8", body, (size_t)n);
+}
+
+/* ---- tailer lifecycle ---- */
+
+static void park(tailer_t *t)
+{
+    if (!h2o_linklist_is_linked(&t->link)) {
+        h2o_linklist_insert(blocked_list(), &t->link);
+        nblocked++;
+    }
+}
+
+static void unpark(tailer_t *t)
+{
+    if (h2o_linklist_is_linked(&t->link)) {
+        h2o_linklist_unlink(&t->link);
+        nblocked--;
+    }
+}
+
+static void tailer_dispose(void *p)
+{
+    tailer_t *t = p;
+    unpark(t);
+    if (t->phase != PHASE_DONE) {
+        larder_log_request(larder_proto_name(t->proto), t->method, t->logpath ? t->logpath : "-", t->status,
+                           larder_cache_status_name(t->cache_status), t->sent, -1, "client went away");
+        atomic_fetch_add(&t->app->metrics.bytes_served[t->proto], t->sent);
+    }
+    if (t->fetch)
+        larder_fetch_release(t->fetch);
+    if (t->fd >= 0)
+        close(t->fd);
+    free(t->key);
+    free(t->logpath);
+}
+
+static void finish_log(tailer_t *t, const char *note)
+{
+    t->phase = PHASE_DONE;
+    int64_t ums = t->fetch && t->cache_status != LARDER_CACHE_HIT ? (int64_t)t->fetch->upstream_ms : -1;
+    larder_log_request(larder_proto_name(t->proto), t->method, t->logpath, t->status,
+                       larder_cache_status_name(t->cache_status), t->sent, ums, note);
+    atomic_fetch_add(&t->app->metrics.bytes_served[t->proto], t->sent);
+}
+
+static void on_proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+    tailer_t *t = (tailer_t *)g;
+    if (t->in_send) {
+        t->again = 1;
+        return;
+    }
+    t->in_send = 1;
+    do {
+        t->again = 0;
+        if (send_step(t))
+            return; /* the response is over; t may be gone */
+    } while (t->again);
+    t->in_send = 0;
+}
+
+static void on_stop(h2o_generator_t *g, h2o_req_t *req)
+{
+    tailer_t *t = (tailer_t *)g;
+    unpark(t);
+}
+
+static tailer_t *tailer_new(larder_app_t *app, h2o_req_t *req, int proto, const char *key)
+{
+    tailer_t *t = h2o_mem_alloc_shared(&req->pool, sizeof(*t), tailer_dispose);
+    memset(t, 0, sizeof(*t));
+    t->super.proceed = on_proceed;
+    t->super.stop = on_stop;
+    t->req = req;
+    t->app = app;
+    t->fd = -1;
+    t->proto = proto;
+    t->cache_status = LARDER_CACHE_MISS;
+    t->is_head = is_method(req, "HEAD");
+    t->key = strdup(key);
+    t->logpath = strndup(req->input.path.base, req->input.path.len < 512 ? req->input.path.len : 512);
+    size_t n = req->input.method.len < sizeof(t->method) - 1 ? req->input.method.len : sizeof(t->method) - 1;
+    memcpy(t->method, req->input.method.base, n);
+    t->started_ms = larder_now_ms();
+    t->link.next = t->link.prev = NULL;
+    return t;
+}
+
+static int tailer_error(tailer_t *t, int status, const char *reason, const char *msg)
+{
+    t->phase = PHASE_DONE;
+    h2o_req_t *req = t->req;
+    add_header(req, "x-larder-cache", larder_cache_status_name(t->cache_status));
+    larder_send_error(t->app, req, t->proto, status, reason, "%s", msg);
+    return 1;
+}
+
+/* ---- ranges and conditionals ---- */
+
+/* 0: [*start, *end) set; 1: no usable Range (send everything); -1: unsatisfiable */
+static int parse_range(h2o_iovec_t h, uint64_t size, uint64_t *start, uint64_t *end)
+{
+    if (!h.base || h.len < 7 || strncasecmp(h.base, "bytes=", 6) != 0)
+        return 1;
+    char buf[64];
+    if (h.len - 6 >= sizeof(buf))
+        return 1;
+    memcpy(buf, h.base + 6, h.len - 6);
+    buf[h.len - 6] = 0;
+    if (strchr(buf, ','))
+        return 1; /* multiple ranges: a full 200 is a valid answer */
+    char *dash = strchr(buf, '-'), *e1, *e2;
+    if (!dash)
+        return 1;
+    *dash = 0;
+    if (buf[0] == 0) { /* suffix: -N */
+        unsigned long long n = strtoull(dash + 1, &e2, 10);
+        if (*e2 || dash[1] == 0)
+            return 1;
+        if (n == 0 || size == 0)
+            return -1;
+        *start = n >= size ? 0 : size - n;
+        *end = size;
+        return 0;
+    }
+    unsigned long long a = strtoull(buf, &e1, 10);
+    if (*e1)
+        return 1;
+    unsigned long long b = size ? size - 1 : 0;
+    if (dash[1]) {
+        b = strtoull(dash + 1, &e2, 10);
+        if (*e2 || b < a)
+            return 1;
+        if (b >= size)
+            b = size ? size - 1 : 0;
+    }
+    if (a >= size)
+        return -1;
+    *start = a;
+    *end = b + 1;
+    return 0;
+}
+
+static int etag_matches(h2o_iovec_t inm, const char *etag)
+{
+    if (!inm.base)
+        return 0;
+    size_t el = strlen(etag);
+    for (size_t i = 0; i < inm.len; i++) {
+        if (inm.base[i] == '*')
+            return 1;
+        if (inm.len - i >= el && memcmp(inm.base + i, etag, el) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Start a response from a complete blob. Returns 1 when the response is over. */
+static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_status)
+{
+    h2o_req_t *req = t->req;
+    char path[4096];
+    t->cache_status = cache_status;
+    larder_store_blob_path(t->app->store, e->digest, path, sizeof(path));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) < 0 || (uint64_t)sb.st_size != e->size) {
+        if (fd >= 0)
+            close(fd);
+        larder_err("cache: blob %s for %s is missing or has the wrong size (run larder fsck)", e->digest, t->key);
+        return tailer_error(t, 502, "Bad Gateway", "cached copy is damaged; run `larder fsck`");
+    }
+    if (t->fd >= 0)
+        close(t->fd);
+    t->fd = fd;
+    if (t->fetch) {
+        larder_fetch_release(t->fetch);
+        t->fetch = NULL;
+    }
+    atomic_fetch_add(&t->app->metrics.responses[t->proto][cache_status], 1);
+    if (cache_status == LARDER_CACHE_HIT || cache_status == LARDER_CACHE_STALE)
+        larder_store_touch(t->app->store, t->proto, t->key, e);
+
+    char etag[LARDER_SHA256_HEX + 2], lm[64];
+    snprintf(etag, sizeof(etag), "\"%s\"", e->digest);
+    uint64_t lmt = e->last_modified ? larder_parse_http_date(e->last_modified, strlen(e->last_modified)) : 0;
+    if (!lmt)
+        lmt = e->fetched_at;
+    larder_http_date(lmt, lm, sizeof(lm));
+    add_header(req, "x-larder-cache", larder_cache_status_name(cache_status));
+    add_header(req, "etag", etag);
+    add_header(req, "last-modified", lm);
+    add_header(req, "accept-ranges", "bytes");
+
+    h2o_iovec_t inm = find_header(req, H2O_TOKEN_IF_NONE_MATCH);
+    h2o_iovec_t ims = find_header(req, H2O_TOKEN_IF_MODIFIED_SINCE);
+    int not_modified = inm.base ? etag_matches(inm, etag)
+                                : (ims.base && larder_parse_http_date(ims.base, ims.len) >= lmt);
+    if (not_modified) {
+        req->res.status = t->status = 304;
+        req->res.reason = "Not Modified";
+        h2o_start_response(req, &t->super);
+        finish_log(t, NULL);
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        return 1;
+    }
+    const char *ct = e->content_type && *e->content_type ? e->content_type : "application/octet-stream";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, h2o_strdup(&req->pool, ct, SIZE_MAX).base,
+                   strlen(ct));
+    t->off = 0;
+    t->end = e->size;
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_iovec_t range = find_header(req, H2O_TOKEN_RANGE);
+    h2o_iovec_t if_range = find_header(req, H2O_TOKEN_IF_RANGE);
+    if (range.base && (!if_range.base || etag_matches(if_range, etag))) {
+        uint64_t a, b;
+        int r = parse_range(range, e->size, &a, &b);
+        if (r < 0) {
+            char cr[64];
+            snprintf(cr, sizeof(cr), "bytes */%" PRIu64, e->size);
+            add_header(req, "content-range", cr);
+            return tailer_error(t, 416, "Range Not Satisfiable", "requested range not satisfiable");
+        }
+        if (r == 0) {
+            char cr[96];
+            snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, a, b - 1, e->size);
+            add_header(req, "content-range", cr);
+            req->res.status = 206;
+            req->res.reason = "Partial Content";
+            t->off = a;
+            t->end = b;
+        }
+    }
+    t->status = req->res.status;
+    req->res.content_length = t->end - t->off;
+    t->phase = PHASE_SEND;
+    h2o_start_response(req, &t->super);
+    if (t->is_head || t->off == t->end) {
+        finish_log(t, NULL);
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        return 1;
+    }
+    return send_step(t);
+}
+
+/* fall back to whatever is in the store for this key */
+static int serve_stored(tailer_t *t, int cache_status, const char *why)
+{
+    larder_entry_t e;
+    if (larder_store_get(t->app->store, t->proto, t->key, &e) < 0)
+        return tailer_error(t, 502, "Bad Gateway", why ? why : "cached copy vanished; retry");
+    int r = start_blob_response(t, &e, cache_status);
+    larder_entry_clear(&e);
+    return r;
+}
+
+/* ---- streaming a fetch in progress ---- */
+
+static int start_stream_response(tailer_t *t)
+{
+    h2o_req_t *req = t->req;
+    larder_fetch_t *f = t->fetch;
+    int st = atomic_load(&f->state);
+    uint64_t written = atomic_load(&f->written);
+    atomic_fetch_add(&t->app->metrics.responses[t->proto][t->cache_status], 1);
+    add_header(req, "x-larder-cache", larder_cache_status_name(t->cache_status));
+    const char *ct = f->content_type && *f->content_type ? f->content_type : "application/octet-stream";
+    add_header(req, "content-type", ct);
+    if (f->etag)
+        add_header(req, "x-larder-upstream-etag", f->etag);
+    t->off = 0;
+    t->end = UINT64_MAX;
+    if (f->content_length >= 0)
+        t->end = (uint64_t)f->content_length;
+    else if (st == LARDER_FETCH_DONE)
+        t->end = written;
+    if (t->end != UINT64_MAX)
+        req->res.content_length = t->end;
+    req->res.status = t->status = 200;
+    req->res.reason = "OK";
+    t->phase = PHASE_SEND;
+    h2o_start_response(req, &t->super);
+    if (t->is_head) {
+        finish_log(t, NULL);
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        return 1;
+    }
+    return send_step(t);
+}
+
+static int wait_step(tailer_t *t)
+{
+    larder_fetch_t *f = t->fetch;
+    int st = atomic_load(&f->state);
+    switch (st) {
+    case LARDER_FETCH_PENDING:
+        park(t);
+        return 0;
+    case LARDER_FETCH_STREAMING:
+    case LARDER_FETCH_DONE:
+        return start_stream_response(t);
+    case LARDER_FETCH_NOT_MODIFIED:
+        return serve_stored(t, LARDER_CACHE_REVALIDATED, NULL);
+    default: {
+        char msg[700];
+        if (f->status == 404 || f->status == 410) {
+            snprintf(msg, sizeof(msg), "not found upstream: %s answered %d", f->url, f->status);
+            return tailer_error(t, 404, "Not Found", msg);
+        }
+        if (t->has_stale) {
+            larder_warn("cache: serving stale %s: upstream failed: %s", t->key, f->error);
+            return serve_stored(t, LARDER_CACHE_STALE, NULL);
+        }
+        snprintf(msg, sizeof(msg), "upstream fetch of %s failed: %s", f->url, f->error);
+        return tailer_error(t, 502, "Bad Gateway", msg);
+    }
+    }
+}
+
+/* Push the next buffer. Returns 1 when the response is over (t must not be touched after). */
+static int send_step(tailer_t *t)
+{
+    if (t->phase == PHASE_WAIT)
+        return wait_step(t);
+    if (t->phase == PHASE_DONE)
+        return 1;
+    h2o_req_t *req = t->req;
+    larder_fetch_t *f = t->fetch;
+    int st = f ? atomic_load(&f->state) : LARDER_FETCH_DONE;
+    uint64_t limit = t->end;
+    int fd = t->fd;
+    if (f) {
+        uint64_t w = atomic_load(&f->written);
+        fd = f->fd;
+        if (st == LARDER_FETCH_DONE && t->end == UINT64_MAX)
+            t->end = w;
+        limit = w < t->end ? w : t->end;
+    }
+    if (t->off < limit) {
+        if (!t->buf) {
+            uint64_t want = t->end == UINT64_MAX ? TAIL_BUFSZ : t->end - t->off;
+            t->bufsz = want < TAIL_BUFSZ ? (size_t)want : TAIL_BUFSZ;
+            t->buf = h2o_mem_alloc_pool(&req->pool, t->bufsz);
+        }
+        uint64_t n = limit - t->off;
+        if (n > t->bufsz)
+            n = t->bufsz;
+        ssize_t r = pread(fd, t->buf, (size_t)n, (off_t)t->off);
+        if (r <= 0) {
+            larder_err("cache: read of %s failed at %" PRIu64 ": %s", t->key, t->off, r < 0 ? strerror(errno) : "EOF");
+            finish_log(t, "read error");
+            h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+            return 1;
+        }
+        t->off += (uint64_t)r;
+        t->sent += (uint64_t)r;
+        h2o_iovec_t v = h2o_iovec_init(t->buf, (size_t)r);
+        if (t->off >= t->end) {
+            finish_log(t, NULL);
+            h2o_send(req, &v, 1, H2O_SEND_STATE_FINAL);
+            return 1;
+        }
+        h2o_send(req, &v, 1, H2O_SEND_STATE_IN_PROGRESS);
+        return 0;
+    }
+    if (t->off >= t->end) {
+        finish_log(t, NULL);
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        return 1;
+    }
+    if (st == LARDER_FETCH_FAILED || st == LARDER_FETCH_DONE) {
+        /* DONE here means the upstream sent less than announced, which fetch.c reports as FAILED; be safe */
+        finish_log(t, f && f->error[0] ? f->error : "upstream failed");
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+        return 1;
+    }
+    park(t);
+    return 0;
+}
+
+void larder_cache_on_wake(void)
+{
+    /* take the whole list: tailers that still have nothing to send park again */
+    h2o_linklist_t todo;
+    h2o_linklist_init_anchor(&todo);
+    h2o_linklist_insert_list(&todo, blocked_list());
+    nblocked = 0;
+    while (!h2o_linklist_is_empty(&todo)) {
+        tailer_t *t = H2O_STRUCT_FROM_MEMBER(tailer_t, link, todo.next);
+        h2o_linklist_unlink(&t->link);
+        on_proceed(&t->super, t->req);
+    }
+}
+
+size_t larder_cache_blocked(void) { return nblocked; }
+
+/* ---- entry points ---- */
+
+void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_t *m)
+{
+    if (!is_method(req, "GET") && !is_method(req, "HEAD")) {
+        add_header(req, "allow", "GET, HEAD");
+        larder_send_error(app, req, m->proto, 405, "Method Not Allowed", "only GET and HEAD are supported here");
+        return;
+    }
+    tailer_t *t = tailer_new(app, req, m->proto, m->key);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        larder_entry_t e;
+        int r = larder_store_get(app->store, m->proto, m->key, &e);
+        larder_fetch_req_t fr = {.proto = m->proto,
+                                 .key = m->key,
+                                 .url = m->url,
+                                 .sha256 = m->sha256,
+                                 .entry_flags = m->flags,
+                                 .ttl = m->ttl};
+        if (r == 0) {
+            int fresh = larder_entry_is_fresh(&e, larder_now());
+            if (fresh || app->cfg->offline || !m->url) {
+                start_blob_response(t, &e, fresh ? LARDER_CACHE_HIT : LARDER_CACHE_STALE);
+                larder_entry_clear(&e);
+                return;
+            }
+            /* stale and online: revalidate */
+            t->has_stale = 1;
+            t->cache_status = LARDER_CACHE_EXPIRED;
+            fr.if_none_match = e.etag;
+            fr.if_modified_since = e.last_modified;
+            int how;
+            t->fetch = larder_fetch_start(app->fetcher, &fr, &how);
+            larder_entry_clear(&e);
+        } else {
+            if (r != -ENOENT) {
+                tailer_error(t, 500, "Internal Server Error", "metadata store read failed; see the daemon log");
+                return;
+            }
+            if (!m->url) {
+                tailer_error(t, 404, "Not Found", "not in the cache");
+                return;
+            }
+            if (app->cfg->offline) {
+                char msg[1200];
+                snprintf(msg, sizeof(msg),
+                         "larder is offline and %s is not cached.\n"
+                         "Seed it while online: list it in a seed spec and run `larder seed SPEC.yaml`, "
+                         "or request it once with `offline: false`.",
+                         m->url);
+                t->cache_status = LARDER_CACHE_MISS;
+                tailer_error(t, 504, "Gateway Timeout", msg);
+                return;
+            }
+            int how;
+            t->fetch = larder_fetch_start(app->fetcher, &fr, &how);
+            if (!t->fetch && how == LARDER_FETCH_NOW_CACHED)
+                continue; /* committed meanwhile: look again */
+        }
+        break;
+    }
+    if (!t->fetch) {
+        tailer_error(t, 502, "Bad Gateway", "could not start the upstream fetch");
+        return;
+    }
+    t->phase = PHASE_WAIT;
+    on_proceed(&t->super, req);
+}
+
+void larder_cache_serve_digest(larder_app_t *app, h2o_req_t *req, int proto, const char *digest)
+{
+    if (!is_method(req, "GET") && !is_method(req, "HEAD")) {
+        larder_send_error(app, req, proto, 405, "Method Not Allowed", "only GET and HEAD are supported here");
+        return;
+    }
+    uint64_t size;
+    if (!larder_store_has_blob(app->store, digest, &size)) {
+        add_header(req, "x-larder-cache", "MISS");
+        larder_send_error(app, req, proto, 404, "Not Found",
+                          "no cached object has sha256 %s; fetch it once through a pin or mirror, or seed it", digest);
+        return;
+    }
+    tailer_t *t = tailer_new(app, req, proto, digest);
+    larder_entry_t e = {0};
+    memcpy(e.digest, digest, LARDER_SHA256_HEX);
+    e.size = size;
+    e.flags = LARDER_ENTRY_IMMUTABLE;
+    e.atime = larder_now(); /* no entry to touch */
+    e.fetched_at = e.atime;
+    start_blob_response(t, &e, LARDER_CACHE_HIT);
+}

@@ -1,0 +1,34 @@
+/* cache.h - the request flow shared by every protocol: lookup, freshness, single-flight miss, serving. */
+#ifndef LARDER_CACHE_H
+#define LARDER_CACHE_H
+
+#include <h2o.h>
+#include "app.h"
+
+/* What a protocol handler maps a request to. Strings must outlive the call (request pool is fine). */
+typedef struct larder_mapping {
+    int proto;
+    const char *key;    /* cache key within the protocol */
+    const char *url;    /* upstream URL, or NULL when the object can only come from the cache */
+    const char *sha256; /* expected digest (verified before commit), or NULL */
+    uint32_t flags;     /* LARDER_ENTRY_IMMUTABLE ... */
+    uint64_t ttl;       /* freshness of volatile objects, seconds */
+} larder_mapping_t;
+
+/* Serve a GET/HEAD through the cache. Always answers the request (possibly asynchronously). */
+void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_t *m);
+/* Serve a stored blob by its digest (content-addressed access); 404 when not cached. */
+void larder_cache_serve_digest(larder_app_t *app, h2o_req_t *req, int proto, const char *digest);
+
+/* A complete short response with a text body and a log line; proto < 0 for non-protocol paths. */
+void larder_send_text(larder_app_t *app, h2o_req_t *req, int proto, int status, const char *reason,
+                      const char *content_type, const char *body, size_t len);
+void larder_send_error(larder_app_t *app, h2o_req_t *req, int proto, int status, const char *reason, const char *fmt,
+                       ...) __attribute__((format(printf, 6, 7)));
+
+/* Worker-thread side of fetch progress: resume every response of this thread waiting for upstream bytes. */
+void larder_cache_on_wake(void);
+/* Number of responses of this thread waiting for upstream bytes. */
+size_t larder_cache_blocked(void);
+
+#endif

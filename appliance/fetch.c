@@ -1,0 +1,504 @@
+/* fetch.c - every upstream download, on one thread driving a libcurl multi handle.
+ *
+ * Worker threads call larder_fetch_start(); under the table mutex it either joins the fetch already running for
+ * that (protocol, key) or queues a new one and wakes the curl thread. The curl thread writes the body to a temp
+ * file while hashing it, publishing progress through the atomic `written` counter and the `wake` callback, so
+ * clients tail the growing file instead of waiting for the end. When the transfer ends the thread verifies
+ * length and sha256, fsyncs, commits through the store (rename + one write batch) and only then removes the
+ * fetch from the table: a request that misses the table afterwards finds the committed entry. A failed,
+ * truncated or mismatching body is never committed; the fetch ends FAILED and tailers abort their responses.
+ * Fetch objects are reference counted; the file descriptor lives as long as the last reader. */
+#include "fetch.h"
+#include "log.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define TABLE_SIZE 1024
+
+typedef struct done_waiter {
+    larder_fetch_done_cb cb;
+    void *ctx;
+    struct done_waiter *next;
+} done_waiter_t;
+
+struct larder_fetch_priv {
+    _Atomic int refs;
+    larder_fetcher_t *owner;
+    larder_fetch_t *table_next; /* chain in the single-flight table */
+    larder_fetch_t *queue_next; /* submission queue */
+    char *table_key;
+    char *sha256, *inm, *ims, *pin_set;
+    uint32_t entry_flags;
+    uint64_t ttl;
+    CURL *easy;
+    struct curl_slist *headers;
+    EVP_MD_CTX *md;
+    char tmp_path[4096];
+    int in_headers_status; /* status of the response currently being received */
+    int64_t in_content_length;
+    char *in_content_type, *in_etag, *in_last_modified;
+    uint64_t started_ms;
+    done_waiter_t *waiters;
+    int write_failed_errno;
+};
+
+struct larder_fetcher {
+    const larder_config_t *cfg;
+    larder_store_t *store;
+    larder_metrics_t *metrics;
+    larder_fetch_wake_cb wake;
+    void *wake_ctx;
+    pthread_mutex_t mu; /* table, queue, waiters and final state transitions */
+    larder_fetch_t *table[TABLE_SIZE];
+    larder_fetch_t *queue;
+    CURLM *multi;
+    pthread_t thread;
+    _Atomic int stop;
+    _Atomic int active;
+};
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
+
+void larder_fetch_retain(larder_fetch_t *fe) { atomic_fetch_add(&fe->priv->refs, 1); }
+
+void larder_fetch_release(larder_fetch_t *fe)
+{
+    if (!fe || atomic_fetch_sub(&fe->priv->refs, 1) != 1)
+        return;
+    struct larder_fetch_priv *p = fe->priv;
+    if (fe->fd >= 0)
+        close(fe->fd);
+    if (p->md)
+        EVP_MD_CTX_free(p->md);
+    free(p->table_key);
+    free(p->sha256);
+    free(p->inm);
+    free(p->ims);
+    free(p->pin_set);
+    free(p->in_content_type);
+    free(p->in_etag);
+    free(p->in_last_modified);
+    free(p);
+    free(fe->content_type);
+    free(fe->etag);
+    free(fe->last_modified);
+    free(fe->key);
+    free(fe->url);
+    free(fe);
+}
+
+static void table_remove(larder_fetcher_t *f, larder_fetch_t *fe)
+{
+    larder_fetch_t **pp = &f->table[hash_str(fe->priv->table_key) % TABLE_SIZE];
+    for (; *pp; pp = &(*pp)->priv->table_next) {
+        if (*pp == fe) {
+            *pp = fe->priv->table_next;
+            return;
+        }
+    }
+}
+
+larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t *req, int *how)
+{
+    size_t klen = strlen(req->key) + 16;
+    char *tkey = malloc(klen);
+    snprintf(tkey, klen, "%d/%s", req->proto, req->key);
+    larder_fetch_t **bucket = &f->table[hash_str(tkey) % TABLE_SIZE];
+
+    pthread_mutex_lock(&f->mu);
+    for (larder_fetch_t *fe = *bucket; fe; fe = fe->priv->table_next) {
+        if (strcmp(fe->priv->table_key, tkey) == 0) {
+            larder_fetch_retain(fe);
+            pthread_mutex_unlock(&f->mu);
+            free(tkey);
+            *how = LARDER_FETCH_JOINED;
+            return fe;
+        }
+    }
+    /* The previous fetch of this key may have committed between the caller's lookup and now. */
+    if (!req->if_none_match && !req->if_modified_since) {
+        larder_entry_t e;
+        if (larder_store_get(f->store, req->proto, req->key, &e) == 0) {
+            int fresh = larder_entry_is_fresh(&e, larder_now());
+            larder_entry_clear(&e);
+            if (fresh) {
+                pthread_mutex_unlock(&f->mu);
+                free(tkey);
+                *how = LARDER_FETCH_NOW_CACHED;
+                return NULL;
+            }
+        }
+    }
+    larder_fetch_t *fe = calloc(1, sizeof(*fe));
+    struct larder_fetch_priv *p = calloc(1, sizeof(*p));
+    fe->priv = p;
+    fe->fd = -1;
+    fe->content_length = -1;
+    fe->proto = req->proto;
+    fe->key = strdup(req->key);
+    fe->url = strdup(req->url);
+    atomic_init(&p->refs, 2); /* the table/thread and the caller */
+    p->owner = f;
+    p->table_key = tkey;
+    p->sha256 = xstrdup(req->sha256);
+    p->inm = xstrdup(req->if_none_match);
+    p->ims = xstrdup(req->if_modified_since);
+    p->pin_set = xstrdup(req->pin_set);
+    p->entry_flags = req->entry_flags;
+    p->ttl = req->ttl;
+    p->in_content_length = -1;
+    p->started_ms = larder_now_ms();
+    p->table_next = *bucket;
+    *bucket = fe;
+    p->queue_next = f->queue;
+    f->queue = fe;
+    atomic_fetch_add(&f->active, 1);
+    pthread_mutex_unlock(&f->mu);
+    curl_multi_wakeup(f->multi);
+    *how = LARDER_FETCH_STARTED;
+    return fe;
+}
+
+void larder_fetch_on_done(larder_fetch_t *fe, larder_fetch_done_cb cb, void *ctx)
+{
+    larder_fetcher_t *f = fe->priv->owner;
+    pthread_mutex_lock(&f->mu);
+    int st = atomic_load(&fe->state);
+    if (st >= LARDER_FETCH_DONE) {
+        pthread_mutex_unlock(&f->mu);
+        cb(fe, ctx);
+        return;
+    }
+    done_waiter_t *w = malloc(sizeof(*w));
+    w->cb = cb;
+    w->ctx = ctx;
+    w->next = fe->priv->waiters;
+    fe->priv->waiters = w;
+    pthread_mutex_unlock(&f->mu);
+}
+
+int larder_fetcher_active(larder_fetcher_t *f) { return atomic_load(&f->active); }
+
+/* ---- curl callbacks (fetch thread) ---- */
+
+static char *header_value(const char *line, size_t len, const char *name)
+{
+    size_t nl = strlen(name);
+    if (len <= nl + 1 || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+        return NULL;
+    const char *v = line + nl + 1, *end = line + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    return strndup(v, (size_t)(end - v));
+}
+
+static void publish_headers(larder_fetch_t *fe)
+{
+    struct larder_fetch_priv *p = fe->priv;
+    fe->status = p->in_headers_status;
+    fe->content_length = p->in_content_length;
+    fe->content_type = p->in_content_type;
+    fe->etag = p->in_etag;
+    fe->last_modified = p->in_last_modified;
+    p->in_content_type = p->in_etag = p->in_last_modified = NULL;
+    fe->upstream_ms = larder_now_ms() - p->started_ms;
+}
+
+static size_t on_header(char *buf, size_t size, size_t n, void *ud)
+{
+    larder_fetch_t *fe = ud;
+    struct larder_fetch_priv *p = fe->priv;
+    size_t len = size * n;
+    char *v;
+    if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+        const char *sp = memchr(buf, ' ', len);
+        p->in_headers_status = sp ? atoi(sp + 1) : 0;
+        p->in_content_length = -1;
+        free(p->in_content_type);
+        free(p->in_etag);
+        free(p->in_last_modified);
+        p->in_content_type = p->in_etag = p->in_last_modified = NULL;
+    } else if ((v = header_value(buf, len, "content-length"))) {
+        char *end;
+        long long cl = strtoll(v, &end, 10);
+        p->in_content_length = (*v && !*end && cl >= 0) ? cl : -1;
+        free(v);
+    } else if ((v = header_value(buf, len, "content-type"))) {
+        free(p->in_content_type);
+        p->in_content_type = v;
+    } else if ((v = header_value(buf, len, "etag"))) {
+        free(p->in_etag);
+        p->in_etag = v;
+    } else if ((v = header_value(buf, len, "last-modified"))) {
+        free(p->in_last_modified);
+        p->in_last_modified = v;
+    } else if ((len == 2 && buf[0] == '\r') || (len == 1 && buf[0] == '\n')) {
+        /* end of one response's headers; redirects are followed by curl, a 200 starts the stream */
+        int s = p->in_headers_status;
+        if (s == 200 && atomic_load(&fe->state) == LARDER_FETCH_PENDING) {
+            if (fe->fd < 0) {
+                int fd = larder_store_tmp_create(p->owner->store, p->tmp_path, sizeof(p->tmp_path));
+                if (fd < 0) {
+                    snprintf(fe->error, sizeof(fe->error), "cannot create temp file: %s", strerror(-fd));
+                    return 0; /* aborts the transfer */
+                }
+                fe->fd = fd;
+            }
+            publish_headers(fe);
+            atomic_store(&fe->state, LARDER_FETCH_STREAMING);
+            p->owner->wake(p->owner->wake_ctx);
+        }
+    }
+    return len;
+}
+
+static size_t on_body(char *buf, size_t size, size_t n, void *ud)
+{
+    larder_fetch_t *fe = ud;
+    struct larder_fetch_priv *p = fe->priv;
+    size_t len = size * n;
+    if (atomic_load(&fe->state) != LARDER_FETCH_STREAMING)
+        return len; /* body of an error or 304 response: not stored */
+    uint64_t w = atomic_load(&fe->written);
+    if (fe->content_length >= 0 && w + len > (uint64_t)fe->content_length) {
+        snprintf(fe->error, sizeof(fe->error), "upstream sent more than its Content-Length");
+        return 0;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t r = pwrite(fe->fd, buf + off, len - off, (off_t)(w + off));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            p->write_failed_errno = errno;
+            snprintf(fe->error, sizeof(fe->error), "writing the temp file failed: %s", strerror(errno));
+            return 0;
+        }
+        off += (size_t)r;
+    }
+    EVP_DigestUpdate(p->md, buf, len);
+    atomic_store(&fe->written, w + len);
+    p->owner->wake(p->owner->wake_ctx);
+    return len;
+}
+
+/* ---- fetch thread ---- */
+
+static void setup_easy(larder_fetcher_t *f, larder_fetch_t *fe)
+{
+    struct larder_fetch_priv *p = fe->priv;
+    const larder_config_t *c = f->cfg;
+    CURL *e = curl_easy_init();
+    p->easy = e;
+    p->md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(p->md, EVP_sha256(), NULL);
+    curl_easy_setopt(e, CURLOPT_URL, fe->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, fe);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "larder/0.1");
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)c->connect_timeout);
+    /* idle timeout: abort when fewer than 1 byte/s arrives for idle_timeout seconds */
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)c->idle_timeout);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, fe);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, fe);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
+    if (c->max_object_size)
+        curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_object_size);
+    if (c->upstream_proxy)
+        curl_easy_setopt(e, CURLOPT_PROXY, c->upstream_proxy);
+    char hdr[1024];
+    if (p->inm) {
+        snprintf(hdr, sizeof(hdr), "If-None-Match: %s", p->inm);
+        p->headers = curl_slist_append(p->headers, hdr);
+    }
+    if (p->ims) {
+        snprintf(hdr, sizeof(hdr), "If-Modified-Since: %s", p->ims);
+        p->headers = curl_slist_append(p->headers, hdr);
+    }
+    if (p->headers)
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->headers);
+    curl_multi_add_handle(f->multi, e);
+}
+
+/* verify and commit; returns the final state */
+static int finish_body(larder_fetcher_t *f, larder_fetch_t *fe)
+{
+    struct larder_fetch_priv *p = fe->priv;
+    uint64_t w = atomic_load(&fe->written);
+    unsigned char raw[32];
+    unsigned int rawlen = 0;
+    EVP_DigestFinal_ex(p->md, raw, &rawlen);
+    larder_hex(raw, 32, fe->digest);
+    if (fe->content_length >= 0 && (uint64_t)fe->content_length != w) {
+        snprintf(fe->error, sizeof(fe->error), "truncated: %" PRIu64 " of %" PRId64 " bytes", w, fe->content_length);
+        return LARDER_FETCH_FAILED;
+    }
+    if (p->sha256 && strcmp(p->sha256, fe->digest) != 0) {
+        snprintf(fe->error, sizeof(fe->error), "sha256 mismatch: expected %.16s..., upstream sent %.16s...", p->sha256,
+                 fe->digest);
+        return LARDER_FETCH_FAILED;
+    }
+    if (fsync(fe->fd) < 0) {
+        snprintf(fe->error, sizeof(fe->error), "fsync failed: %s", strerror(errno));
+        return LARDER_FETCH_FAILED;
+    }
+    larder_entry_t e = {0};
+    memcpy(e.digest, fe->digest, LARDER_SHA256_HEX);
+    e.size = w;
+    e.fetched_at = larder_now();
+    e.fresh_until = e.fetched_at + p->ttl;
+    e.flags = p->entry_flags;
+    e.content_type = fe->content_type;
+    e.url = fe->url;
+    e.etag = fe->etag;
+    e.last_modified = fe->last_modified;
+    int r = larder_store_commit(f->store, fe->proto, fe->key, p->tmp_path, &e, p->pin_set);
+    if (r < 0) {
+        /* the body is complete and verified: waiting clients still get it, it is just not kept */
+        fe->uncached = 1;
+        snprintf(fe->error, sizeof(fe->error), "not cached: %s",
+                 r == -ENOSPC ? "no room within quota or disk watermark" : strerror(-r));
+        larder_warn("fetch: %s: %s", fe->url, fe->error);
+    }
+    p->tmp_path[0] = 0;
+    return LARDER_FETCH_DONE;
+}
+
+static void finish(larder_fetcher_t *f, larder_fetch_t *fe, CURLcode res)
+{
+    struct larder_fetch_priv *p = fe->priv;
+    int final;
+    long code = 0;
+    curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &code);
+    if (atomic_load(&fe->state) == LARDER_FETCH_PENDING)
+        publish_headers(fe);
+    fe->status = (int)code;
+    if (res != CURLE_OK) {
+        final = LARDER_FETCH_FAILED;
+        if (!fe->error[0])
+            snprintf(fe->error, sizeof(fe->error), "%s", curl_easy_strerror(res));
+        if (res == CURLE_FILESIZE_EXCEEDED)
+            snprintf(fe->error, sizeof(fe->error), "object larger than max_object_size");
+    } else if (code == 304 && (p->inm || p->ims)) {
+        final = LARDER_FETCH_NOT_MODIFIED;
+        larder_store_refresh(f->store, fe->proto, fe->key, larder_now() + p->ttl, fe->etag, fe->last_modified);
+    } else if (code == 200 && atomic_load(&fe->state) == LARDER_FETCH_STREAMING) {
+        final = finish_body(f, fe);
+    } else {
+        final = LARDER_FETCH_FAILED;
+        snprintf(fe->error, sizeof(fe->error), "upstream answered %ld", code);
+    }
+    if (final == LARDER_FETCH_FAILED && p->tmp_path[0]) {
+        unlink(p->tmp_path);
+        p->tmp_path[0] = 0;
+    }
+    atomic_fetch_add(&f->metrics->bytes_upstream[fe->proto], atomic_load(&fe->written));
+    if (final == LARDER_FETCH_FAILED) {
+        atomic_fetch_add(&f->metrics->errors[fe->proto], 1);
+        larder_warn("fetch: %s failed: %s", fe->url, fe->error);
+    }
+    curl_multi_remove_handle(f->multi, p->easy);
+    curl_easy_cleanup(p->easy);
+    p->easy = NULL;
+    curl_slist_free_all(p->headers);
+    p->headers = NULL;
+
+    pthread_mutex_lock(&f->mu);
+    table_remove(f, fe);
+    atomic_store(&fe->state, final);
+    done_waiter_t *w = p->waiters;
+    p->waiters = NULL;
+    pthread_mutex_unlock(&f->mu);
+    atomic_fetch_sub(&f->active, 1);
+    f->wake(f->wake_ctx);
+    while (w) {
+        done_waiter_t *next = w->next;
+        w->cb(fe, w->ctx);
+        free(w);
+        w = next;
+    }
+    larder_fetch_release(fe); /* the table's reference */
+}
+
+static void *fetch_thread(void *arg)
+{
+    larder_fetcher_t *f = arg;
+    while (!atomic_load(&f->stop)) {
+        pthread_mutex_lock(&f->mu);
+        larder_fetch_t *q = f->queue;
+        f->queue = NULL;
+        pthread_mutex_unlock(&f->mu);
+        while (q) {
+            larder_fetch_t *next = q->priv->queue_next;
+            setup_easy(f, q);
+            q = next;
+        }
+        int running;
+        curl_multi_perform(f->multi, &running);
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(f->multi, &left))) {
+            if (m->msg != CURLMSG_DONE)
+                continue;
+            larder_fetch_t *fe;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&fe);
+            finish(f, fe, m->data.result);
+        }
+        curl_multi_poll(f->multi, NULL, 0, 1000, NULL);
+    }
+    return NULL;
+}
+
+larder_fetcher_t *larder_fetcher_create(const larder_config_t *cfg, larder_store_t *store, larder_metrics_t *metrics,
+                                        larder_fetch_wake_cb wake, void *wake_ctx)
+{
+    larder_fetcher_t *f = calloc(1, sizeof(*f));
+    f->cfg = cfg;
+    f->metrics = metrics;
+    f->store = store;
+    f->wake = wake;
+    f->wake_ctx = wake_ctx;
+    pthread_mutex_init(&f->mu, NULL);
+    f->multi = curl_multi_init();
+    curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 16L);
+    pthread_create(&f->thread, NULL, fetch_thread, f);
+    return f;
+}
+
+void larder_fetcher_destroy(larder_fetcher_t *f)
+{
+    if (!f)
+        return;
+    atomic_store(&f->stop, 1);
+    curl_multi_wakeup(f->multi);
+    pthread_join(f->thread, NULL);
+    curl_multi_cleanup(f->multi);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}

@@ -1,0 +1,69 @@
+/* fetch.h - upstream downloads: one libcurl multi thread, one fetch per cache key (single flight). */
+#ifndef LARDER_FETCH_H
+#define LARDER_FETCH_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include "config.h"
+#include "metrics.h"
+#include "store.h"
+
+typedef struct larder_fetcher larder_fetcher_t;
+typedef struct larder_fetch larder_fetch_t;
+
+enum larder_fetch_state {
+    LARDER_FETCH_PENDING = 0,   /* queued or waiting for upstream headers */
+    LARDER_FETCH_STREAMING,     /* 200 received, body being written to `fd` */
+    LARDER_FETCH_DONE,          /* body complete and verified (committed unless `uncached`) */
+    LARDER_FETCH_NOT_MODIFIED,  /* conditional request answered 304; entry freshness renewed */
+    LARDER_FETCH_FAILED,        /* see status (upstream status or 0) and error */
+};
+
+typedef struct larder_fetch_req {
+    int proto;
+    const char *key;
+    const char *url;
+    const char *sha256;            /* expected digest or NULL */
+    uint32_t entry_flags;          /* LARDER_ENTRY_IMMUTABLE ... */
+    uint64_t ttl;                  /* seconds of freshness for volatile objects */
+    const char *if_none_match;     /* conditional revalidation, or NULL */
+    const char *if_modified_since;
+    const char *pin_set;           /* pin the committed entry in this set, or NULL */
+} larder_fetch_req_t;
+
+struct larder_fetch {
+    _Atomic int state;
+    _Atomic uint64_t written; /* bytes of body in fd, readable by tailers */
+    int fd;                   /* temp file (then blob) holding the body; valid while referenced */
+    int status;               /* final upstream status, valid from STREAMING/FAILED on */
+    int64_t content_length;   /* -1 when unknown */
+    int uncached;             /* DONE but not committed (quota or disk) */
+    char *content_type, *etag, *last_modified;
+    char digest[LARDER_SHA256_HEX];
+    char error[256];
+    uint64_t upstream_ms;
+    int proto;
+    char *key, *url;
+    /* private to fetch.c below */
+    struct larder_fetch_priv *priv;
+};
+
+typedef void (*larder_fetch_wake_cb)(void *ctx);
+typedef void (*larder_fetch_done_cb)(larder_fetch_t *f, void *ctx);
+
+larder_fetcher_t *larder_fetcher_create(const larder_config_t *cfg, larder_store_t *store, larder_metrics_t *metrics,
+                                        larder_fetch_wake_cb wake, void *wake_ctx);
+void larder_fetcher_destroy(larder_fetcher_t *f);
+
+enum { LARDER_FETCH_STARTED = 0, LARDER_FETCH_JOINED = 1, LARDER_FETCH_NOW_CACHED = 2 };
+/* Join the in-flight fetch of (proto, key) or start one. Returns a referenced fetch (release it), or NULL with
+ * *how = LARDER_FETCH_NOW_CACHED when a fresh entry was committed meanwhile (look it up again). */
+larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t *req, int *how);
+void larder_fetch_retain(larder_fetch_t *fe);
+void larder_fetch_release(larder_fetch_t *fe);
+/* Call cb (on the fetch thread, or at once if already finished) when the fetch reaches a final state. */
+void larder_fetch_on_done(larder_fetch_t *fe, larder_fetch_done_cb cb, void *ctx);
+/* number of fetches in flight */
+int larder_fetcher_active(larder_fetcher_t *f);
+
+#endif

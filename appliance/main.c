@@ -1,0 +1,291 @@
+/* main.c - the `larder` command: serve, fsck, seed.
+ *
+ * `serve` wires the modules together (config -> store -> fetcher -> jobs -> server) and is the only place that
+ * owns process-wide state. `fsck` opens the store directly (RocksDB's lock keeps it away from a running
+ * daemon). `seed` is a client: it posts a seed spec to the running daemon's admin API and follows the job. */
+#include "app.h"
+#include "config.h"
+#include "jobs.h"
+#include "log.h"
+#include "server.h"
+#include "store.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: larder serve [--config FILE]\n"
+                 "       larder fsck  [--config FILE]\n"
+                 "       larder seed  [--config FILE] [--url BASE] SPEC.yaml\n"
+                 "       larder version\n"
+                 "With no --config, an embedded default is used (./larder-data, 0.0.0.0:3142, public upstreams).\n");
+}
+
+static larder_config_t *load_config(const char *path)
+{
+    char err[1024];
+    larder_config_t *cfg = larder_config_load(path, err, sizeof(err));
+    if (!cfg)
+        fprintf(stderr, "larder: %s\n", err);
+    return cfg;
+}
+
+static int cmd_serve(const char *config_path)
+{
+    larder_config_t *cfg = load_config(config_path);
+    if (!cfg)
+        return 2;
+    char err[1024];
+    larder_app_t *app = calloc(1, sizeof(*app));
+    app->cfg = cfg;
+    app->started_at = larder_now();
+    if (larder_store_open(cfg, &app->store, err, sizeof(err)) < 0) {
+        larder_err("%s", err);
+        return 1;
+    }
+    larder_server_t *srv = NULL;
+    /* the server must exist before the fetcher can wake it; the fetcher before any request arrives */
+    if (larder_server_create(app, &srv, err, sizeof(err)) < 0) {
+        larder_err("%s", err);
+        larder_store_close(app->store);
+        return 1;
+    }
+    app->fetcher = larder_fetcher_create(cfg, app->store, &app->metrics, larder_server_wake, srv);
+    app->jobs = larder_jobs_create(app);
+    int r = larder_server_run(srv);
+    larder_fetcher_destroy(app->fetcher);
+    larder_jobs_destroy(app->jobs);
+    larder_server_destroy(srv);
+    larder_store_close(app->store);
+    larder_config_free(cfg);
+    free(app);
+    larder_info("stopped");
+    return r;
+}
+
+static int cmd_fsck(const char *config_path)
+{
+    larder_config_t *cfg = load_config(config_path);
+    if (!cfg)
+        return 2;
+    char err[1024];
+    larder_store_t *st;
+    if (larder_store_open(cfg, &st, err, sizeof(err)) < 0) {
+        fprintf(stderr, "larder fsck: %s\n", err);
+        larder_config_free(cfg);
+        return 2;
+    }
+    larder_fsck_report_t rep;
+    int r = larder_store_fsck(st, &rep);
+    larder_store_close(st);
+    larder_config_free(cfg);
+    uint64_t problems = rep.blobs_corrupt + rep.entries_dropped + rep.blobs_orphaned;
+    printf("fsck: %llu blobs checked, %llu corrupt removed, %llu orphaned removed, %llu entries dropped: %s\n",
+           (unsigned long long)rep.blobs_checked, (unsigned long long)rep.blobs_corrupt,
+           (unsigned long long)rep.blobs_orphaned, (unsigned long long)rep.entries_dropped,
+           r < 0 ? "FAILED to write repairs" : problems ? "repaired" : "clean");
+    return r < 0 ? 2 : problems ? 1 : 0;
+}
+
+/* ---- seed client ---- */
+
+typedef struct membuf {
+    char *p;
+    size_t n;
+} membuf_t;
+
+static size_t collect(char *d, size_t s, size_t n, void *ud)
+{
+    membuf_t *m = ud;
+    m->p = realloc(m->p, m->n + s * n + 1);
+    memcpy(m->p + m->n, d, s * n);
+    m->n += s * n;
+    m->p[m->n] = 0;
+    return s * n;
+}
+
+static long http(const char *method, const char *url, const char *token, const char *body, size_t blen,
+                 membuf_t *out)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    char auth[1100];
+    if (token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        h = curl_slist_append(h, auth);
+    }
+    h = curl_slist_append(h, "Content-Type: application/yaml");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    if (getenv("LARDER_INSECURE")) { /* self-signed admin listener */
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)blen);
+    }
+    long code = 0;
+    CURLcode r = curl_easy_perform(c);
+    if (r == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    else
+        fprintf(stderr, "larder seed: %s: %s\n", url, curl_easy_strerror(r));
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return code;
+}
+
+static void progress(long done, long failed, long total)
+{
+    int width = 40, filled = total ? (int)((done + failed) * width / total) : width;
+    fprintf(stderr, "\r[");
+    for (int i = 0; i < width; i++)
+        fputc(i < filled ? '#' : '.', stderr);
+    fprintf(stderr, "] %ld/%ld", done + failed, total);
+    if (failed)
+        fprintf(stderr, " (%ld failed)", failed);
+    fflush(stderr);
+}
+
+static int cmd_seed(const char *config_path, const char *base, const char *spec_path)
+{
+    larder_config_t *cfg = load_config(config_path);
+    if (!cfg)
+        return 2;
+    size_t len;
+    char *spec = larder_read_file(spec_path, &len);
+    if (!spec) {
+        fprintf(stderr, "larder seed: cannot read %s: %s\n", spec_path, strerror(errno));
+        return 2;
+    }
+    char url[1024];
+    if (base)
+        snprintf(url, sizeof(url), "%s", base);
+    else {
+        const larder_listen_t *l = &cfg->listen[0];
+        const char *addr = strcmp(l->address, "0.0.0.0") == 0 ? "127.0.0.1" : strcmp(l->address, "::") == 0 ? "::1"
+                                                                                                              : l->address;
+        int v6 = strchr(addr, ':') != NULL;
+        snprintf(url, sizeof(url), "%s://%s%s%s:%d", l->tls_cert ? "https" : "http", v6 ? "[" : "", addr, v6 ? "]" : "",
+                 l->port);
+    }
+    size_t bl = strlen(url);
+    while (bl && url[bl - 1] == '/')
+        url[--bl] = 0;
+    char u[1200];
+    snprintf(u, sizeof(u), "%s/-/api/v1/jobs", url);
+    membuf_t resp = {0};
+    long code = http("POST", u, cfg->admin_token, spec, len, &resp);
+    free(spec);
+    json_t *j = resp.p ? json_loads(resp.p, 0, NULL) : NULL;
+    if (code != 202 || !j) {
+        const char *msg = j && json_string_value(json_object_get(j, "error")) ? json_string_value(json_object_get(j, "error"))
+                                                                              : resp.p ? resp.p : "no answer";
+        fprintf(stderr, "larder seed: the daemon refused the spec (HTTP %ld): %s\n", code, msg);
+        json_decref(j);
+        free(resp.p);
+        larder_config_free(cfg);
+        return 2;
+    }
+    char id[64];
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    free(resp.p);
+    fprintf(stderr, "seed job %s submitted\n", id);
+    snprintf(u, sizeof(u), "%s/-/api/v1/jobs/%s", url, id);
+    int rc = 2;
+    for (;;) {
+        membuf_t r = {0};
+        code = http("GET", u, cfg->admin_token, NULL, 0, &r);
+        json_t *js = r.p ? json_loads(r.p, 0, NULL) : NULL;
+        free(r.p);
+        if (code != 200 || !js) {
+            fprintf(stderr, "\nlarder seed: lost track of job %s (HTTP %ld)\n", id, code);
+            json_decref(js);
+            break;
+        }
+        long done = (long)json_integer_value(json_object_get(js, "done"));
+        long failed = (long)json_integer_value(json_object_get(js, "failed"));
+        long total = (long)json_integer_value(json_object_get(js, "total"));
+        const char *state = json_string_value(json_object_get(js, "state"));
+        progress(done, failed, total);
+        if (state && strcmp(state, "running") != 0) {
+            fprintf(stderr, "\n");
+            json_t *errs = json_object_get(js, "errors");
+            size_t i;
+            json_t *e;
+            json_array_foreach(errs, i, e) fprintf(stderr, "FAILED %s\n", json_string_value(e));
+            printf("pin set %s: %ld pinned, %ld failed\n", json_string_value(json_object_get(js, "pin_set")), done,
+                   failed);
+            rc = failed ? 1 : 0;
+            json_decref(js);
+            break;
+        }
+        json_decref(js);
+        usleep(300 * 1000);
+    }
+    larder_config_free(cfg);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    larder_log_init();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("larder 0.1.0\n");
+        return 0;
+    }
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"url", required_argument, NULL, 'u'}, {NULL, 0, NULL, 0}};
+    const char *config = NULL, *url = NULL;
+    int c;
+    optind = 2;
+    while ((c = getopt_long(argc, argv, "c:u:", opts, NULL)) != -1) {
+        if (c == 'c')
+            config = optarg;
+        else if (c == 'u')
+            url = optarg;
+        else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!strcmp(cmd, "serve"))
+        return cmd_serve(config);
+    if (!strcmp(cmd, "fsck"))
+        return cmd_fsck(config);
+    if (!strcmp(cmd, "seed")) {
+        if (optind >= argc) {
+            usage(stderr);
+            return 2;
+        }
+        return cmd_seed(config, url, argv[optind]);
+    }
+    fprintf(stderr, "larder: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

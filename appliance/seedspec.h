@@ -1,0 +1,32 @@
+/* seedspec.h - the seed spec: a YAML document naming what to fetch and pin.
+ *
+ *   pin_set: tutor-18          # required: [A-Za-z0-9._-]{1,64}
+ *   files:                     # one section per protocol
+ *     - node-v20.tar.xz        # a configured pin name, or
+ *     - nodejs/v20.11.1/node-v20.11.1-linux-x64.tar.xz   # <mirror>/<path>
+ *     - path: python/3.11.7/Python-3.11.7.tar.xz         # mapping form
+ *       sha256: 0123...        # optional expected digest
+ *
+ * Parsing only checks shape; the protocol handlers resolve each ref. */
+#ifndef LARDER_SEEDSPEC_H
+#define LARDER_SEEDSPEC_H
+
+#include <stddef.h>
+
+typedef struct larder_seed_item {
+    int proto;    /* enum larder_proto */
+    char *ref;    /* protocol-specific reference (for files: the path under /files/) */
+    char *sha256; /* optional, 64 lower-case hex, or NULL */
+} larder_seed_item_t;
+
+typedef struct larder_seed_spec {
+    char *pin_set;
+    larder_seed_item_t *items;
+    size_t nitems;
+} larder_seed_spec_t;
+
+/* NULL on error with a message ("line N: ...") in err. */
+larder_seed_spec_t *larder_seed_parse(const char *text, size_t len, char *err, size_t errlen);
+void larder_seed_free(larder_seed_spec_t *spec);
+
+#endif

@@ -1,0 +1,980 @@
+/* store.c - RocksDB metadata + content-addressed blob files.
+ *
+ * Layout under data_dir: db/ (RocksDB), blobs/sha256/ab/<hex> (one file per unique content), tmp/ (downloads
+ * in flight; emptied at start-up). Keys in RocksDB:
+ *   e/<proto>/<key>        entry (binary, see encode_entry)      b/<digest>       number of entries using the blob
+ *   l/<atime:016x>/<proto>/<key>  LRU order for eviction         u/<proto>, u/_blobs  byte counters
+ *   p/<set>/<proto>/<key>  membership of a pin set               c/<proto>/<key>  number of sets pinning it
+ * Readers (lookups) are lock-free; everything that changes counters (commit, evict, pin, fsck) runs under one
+ * mutex and lands in one WriteBatch, so a crash leaves either the old or the new state. Blob files are renamed
+ * into place before the batch that references them and unlinked only after the batch that drops the last
+ * reference, so metadata never points at a missing file except after outside tampering (fsck repairs that). */
+#include "store.h"
+#include "log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <rocksdb/c.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+struct larder_store {
+    const larder_config_t *cfg;
+    char *dir;
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_readoptions_t *ropts;
+    rocksdb_writeoptions_t *wopts;
+    pthread_mutex_t mu; /* serialises every read-modify-write of counters */
+    uint64_t usage[LARDER_NPROTO];
+    uint64_t count[LARDER_NPROTO];
+    uint64_t blob_bytes, blob_count;
+    _Atomic uint64_t evictions[LARDER_NPROTO];
+    _Atomic uint64_t tmp_seq;
+};
+
+/* ---- key helpers ---- */
+
+static size_t mkkey(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static size_t mkkey(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= len)
+        return 0;
+    return (size_t)n;
+}
+
+#define KEYMAX 4096
+
+static int db_get_u64(larder_store_t *st, const char *key, size_t klen, uint64_t *out)
+{
+    char *errptr = NULL;
+    size_t vlen;
+    char *v = rocksdb_get(st->db, st->ropts, key, klen, &vlen, &errptr);
+    *out = 0;
+    if (errptr) {
+        larder_err("store: read %.*s: %s", (int)klen, key, errptr);
+        free(errptr);
+        return -EIO;
+    }
+    if (!v)
+        return -ENOENT;
+    char tmp[32];
+    size_t n = vlen < sizeof(tmp) - 1 ? vlen : sizeof(tmp) - 1;
+    memcpy(tmp, v, n);
+    tmp[n] = 0;
+    *out = strtoull(tmp, NULL, 10);
+    rocksdb_free(v);
+    return 0;
+}
+
+static void batch_put_u64(rocksdb_writebatch_t *b, const char *key, size_t klen, uint64_t v)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof(tmp), "%" PRIu64, v);
+    rocksdb_writebatch_put(b, key, klen, tmp, (size_t)n);
+}
+
+static int write_batch(larder_store_t *st, rocksdb_writebatch_t *b)
+{
+    char *errptr = NULL;
+    rocksdb_write(st->db, st->wopts, b, &errptr);
+    if (errptr) {
+        larder_err("store: write batch failed: %s", errptr);
+        free(errptr);
+        return -EIO;
+    }
+    return 0;
+}
+
+/* ---- entry encoding: fixed header then four length-prefixed strings ---- */
+
+static void put_u64(char **p, uint64_t v) { memcpy(*p, &v, 8); *p += 8; }
+static void put_str(char **p, const char *s)
+{
+    uint32_t n = s ? (uint32_t)strlen(s) : 0;
+    memcpy(*p, &n, 4);
+    *p += 4;
+    if (n)
+        memcpy(*p, s, n);
+    *p += n;
+}
+
+static char *encode_entry(const larder_entry_t *e, size_t *len)
+{
+    const char *strs[4] = {e->content_type, e->url, e->etag, e->last_modified};
+    size_t n = 2 + 64 + 8 * 4 + 4;
+    for (int i = 0; i < 4; i++)
+        n += 4 + (strs[i] ? strlen(strs[i]) : 0);
+    char *buf = malloc(n), *p = buf;
+    if (!buf)
+        return NULL;
+    *p++ = 'E';
+    *p++ = '1';
+    memcpy(p, e->digest, 64);
+    p += 64;
+    put_u64(&p, e->size);
+    put_u64(&p, e->fetched_at);
+    put_u64(&p, e->fresh_until);
+    put_u64(&p, e->atime);
+    memcpy(p, &e->flags, 4);
+    p += 4;
+    for (int i = 0; i < 4; i++)
+        put_str(&p, strs[i]);
+    *len = n;
+    return buf;
+}
+
+static int decode_entry(const char *v, size_t len, larder_entry_t *e)
+{
+    memset(e, 0, sizeof(*e));
+    const char *p = v, *end = v + len;
+    if (len < 2 + 64 + 32 + 4 || p[0] != 'E' || p[1] != '1')
+        return -EINVAL;
+    p += 2;
+    memcpy(e->digest, p, 64);
+    e->digest[64] = 0;
+    p += 64;
+    memcpy(&e->size, p, 8);
+    memcpy(&e->fetched_at, p + 8, 8);
+    memcpy(&e->fresh_until, p + 16, 8);
+    memcpy(&e->atime, p + 24, 8);
+    memcpy(&e->flags, p + 32, 4);
+    p += 36;
+    char **strs[4] = {&e->content_type, &e->url, &e->etag, &e->last_modified};
+    for (int i = 0; i < 4; i++) {
+        uint32_t n;
+        if (end - p < 4)
+            goto bad;
+        memcpy(&n, p, 4);
+        p += 4;
+        if ((size_t)(end - p) < n)
+            goto bad;
+        if (n) {
+            *strs[i] = strndup(p, n);
+            p += n;
+        }
+    }
+    return 0;
+bad:
+    larder_entry_clear(e);
+    return -EINVAL;
+}
+
+void larder_entry_clear(larder_entry_t *e)
+{
+    free(e->content_type);
+    free(e->url);
+    free(e->etag);
+    free(e->last_modified);
+    e->content_type = e->url = e->etag = e->last_modified = NULL;
+}
+
+int larder_entry_is_fresh(const larder_entry_t *e, uint64_t now)
+{
+    return (e->flags & LARDER_ENTRY_IMMUTABLE) || now < e->fresh_until;
+}
+
+/* ---- paths ---- */
+
+const char *larder_store_data_dir(larder_store_t *st) { return st->dir; }
+
+void larder_store_blob_path(larder_store_t *st, const char *digest, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s/blobs/sha256/%.2s/%s", st->dir, digest, digest);
+}
+
+static int clean_tmp(larder_store_t *st)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/tmp", st->dir);
+    DIR *d = opendir(path);
+    int removed = 0;
+    if (!d)
+        return 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char p[4400];
+        snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
+        if (unlink(p) == 0)
+            removed++;
+    }
+    closedir(d);
+    if (removed)
+        larder_info("store: removed %d orphaned temp file(s) from an earlier run", removed);
+    return removed;
+}
+
+static void load_counters(larder_store_t *st)
+{
+    char k[64];
+    for (int p = 0; p < LARDER_NPROTO; p++) {
+        size_t n = mkkey(k, sizeof(k), "u/%s", larder_proto_name(p));
+        db_get_u64(st, k, n, &st->usage[p]);
+        n = mkkey(k, sizeof(k), "n/%s", larder_proto_name(p));
+        db_get_u64(st, k, n, &st->count[p]);
+    }
+    db_get_u64(st, "u/_blobs", 8, &st->blob_bytes);
+    db_get_u64(st, "n/_blobs", 8, &st->blob_count);
+}
+
+static void batch_counters(larder_store_t *st, rocksdb_writebatch_t *b, int proto)
+{
+    char k[64];
+    size_t n = mkkey(k, sizeof(k), "u/%s", larder_proto_name(proto));
+    batch_put_u64(b, k, n, st->usage[proto]);
+    n = mkkey(k, sizeof(k), "n/%s", larder_proto_name(proto));
+    batch_put_u64(b, k, n, st->count[proto]);
+    batch_put_u64(b, "u/_blobs", 8, st->blob_bytes);
+    batch_put_u64(b, "n/_blobs", 8, st->blob_count);
+}
+
+int larder_store_open(const larder_config_t *cfg, larder_store_t **out, char *err, size_t errlen)
+{
+    larder_store_t *st = calloc(1, sizeof(*st));
+    char path[4096];
+    st->cfg = cfg;
+    st->dir = strdup(cfg->data_dir);
+    pthread_mutex_init(&st->mu, NULL);
+    const char *subs[] = {"", "/db", "/blobs/sha256", "/tmp"};
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        snprintf(path, sizeof(path), "%s%s", st->dir, subs[i]);
+        int r = larder_mkdirs(path, 0750);
+        if (r < 0) {
+            snprintf(err, errlen, "cannot create %s: %s", path, strerror(-r));
+            goto fail;
+        }
+    }
+    st->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(st->opts, 1);
+    rocksdb_options_set_max_open_files(st->opts, 256);
+    rocksdb_options_set_keep_log_file_num(st->opts, 2);
+    rocksdb_options_increase_parallelism(st->opts, 2);
+    st->ropts = rocksdb_readoptions_create();
+    st->wopts = rocksdb_writeoptions_create();
+    snprintf(path, sizeof(path), "%s/db", st->dir);
+    char *errptr = NULL;
+    st->db = rocksdb_open(st->opts, path, &errptr);
+    if (errptr) {
+        snprintf(err, errlen, "cannot open metadata store %s: %s (is another larder using this data_dir?)", path,
+                 errptr);
+        free(errptr);
+        goto fail;
+    }
+    clean_tmp(st);
+    load_counters(st);
+    *out = st;
+    return 0;
+fail:
+    larder_store_close(st);
+    return -EIO;
+}
+
+void larder_store_close(larder_store_t *st)
+{
+    if (!st)
+        return;
+    if (st->db)
+        rocksdb_close(st->db);
+    if (st->opts)
+        rocksdb_options_destroy(st->opts);
+    if (st->ropts)
+        rocksdb_readoptions_destroy(st->ropts);
+    if (st->wopts)
+        rocksdb_writeoptions_destroy(st->wopts);
+    pthread_mutex_destroy(&st->mu);
+    free(st->dir);
+    free(st);
+}
+
+/* ---- lookups ---- */
+
+static int get_raw_entry(larder_store_t *st, const char *k, size_t klen, larder_entry_t *out)
+{
+    char *errptr = NULL;
+    size_t vlen;
+    char *v = rocksdb_get(st->db, st->ropts, k, klen, &vlen, &errptr);
+    if (errptr) {
+        larder_err("store: read failed: %s", errptr);
+        free(errptr);
+        return -EIO;
+    }
+    if (!v)
+        return -ENOENT;
+    int r = decode_entry(v, vlen, out);
+    rocksdb_free(v);
+    if (r < 0)
+        larder_err("store: undecodable entry %.*s (run larder fsck)", (int)klen, k);
+    return r;
+}
+
+int larder_store_get(larder_store_t *st, int proto, const char *key, larder_entry_t *out)
+{
+    char k[KEYMAX];
+    size_t klen = mkkey(k, sizeof(k), "e/%s/%s", larder_proto_name(proto), key);
+    if (!klen)
+        return -ENAMETOOLONG;
+    return get_raw_entry(st, k, klen, out);
+}
+
+int larder_store_has_blob(larder_store_t *st, const char *digest, uint64_t *size)
+{
+    char k[80], path[4096];
+    uint64_t refs;
+    size_t n = mkkey(k, sizeof(k), "b/%s", digest);
+    if (!larder_is_sha256_hex(digest) || db_get_u64(st, k, n, &refs) < 0 || refs == 0)
+        return 0;
+    larder_store_blob_path(st, digest, path, sizeof(path));
+    struct stat sb;
+    if (stat(path, &sb) < 0)
+        return 0;
+    if (size)
+        *size = (uint64_t)sb.st_size;
+    return 1;
+}
+
+int larder_store_tmp_create(larder_store_t *st, char *path, size_t pathlen)
+{
+    uint64_t seq = atomic_fetch_add(&st->tmp_seq, 1);
+    snprintf(path, pathlen, "%s/tmp/%d-%" PRIu64 "-%" PRIu64, st->dir, (int)getpid(), larder_now_ms(), seq);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    return fd < 0 ? -errno : fd;
+}
+
+/* ---- removal of an entry (caller holds mu); unlinks are collected for after the batch ---- */
+
+typedef struct unlink_list {
+    char (*digests)[LARDER_SHA256_HEX];
+    size_t n, cap;
+} unlink_list_t;
+
+static void drop_blob_ref(larder_store_t *st, rocksdb_writebatch_t *b, const char *digest, uint64_t size,
+                          unlink_list_t *ul, int *refs_delta_pending)
+{
+    (void)refs_delta_pending;
+    char k[80];
+    size_t n = mkkey(k, sizeof(k), "b/%s", digest);
+    uint64_t refs = 0;
+    db_get_u64(st, k, n, &refs);
+    if (refs <= 1) {
+        rocksdb_writebatch_delete(b, k, n);
+        if (st->blob_bytes >= size)
+            st->blob_bytes -= size;
+        if (st->blob_count)
+            st->blob_count--;
+        if (ul->n == ul->cap) {
+            ul->cap = ul->cap ? ul->cap * 2 : 8;
+            ul->digests = realloc(ul->digests, ul->cap * sizeof(*ul->digests));
+        }
+        memcpy(ul->digests[ul->n++], digest, LARDER_SHA256_HEX);
+    } else {
+        batch_put_u64(b, k, n, refs - 1);
+    }
+}
+
+static void unlink_blobs(larder_store_t *st, unlink_list_t *ul)
+{
+    char path[4096];
+    for (size_t i = 0; i < ul->n; i++) {
+        larder_store_blob_path(st, ul->digests[i], path, sizeof(path));
+        unlink(path);
+    }
+    free(ul->digests);
+    ul->digests = NULL;
+    ul->n = ul->cap = 0;
+}
+
+static void batch_remove_entry(larder_store_t *st, rocksdb_writebatch_t *b, int proto, const char *key,
+                               const larder_entry_t *old, unlink_list_t *ul)
+{
+    char k[KEYMAX];
+    size_t n = mkkey(k, sizeof(k), "e/%s/%s", larder_proto_name(proto), key);
+    rocksdb_writebatch_delete(b, k, n);
+    n = mkkey(k, sizeof(k), "l/%016" PRIx64 "/%s/%s", old->atime, larder_proto_name(proto), key);
+    rocksdb_writebatch_delete(b, k, n);
+    if (st->usage[proto] >= old->size)
+        st->usage[proto] -= old->size;
+    if (st->count[proto])
+        st->count[proto]--;
+    drop_blob_ref(st, b, old->digest, old->size, ul, NULL);
+}
+
+/* ---- quotas and eviction ---- */
+
+static uint64_t disk_free(larder_store_t *st)
+{
+    struct statvfs sv;
+    if (statvfs(st->dir, &sv) < 0)
+        return UINT64_MAX;
+    return (uint64_t)sv.f_bavail * sv.f_frsize;
+}
+
+static int over_quota(larder_store_t *st, int proto, uint64_t incoming, uint64_t *pending_free)
+{
+    const larder_config_t *c = st->cfg;
+    if (c->quota_total && st->blob_bytes + incoming > c->quota_total)
+        return 1;
+    if (proto >= 0 && c->proto[proto].quota && st->usage[proto] + incoming > c->proto[proto].quota)
+        return 2;
+    if (c->min_free && disk_free(st) + *pending_free < c->min_free + incoming)
+        return 3;
+    return 0;
+}
+
+/* caller holds mu. Evicts least recently used unpinned entries until `incoming` fits. */
+static int make_room_locked(larder_store_t *st, int proto, uint64_t incoming)
+{
+    uint64_t pending_free = 0;
+    int why = over_quota(st, proto, incoming, &pending_free);
+    if (!why)
+        return 0;
+    rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, st->ropts);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    unlink_list_t ul = {0};
+    int evicted = 0;
+    for (rocksdb_iter_seek(it, "l/", 2); why && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < 2 || memcmp(k, "l/", 2) != 0)
+            break;
+        /* l/<16 hex>/<proto>/<key> */
+        if (klen < 2 + 16 + 1 + 1)
+            continue;
+        char buf[KEYMAX];
+        if (klen >= sizeof(buf))
+            continue;
+        memcpy(buf, k, klen);
+        buf[klen] = 0;
+        char *pname = buf + 2 + 16 + 1, *slash = strchr(pname, '/');
+        if (!slash)
+            continue;
+        *slash = 0;
+        int p = larder_proto_from_name(pname);
+        const char *key = slash + 1;
+        if (p < 0)
+            continue;
+        if (why == 2 && p != proto)
+            continue;
+        if (larder_store_is_pinned(st, p, key))
+            continue;
+        larder_entry_t old;
+        if (larder_store_get(st, p, key, &old) < 0) {
+            rocksdb_writebatch_delete(b, k, klen); /* dangling LRU key */
+            continue;
+        }
+        size_t before = ul.n;
+        batch_remove_entry(st, b, p, key, &old, &ul);
+        if (ul.n > before)
+            pending_free += old.size;
+        atomic_fetch_add(&st->evictions[p], 1);
+        evicted++;
+        larder_info("store: evicted %s %s (%" PRIu64 " bytes) to make room", pname, key, old.size);
+        larder_entry_clear(&old);
+        why = over_quota(st, proto, incoming, &pending_free);
+    }
+    rocksdb_iter_destroy(it);
+    for (int p = 0; p < LARDER_NPROTO; p++)
+        batch_counters(st, b, p);
+    int r = evicted ? write_batch(st, b) : 0;
+    rocksdb_writebatch_destroy(b);
+    if (r == 0)
+        unlink_blobs(st, &ul);
+    else
+        free(ul.digests);
+    if (why) {
+        const char *what = why == 1 ? "quota.total" : why == 2 ? "the protocol quota" : "the free-disk watermark";
+        larder_warn("store: cannot make room for %" PRIu64 " bytes: %s reached and every remaining entry is pinned",
+                    incoming, what);
+        return -ENOSPC;
+    }
+    return r;
+}
+
+int larder_store_make_room(larder_store_t *st, int proto, uint64_t incoming)
+{
+    pthread_mutex_lock(&st->mu);
+    int r = make_room_locked(st, proto, incoming);
+    pthread_mutex_unlock(&st->mu);
+    return r;
+}
+
+/* ---- commit ---- */
+
+static int fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int r = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return r;
+}
+
+static void batch_pin(larder_store_t *st, rocksdb_writebatch_t *b, const char *set, int proto, const char *key)
+{
+    char k[KEYMAX];
+    size_t n = mkkey(k, sizeof(k), "p/%s/%s/%s", set, larder_proto_name(proto), key);
+    char *errptr = NULL;
+    size_t vlen;
+    char *v = rocksdb_get(st->db, st->ropts, k, n, &vlen, &errptr);
+    free(errptr);
+    if (v) { /* already in this set */
+        rocksdb_free(v);
+        return;
+    }
+    rocksdb_writebatch_put(b, k, n, "", 0);
+    n = mkkey(k, sizeof(k), "c/%s/%s", larder_proto_name(proto), key);
+    uint64_t c = 0;
+    db_get_u64(st, k, n, &c);
+    batch_put_u64(b, k, n, c + 1);
+}
+
+int larder_store_commit(larder_store_t *st, int proto, const char *key, const char *tmp_path, const larder_entry_t *e,
+                        const char *pin_set)
+{
+    char blob[4096], k[KEYMAX];
+    int r = 0;
+    larder_store_blob_path(st, e->digest, blob, sizeof(blob));
+    pthread_mutex_lock(&st->mu);
+
+    larder_entry_t old;
+    int had_old = 0;
+    uint64_t blob_refs = 0;
+    size_t bn = mkkey(k, sizeof(k), "b/%s", e->digest);
+    int blob_known = db_get_u64(st, k, bn, &blob_refs) == 0 && blob_refs > 0;
+    if ((r = make_room_locked(st, proto, blob_known ? 0 : e->size)) < 0) {
+        unlink(tmp_path);
+        goto out;
+    }
+    /* eviction may have dropped the old entry of this key or the last other user of this blob */
+    had_old = larder_store_get(st, proto, key, &old) == 0;
+    int same_blob = had_old && strcmp(old.digest, e->digest) == 0;
+    blob_known = db_get_u64(st, k, bn, &blob_refs) == 0 && blob_refs > 0;
+    if (blob_known) {
+        unlink(tmp_path); /* identical bytes already stored */
+    } else {
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s/blobs/sha256/%.2s", st->dir, e->digest);
+        larder_mkdirs(dir, 0750);
+        if (rename(tmp_path, blob) < 0) {
+            r = -errno;
+            larder_err("store: rename %s -> %s: %s", tmp_path, blob, strerror(errno));
+            unlink(tmp_path);
+            goto out;
+        }
+        fsync_dir(dir);
+    }
+
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    unlink_list_t ul = {0};
+    if (had_old)
+        batch_remove_entry(st, b, proto, key, &old, &ul);
+    /* the new reference; when the old entry used the same blob its ref was just dropped above */
+    if (same_blob) {
+        /* drop_blob_ref queued an unlink or a decrement for this very blob: undo both */
+        if (ul.n && strcmp(ul.digests[ul.n - 1], e->digest) == 0) {
+            ul.n--;
+            st->blob_bytes += e->size;
+            st->blob_count++;
+        }
+    } else if (!blob_known) {
+        st->blob_bytes += e->size;
+        st->blob_count++;
+    }
+    uint64_t refs_now = same_blob ? blob_refs : blob_refs + 1;
+    batch_put_u64(b, k, bn, refs_now ? refs_now : 1);
+
+    larder_entry_t ne = *e;
+    ne.atime = larder_now();
+    size_t vlen;
+    char *v = encode_entry(&ne, &vlen);
+    size_t n = mkkey(k, sizeof(k), "e/%s/%s", larder_proto_name(proto), key);
+    rocksdb_writebatch_put(b, k, n, v, vlen);
+    free(v);
+    n = mkkey(k, sizeof(k), "l/%016" PRIx64 "/%s/%s", ne.atime, larder_proto_name(proto), key);
+    rocksdb_writebatch_put(b, k, n, "", 0);
+    st->usage[proto] += e->size;
+    st->count[proto]++;
+    if (pin_set)
+        batch_pin(st, b, pin_set, proto, key);
+    batch_counters(st, b, proto);
+    r = write_batch(st, b);
+    rocksdb_writebatch_destroy(b);
+    if (r == 0)
+        unlink_blobs(st, &ul);
+    else
+        free(ul.digests);
+out:
+    if (had_old)
+        larder_entry_clear(&old);
+    pthread_mutex_unlock(&st->mu);
+    return r;
+}
+
+static int rewrite_entry(larder_store_t *st, int proto, const char *key, larder_entry_t *e, uint64_t old_atime)
+{
+    char k[KEYMAX];
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    size_t vlen;
+    char *v = encode_entry(e, &vlen);
+    size_t n = mkkey(k, sizeof(k), "e/%s/%s", larder_proto_name(proto), key);
+    rocksdb_writebatch_put(b, k, n, v, vlen);
+    free(v);
+    if (old_atime != e->atime) {
+        n = mkkey(k, sizeof(k), "l/%016" PRIx64 "/%s/%s", old_atime, larder_proto_name(proto), key);
+        rocksdb_writebatch_delete(b, k, n);
+        n = mkkey(k, sizeof(k), "l/%016" PRIx64 "/%s/%s", e->atime, larder_proto_name(proto), key);
+        rocksdb_writebatch_put(b, k, n, "", 0);
+    }
+    int r = write_batch(st, b);
+    rocksdb_writebatch_destroy(b);
+    return r;
+}
+
+int larder_store_refresh(larder_store_t *st, int proto, const char *key, uint64_t fresh_until, const char *etag,
+                         const char *last_modified)
+{
+    larder_entry_t e;
+    pthread_mutex_lock(&st->mu);
+    int r = larder_store_get(st, proto, key, &e);
+    if (r == 0) {
+        uint64_t old_atime = e.atime;
+        e.fresh_until = fresh_until;
+        e.fetched_at = larder_now();
+        e.atime = e.fetched_at;
+        if (etag) {
+            free(e.etag);
+            e.etag = strdup(etag);
+        }
+        if (last_modified) {
+            free(e.last_modified);
+            e.last_modified = strdup(last_modified);
+        }
+        r = rewrite_entry(st, proto, key, &e, old_atime);
+        larder_entry_clear(&e);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return r;
+}
+
+void larder_store_touch(larder_store_t *st, int proto, const char *key, const larder_entry_t *seen)
+{
+    uint64_t now = larder_now();
+    if (seen->atime + 60 > now)
+        return;
+    larder_entry_t e;
+    pthread_mutex_lock(&st->mu);
+    if (larder_store_get(st, proto, key, &e) == 0) {
+        uint64_t old_atime = e.atime;
+        if (old_atime + 60 <= now) {
+            e.atime = now;
+            rewrite_entry(st, proto, key, &e, old_atime);
+        }
+        larder_entry_clear(&e);
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* ---- pins ---- */
+
+int larder_store_is_pinned(larder_store_t *st, int proto, const char *key)
+{
+    char k[KEYMAX];
+    uint64_t c = 0;
+    size_t n = mkkey(k, sizeof(k), "c/%s/%s", larder_proto_name(proto), key);
+    return db_get_u64(st, k, n, &c) == 0 && c > 0;
+}
+
+int larder_store_pin(larder_store_t *st, const char *set, int proto, const char *key)
+{
+    pthread_mutex_lock(&st->mu);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    batch_pin(st, b, set, proto, key);
+    int r = write_batch(st, b);
+    rocksdb_writebatch_destroy(b);
+    pthread_mutex_unlock(&st->mu);
+    return r;
+}
+
+int larder_store_delete_pin_set(larder_store_t *st, const char *set)
+{
+    char prefix[256], k[KEYMAX];
+    size_t plen = mkkey(prefix, sizeof(prefix), "p/%s/", set);
+    if (!plen)
+        return -EINVAL;
+    pthread_mutex_lock(&st->mu);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, st->ropts);
+    int count = 0;
+    for (rocksdb_iter_seek(it, prefix, plen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen;
+        const char *pk = rocksdb_iter_key(it, &klen);
+        if (klen < plen || memcmp(pk, prefix, plen) != 0)
+            break;
+        rocksdb_writebatch_delete(b, pk, klen);
+        /* rest is <proto>/<key> */
+        size_t n = mkkey(k, sizeof(k), "c/%.*s", (int)(klen - plen), pk + plen);
+        uint64_t c = 0;
+        db_get_u64(st, k, n, &c);
+        if (c <= 1)
+            rocksdb_writebatch_delete(b, k, n);
+        else
+            batch_put_u64(b, k, n, c - 1);
+        count++;
+    }
+    rocksdb_iter_destroy(it);
+    int r = count ? write_batch(st, b) : -ENOENT;
+    rocksdb_writebatch_destroy(b);
+    pthread_mutex_unlock(&st->mu);
+    return r < 0 ? r : count;
+}
+
+int larder_store_each_pin(larder_store_t *st, const char *set, larder_pin_cb cb, void *ctx)
+{
+    char prefix[256];
+    size_t plen = set ? mkkey(prefix, sizeof(prefix), "p/%s/", set) : mkkey(prefix, sizeof(prefix), "p/");
+    rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, st->ropts);
+    int r = 0;
+    for (rocksdb_iter_seek(it, prefix, plen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < plen || memcmp(k, prefix, plen) != 0 || klen >= KEYMAX)
+            break;
+        char buf[KEYMAX];
+        memcpy(buf, k + 2, klen - 2);
+        buf[klen - 2] = 0;
+        char *s1 = strchr(buf, '/'), *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+        if (!s2)
+            continue;
+        *s1 = *s2 = 0;
+        if ((r = cb(ctx, buf, larder_proto_from_name(s1 + 1), s2 + 1)) != 0)
+            break;
+    }
+    rocksdb_iter_destroy(it);
+    return r;
+}
+
+int larder_store_each_entry(larder_store_t *st, int proto, larder_entry_cb cb, void *ctx)
+{
+    char prefix[64];
+    size_t plen = proto >= 0 ? mkkey(prefix, sizeof(prefix), "e/%s/", larder_proto_name(proto))
+                             : mkkey(prefix, sizeof(prefix), "e/");
+    rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, st->ropts);
+    int r = 0;
+    for (rocksdb_iter_seek(it, prefix, plen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < plen || memcmp(k, prefix, plen) != 0 || klen >= KEYMAX)
+            break;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        char buf[KEYMAX];
+        memcpy(buf, k + 2, klen - 2);
+        buf[klen - 2] = 0;
+        char *slash = strchr(buf, '/');
+        if (!slash)
+            continue;
+        *slash = 0;
+        larder_entry_t e;
+        if (decode_entry(v, vlen, &e) < 0)
+            continue;
+        r = cb(ctx, larder_proto_from_name(buf), slash + 1, &e);
+        larder_entry_clear(&e);
+        if (r)
+            break;
+    }
+    rocksdb_iter_destroy(it);
+    return r;
+}
+
+void larder_store_get_stats(larder_store_t *st, larder_store_stats_t *out)
+{
+    pthread_mutex_lock(&st->mu);
+    out->blob_bytes = st->blob_bytes;
+    out->blob_count = st->blob_count;
+    for (int p = 0; p < LARDER_NPROTO; p++) {
+        out->entry_bytes[p] = st->usage[p];
+        out->entry_count[p] = st->count[p];
+        out->evictions[p] = atomic_load(&st->evictions[p]);
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* ---- fsck ---- */
+
+typedef struct digest_set {
+    char (*d)[LARDER_SHA256_HEX];
+    uint64_t *size;
+    uint64_t *refs;
+    size_t n, cap;
+} digest_set_t;
+
+static int ds_cmp(const void *a, const void *b) { return strcmp(a, b); }
+
+static long ds_find(digest_set_t *s, const char *d)
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(s->d[mid], d);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+int larder_store_fsck(larder_store_t *st, larder_fsck_report_t *rep)
+{
+    memset(rep, 0, sizeof(*rep));
+    char root[4096], path[8192];
+    snprintf(root, sizeof(root), "%s/blobs/sha256", st->dir);
+    digest_set_t good = {0};
+    pthread_mutex_lock(&st->mu);
+
+    /* 1. re-hash every blob file; a file whose content does not match its name is removed */
+    DIR *d = opendir(root);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char sub[4400];
+        snprintf(sub, sizeof(sub), "%s/%s", root, de->d_name);
+        DIR *d2 = opendir(sub);
+        struct dirent *f;
+        while (d2 && (f = readdir(d2))) {
+            if (f->d_name[0] == '.')
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", sub, f->d_name);
+            char hex[LARDER_SHA256_HEX];
+            rep->blobs_checked++;
+            struct stat sb;
+            if (!larder_is_sha256_hex(f->d_name) || larder_sha256_file(path, hex) < 0 || strcmp(hex, f->d_name) != 0 ||
+                stat(path, &sb) < 0) {
+                larder_warn("fsck: %s does not match its digest: removed", path);
+                unlink(path);
+                rep->blobs_corrupt++;
+                continue;
+            }
+            if (good.n == good.cap) {
+                good.cap = good.cap ? good.cap * 2 : 64;
+                good.d = realloc(good.d, good.cap * sizeof(*good.d));
+                good.size = realloc(good.size, good.cap * sizeof(*good.size));
+            }
+            memcpy(good.d[good.n], hex, LARDER_SHA256_HEX);
+            good.size[good.n] = (uint64_t)sb.st_size;
+            good.n++;
+        }
+        if (d2)
+            closedir(d2);
+    }
+    if (d)
+        closedir(d);
+    /* sort digests together with their sizes */
+    {
+        size_t n = good.n;
+        struct pair { char d[LARDER_SHA256_HEX]; uint64_t s; } *ps = malloc((n ? n : 1) * sizeof(*ps));
+        for (size_t i = 0; i < n; i++) {
+            memcpy(ps[i].d, good.d[i], LARDER_SHA256_HEX);
+            ps[i].s = good.size[i];
+        }
+        qsort(ps, n, sizeof(*ps), ds_cmp);
+        for (size_t i = 0; i < n; i++) {
+            memcpy(good.d[i], ps[i].d, LARDER_SHA256_HEX);
+            good.size[i] = ps[i].s;
+        }
+        free(ps);
+        good.refs = calloc(n ? n : 1, sizeof(uint64_t));
+    }
+
+    /* 2. walk entries: drop those whose blob is gone or whose size disagrees; count references */
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, st->ropts);
+    memset(st->usage, 0, sizeof(st->usage));
+    memset(st->count, 0, sizeof(st->count));
+    for (rocksdb_iter_seek(it, "e/", 2); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < 2 || memcmp(k, "e/", 2) != 0)
+            break;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        larder_entry_t e;
+        char buf[KEYMAX];
+        if (klen >= sizeof(buf))
+            continue;
+        memcpy(buf, k + 2, klen - 2);
+        buf[klen - 2] = 0;
+        char *slash = strchr(buf, '/');
+        int p = slash ? (*slash = 0, larder_proto_from_name(buf)) : -1;
+        long idx = -1;
+        int ok = decode_entry(v, vlen, &e) == 0;
+        if (ok)
+            idx = ds_find(&good, e.digest);
+        if (!ok || p < 0 || idx < 0 || good.size[idx] != e.size) {
+            larder_warn("fsck: dropping entry %.*s (blob missing or corrupt)", (int)klen, k);
+            rocksdb_writebatch_delete(b, k, klen);
+            if (ok) {
+                char lk[KEYMAX];
+                size_t ln = mkkey(lk, sizeof(lk), "l/%016" PRIx64 "/%s/%s", e.atime, buf, slash + 1);
+                rocksdb_writebatch_delete(b, lk, ln);
+            }
+            rep->entries_dropped++;
+        } else {
+            good.refs[idx]++;
+            st->usage[p] += e.size;
+            st->count[p]++;
+        }
+        if (ok)
+            larder_entry_clear(&e);
+    }
+    rocksdb_iter_destroy(it);
+
+    /* 3. rewrite blob reference counts; remove unreferenced blob files */
+    it = rocksdb_create_iterator(st->db, st->ropts);
+    for (rocksdb_iter_seek(it, "b/", 2); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < 2 || memcmp(k, "b/", 2) != 0)
+            break;
+        rocksdb_writebatch_delete(b, k, klen);
+    }
+    rocksdb_iter_destroy(it);
+    st->blob_bytes = st->blob_count = 0;
+    for (size_t i = 0; i < good.n; i++) {
+        if (!good.refs[i]) {
+            larder_store_blob_path(st, good.d[i], path, sizeof(path));
+            unlink(path);
+            rep->blobs_orphaned++;
+            continue;
+        }
+        char k[80];
+        size_t n = mkkey(k, sizeof(k), "b/%s", good.d[i]);
+        batch_put_u64(b, k, n, good.refs[i]);
+        st->blob_bytes += good.size[i];
+        st->blob_count++;
+    }
+    for (int p = 0; p < LARDER_NPROTO; p++)
+        batch_counters(st, b, p);
+    int r = write_batch(st, b);
+    rocksdb_writebatch_destroy(b);
+    pthread_mutex_unlock(&st->mu);
+    free(good.d);
+    free(good.size);
+    free(good.refs);
+    return r;
+}

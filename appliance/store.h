@@ -1,0 +1,88 @@
+/* store.h - the cache's persistent state: RocksDB metadata plus content-addressed blob files. */
+#ifndef LARDER_STORE_H
+#define LARDER_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "config.h"
+#include "util.h"
+
+typedef struct larder_store larder_store_t;
+
+enum {
+    LARDER_ENTRY_IMMUTABLE = 1, /* never revalidated */
+};
+
+typedef struct larder_entry {
+    char digest[LARDER_SHA256_HEX];
+    uint64_t size;
+    uint64_t fetched_at;  /* seconds */
+    uint64_t fresh_until; /* seconds; ignored when immutable */
+    uint64_t atime;       /* last access, coarse (see larder_store_touch) */
+    uint32_t flags;
+    char *content_type; /* malloc'd or NULL */
+    char *url;
+    char *etag;
+    char *last_modified;
+} larder_entry_t;
+
+typedef struct larder_store_stats {
+    uint64_t blob_bytes; /* unique bytes on disk */
+    uint64_t blob_count;
+    uint64_t entry_bytes[LARDER_NPROTO]; /* logical bytes per protocol */
+    uint64_t entry_count[LARDER_NPROTO];
+    uint64_t evictions[LARDER_NPROTO];
+} larder_store_stats_t;
+
+typedef struct larder_fsck_report {
+    uint64_t blobs_checked, blobs_corrupt, blobs_orphaned, entries_dropped, tmp_removed;
+} larder_fsck_report_t;
+
+int larder_store_open(const larder_config_t *cfg, larder_store_t **out, char *err, size_t errlen);
+void larder_store_close(larder_store_t *st);
+const char *larder_store_data_dir(larder_store_t *st);
+
+/* 0 and a filled entry (free with larder_entry_clear), -ENOENT, or another -errno */
+int larder_store_get(larder_store_t *st, int proto, const char *key, larder_entry_t *out);
+void larder_entry_clear(larder_entry_t *e);
+int larder_entry_is_fresh(const larder_entry_t *e, uint64_t now);
+
+void larder_store_blob_path(larder_store_t *st, const char *digest, char *out, size_t outlen);
+/* 1 when a blob of that digest is on disk and referenced */
+int larder_store_has_blob(larder_store_t *st, const char *digest, uint64_t *size);
+
+/* create a temp file for a download; returns fd (>=0) and its path, or -errno */
+int larder_store_tmp_create(larder_store_t *st, char *path, size_t pathlen);
+
+/* Move a verified, fsync'ed temp file into blobs/ and record the entry (plus an optional pin) in one write
+ * batch; replaces any older entry of the key. May evict other entries to honour quotas. 0 or -errno
+ * (-ENOSPC when quotas cannot make room: nothing is committed and the temp file is removed). */
+int larder_store_commit(larder_store_t *st, int proto, const char *key, const char *tmp_path, const larder_entry_t *e,
+                        const char *pin_set);
+/* after a 304: new freshness and validators for an existing entry */
+int larder_store_refresh(larder_store_t *st, int proto, const char *key, uint64_t fresh_until, const char *etag,
+                         const char *last_modified);
+/* record an access; writes at most once a minute per entry (batched access times) */
+void larder_store_touch(larder_store_t *st, int proto, const char *key, const larder_entry_t *e);
+
+/* make room for `incoming` more bytes; 0, or -ENOSPC when impossible */
+int larder_store_make_room(larder_store_t *st, int proto, uint64_t incoming);
+
+int larder_store_pin(larder_store_t *st, const char *set, int proto, const char *key);
+/* number of entries unpinned, or -ENOENT when the set does not exist */
+int larder_store_delete_pin_set(larder_store_t *st, const char *set);
+int larder_store_is_pinned(larder_store_t *st, int proto, const char *key);
+
+typedef int (*larder_entry_cb)(void *ctx, int proto, const char *key, const larder_entry_t *e);
+/* iterate entries of one protocol (proto < 0: all); the callback returns non-zero to stop */
+int larder_store_each_entry(larder_store_t *st, int proto, larder_entry_cb cb, void *ctx);
+typedef int (*larder_pin_cb)(void *ctx, const char *set, int proto, const char *key);
+/* iterate pins of one set (set NULL: all sets) */
+int larder_store_each_pin(larder_store_t *st, const char *set, larder_pin_cb cb, void *ctx);
+
+void larder_store_get_stats(larder_store_t *st, larder_store_stats_t *out);
+
+/* re-hash every blob, drop corrupt blobs and entries pointing at them, rebuild counters */
+int larder_store_fsck(larder_store_t *st, larder_fsck_report_t *report);
+
+#endif

@@ -1,0 +1,34 @@
+/* util.h - small helpers shared by every module: digests, time, strings, files. */
+#ifndef LARDER_UTIL_H
+#define LARDER_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LARDER_SHA256_HEX 65 /* 64 hex chars + NUL */
+
+/* wall clock in seconds / milliseconds */
+uint64_t larder_now(void);
+uint64_t larder_now_ms(void);
+
+/* 1 if s is exactly 64 lower-case hex characters */
+int larder_is_sha256_hex(const char *s);
+/* raw 32-byte digest to lower-case hex (out has LARDER_SHA256_HEX bytes) */
+void larder_hex(const unsigned char *raw, size_t n, char *out);
+/* sha256 of a whole file, hex; 0 on success, -errno on failure */
+int larder_sha256_file(const char *path, char out[LARDER_SHA256_HEX]);
+
+/* mkdir -p; 0 or -errno */
+int larder_mkdirs(const char *path, int mode);
+/* read a whole file into a malloc'd NUL-terminated buffer; NULL on error (errno set) */
+char *larder_read_file(const char *path, size_t *len);
+
+/* format an HTTP date (RFC 7231) into out (at least 30 bytes) */
+void larder_http_date(uint64_t t, char *out, size_t outlen);
+/* parse an HTTP date; 0 on failure */
+uint64_t larder_parse_http_date(const char *s, size_t len);
+
+/* human readable size: "1.5 GiB" */
+void larder_format_size(uint64_t n, char *out, size_t outlen);
+
+#endif

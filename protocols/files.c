@@ -1,0 +1,196 @@
+/* files.c - pinned and mirrored arbitrary files (release tarballs, pyenv/node binaries, patches) at /files/.
+ *
+ *   /files/<pin>             the pin's URL (files.pins), verified against its sha256 when one is given
+ *   /files/<mirror>/<path>   <mirror prefix><path> (files.mirrors): nodeenv --mirror, python.org/ftp, GitHub releases
+ *   /files/sha256/<hex>      any cached blob by digest (pyenv's PYTHON_BUILD_MIRROR_URL)
+ * Only configured pins and prefixes are reachable: this is never an open proxy. The raw path is checked before
+ * anything else: dot segments, empty segments, backslashes, control characters and percent-encoded dots,
+ * slashes and backslashes are refused with 400, so a path can never climb out of its mirror prefix.
+ * The cache key is the upstream URL, so a pin and a mirror path naming the same file share one entry. */
+#include "files.h"
+#include "cache.h"
+#include "protocols.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static int valid_path(const char *p, size_t len, char *err, size_t errlen)
+{
+    size_t seg_start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        unsigned char c = i < len ? (unsigned char)p[i] : '/';
+        if (c == '/') {
+            size_t sl = i - seg_start;
+            const char *s = p + seg_start;
+            if (sl == 0 && i < len) {
+                snprintf(err, errlen, "empty path segment");
+                return -1;
+            }
+            if ((sl == 1 && s[0] == '.') || (sl == 2 && s[0] == '.' && s[1] == '.')) {
+                snprintf(err, errlen, "dot segments are not allowed");
+                return -1;
+            }
+            seg_start = i + 1;
+            continue;
+        }
+        if (c < 0x20 || c == 0x7f || c == '\\') {
+            snprintf(err, errlen, "control characters and backslashes are not allowed");
+            return -1;
+        }
+        if (c == '%') {
+            if (i + 2 >= len || !isxdigit((unsigned char)p[i + 1]) || !isxdigit((unsigned char)p[i + 2])) {
+                snprintf(err, errlen, "malformed percent-encoding");
+                return -1;
+            }
+            char hex[3] = {p[i + 1], p[i + 2], 0};
+            long v = strtol(hex, NULL, 16);
+            if (v == '/' || v == '\\' || v == '.' || v < 0x20 || v == 0x7f || v == '%') {
+                snprintf(err, errlen, "encoded '/', '\\', '.', '%%' or control characters are not allowed");
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+int larder_files_map(const larder_config_t *cfg, const char *path, size_t len, larder_files_target_t *out, char *err,
+                     size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    const char *q = memchr(path, '?', len);
+    if (q)
+        len = (size_t)(q - path); /* queries are not part of a file's identity */
+    if (len == 0) {
+        snprintf(err, errlen, "name a pin or mirror: /files/<pin>, /files/<mirror>/<path> or /files/sha256/<hex>");
+        return 404;
+    }
+    if (len > 4096) {
+        snprintf(err, errlen, "path too long");
+        return 400;
+    }
+    if (valid_path(path, len, err, errlen) < 0)
+        return 400;
+    const char *slash = memchr(path, '/', len);
+    size_t nlen = slash ? (size_t)(slash - path) : len;
+    const char *rest = slash ? slash + 1 : NULL;
+    size_t rlen = slash ? len - nlen - 1 : 0;
+
+    if (nlen == 6 && memcmp(path, "sha256", 6) == 0) {
+        if (!rest || rlen != 64) {
+            snprintf(err, errlen, "expected /files/sha256/<64 hex digits>");
+            return 404;
+        }
+        for (size_t i = 0; i < 64; i++)
+            out->digest[i] = (char)tolower((unsigned char)rest[i]);
+        out->digest[64] = 0;
+        if (!larder_is_sha256_hex(out->digest)) {
+            snprintf(err, errlen, "expected /files/sha256/<64 hex digits>");
+            return 400;
+        }
+        out->kind = LARDER_FILES_DIGEST;
+        return 0;
+    }
+    const larder_proto_config_t *pc = &cfg->proto[LARDER_PROTO_FILES];
+    if (!slash) {
+        for (size_t i = 0; i < cfg->npins; i++) {
+            const larder_file_pin_t *pin = &cfg->pins[i];
+            if (strlen(pin->name) == nlen && memcmp(pin->name, path, nlen) == 0) {
+                out->kind = LARDER_FILES_FETCH;
+                out->url = strdup(pin->url);
+                out->sha256 = pin->sha256;
+                out->flags = pin->sha256 ? 1 /* LARDER_ENTRY_IMMUTABLE */ : 0;
+                out->ttl = pc->ttl;
+                return 0;
+            }
+        }
+    } else {
+        for (size_t i = 0; i < cfg->nmirrors; i++) {
+            const larder_file_mirror_t *m = &cfg->mirrors[i];
+            if (strlen(m->name) == nlen && memcmp(m->name, path, nlen) == 0) {
+                if (rlen == 0) {
+                    snprintf(err, errlen, "mirror '%s' needs a file path after it", m->name);
+                    return 404;
+                }
+                size_t plen = strlen(m->prefix);
+                out->url = malloc(plen + rlen + 1);
+                memcpy(out->url, m->prefix, plen);
+                memcpy(out->url + plen, rest, rlen);
+                out->url[plen + rlen] = 0;
+                out->kind = LARDER_FILES_FETCH;
+                out->ttl = pc->ttl;
+                return 0;
+            }
+        }
+    }
+    snprintf(err, errlen, "no %s named '%.*s' is configured (files.%s in larder.yaml)", slash ? "mirror" : "pin",
+             (int)(nlen > 200 ? 200 : nlen), path, slash ? "mirrors" : "pins");
+    return 404;
+}
+
+static void files_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
+{
+    larder_files_target_t t;
+    char err[512];
+    int status = larder_files_map(app->cfg, rest, len, &t, err, sizeof(err));
+    if (status) {
+        larder_send_error(app, req, LARDER_PROTO_FILES, status, status == 400 ? "Bad Request" : "Not Found", "%s", err);
+        return;
+    }
+    if (t.kind == LARDER_FILES_DIGEST) {
+        larder_cache_serve_digest(app, req, LARDER_PROTO_FILES, t.digest);
+        return;
+    }
+    h2o_iovec_t url = h2o_strdup(&req->pool, t.url, SIZE_MAX);
+    free(t.url);
+    larder_mapping_t m = {.proto = LARDER_PROTO_FILES,
+                          .key = url.base,
+                          .url = url.base,
+                          .sha256 = t.sha256,
+                          .flags = t.flags,
+                          .ttl = t.ttl};
+    larder_cache_serve(app, req, &m);
+}
+
+static int files_seed_item(larder_app_t *app, const larder_seed_item_t *item, larder_fetch_req_t *out, char **url,
+                           char **key, char *err, size_t errlen)
+{
+    larder_files_target_t t;
+    int status = larder_files_map(app->cfg, item->ref, strlen(item->ref), &t, err, errlen);
+    if (status)
+        return -1;
+    if (t.kind != LARDER_FILES_FETCH) {
+        snprintf(err, errlen, "sha256/ paths cannot be seeded; name the pin or mirror path instead");
+        return -1;
+    }
+    const char *sha = item->sha256 ? item->sha256 : t.sha256;
+    if (item->sha256 && t.sha256 && strcmp(item->sha256, t.sha256) != 0) {
+        snprintf(err, errlen, "sha256 in the seed spec differs from the pin's sha256 in larder.yaml");
+        free(t.url);
+        return -1;
+    }
+    *url = t.url;
+    *key = strdup(t.url);
+    memset(out, 0, sizeof(*out));
+    out->proto = LARDER_PROTO_FILES;
+    out->url = *url;
+    out->key = *key;
+    out->sha256 = sha;
+    out->entry_flags = sha ? LARDER_ENTRY_IMMUTABLE : t.flags;
+    out->ttl = t.ttl;
+    return 0;
+}
+
+const larder_protocol_t larder_protocol_files = {
+    .proto = LARDER_PROTO_FILES,
+    .mount = "/files/",
+    .handle = files_handle,
+    .seed_item = files_seed_item,
+};
+
+const larder_protocol_t *larder_protocol_get(int proto)
+{
+    return proto == LARDER_PROTO_FILES ? &larder_protocol_files : NULL;
+}

@@ -1,0 +1,174 @@
+#!/usr/bin/python3
+"""faulty_upstream.py - a tiny HTTP/1.1 upstream that misbehaves on purpose (stdlib only, 127.0.0.1 only).
+
+Paths (any query string is ignored; a path may carry a suffix, e.g. /reset/2, so that each test case gets its
+own cache key):
+  /ok[...]        200, OK_SIZE bytes of deterministic content (sha256 printed by --print-ok-sha256)
+  /reset[...]     200 with Content-Length: 1000000, sends 8 KiB, then closes with a TCP RST (SO_LINGER 0)
+  /truncate[...]  200 with Content-Length: 1000000, sends 64 KiB, then closes cleanly (FIN): a short body
+  /500[...]       500 Internal Server Error
+  /404[...]       404 Not Found
+  /slow[...]      200, SLOW_SIZE bytes sent in SLOW_CHUNKS chunks with SLOW_DELAY seconds between them
+  /hang[...]      200 with Content-Length: 1000000, sends 4 KiB, then stays silent for 120 s
+
+Every request is appended to --log as "METHOD PATH" (one line, flushed), so tests can count upstream hits.
+"""
+import argparse
+import hashlib
+import http.server
+import socket
+import struct
+import sys
+import threading
+import time
+
+OK_SIZE = 256 * 1024
+SLOW_SIZE = 64 * 1024
+SLOW_CHUNKS = 16
+SLOW_DELAY = 0.25
+ANNOUNCED = 1000000
+
+
+def ok_body(size=OK_SIZE):
+    # deterministic, incompressible enough, cheap
+    out = bytearray()
+    block = b"larder-faulty-upstream"
+    i = 0
+    while len(out) < size:
+        out += hashlib.sha256(block + str(i).encode()).digest()
+        i += 1
+    return bytes(out[:size])
+
+
+OK = ok_body()
+SLOW = ok_body(SLOW_SIZE)
+
+_log_lock = threading.Lock()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "faulty-upstream/1"
+
+    def log_message(self, fmt, *args):  # quiet stderr; requests go to --log
+        pass
+
+    def record(self):
+        if self.server.logfile:
+            with _log_lock:
+                with open(self.server.logfile, "a") as f:
+                    f.write("%s %s\n" % (self.command, self.path))
+
+    def head_only(self):
+        return self.command == "HEAD"
+
+    def send_simple(self, code, body, ctype="text/plain"):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not self.head_only():
+            self.wfile.write(body)
+
+    def start_announced(self, length):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(length))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.flush()
+
+    def rst_close(self):
+        try:
+            self.wfile.flush()
+        except OSError:
+            pass
+        s = self.connection
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        self.close_connection = True
+
+    def do_HEAD(self):
+        self.do_GET()
+
+    def do_GET(self):
+        self.record()
+        path = self.path.split("?", 1)[0]
+        name = path.strip("/").split("/", 1)[0]
+        if name == "ok":
+            self.send_simple(200, OK, "application/octet-stream")
+        elif name == "500":
+            self.send_simple(500, b"upstream exploded on purpose\n")
+        elif name == "404":
+            self.send_simple(404, b"no such thing\n")
+        elif name == "reset":
+            self.start_announced(ANNOUNCED)
+            if self.head_only():
+                return
+            self.wfile.write(OK[:8192])
+            self.wfile.flush()
+            time.sleep(0.3)
+            self.rst_close()
+        elif name == "truncate":
+            self.start_announced(ANNOUNCED)
+            if self.head_only():
+                return
+            self.wfile.write(OK[:65536])
+            self.wfile.flush()
+            time.sleep(0.3)
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_WR)
+        elif name == "slow":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(SLOW)))
+            self.end_headers()
+            if self.head_only():
+                return
+            step = len(SLOW) // SLOW_CHUNKS
+            for i in range(SLOW_CHUNKS):
+                self.wfile.write(SLOW[i * step:(i + 1) * step])
+                self.wfile.flush()
+                time.sleep(SLOW_DELAY)
+        elif name == "hang":
+            self.start_announced(ANNOUNCED)
+            if self.head_only():
+                return
+            self.wfile.write(OK[:4096])
+            self.wfile.flush()
+            time.sleep(120)
+            self.close_connection = True
+        else:
+            self.send_simple(404, b"unknown fault\n")
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--log", default=None)
+    ap.add_argument("--print-ok-sha256", action="store_true")
+    ap.add_argument("--print-slow-sha256", action="store_true")
+    a = ap.parse_args()
+    if a.print_ok_sha256:
+        print(hashlib.sha256(OK).hexdigest())
+        return
+    if a.print_slow_sha256:
+        print(hashlib.sha256(SLOW).hexdigest())
+        return
+    srv = Server(("127.0.0.1", a.port), Handler)
+    srv.logfile = a.log
+    sys.stderr.write("faulty upstream on 127.0.0.1:%d\n" % srv.server_address[1])
+    sys.stderr.flush()
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
