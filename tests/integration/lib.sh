@@ -12,6 +12,7 @@
 #   LARDER_BIN   the daemon binary (default: $REPO/build/larder)
 #   KEEP_WORK=1  keep $WORK after the test
 #   VERBOSE=1    print every passed check
+#   CONTINUE_ON_FAIL=1  record a failed assertion and go on (to see every failure at once; the script still exits 1)
 
 set -euo pipefail
 
@@ -52,8 +53,9 @@ dump_logs() {
 fail() {
     T_FAILED=$((T_FAILED + 1))
     printf '[%s] FAIL: %s\n' "$TEST_NAME" "$*" >&2
-    dump_logs
     KEEP_WORK=1
+    if [ "${CONTINUE_ON_FAIL:-0}" = 1 ] && [ "$BASH_SUBSHELL" = 0 ]; then return 0; fi
+    dump_logs
     exit 1
 }
 
@@ -75,6 +77,10 @@ finish() {
         echo "$TEST_NAME: $T_PASSED passed, $T_FAILED failed, $T_SKIPPED skipped"
     else
         echo "$TEST_NAME: $T_PASSED passed, $T_FAILED failed"
+    fi
+    if [ "$T_FAILED" -gt 0 ]; then
+        dump_logs
+        exit 1
     fi
 }
 
@@ -279,8 +285,9 @@ cleanup() {
             printf '[%s] FAIL: aborted with exit code %s (line %s)\n' "$TEST_NAME" "$rc" "${T_LAST_LINE:-?}" >&2
             dump_logs
             KEEP_WORK=1
+            T_FAILED=1
         fi
-        echo "$TEST_NAME: $T_PASSED passed, 1 failed"
+        echo "$TEST_NAME: $T_PASSED passed, $T_FAILED failed"
     fi
     if [ "${KEEP_WORK:-0}" = 1 ]; then
         # big payloads are not worth keeping
@@ -463,17 +470,21 @@ kill9_larder() {
     LARDER_PID=
 }
 
-# api METHOD PATH [CURL ARGS...] -> body; status in API_STATUS. Uses the admin token.
+# api METHOD PATH [CURL ARGS...] -> prints the body; the status is kept for api_status (works inside $(...) too).
+# Uses the admin token.
 api() {
     local method=$1 path=$2
     shift 2
-    local out
+    local out code
     out=$(mktemp "$WORK/api.XXXXXX")
-    API_STATUS=$(curl -sS -k -o "$out" -w '%{http_code}' --max-time 30 -X "$method" \
+    code=$(curl -sS -k -o "$out" -w '%{http_code}' --max-time 30 -X "$method" \
         -H "Authorization: Bearer $ADMIN_TOKEN" "$@" -- "$LARDER_URL/-/api/v1/$path" 2>/dev/null) || true
+    echo "${code:-000}" >"$WORK/api.status"
     cat "$out"
     rm -f "$out"
 }
+# the HTTP status of the last api call
+api_status() { cat "$WORK/api.status" 2>/dev/null || echo 000; }
 
 # metric NAME [LABEL_SUBSTRING] -> sum of matching Prometheus samples (0 when absent)
 metric() {

@@ -71,7 +71,7 @@ not_cached() {
     case "$cache" in HIT | STALE | REVALIDATED) fail "$what: the failed download was cached (X-Larder-Cache: $cache)" ;; esac
     pass "$what: retry is $cache, not a cache hit"
     entries=$(api GET 'entries?protocol=files')
-    assert_eq 200 "$API_STATUS" "GET entries"
+    assert_eq 200 "$(api_status)" "GET entries"
     assert_not_contains "$entries" "127.0.0.1:$FP$upath\"" "$what: entries API does not list it"
 }
 

@@ -263,11 +263,11 @@ assert_gt "$(metric larder_cache_misses_total 'protocol="files"')" 0 "misses met
 assert_gt "$(metric larder_bytes_served_total)" 0 "bytes served metric"
 assert_gt "$(metric larder_bytes_upstream_total)" 0 "bytes upstream metric"
 entries=$(api GET 'entries?protocol=files')
-assert_eq 200 "$API_STATUS" "GET entries"
+assert_eq 200 "$(api_status)" "GET entries"
 assert_contains "$entries" "$U/pub/tool-1.0.tar.gz" "entries lists the pinned URL"
 assert_contains "$entries" "$TOOL_SHA" "entries lists the digest"
 api GET stats >/dev/null
-assert_eq 200 "$API_STATUS" "GET stats"
+assert_eq 200 "$(api_status)" "GET stats"
 
 stop_larder
 finish

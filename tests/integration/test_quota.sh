@@ -73,10 +73,10 @@ for f in p1 p2; do
     assert_eq 1 "$(nginx_count "$ALOG" GET "/keep/$f.bin")" "pinned $f.bin fetched upstream once"
 done
 pins=$(api GET pins)
-assert_eq 200 "$API_STATUS" "GET pins"
+assert_eq 200 "$(api_status)" "GET pins"
 assert_contains "$pins" '"keep"' "pins lists the set"
 set_json=$(api GET pins/keep)
-assert_eq 200 "$API_STATUS" "GET pins/keep"
+assert_eq 200 "$(api_status)" "GET pins/keep"
 assert_contains "$set_json" "keep/p1.bin" "pin set lists p1"
 assert_contains "$set_json" "keep/p2.bin" "pin set lists p2"
 

@@ -56,10 +56,10 @@ done
 out=$(fetch "$L/origin/x/c.bin" "$WORK/c.got") || fail "GET c.bin"
 assert_eq "$C_SHA" "$(sha256_file "$WORK/c.got")" "seeded bytes"
 pins=$(api GET pins)
-assert_eq 200 "$API_STATUS" "GET pins"
+assert_eq 200 "$(api_status)" "GET pins"
 assert_contains "$pins" '"tutor-18"' "pins lists the set"
 set_json=$(api GET pins/tutor-18)
-assert_eq 200 "$API_STATUS" "GET pins/tutor-18"
+assert_eq 200 "$(api_status)" "GET pins/tutor-18"
 for f in rel/tool-2.0.tar.gz x/a.bin x/b.bin x/c.bin; do assert_contains "$set_json" "$f" "pin set lists $f"; done
 entries=$(api GET 'entries?protocol=files')
 for f in rel/tool-2.0.tar.gz x/a.bin x/b.bin x/c.bin; do assert_contains "$entries" "$U/$f" "entries lists $f"; done
@@ -124,7 +124,7 @@ files:
   - origin/x/e.bin
 EOF
 resp=$(api POST jobs --data-binary "@$WORK/api.yaml" -H 'Content-Type: application/yaml')
-assert_eq 202 "$API_STATUS" "POST jobs"
+assert_eq 202 "$(api_status)" "POST jobs"
 JID=$(json_get "$resp" 'd["id"]')
 assert_ne "" "$JID" "job id"
 state=running
@@ -140,7 +140,7 @@ assert_contains "$(api GET pins)" '"via-api"' "API job created its pin set"
 
 # ---- deleting a pin set -----------------------------------------------------------------------------------------------------------
 api DELETE pins/via-api >/dev/null
-assert_match "$API_STATUS" '^20[04]$' "DELETE pins/via-api"
+assert_match "$(api_status)" '^20[04]$' "DELETE pins/via-api"
 assert_not_contains "$(api GET pins)" '"via-api"' "deleted set no longer listed"
 assert_cache "$L/origin/x/e.bin" HIT # unpinned, not deleted
 
