@@ -107,6 +107,9 @@ void larder_send_text(larder_app_t *app, h2o_req_t *req, int proto, int status, 
     req->res.status = status;
     req->res.reason = reason;
     req->res.content_length = len;
+    /* every response says what the cache did; answers that never touch the cache are BYPASS */
+    if (h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-larder-cache"), -1) < 0)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-larder-cache"), 1, NULL, H2O_STRLIT("BYPASS"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
     log_line(app, req, proto, status, -1, len, -1, NULL);
     if (is_method(req, "HEAD"))
@@ -470,6 +473,10 @@ static int send_step(tailer_t *t)
         if (st == LARDER_FETCH_DONE && t->end == UINT64_MAX)
             t->end = w;
         limit = w < t->end ? w : t->end;
+        /* Hold back the last byte until the body is verified and committed: a client must never receive a
+         * complete response whose digest turns out wrong (its connection is aborted instead). */
+        if (st != LARDER_FETCH_DONE && t->end != UINT64_MAX && limit == t->end)
+            limit = t->end - 1;
     }
     if (t->off < limit) {
         if (!t->buf) {

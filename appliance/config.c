@@ -336,7 +336,9 @@ static char *dup_str(ctx_t *c, const yaml_node_t *n, const char *s)
 /* replaces *out (which may hold a default); an empty value sets NULL when nullable */
 static int get_string(ctx_t *c, const yaml_node_t *n, const char *key, int nullable, char **out)
 {
-    if (nullable && is_null(n)) {
+    if (is_null(n)) {
+        if (!nullable)
+            return fail(c, n, "key '%s': needs a value", key);
         free(*out);
         *out = NULL;
         return 0;
@@ -422,7 +424,9 @@ static int get_duration(ctx_t *c, const yaml_node_t *n, const char *key, uint64_
 static int get_url(ctx_t *c, const yaml_node_t *n, const char *key, int nullable, int dir, char **out)
 {
     char qb[300];
-    if (nullable && is_null(n)) {
+    if (is_null(n)) {
+        if (!nullable)
+            return fail(c, n, "key '%s': needs a value", key);
         free(*out);
         *out = NULL;
         return 0;
@@ -475,7 +479,7 @@ static int name_ok(const char *s)
 static int parse_tls(ctx_t *c, const yaml_node_t *n, const char *key, larder_listen_t *l)
 {
     static const char *const names[] = {"cert", "key", NULL};
-    char k2[96];
+    char k2[128];
     map_iter_t it;
     yaml_node_t *v;
     int which, r;
@@ -783,10 +787,11 @@ static int parse_proxy(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
 
 static int parse_root(ctx_t *c, const yaml_node_t *root, larder_config_t *cfg)
 {
-    enum { K_LISTEN, K_DATA_DIR, K_OFFLINE, K_THREADS, K_QUOTA, K_ADMIN, K_PROXY, K_TIMEOUTS, K_MAXOBJ, K_PROTO0 };
+    enum { K_LISTEN, K_DATA_DIR, K_OFFLINE, K_THREADS, K_QUOTA, K_ADMIN, K_PROXY, K_CA, K_TIMEOUTS, K_MAXOBJ,
+           K_PROTO0 };
     static const char *const names[] = {"listen",   "data_dir",        "offline", "threads", "quota", "admin",
-                                        "upstream_proxy", "timeouts", "max_object_size", "files", "pypi",
-                                        "npm",      "apt",             "gems",    "oci",     NULL};
+                                        "upstream_proxy", "upstream_ca", "timeouts", "max_object_size", "files",
+                                        "pypi",     "npm",             "apt",     "gems",    "oci",     NULL};
     map_iter_t it;
     yaml_node_t *v;
     int which, r;
@@ -817,6 +822,9 @@ static int parse_root(ctx_t *c, const yaml_node_t *root, larder_config_t *cfg)
             break;
         case K_PROXY:
             r = parse_proxy(c, v, cfg);
+            break;
+        case K_CA:
+            r = get_string(c, v, "upstream_ca", 1, &cfg->upstream_ca);
             break;
         case K_TIMEOUTS:
             r = parse_timeouts(c, v, cfg);
@@ -980,6 +988,7 @@ void larder_config_free(larder_config_t *cfg)
     free(cfg->data_dir);
     free(cfg->admin_token);
     free(cfg->upstream_proxy);
+    free(cfg->upstream_ca);
     for (int p = 0; p < LARDER_NPROTO; p++)
         free(cfg->proto[p].upstream);
     for (size_t i = 0; i < cfg->npins; i++) {

@@ -59,6 +59,7 @@ typedef struct larder_config {
     uint64_t min_free;     /* free-disk watermark in bytes (default 1GiB) */
     char *admin_token;     /* NULL: admin writes are refused */
     char *upstream_proxy;  /* http://host:port or NULL */
+    char *upstream_ca;     /* PEM bundle trusted for upstream TLS instead of the system store, or NULL */
     uint64_t connect_timeout; /* seconds, default 10 */
     uint64_t idle_timeout;    /* seconds without upstream bytes, default 60 */
     uint64_t max_object_size; /* bytes, default 0 = unlimited */

@@ -332,6 +332,8 @@ static void setup_easy(larder_fetcher_t *f, larder_fetch_t *fe)
         curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_object_size);
     if (c->upstream_proxy)
         curl_easy_setopt(e, CURLOPT_PROXY, c->upstream_proxy);
+    if (c->upstream_ca)
+        curl_easy_setopt(e, CURLOPT_CAINFO, c->upstream_ca);
     char hdr[1024];
     if (p->inm) {
         snprintf(hdr, sizeof(hdr), "If-None-Match: %s", p->inm);

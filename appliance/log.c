@@ -3,8 +3,9 @@
  * The choice is made once (larder_log_init, or lazily by the first line) and never changes: journald when the
  * service manager says so (NOTIFY_SOCKET for Type=notify, or JOURNAL_STREAM naming the very stream stderr is
  * connected to - a shell started from a unit inherits JOURNAL_STREAM but may have redirected stderr to a file,
- * and its lines belong in that file). LARDER_LOG_LEVEL (err|warn|info|debug) sets the threshold. That is the
- * only state, written once under pthread_once and read-only afterwards, so any thread may log.
+ * and its lines belong in that file) and journald's socket exists (sd_journal_send drops lines silently
+ * without it). LARDER_LOG_LEVEL (err|warn|info|debug) sets the threshold. That is the only state, written once
+ * under pthread_once and read-only afterwards, so any thread may log.
  *
  * A line is formatted completely into a stack buffer and written with one call, so lines from different threads
  * never interleave. Everything that can come from outside (request paths, upstream error text) is escaped:
@@ -46,7 +47,9 @@ static int stderr_is_journal_stream(const char *js)
 static void log_setup(void)
 {
     const char *js = getenv("JOURNAL_STREAM"), *ns = getenv("NOTIFY_SOCKET");
-    log_conf.journal = (ns && *ns) || (js && *js && stderr_is_journal_stream(js));
+    /* sd_journal_send() silently drops lines when journald is absent (a container with NOTIFY_SOCKET set) */
+    log_conf.journal = ((ns && *ns) || (js && *js && stderr_is_journal_stream(js))) &&
+                       access("/run/systemd/journal/socket", W_OK) == 0;
     const char *lv = getenv("LARDER_LOG_LEVEL");
     if (!lv || !*lv)
         return;

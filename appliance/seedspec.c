@@ -204,6 +204,10 @@ static int parse_item_map(ctx_t *c, const yaml_node_t *item, int proto)
         goto bad;
     }
     const char *ref = scalar(c, path, "path");
+    if (ref && is_null(path)) {
+        fail(c, path, "empty item");
+        goto bad;
+    }
     if (!ref || check_ref(c, path, ref, path->data.scalar.length) < 0)
         goto bad;
     return add_item(c, path, proto, ref, path->data.scalar.length, sha256);
@@ -227,6 +231,8 @@ static int parse_section(ctx_t *c, const yaml_node_t *n, int proto)
                 return -1;
         } else if (item->type == YAML_SCALAR_NODE) {
             const char *ref = (const char *)item->data.scalar.value;
+            if (is_null(item))
+                return fail(c, item, "empty item");
             if (check_ref(c, item, ref, item->data.scalar.length) < 0 ||
                 add_item(c, item, proto, ref, item->data.scalar.length, NULL) < 0)
                 return -1;

@@ -46,6 +46,7 @@ typedef struct worker {
     h2o_multithread_receiver_t receiver;
     h2o_multithread_message_t wake_msg;
     _Atomic int wake_pending;
+    _Atomic int ready; /* loop and queue exist: wake-ups may be sent */
 } worker_t;
 
 typedef struct route_handler {
@@ -109,7 +110,7 @@ void larder_server_wake(void *arg)
     larder_server_t *srv = arg;
     for (size_t i = 0; i < srv->nworkers; i++) {
         worker_t *w = &srv->workers[i];
-        if (!w->queue)
+        if (!atomic_load(&w->ready))
             continue;
         if (atomic_exchange(&w->wake_pending, 1) == 0)
             h2o_multithread_send_message(&w->receiver, &w->wake_msg);
@@ -133,6 +134,11 @@ static void *worker_main(void *arg)
 {
     worker_t *w = arg;
     larder_server_t *srv = w->srv;
+    /* h2o's socket buffer allocators are per thread: the loop and its queue must be born on this thread */
+    w->loop = h2o_evloop_create();
+    w->queue = h2o_multithread_create_queue(w->loop);
+    h2o_multithread_register_receiver(w->queue, &w->receiver, on_wake);
+    atomic_store(&w->ready, 1);
     h2o_context_init(&w->ctx, w->loop, &srv->globalconf);
     w->accept_ctxs = calloc(srv->nlisteners, sizeof(*w->accept_ctxs));
     h2o_socket_t **socks = calloc(srv->nlisteners, sizeof(*socks));
@@ -247,11 +253,7 @@ int larder_server_create(larder_app_t *app, larder_server_t **out, char *err, si
         srv->nworkers = 1;
     srv->workers = calloc(srv->nworkers, sizeof(*srv->workers));
     for (size_t i = 0; i < srv->nworkers; i++) {
-        worker_t *w = &srv->workers[i];
-        w->srv = srv;
-        w->loop = h2o_evloop_create();
-        w->queue = h2o_multithread_create_queue(w->loop);
-        h2o_multithread_register_receiver(w->queue, &w->receiver, on_wake);
+        srv->workers[i].srv = srv;
     }
     *out = srv;
     return 0;

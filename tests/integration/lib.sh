@@ -43,8 +43,9 @@ log() { printf '[%s] %s\n' "$TEST_NAME" "$*" >&2; }
 # show the tails of every log file in $WORK, to explain a failure
 dump_logs() {
     local f
-    for f in $(find "$WORK" -maxdepth 3 -type f \( -name '*.log' -o -name 'stderr*' \) 2>/dev/null | sort); do
+    for f in $(find "$WORK" -maxdepth 3 -type f \( -name '*.log' -o -name 'stderr*' \) -not -path '*/db/*' 2>/dev/null | sort); do
         [ -s "$f" ] || continue
+        grep -Iq . "$f" || continue # binary
         printf -- '----- %s (last 25 lines) -----\n' "${f#"$WORK"/}" >&2
         tail -n 25 "$f" >&2
     done
@@ -151,7 +152,7 @@ assert_status() {
 http_header() {
     local url=$1 name=$2
     shift 2
-    curl -sS -o /dev/null -D - --max-time "${CURL_MAX_TIME:-30}" "$@" -- "$url" 2>/dev/null |
+    { curl -sS -o /dev/null -D - --max-time "${CURL_MAX_TIME:-30}" "$@" -- "$url" 2>/dev/null || true; } |
         tr -d '\r' | awk -v n="$name" 'BEGIN { n = tolower(n) }
             { i = index($0, ":"); if (i > 0 && tolower(substr($0, 1, i - 1)) == n) { v = substr($0, i + 1); sub(/^[ \t]+/, "", v); last = v } }
             END { print last }'
@@ -173,6 +174,21 @@ assert_cache() {
     local url=$1 want=$2
     shift 2
     assert_header "$url" X-Larder-Cache "$want" "$@"
+}
+
+# assert_cache_soon URL STATUS [CURL ARGS...] - like assert_cache, but allows up to 10 s for a large object's
+# commit (hash check, fsync, rename) to finish after the first client got its last byte
+assert_cache_soon() {
+    local url=$1 want=$2 got i
+    shift 2
+    for i in $(seq 1 50); do
+        got=$(http_header "$url" X-Larder-Cache "$@")
+        [ "$got" = "$want" ] && break
+        sleep 0.2
+    done
+    if [ "$got" == "$want" ]; then pass "$url X-Larder-Cache: $want"; else
+        fail "$* $url: expected 'X-Larder-Cache: $want' within 10 s, got '$got'"
+    fi
 }
 
 # fetch URL OUT [CURL ARGS...] -> prints "STATUS CACHE" and writes the body to OUT; curl's exit code is returned

@@ -34,7 +34,7 @@ for s in "${scripts[@]}"; do
     rc=0
     timeout --kill-after=20 "$TIMEOUT" bash "$s" >"$LOGDIR/$name.log" 2>&1 </dev/null || rc=$?
     secs=$((SECONDS - start))
-    summary=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$LOGDIR/$name.log" | tail -1)
+    summary=$(grep -a -E '[0-9]+ passed, [0-9]+ failed' "$LOGDIR/$name.log" | tail -1)
     if [ "$rc" -eq 0 ]; then
         passed=$((passed + 1))
         printf 'PASS  %-22s %4ss  %s\n' "$name" "$secs" "${summary#*: }"

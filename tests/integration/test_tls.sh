@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # test_tls.sh - a TLS listener speaking HTTP/2 and HTTP/1.1, and HTTPS upstreams (nginx with TLS on localhost):
-# an untrusted certificate must be refused; a trusted one (self-signed, offered through SSL_CERT_FILE) is used if
-# the daemon can be told to trust it, otherwise that half is skipped.
+# an untrusted certificate must be refused; a self-signed one named by `upstream_ca` is trusted.
 . "$(dirname "$0")/lib.sh"
 
 NP=$(free_port)    # plain origin
@@ -24,16 +23,18 @@ A_SHA=$(sha256_file "$WORK/origin/root/a.bin")
 start_nginx "$WORK/origin" "$NP"
 mkdir -p "$WORK/tls-origin/root" "$WORK/tls-origin2/root"
 cp "$WORK/origin/root/a.bin" "$WORK/tls-origin/root/s.bin"
+cp "$WORK/origin/root/a.bin" "$WORK/tls-origin/root/check.bin"
 cp "$WORK/origin/root/a.bin" "$WORK/tls-origin2/root/u.bin"
 NGINX_TLS_CERT=$WORK/upstream.pem NGINX_TLS_KEY=$WORK/upstream.key start_nginx "$WORK/tls-origin" "$NTP"
 NGINX_TLS_CERT=$WORK/untrusted.pem NGINX_TLS_KEY=$WORK/untrusted.key start_nginx "$WORK/tls-origin2" "$NTP2"
-curl -sS --cacert "$WORK/upstream.pem" --resolve "localhost:$NTP:127.0.0.1" -o /dev/null "https://localhost:$NTP/s.bin" ||
+curl -sS --cacert "$WORK/upstream.pem" --resolve "localhost:$NTP:127.0.0.1" -o /dev/null "https://localhost:$NTP/check.bin" ||
     fail "the TLS nginx upstream itself does not work"
 pass "TLS nginx upstream serves with its self-signed certificate"
 
 CFG=$WORK/larder.yaml
 CFG_TLS_CERT=$WORK/listener.pem CFG_TLS_KEY=$WORK/listener.key write_config "$CFG" "$LP" "$WORK/data"
 cat >>"$CFG" <<EOF
+upstream_ca: $WORK/upstream.pem
 files:
   ttl: 1d
   mirrors:
@@ -44,8 +45,7 @@ files:
     - name: untrusted
       url: https://localhost:$NTP2/
 EOF
-# SSL_CERT_FILE: the usual OpenSSL way to trust an extra CA; the daemon may or may not honour it
-SSL_CERT_FILE=$WORK/upstream.pem LARDER_SCHEME=https start_larder "$CFG" "$LP"
+LARDER_SCHEME=https start_larder "$CFG" "$LP"
 L=$LARDER_URL/files
 
 # ---- TLS listener, HTTP/2 -------------------------------------------------------------------------------------------
@@ -80,15 +80,10 @@ assert_eq 502 "$code" "upstream with an untrusted certificate is refused"
 assert_not_contains "$(api GET 'entries?protocol=files')" "localhost:$NTP2/" "untrusted upstream's object not cached"
 
 code=$(curl -sS -k -o "$WORK/s.out" -w '%{http_code}' --max-time 30 "$L/secure/s.bin" 2>/dev/null || true)
-if [ "$code" = 200 ]; then
-    assert_eq "$A_SHA" "$(sha256_file "$WORK/s.out")" "bytes from the HTTPS upstream"
-    assert_header "$L/secure/s.bin" X-Larder-Cache HIT -k
-    assert_eq 1 "$(nginx_count "$WORK/tls-origin/logs/access.log" GET /s.bin)" "HTTPS upstream fetched once"
-else
-    why=$(grep -iE 'ssl|tls|certif|verify' "$LARDER_LOG" | tail -1)
-    skip "HTTPS upstream with a self-signed certificate: HTTP $code; the daemon cannot be told to trust a private CA (SSL_CERT_FILE ignored). Log: ${why:-none}"
-    assert_eq 0 "$(nginx_count "$WORK/tls-origin/logs/access.log" GET /s.bin)" "no request was sent over an unverified connection"
-fi
+assert_eq 200 "$code" "HTTPS upstream trusted through upstream_ca"
+assert_eq "$A_SHA" "$(sha256_file "$WORK/s.out")" "bytes from the HTTPS upstream"
+assert_header "$L/secure/s.bin" X-Larder-Cache HIT -k
+assert_eq 1 "$(nginx_count "$WORK/tls-origin/logs/access.log" GET /s.bin)" "HTTPS upstream fetched once"
 
 stop_larder
 finish

@@ -29,8 +29,7 @@ static void expect_error_at(int line, const char *yaml, const char *frag1, const
     snprintf(want, sizeof(want), "larder.yaml:%d: ", line);
     int ok = !cfg && strncmp(err, want, strlen(want)) == 0 && strstr(err, frag1) && (!frag2 || strstr(err, frag2));
     if (!ok) {
-        fprintf(stderr, "%s:%d: expected an error at line %d containing '%s'%s%s%s\n  yaml: %s\n  got: %s\n", __FILE__,
-                line, line, frag1, frag2 ? " and '" : "", frag2 ? frag2 : "", frag2 ? "'" : "", yaml,
+        fprintf(stderr, "expected an error at line %d containing '%s'%s%s%s\n  yaml: %s\n  got: %s\n", line, frag1, frag2 ? " and '" : "", frag2 ? frag2 : "", frag2 ? "'" : "", yaml,
                 cfg ? "(accepted)" : err);
         failures++;
     }
@@ -94,7 +93,7 @@ static void test_durations(void)
     CHECK(larder_parse_duration("1H", &v) == 0 && v == 3600);
     CHECK(larder_parse_duration("18446744073709551615", &v) == 0 && v == UINT64_MAX);
     CHECK(larder_parse_duration("18446744073709551615m", &v) < 0);
-    CHECK(larder_parse_duration("30500568904943w", &v) < 0); /* just over 2^64 seconds */
+    CHECK(larder_parse_duration("30500568904944w", &v) < 0); /* just over 2^64 seconds */
     CHECK(larder_parse_duration("99999999999999999999", &v) < 0);
     CHECK(larder_parse_duration("", &v) < 0);
     CHECK(larder_parse_duration("m", &v) < 0);
@@ -317,7 +316,7 @@ static void test_errors(void)
     EXPECT_ERROR(1, "threads: 100000\n", "key 'threads'", "out of range");
     EXPECT_ERROR(1, "data_dir: {a: b}\n", "key 'data_dir'", "got a mapping");
     EXPECT_ERROR(1, "data_dir: ''\n", "key 'data_dir'", "empty");
-    EXPECT_ERROR(1, "data_dir: ~\n", "key 'data_dir'", "empty");
+    EXPECT_ERROR(1, "data_dir: ~\n", "key 'data_dir'", "needs a value");
     EXPECT_ERROR(1, "data_dir: \"a\\0b\"\n", "key 'data_dir'", "NUL");
     EXPECT_ERROR(1, "data_dir: \"a\\tb\"\n", "key 'data_dir'", "control character");
     EXPECT_ERROR(1, "files: [a]\n", "key 'files'", "expected a mapping");
@@ -390,12 +389,12 @@ static void test_errors(void)
     EXPECT_ERROR(1, "upstream_proxy: proxy:3128\n", "key 'upstream_proxy'", "not a proxy URL");
 
     /* YAML itself */
-    EXPECT_ERROR(3, "data_dir: /x\nfiles:\n  ttl: [1h\n", "YAML syntax error", NULL);
+    EXPECT_ERROR(4, "data_dir: /x\nfiles:\n  ttl: [1h\n", "YAML syntax error", "flow sequence on line 3");
     EXPECT_ERROR(2, "files:\n\tttl: 1h\n", "YAML syntax error", NULL);
     EXPECT_ERROR(2, "data_dir: /x\n  offline: yes\n", "YAML syntax error", NULL);
     EXPECT_ERROR(3, "data_dir: /x\n---\noffline: yes\n", "only one YAML document", NULL);
     EXPECT_ERROR(2, "data_dir: &a /x\nfiles: {upstream: *a}\n", "aliases", NULL);
-    EXPECT_ERROR(2, "a: &x [*x]\nb: *x\n", "unknown top-level key 'a'", NULL);
+    EXPECT_ERROR(1, "a: &x [*x]\nb: *x\n", "unknown top-level key 'a'", NULL);
     {
         char err[512];
         larder_config_t *cfg = parse("data_dir: \"\xff\xfe\"\n", err, sizeof(err));

@@ -1,0 +1,174 @@
+/* test_seedspec.c - seed specs: the documented forms parse, every malformed one is refused with its line. */
+#include "config.h"
+#include "seedspec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+#define CHECK(c)                                                                                                       \
+    do {                                                                                                               \
+        if (!(c)) {                                                                                                    \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);                                      \
+            failures++;                                                                                                \
+        }                                                                                                              \
+    } while (0)
+
+static larder_seed_spec_t *parse(const char *yaml, char *err, size_t errlen)
+{
+    return larder_seed_parse(yaml, strlen(yaml), err, errlen);
+}
+
+static void expect_error(int src_line, int line, const char *yaml, const char *frag)
+{
+    char err[512] = "";
+    larder_seed_spec_t *s = parse(yaml, err, sizeof(err));
+    char want[32];
+    snprintf(want, sizeof(want), "line %d: ", line);
+    if (s || strncmp(err, want, strlen(want)) != 0 || !strstr(err, frag)) {
+        fprintf(stderr, "%s:%d: expected an error at line %d containing '%s'\n  spec: %s\n  got: %s\n", __FILE__,
+                src_line, line, frag, yaml, s ? "(accepted)" : err);
+        failures++;
+    }
+    larder_seed_free(s);
+}
+#define EXPECT_ERROR(line, yaml, frag) expect_error(__LINE__, line, yaml, frag)
+
+static void test_good(void)
+{
+    static const char yaml[] =
+        "# what the tutor-18 image needs\n"
+        "pin_set: tutor-18\n"
+        "files:\n"
+        "  - node-v20.tar.xz\n"
+        "  - nodejs/v20.11.1/node-v20.11.1-linux-x64.tar.xz\n"
+        "  - path: python/3.11.7/Python-3.11.7.tar.xz\n"
+        "    sha256: 18E1AA7E66FF3A58423D59ED22815A6954E53342122C45DF20C96877C062B9B7\n"
+        "  - {path: 'a b/c?d=1'}\n"
+        "  - {path: x, sha256: ~}\n";
+    char err[512];
+    larder_seed_spec_t *s = parse(yaml, err, sizeof(err));
+    CHECK(s != NULL);
+    if (!s) {
+        fprintf(stderr, "  error: %s\n", err);
+        return;
+    }
+    CHECK(strcmp(s->pin_set, "tutor-18") == 0);
+    CHECK(s->nitems == 5);
+    if (s->nitems == 5) {
+        for (size_t i = 0; i < 5; i++)
+            CHECK(s->items[i].proto == LARDER_PROTO_FILES);
+        CHECK(strcmp(s->items[0].ref, "node-v20.tar.xz") == 0 && s->items[0].sha256 == NULL);
+        CHECK(strcmp(s->items[1].ref, "nodejs/v20.11.1/node-v20.11.1-linux-x64.tar.xz") == 0);
+        CHECK(strcmp(s->items[2].ref, "python/3.11.7/Python-3.11.7.tar.xz") == 0);
+        CHECK(s->items[2].sha256 &&
+              strcmp(s->items[2].sha256, "18e1aa7e66ff3a58423d59ed22815a6954e53342122c45df20c96877c062b9b7") == 0);
+        CHECK(strcmp(s->items[3].ref, "a b/c?d=1") == 0);
+        CHECK(strcmp(s->items[4].ref, "x") == 0 && s->items[4].sha256 == NULL);
+    }
+    larder_seed_free(s);
+
+    /* flow style, key order free, a 64-character pin set, a 2048-byte ref */
+    char big[2200];
+    memset(big, 'a', 2048);
+    big[2048] = 0;
+    char doc[2400];
+    snprintf(doc, sizeof(doc),
+             "{files: [%s], pin_set: A.b_c-0123456789012345678901234567890123456789012345678901234567}", big);
+    s = parse(doc, err, sizeof(err));
+    CHECK(s && s->nitems == 1 && strlen(s->items[0].ref) == 2048 && strlen(s->pin_set) == 64);
+    larder_seed_free(s);
+
+    /* many items (the array grows) */
+    size_t n = 1000, off = 0;
+    char *many = malloc(n * 16 + 64);
+    off += (size_t)sprintf(many + off, "pin_set: many\nfiles:\n");
+    for (size_t i = 0; i < n; i++)
+        off += (size_t)sprintf(many + off, "  - f%zu\n", i);
+    s = parse(many, err, sizeof(err));
+    CHECK(s && s->nitems == n && strcmp(s->items[n - 1].ref, "f999") == 0);
+    larder_seed_free(s);
+    free(many);
+    larder_seed_free(NULL);
+}
+
+static void test_bad(void)
+{
+    EXPECT_ERROR(1, "", "empty");
+    EXPECT_ERROR(1, "# nothing\n", "empty");
+    EXPECT_ERROR(1, "- a\n- b\n", "mapping");
+    EXPECT_ERROR(1, "files:\n  - a\n", "pin_set is required");
+    EXPECT_ERROR(1, "pin_set: x\n", "nothing to seed");
+    EXPECT_ERROR(1, "pin_set: x\nfiles: []\n", "nothing to seed");
+    EXPECT_ERROR(1, "pin_set: x\nfiles:\n", "nothing to seed");
+    EXPECT_ERROR(1, "pin_set: 'a b'\nfiles: [a]\n", "pin_set must be");
+    EXPECT_ERROR(1, "pin_set: ''\nfiles: [a]\n", "pin_set must be");
+    EXPECT_ERROR(1, "pin_set: ~\nfiles: [a]\n", "pin_set must be");
+    EXPECT_ERROR(1, "pin_set: [a]\nfiles: [a]\n", "pin_set must be");
+    EXPECT_ERROR(1, "pin_set: a/b\nfiles: [a]\n", "pin_set must be");
+    EXPECT_ERROR(1,
+                 "pin_set: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nfiles: [a]\n",
+                 "pin_set must be");
+    EXPECT_ERROR(2, "pin_set: x\npin_set: y\nfiles: [a]\n", "duplicate key 'pin_set'");
+    EXPECT_ERROR(3, "pin_set: x\nfiles: [a]\nfiles: [b]\n", "duplicate key 'files'");
+    EXPECT_ERROR(2, "pin_set: x\nfile:\n  - a\n", "unknown key 'file'");
+    EXPECT_ERROR(3, "pin_set: x\nfiles: [a]\npypi:\n  - requests==2.31.0\n",
+                 "section 'pypi' is not supported by this version yet");
+    EXPECT_ERROR(2, "pin_set: x\noci: [alpine]\n", "section 'oci' is not supported by this version yet");
+    EXPECT_ERROR(2, "pin_set: x\nnpm: ~\n", "section 'npm' is not supported");
+    EXPECT_ERROR(2, "pin_set: x\nfiles: a\n", "expected a list");
+    EXPECT_ERROR(2, "pin_set: x\nfiles: {path: a}\n", "expected a list");
+    EXPECT_ERROR(3, "pin_set: x\nfiles:\n  - ''\n", "empty item");
+    EXPECT_ERROR(3, "pin_set: x\nfiles:\n  - ~\n", "empty item");
+    EXPECT_ERROR(3, "pin_set: x\nfiles:\n  - /etc/passwd\n", "no leading '/'");
+    EXPECT_ERROR(3, "pin_set: x\nfiles:\n  - \"a\\0b\"\n", "NUL");
+    EXPECT_ERROR(3, "pin_set: x\nfiles:\n  - \"a\\nb\"\n", "control character");
+    EXPECT_ERROR(3, "pin_set: x\nfiles:\n  - [a]\n", "got a list");
+    EXPECT_ERROR(3, "pin_set: x\nfiles:\n  - sha256: 18e1aa7e66ff3a58423d59ed22815a6954e53342122c45df20c96877c062b9b7\n",
+                 "'path' is required");
+    EXPECT_ERROR(4, "pin_set: x\nfiles:\n  - path: a\n    sha256: 1234\n", "64 hex");
+    EXPECT_ERROR(4,
+                 "pin_set: x\nfiles:\n  - path: a\n"
+                 "    sha256: 18e1aa7e66ff3a58423d59ed22815a6954e53342122c45df20c96877c062b9bz\n",
+                 "64 hex");
+    EXPECT_ERROR(4, "pin_set: x\nfiles:\n  - path: a\n    digest: x\n", "unknown key 'digest' in files item");
+    EXPECT_ERROR(4, "pin_set: x\nfiles:\n  - path: a\n    path: b\n", "duplicate key 'path'");
+    EXPECT_ERROR(5, "pin_set: x\nfiles:\n  - path: a\n    sha256: ~\n    sha256: ~\n", "duplicate key 'sha256'");
+    EXPECT_ERROR(3, "pin_set: x\nfiles:\n  - path: [a]\n", "path: expected a string");
+    EXPECT_ERROR(4, "pin_set: x\nfiles:\n  - [a, b\n", "YAML syntax error");
+    EXPECT_ERROR(4, "pin_set: x\nfiles: [a]\n---\npin_set: y\n", "only one YAML document");
+    EXPECT_ERROR(3, "pin_set: &p x\nfiles:\n  - *p\n", "aliases");
+    EXPECT_ERROR(1, "? [a]\n: b\n", "expected a string");
+
+    char big[2200];
+    memset(big, 'a', 2049);
+    big[2049] = 0;
+    char doc[2400];
+    snprintf(doc, sizeof(doc), "pin_set: x\nfiles:\n  - %s\n", big);
+    EXPECT_ERROR(3, doc, "longer than 2048");
+
+    char err[256];
+    larder_seed_spec_t *s = parse("pin_set: \"\xc3\x28\"\n", err, sizeof(err));
+    CHECK(s == NULL && strstr(err, "UTF-8"));
+    /* the parser reads exactly len bytes */
+    s = larder_seed_parse("pin_set: x\nfiles: [a]\nGARBAGE", 22, err, sizeof(err));
+    CHECK(s && s->nitems == 1);
+    larder_seed_free(s);
+    s = larder_seed_parse(NULL, 0, err, sizeof(err));
+    CHECK(s == NULL);
+    s = parse("bogus: 1\n", NULL, 0);
+    CHECK(s == NULL);
+}
+
+int main(void)
+{
+    test_good();
+    test_bad();
+    if (failures) {
+        fprintf(stderr, "test_seedspec: %d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("test_seedspec: ok\n");
+    return 0;
+}
