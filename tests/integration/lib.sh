@@ -73,6 +73,7 @@ skip() {
 
 # print the closing line; call once at the end of a test script
 finish() {
+    stop_larder
     T_DONE=1
     if [ "$T_SKIPPED" -gt 0 ]; then
         echo "$TEST_NAME: $T_PASSED passed, $T_FAILED failed, $T_SKIPPED skipped"
@@ -475,6 +476,16 @@ stop_larder() {
     [ -n "${LARDER_PID:-}" ] || return 0
     stop_pid "$LARDER_PID" TERM
     LARDER_PID=
+    check_sanitizers
+}
+
+# check_sanitizers - an ASan/UBSan/LSan report in the daemon's log fails the test (sanitizer builds)
+check_sanitizers() {
+    [ -n "${LARDER_LOG:-}" ] && [ -f "$LARDER_LOG" ] || return 0
+    if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$LARDER_LOG"; then
+        grep -E -A30 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$LARDER_LOG" | head -60 >&2
+        fail "sanitizer report in $LARDER_LOG"
+    fi
 }
 
 # kill9_larder - crash it
