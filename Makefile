@@ -17,7 +17,7 @@ build: deps
 run: build
 	./build/larder serve $(if $(CONFIG),--config $(CONFIG),)
 
-# unit + integration tests on the release build, then unit tests and the basic integration test under
+# unit + integration tests on the release build, then all of them again under
 # ASan/UBSan, then short libFuzzer runs of every fuzz target
 test: build
 	cd build && ctest --output-on-failure
