@@ -3,7 +3,7 @@ JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 CLANG ?= clang
 
-.PHONY: all build deps run test test-unit test-asan test-fuzz bench clean
+.PHONY: all build deps run test test-asan test-fuzz lint bench clean
 
 all: build
 
@@ -21,7 +21,7 @@ run: build
 # ASan/UBSan, then short libFuzzer runs of every fuzz target
 test: build
 	cd build && ctest --output-on-failure
-	$(MAKE) test-asan test-fuzz
+	$(MAKE) test-asan test-fuzz lint
 
 test-asan: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLARDER_ASAN=ON >/dev/null
@@ -33,6 +33,11 @@ test-fuzz: deps
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=$(CLANG) -DCMAKE_BUILD_TYPE=Debug -DLARDER_FUZZ=ON -DLARDER_ASAN=ON >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
 	cd build-fuzz && ctest --output-on-failure -L fuzz
+
+# clang-tidy with the checks in .clang-tidy, warnings are errors
+lint: build
+	@cmake -S . -B build -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
+	clang-tidy -p build --quiet --warnings-as-errors='*' appliance/*.c protocols/*.c
 
 bench: build
 	./bench/files.sh

@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define TAIL_BUFSZ (256 * 1024)
+#define TAIL_BUFSZ ((size_t)256 * 1024)
 
 enum { PHASE_WAIT = 0, PHASE_SEND, PHASE_DONE };
 

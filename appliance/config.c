@@ -795,7 +795,7 @@ static int parse_root(ctx_t *c, const yaml_node_t *root, larder_config_t *cfg)
     map_iter_t it;
     yaml_node_t *v;
     int which, r;
-    uint64_t u;
+    uint64_t u = 0;
     if (!is_null(root) && root->type != YAML_MAPPING_NODE)
         return fail(c, root, "the top level must be a mapping of settings (key: value), got %s", type_name(root));
     map_begin(c, root, "", &it);

@@ -99,8 +99,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 static void on_wake(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, receiver, receiver);
-    while (!h2o_linklist_is_empty(messages))
-        h2o_linklist_unlink(messages->next);
+    /* the only message ever sent to this receiver is the worker's own wake_msg */
+    if (h2o_linklist_is_linked(&w->wake_msg.link))
+        h2o_linklist_unlink(&w->wake_msg.link);
     atomic_store(&w->wake_pending, 0);
     larder_cache_on_wake();
 }
@@ -141,7 +142,7 @@ static void *worker_main(void *arg)
     atomic_store(&w->ready, 1);
     h2o_context_init(&w->ctx, w->loop, &srv->globalconf);
     w->accept_ctxs = calloc(srv->nlisteners, sizeof(*w->accept_ctxs));
-    h2o_socket_t **socks = calloc(srv->nlisteners, sizeof(*socks));
+    h2o_socket_t **socks = calloc(srv->nlisteners, sizeof(h2o_socket_t *)); // NOLINT(bugprone-sizeof-expression)
     for (size_t i = 0; i < srv->nlisteners; i++) {
         h2o_accept_ctx_t *a = &w->accept_ctxs[i];
         a->ctx = &w->ctx;
@@ -218,7 +219,7 @@ int larder_server_create(larder_app_t *app, larder_server_t **out, char *err, si
     srv->app = app;
     h2o_config_init(&srv->globalconf);
     srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("larder"));
-    srv->globalconf.max_request_entity_size = 16 * 1024 * 1024; /* seed specs; nothing else takes a body */
+    srv->globalconf.max_request_entity_size = (size_t)16 * 1024 * 1024; /* seed specs; nothing else takes a body */
     h2o_hostconf_t *host = h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pc = h2o_config_register_path(host, "/", 0);
     route_handler_t *h = (route_handler_t *)h2o_create_handler(pc, sizeof(*h));
