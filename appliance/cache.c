@@ -45,10 +45,14 @@ typedef struct tailer {
     char *logpath;
     char method[8];
     uint64_t started_ms;
+    int64_t upstream_ms; /* of the fetch this response came from, -1 for none */
     uint64_t sent;
     char *buf;
     size_t bufsz;
     h2o_linklist_t link;
+    const char *content_type;   /* response content type overriding the stored one (request pool), or NULL */
+    larder_after_fetch_fn then; /* instead of answering: call this once the fetch has ended */
+    void *then_data;
 } tailer_t;
 
 static __thread h2o_linklist_t blocked_anchor; /* zeroed per thread; initialised on first use */
@@ -174,7 +178,7 @@ static void tailer_dispose(void *p)
 static void finish_log(tailer_t *t, const char *note)
 {
     t->phase = PHASE_DONE;
-    int64_t ums = t->fetch && t->cache_status != LARDER_CACHE_HIT ? (int64_t)t->fetch->upstream_ms : -1;
+    int64_t ums = t->fetch ? (int64_t)t->fetch->upstream_ms : t->upstream_ms;
     larder_log_request(larder_proto_name(t->proto), t->method, t->logpath, t->status,
                        larder_cache_status_name(t->cache_status), t->sent, ums, note);
     atomic_fetch_add(&t->app->metrics.bytes_served[t->proto], t->sent);
@@ -219,6 +223,7 @@ static tailer_t *tailer_new(larder_app_t *app, h2o_req_t *req, int proto, const 
     size_t n = req->input.method.len < sizeof(t->method) - 1 ? req->input.method.len : sizeof(t->method) - 1;
     memcpy(t->method, req->input.method.base, n);
     t->started_ms = larder_now_ms();
+    t->upstream_ms = -1;
     t->link.next = t->link.prev = NULL;
     return t;
 }
@@ -311,6 +316,7 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
         close(t->fd);
     t->fd = fd;
     if (t->fetch) {
+        t->upstream_ms = (int64_t)t->fetch->upstream_ms;
         larder_fetch_release(t->fetch);
         t->fetch = NULL;
     }
@@ -341,7 +347,9 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
         return 1;
     }
-    const char *ct = e->content_type && *e->content_type ? e->content_type : "application/octet-stream";
+    const char *ct = t->content_type                            ? t->content_type
+                     : e->content_type && *e->content_type ? e->content_type
+                                                            : "application/octet-stream";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, h2o_strdup(&req->pool, ct, SIZE_MAX).base,
                    strlen(ct));
     t->off = 0;
@@ -430,6 +438,27 @@ static int wait_step(tailer_t *t)
 {
     larder_fetch_t *f = t->fetch;
     int st = atomic_load(&f->state);
+    if (t->then) {
+        if (st < LARDER_FETCH_DONE) {
+            park(t);
+            return 0;
+        }
+        /* hand the request back to the protocol; this tailer is finished without answering */
+        t->phase = PHASE_DONE;
+        larder_after_fetch_fn then = t->then;
+        t->then = NULL;
+        then(t->app, t->req, st, t->then_data);
+        return 1;
+    }
+    if (f->buffered && (st == LARDER_FETCH_STREAMING || st == LARDER_FETCH_PENDING)) {
+        park(t); /* the rewritten document exists only once committed */
+        return 0;
+    }
+    if (f->buffered && st == LARDER_FETCH_DONE) {
+        if (f->uncached)
+            return tailer_error(t, 503, "Service Unavailable", "the index page could not be stored (quota or disk full)");
+        return serve_stored(t, t->cache_status, NULL);
+    }
     switch (st) {
     case LARDER_FETCH_PENDING:
         park(t);
@@ -546,6 +575,7 @@ void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_
         return;
     }
     tailer_t *t = tailer_new(app, req, m->proto, m->key);
+    t->content_type = m->content_type;
     for (int attempt = 0; attempt < 2; attempt++) {
         larder_entry_t e;
         int r = larder_store_get(app->store, m->proto, m->key, &e);
@@ -554,7 +584,9 @@ void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_
                                  .url = m->url,
                                  .sha256 = m->sha256,
                                  .entry_flags = m->flags,
-                                 .ttl = m->ttl};
+                                 .ttl = m->ttl,
+                                 .accept = m->accept,
+                                 .transform = m->transform};
         if (r == 0) {
             int fresh = larder_entry_is_fresh(&e, larder_now());
             if (fresh || app->cfg->offline || !m->url) {
@@ -601,6 +633,17 @@ void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_
         tailer_error(t, 502, "Bad Gateway", "could not start the upstream fetch");
         return;
     }
+    t->phase = PHASE_WAIT;
+    on_proceed(&t->super, req);
+}
+
+void larder_cache_after_fetch(larder_app_t *app, h2o_req_t *req, int proto, const char *key, larder_fetch_t *fe,
+                              larder_after_fetch_fn then, void *data)
+{
+    tailer_t *t = tailer_new(app, req, proto, key);
+    t->fetch = fe;
+    t->then = then;
+    t->then_data = data;
     t->phase = PHASE_WAIT;
     on_proceed(&t->super, req);
 }

@@ -13,10 +13,18 @@ typedef struct larder_mapping {
     const char *sha256; /* expected digest (verified before commit), or NULL */
     uint32_t flags;     /* LARDER_ENTRY_IMMUTABLE ... */
     uint64_t ttl;       /* freshness of volatile objects, seconds */
+    const char *accept; /* Accept header sent upstream, or NULL */
+    larder_transform_fn transform; /* rewrite the upstream document before it is stored, or NULL */
+    const char *content_type; /* override the stored content type in the response, or NULL */
 } larder_mapping_t;
 
 /* Serve a GET/HEAD through the cache. Always answers the request (possibly asynchronously). */
 void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_t *m);
+/* Wait (without blocking the thread) until `fe` has ended, then call `then` on this worker thread with its final
+ * state; `then` must answer the request. Takes over the caller's reference to fe. */
+typedef void (*larder_after_fetch_fn)(larder_app_t *app, h2o_req_t *req, int fetch_state, void *data);
+void larder_cache_after_fetch(larder_app_t *app, h2o_req_t *req, int proto, const char *key, larder_fetch_t *fe,
+                              larder_after_fetch_fn then, void *data);
 /* Serve a stored blob by its digest (content-addressed access); 404 when not cached. */
 void larder_cache_serve_digest(larder_app_t *app, h2o_req_t *req, int proto, const char *digest);
 

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define TABLE_SIZE 1024
@@ -36,7 +37,8 @@ struct larder_fetch_priv {
     larder_fetch_t *table_next; /* chain in the single-flight table */
     larder_fetch_t *queue_next; /* submission queue */
     char *table_key;
-    char *sha256, *inm, *ims, *pin_set;
+    char *sha256, *inm, *ims, *pin_set, *accept;
+    larder_transform_fn transform;
     uint32_t entry_flags;
     uint64_t ttl;
     CURL *easy;
@@ -92,6 +94,7 @@ void larder_fetch_release(larder_fetch_t *fe)
     free(p->inm);
     free(p->ims);
     free(p->pin_set);
+    free(p->accept);
     free(p->in_content_type);
     free(p->in_etag);
     free(p->in_last_modified);
@@ -133,7 +136,7 @@ larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t
         }
     }
     /* The previous fetch of this key may have committed between the caller's lookup and now. */
-    if (!req->if_none_match && !req->if_modified_since) {
+    if (!req->if_none_match && !req->if_modified_since && !req->force) {
         larder_entry_t e;
         if (larder_store_get(f->store, req->proto, req->key, &e) == 0) {
             int fresh = larder_entry_is_fresh(&e, larder_now());
@@ -161,6 +164,9 @@ larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t
     p->inm = xstrdup(req->if_none_match);
     p->ims = xstrdup(req->if_modified_since);
     p->pin_set = xstrdup(req->pin_set);
+    p->accept = xstrdup(req->accept);
+    p->transform = req->transform;
+    fe->buffered = req->transform != NULL;
     p->entry_flags = req->entry_flags;
     p->ttl = req->ttl;
     p->in_content_length = -1;
@@ -339,6 +345,10 @@ static void setup_easy(larder_fetcher_t *f, larder_fetch_t *fe)
         snprintf(hdr, sizeof(hdr), "If-None-Match: %s", p->inm);
         p->headers = curl_slist_append(p->headers, hdr);
     }
+    if (p->accept) {
+        snprintf(hdr, sizeof(hdr), "Accept: %s", p->accept);
+        p->headers = curl_slist_append(p->headers, hdr);
+    }
     if (p->ims) {
         snprintf(hdr, sizeof(hdr), "If-Modified-Since: %s", p->ims);
         p->headers = curl_slist_append(p->headers, hdr);
@@ -366,8 +376,34 @@ static int finish_body(larder_fetcher_t *f, larder_fetch_t *fe)
                  fe->digest);
         return LARDER_FETCH_FAILED;
     }
+    char *ct = NULL;
+    if (p->transform) {
+        /* rewrite into a second temp file; what is stored (and hashed) is the rewritten document */
+        char out_path[4096];
+        int ofd = larder_store_tmp_create(f->store, out_path, sizeof(out_path));
+        if (ofd < 0) {
+            snprintf(fe->error, sizeof(fe->error), "cannot create temp file: %s", strerror(-ofd));
+            return LARDER_FETCH_FAILED;
+        }
+        char err[200] = "";
+        struct stat sb;
+        if (p->transform(f->store, fe, fe->fd, w, ofd, &ct, err, sizeof(err)) < 0 || fstat(ofd, &sb) < 0 ||
+            larder_sha256_file(out_path, fe->digest) < 0) {
+            snprintf(fe->error, sizeof(fe->error), "rewriting the upstream document failed: %s", err);
+            close(ofd);
+            unlink(out_path);
+            free(ct);
+            return LARDER_FETCH_FAILED;
+        }
+        unlink(p->tmp_path);
+        memcpy(p->tmp_path, out_path, sizeof(out_path));
+        close(fe->fd);
+        fe->fd = ofd;
+        w = (uint64_t)sb.st_size;
+    }
     if (fsync(fe->fd) < 0) {
         snprintf(fe->error, sizeof(fe->error), "fsync failed: %s", strerror(errno));
+        free(ct);
         return LARDER_FETCH_FAILED;
     }
     larder_entry_t e = {0};
@@ -376,11 +412,12 @@ static int finish_body(larder_fetcher_t *f, larder_fetch_t *fe)
     e.fetched_at = larder_now();
     e.fresh_until = e.fetched_at + p->ttl;
     e.flags = p->entry_flags;
-    e.content_type = fe->content_type;
+    e.content_type = ct ? ct : fe->content_type;
     e.url = fe->url;
     e.etag = fe->etag;
     e.last_modified = fe->last_modified;
     int r = larder_store_commit(f->store, fe->proto, fe->key, p->tmp_path, &e, p->pin_set);
+    free(ct);
     if (r < 0) {
         /* the body is complete and verified: waiting clients still get it, it is just not kept */
         fe->uncached = 1;

@@ -9,7 +9,6 @@
 #include "store.h"
 
 typedef struct larder_fetcher larder_fetcher_t;
-typedef struct larder_fetch larder_fetch_t;
 
 enum larder_fetch_state {
     LARDER_FETCH_PENDING = 0,   /* queued or waiting for upstream headers */
@@ -18,6 +17,12 @@ enum larder_fetch_state {
     LARDER_FETCH_NOT_MODIFIED,  /* conditional request answered 304; entry freshness renewed */
     LARDER_FETCH_FAILED,        /* see status (upstream status or 0) and error */
 };
+
+typedef struct larder_fetch larder_fetch_t;
+/* Rewrites a complete, verified upstream body (in_fd, in_len bytes) into out_fd before it is committed; runs on
+ * the fetch thread. Sets *content_type (malloc'd) for the stored object. 0, or -1 with a message in err. */
+typedef int (*larder_transform_fn)(larder_store_t *st, const larder_fetch_t *fe, int in_fd, uint64_t in_len, int out_fd,
+                                   char **content_type, char *err, size_t errlen);
 
 typedef struct larder_fetch_req {
     int proto;
@@ -29,6 +34,9 @@ typedef struct larder_fetch_req {
     const char *if_none_match;     /* conditional revalidation, or NULL */
     const char *if_modified_since;
     const char *pin_set;           /* pin the committed entry in this set, or NULL */
+    const char *accept;            /* Accept header for upstream, or NULL */
+    int force;                     /* fetch even when a fresh entry exists (refresh on demand) */
+    larder_transform_fn transform; /* rewrite before commit (responses then wait for the commit), or NULL */
 } larder_fetch_req_t;
 
 struct larder_fetch {
@@ -38,6 +46,7 @@ struct larder_fetch {
     int status;               /* final upstream status, valid from STREAMING/FAILED on */
     int64_t content_length;   /* -1 when unknown */
     int uncached;             /* DONE but not committed (quota or disk) */
+    int buffered;             /* transformed before commit: serve the committed entry, never the raw stream */
     char *content_type, *etag, *last_modified;
     char digest[LARDER_SHA256_HEX];
     char error[256];

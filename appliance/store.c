@@ -799,6 +799,60 @@ int larder_store_each_entry(larder_store_t *st, int proto, larder_entry_cb cb, v
     return r;
 }
 
+/* ---- auxiliary records ---- */
+
+struct larder_meta_batch {
+    rocksdb_writebatch_t *b;
+};
+
+larder_meta_batch_t *larder_store_meta_begin(larder_store_t *st)
+{
+    larder_meta_batch_t *b = malloc(sizeof(*b));
+    b->b = rocksdb_writebatch_create();
+    return b;
+}
+
+void larder_meta_batch_put(larder_meta_batch_t *b, int proto, const char *key, const char *val, size_t len)
+{
+    char k[KEYMAX];
+    size_t n = mkkey(k, sizeof(k), "m/%s/%s", larder_proto_name(proto), key);
+    if (n)
+        rocksdb_writebatch_put(b->b, k, n, val, len);
+}
+
+int larder_store_meta_commit(larder_store_t *st, larder_meta_batch_t *b)
+{
+    int r = write_batch(st, b->b);
+    rocksdb_writebatch_destroy(b->b);
+    free(b);
+    return r;
+}
+
+void larder_store_meta_discard(larder_meta_batch_t *b)
+{
+    rocksdb_writebatch_destroy(b->b);
+    free(b);
+}
+
+char *larder_store_meta_get(larder_store_t *st, int proto, const char *key, size_t *len)
+{
+    char k[KEYMAX], *errptr = NULL;
+    size_t n = mkkey(k, sizeof(k), "m/%s/%s", larder_proto_name(proto), key), vlen;
+    if (!n)
+        return NULL;
+    char *v = rocksdb_get(st->db, st->ropts, k, n, &vlen, &errptr);
+    free(errptr);
+    if (!v)
+        return NULL;
+    char *out = malloc(vlen + 1);
+    memcpy(out, v, vlen);
+    out[vlen] = 0;
+    rocksdb_free(v);
+    if (len)
+        *len = vlen;
+    return out;
+}
+
 void larder_store_get_stats(larder_store_t *st, larder_store_stats_t *out)
 {
     pthread_mutex_lock(&st->mu);

@@ -80,6 +80,16 @@ typedef int (*larder_pin_cb)(void *ctx, const char *set, int proto, const char *
 /* iterate pins of one set (set NULL: all sets) */
 int larder_store_each_pin(larder_store_t *st, const char *set, larder_pin_cb cb, void *ctx);
 
+/* Small auxiliary records a protocol keeps beside its entries (e.g. which files a cached index lists and their
+ * digests): m/<proto>/<key> -> value. A batch collects puts and lands in one write. */
+typedef struct larder_meta_batch larder_meta_batch_t;
+larder_meta_batch_t *larder_store_meta_begin(larder_store_t *st);
+void larder_meta_batch_put(larder_meta_batch_t *b, int proto, const char *key, const char *val, size_t len);
+int larder_store_meta_commit(larder_store_t *st, larder_meta_batch_t *b); /* frees b */
+void larder_store_meta_discard(larder_meta_batch_t *b);
+/* malloc'd value (NUL-terminated) or NULL */
+char *larder_store_meta_get(larder_store_t *st, int proto, const char *key, size_t *len);
+
 void larder_store_get_stats(larder_store_t *st, larder_store_stats_t *out);
 
 /* re-hash every blob, drop corrupt blobs and entries pointing at them, rebuild counters */

@@ -6,6 +6,7 @@
  * RFC 7231 IMF-fixdate form only ("Sun, 06 Nov 1994 08:49:37 GMT"); the parser is given a length rather than
  * a C string because it reads header values straight out of h2o's request buffers, which are not
  * NUL-terminated. Errors are negative errno values, as everywhere in Larder. */
+#include <ctype.h>
 #include "util.h"
 
 #include <errno.h>
@@ -275,3 +276,44 @@ void larder_format_size(uint64_t n, char *out, size_t outlen)
         num[l - 2] = '\0';
     snprintf(out, outlen, "%s %s", num, units[u]);
 }
+
+/* Shared by every protocol that maps a request path onto an upstream path. */
+int larder_path_is_safe(const char *p, size_t len, char *err, size_t errlen)
+{
+    size_t seg_start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        unsigned char c = i < len ? (unsigned char)p[i] : '/';
+        if (c == '/') {
+            size_t sl = i - seg_start;
+            const char *s = p + seg_start;
+            if (sl == 0 && i < len) {
+                snprintf(err, errlen, "empty path segment");
+                return 0;
+            }
+            if ((sl == 1 && s[0] == '.') || (sl == 2 && s[0] == '.' && s[1] == '.')) {
+                snprintf(err, errlen, "dot segments are not allowed");
+                return 0;
+            }
+            seg_start = i + 1;
+            continue;
+        }
+        if (c < 0x20 || c == 0x7f || c == '\\') {
+            snprintf(err, errlen, "control characters and backslashes are not allowed");
+            return 0;
+        }
+        if (c == '%') {
+            if (i + 2 >= len || !isxdigit((unsigned char)p[i + 1]) || !isxdigit((unsigned char)p[i + 2])) {
+                snprintf(err, errlen, "malformed percent-encoding");
+                return 0;
+            }
+            char hex[3] = {p[i + 1], p[i + 2], 0};
+            long v = strtol(hex, NULL, 16);
+            if (v == '/' || v == '\\' || v == '.' || v < 0x20 || v == 0x7f || v == '%') {
+                snprintf(err, errlen, "encoded '/', '\\', '.', '%%' or control characters are not allowed");
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+

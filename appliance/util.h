@@ -28,6 +28,11 @@ void larder_http_date(uint64_t t, char *out, size_t outlen);
 /* parse an HTTP date; 0 on failure */
 uint64_t larder_parse_http_date(const char *s, size_t len);
 
+/* 1 when a raw request path is safe to append to an upstream prefix: no dot or empty segments, no
+ * backslashes or control characters, no percent-encoded '/', '\\', '.', '%' or control characters, no
+ * malformed escapes. Otherwise 0 with the reason in err. */
+int larder_path_is_safe(const char *p, size_t len, char *err, size_t errlen);
+
 /* human readable size: "1.5 GiB" */
 void larder_format_size(uint64_t n, char *out, size_t outlen);
 

@@ -17,45 +17,6 @@
 #include <string.h>
 #include <strings.h>
 
-static int valid_path(const char *p, size_t len, char *err, size_t errlen)
-{
-    size_t seg_start = 0;
-    for (size_t i = 0; i <= len; i++) {
-        unsigned char c = i < len ? (unsigned char)p[i] : '/';
-        if (c == '/') {
-            size_t sl = i - seg_start;
-            const char *s = p + seg_start;
-            if (sl == 0 && i < len) {
-                snprintf(err, errlen, "empty path segment");
-                return -1;
-            }
-            if ((sl == 1 && s[0] == '.') || (sl == 2 && s[0] == '.' && s[1] == '.')) {
-                snprintf(err, errlen, "dot segments are not allowed");
-                return -1;
-            }
-            seg_start = i + 1;
-            continue;
-        }
-        if (c < 0x20 || c == 0x7f || c == '\\') {
-            snprintf(err, errlen, "control characters and backslashes are not allowed");
-            return -1;
-        }
-        if (c == '%') {
-            if (i + 2 >= len || !isxdigit((unsigned char)p[i + 1]) || !isxdigit((unsigned char)p[i + 2])) {
-                snprintf(err, errlen, "malformed percent-encoding");
-                return -1;
-            }
-            char hex[3] = {p[i + 1], p[i + 2], 0};
-            long v = strtol(hex, NULL, 16);
-            if (v == '/' || v == '\\' || v == '.' || v < 0x20 || v == 0x7f || v == '%') {
-                snprintf(err, errlen, "encoded '/', '\\', '.', '%%' or control characters are not allowed");
-                return -1;
-            }
-        }
-    }
-    return 0;
-}
-
 int larder_files_map(const larder_config_t *cfg, const char *path, size_t len, larder_files_target_t *out, char *err,
                      size_t errlen)
 {
@@ -71,7 +32,7 @@ int larder_files_map(const larder_config_t *cfg, const char *path, size_t len, l
         snprintf(err, errlen, "path too long");
         return 400;
     }
-    if (valid_path(path, len, err, errlen) < 0)
+    if (!larder_path_is_safe(path, len, err, errlen))
         return 400;
     const char *slash = memchr(path, '/', len);
     size_t nlen = slash ? (size_t)(slash - path) : len;
@@ -192,5 +153,12 @@ const larder_protocol_t larder_protocol_files = {
 
 const larder_protocol_t *larder_protocol_get(int proto)
 {
-    return proto == LARDER_PROTO_FILES ? &larder_protocol_files : NULL;
+    switch (proto) {
+    case LARDER_PROTO_FILES:
+        return &larder_protocol_files;
+    case LARDER_PROTO_PYPI:
+        return &larder_protocol_pypi;
+    default:
+        return NULL;
+    }
 }

@@ -17,6 +17,7 @@ typedef struct larder_protocol {
 } larder_protocol_t;
 
 extern const larder_protocol_t larder_protocol_files;
+extern const larder_protocol_t larder_protocol_pypi;
 
 /* the protocol for a seed item or request, NULL when not implemented */
 const larder_protocol_t *larder_protocol_get(int proto);

@@ -1,0 +1,55 @@
+/* pypi.h - the Python package index (PEP 503 HTML, PEP 691 JSON, PEP 658/714 metadata) at /pypi/. */
+#ifndef LARDER_PYPI_H
+#define LARDER_PYPI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { LARDER_PYPI_HTML = 0, LARDER_PYPI_JSON = 1 };
+
+/* PEP 503 normalisation (lower-case, runs of -_. to one '-') into out (outlen >= len + 1); 0, or -1 when the
+ * name is empty, too long or has characters outside [A-Za-z0-9._-]. */
+int larder_pypi_normalize(const char *name, size_t len, char *out, size_t outlen);
+
+/* Choose a format from an Accept header (NULL = none): LARDER_PYPI_JSON or LARDER_PYPI_HTML, with *legacy_html
+ * set when text/html won; -1 when nothing acceptable (406). */
+int larder_pypi_negotiate(const char *accept, size_t len, int *legacy_html);
+
+/* Resolve `ref` against the absolute URL `base` (RFC 3986 subset: absolute, scheme-relative, path-absolute,
+ * relative with dot segments). malloc'd, fragment removed (returned in *fragment, malloc'd or NULL). */
+char *larder_url_resolve(const char *base, const char *ref, size_t reflen, char **fragment);
+
+typedef struct larder_pypi_file {
+    const char *url;          /* absolute upstream URL, no fragment */
+    const char *sha256;       /* hex or NULL */
+    const char *meta_sha256;  /* PEP 658/714 metadata digest, or NULL */
+    int has_meta;             /* metadata file announced (with or without digest) */
+} larder_pypi_file_t;
+
+typedef struct larder_pypi_buf {
+    char *p;
+    size_t len, cap;
+} larder_pypi_buf_t;
+
+typedef void (*larder_pypi_file_cb)(void *ctx, const larder_pypi_file_t *f);
+
+/* Rewrite an upstream project page (HTML or JSON, `in_json`) fetched from page_url into format out_fmt, every
+ * file link pointing back at /pypi/files/<project>/<scheme>/<host>/<path> relative to /pypi/simple/<project>/.
+ * Reports each file through cb. 0, or -1 with a message. Pure: safe to fuzz. */
+int larder_pypi_rewrite_page(const char *page_url, const char *project, int in_json, const char *in, size_t len,
+                             int out_fmt, larder_pypi_buf_t *out, larder_pypi_file_cb cb, void *ctx, char *err,
+                             size_t errlen);
+
+/* Parse a wheel or sdist filename: name (normalised) and version; for wheels the tag triple. 0 or -1. */
+typedef struct larder_pypi_dist {
+    char name[256], version[128];
+    int is_wheel;
+    char pytag[128], abitag[128], plattag[256];
+} larder_pypi_dist_t;
+int larder_pypi_parse_filename(const char *filename, larder_pypi_dist_t *out);
+
+/* Would this dist install on one of `pyvers` ("3.11") x `platforms` ("manylinux2014_x86_64")? sdists always do. */
+int larder_pypi_dist_matches(const larder_pypi_dist_t *d, char *const *pyvers, size_t npy, char *const *platforms,
+                             size_t nplat);
+
+#endif
