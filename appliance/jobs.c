@@ -26,20 +26,29 @@ typedef struct job_item {
     job_t *job;
     int state;
     int proto;
-    char *ref;
+    char *label;
     char *key;
-    char *url;
     char error[300];
     uint64_t bytes;
+    larder_seed_then_fn then;
+    void *then_data;
 } job_item_t;
+
+struct larder_seed_ctx {
+    larder_jobs_t *jobs;
+    job_t *job;
+};
 
 struct job {
     char id[40];
     char *pin_set;
     uint64_t created, finished;
     size_t nitems, ndone, nfailed;
-    job_item_t *items;
+    int adding; /* submission still expanding items: not finished even if every item so far is */
+    job_item_t **items;
+    size_t cap;
     larder_seed_spec_t *spec;
+    larder_seed_ctx_t ctx;
     job_t *next;
 };
 
@@ -58,6 +67,8 @@ larder_jobs_t *larder_jobs_create(larder_app_t *app)
     return j;
 }
 
+static int job_finished(const job_t *job) { return !job->adding && job->ndone + job->nfailed == job->nitems; }
+
 void larder_jobs_destroy(larder_jobs_t *jobs)
 {
     if (!jobs)
@@ -66,10 +77,11 @@ void larder_jobs_destroy(larder_jobs_t *jobs)
     job_t *job = jobs->head;
     while (job) {
         job_t *next = job->next;
-        if (job->ndone + job->nfailed == job->nitems) {
+        if (job_finished(job)) {
             for (size_t i = 0; i < job->nitems; i++) {
-                free(job->items[i].key);
-                free(job->items[i].url);
+                free(job->items[i]->label);
+                free(job->items[i]->key);
+                free(job->items[i]);
             }
             free(job->items);
             free(job->pin_set);
@@ -80,6 +92,15 @@ void larder_jobs_destroy(larder_jobs_t *jobs)
     }
     pthread_mutex_destroy(&jobs->mu);
     free(jobs);
+}
+
+static void check_finished(job_t *job)
+{
+    if (job_finished(job) && !job->finished) {
+        job->finished = larder_now();
+        larder_info("seed %s (pin set %s) finished: %zu done, %zu failed", job->id, job->pin_set, job->ndone,
+                    job->nfailed);
+    }
 }
 
 /* caller holds mu */
@@ -94,35 +115,125 @@ static void item_finish(job_item_t *it, int ok, const char *err)
     else {
         job->nfailed++;
         snprintf(it->error, sizeof(it->error), "%s", err ? err : "failed");
-        larder_warn("seed %s: %s: %s", job->id, it->ref, it->error);
+        larder_warn("seed %s: %s: %s", job->id, it->label, it->error);
     }
-    if (job->ndone + job->nfailed == job->nitems) {
-        job->finished = larder_now();
-        larder_info("seed %s (pin set %s) finished: %zu done, %zu failed", job->id, job->pin_set, job->ndone,
-                    job->nfailed);
-    }
+    check_finished(job);
 }
 
+static job_item_t *new_item(larder_seed_ctx_t *c, const char *label, int proto, const char *key)
+{
+    job_item_t *it = calloc(1, sizeof(*it));
+    it->job = c->job;
+    it->proto = proto;
+    it->label = strdup(label);
+    it->key = key ? strdup(key) : NULL;
+    pthread_mutex_lock(&c->jobs->mu);
+    job_t *job = c->job;
+    if (job->nitems == job->cap) {
+        job->cap = job->cap ? job->cap * 2 : 16;
+        job->items = realloc(job->items, job->cap * sizeof(*job->items));
+    }
+    job->items[job->nitems++] = it;
+    pthread_mutex_unlock(&c->jobs->mu);
+    return it;
+}
+
+/* pinning succeeded: run the follow-up (which may add items) before the item counts as done */
+static void item_succeeded(larder_seed_ctx_t *c, job_item_t *it)
+{
+    if (it->then)
+        it->then(c, it->proto, it->key, it->then_data);
+    free(it->then_data);
+    it->then_data = NULL;
+    pthread_mutex_lock(&c->jobs->mu);
+    item_finish(it, 1, NULL);
+    pthread_mutex_unlock(&c->jobs->mu);
+}
+
+static void item_failed(larder_seed_ctx_t *c, job_item_t *it, const char *err)
+{
+    free(it->then_data);
+    it->then_data = NULL;
+    pthread_mutex_lock(&c->jobs->mu);
+    item_finish(it, 0, err);
+    pthread_mutex_unlock(&c->jobs->mu);
+}
+
+void larder_seed_fail(larder_seed_ctx_t *c, const char *label, const char *err)
+{
+    job_item_t *it = new_item(c, label, -1, NULL);
+    item_failed(c, it, err);
+}
+
+larder_app_t *larder_seed_app(larder_seed_ctx_t *c) { return c->jobs->app; }
+const struct larder_seed_spec *larder_seed_spec_of(larder_seed_ctx_t *c) { return c->job->spec; }
+
 typedef struct done_ctx {
-    larder_jobs_t *jobs;
+    larder_seed_ctx_t *c;
     job_item_t *item;
 } done_ctx_t;
 
 static void on_fetch_done(larder_fetch_t *fe, void *arg)
 {
-    done_ctx_t *c = arg;
-    larder_jobs_t *jobs = c->jobs;
-    job_item_t *it = c->item;
+    done_ctx_t *d = arg;
+    larder_seed_ctx_t *c = d->c;
+    job_item_t *it = d->item;
+    free(d);
     int st = atomic_load(&fe->state);
     int ok = (st == LARDER_FETCH_DONE && !fe->uncached) || st == LARDER_FETCH_NOT_MODIFIED;
-    if (ok && larder_store_pin(jobs->app->store, it->job->pin_set, it->proto, it->key) < 0)
-        ok = 0;
-    pthread_mutex_lock(&jobs->mu);
     it->bytes = atomic_load(&fe->written);
-    item_finish(it, ok, fe->error[0] ? fe->error : "upstream failed");
-    pthread_mutex_unlock(&jobs->mu);
+    char err[300];
+    snprintf(err, sizeof(err), "%s", fe->error[0] ? fe->error : "upstream failed");
     larder_fetch_release(fe);
-    free(c);
+    if (ok && larder_store_pin(c->jobs->app->store, c->job->pin_set, it->proto, it->key) < 0) {
+        ok = 0;
+        snprintf(err, sizeof(err), "pinning failed");
+    }
+    if (ok)
+        item_succeeded(c, it);
+    else
+        item_failed(c, it, err);
+}
+
+void larder_seed_add(larder_seed_ctx_t *c, const char *label, const larder_fetch_req_t *fr_in, larder_seed_then_fn then,
+                     void *data)
+{
+    larder_app_t *app = c->jobs->app;
+    job_item_t *it = new_item(c, label, fr_in->proto, fr_in->key);
+    it->then = then;
+    it->then_data = data;
+    larder_fetch_req_t fr = *fr_in;
+    fr.pin_set = c->job->pin_set;
+    larder_entry_t ent;
+    if (larder_store_get(app->store, it->proto, it->key, &ent) == 0) {
+        int usable = larder_entry_is_fresh(&ent, larder_now()) || app->cfg->offline;
+        it->bytes = ent.size;
+        larder_entry_clear(&ent);
+        if (usable) {
+            if (larder_store_pin(app->store, c->job->pin_set, it->proto, it->key) == 0)
+                item_succeeded(c, it);
+            else
+                item_failed(c, it, "pinning failed");
+            return;
+        }
+    }
+    if (app->cfg->offline) {
+        item_failed(c, it, "offline and not cached");
+        return;
+    }
+    int how;
+    larder_fetch_t *fe = larder_fetch_start(app->fetcher, &fr, &how);
+    if (!fe) { /* committed meanwhile */
+        if (larder_store_pin(app->store, c->job->pin_set, it->proto, it->key) == 0)
+            item_succeeded(c, it);
+        else
+            item_failed(c, it, "pinning failed");
+        return;
+    }
+    done_ctx_t *d = malloc(sizeof(*d));
+    d->c = c;
+    d->item = it;
+    larder_fetch_on_done(fe, on_fetch_done, d);
 }
 
 int larder_jobs_submit(larder_jobs_t *jobs, const char *yaml, size_t len, char *id, size_t idlen, char *err,
@@ -136,70 +247,36 @@ int larder_jobs_submit(larder_jobs_t *jobs, const char *yaml, size_t len, char *
     job->spec = spec;
     job->pin_set = strdup(spec->pin_set);
     job->created = larder_now();
-    job->nitems = spec->nitems;
-    job->items = calloc(spec->nitems ? spec->nitems : 1, sizeof(*job->items));
+    job->adding = 1;
+    job->ctx.jobs = jobs;
+    job->ctx.job = job;
     pthread_mutex_lock(&jobs->mu);
     snprintf(job->id, sizeof(job->id), "%" PRIx64 "-%" PRIu64, job->created, ++jobs->seq);
     job->next = jobs->head;
     jobs->head = job;
     snprintf(id, idlen, "%s", job->id);
-    larder_info("seed %s: %zu item(s) into pin set %s", job->id, job->nitems, job->pin_set);
+    pthread_mutex_unlock(&jobs->mu);
+    larder_info("seed %s: %zu item(s) into pin set %s", job->id, spec->nitems, job->pin_set);
 
     for (size_t i = 0; i < spec->nitems; i++) {
         const larder_seed_item_t *si = &spec->items[i];
-        job_item_t *it = &job->items[i];
-        it->job = job;
-        it->proto = si->proto;
-        it->ref = si->ref;
         const larder_protocol_t *proto = larder_protocol_get(si->proto);
-        char e[300];
-        larder_fetch_req_t fr;
-        if (!proto || !proto->seed_item) {
-            item_finish(it, 0, "this protocol cannot be seeded yet");
+        if (!proto || !proto->seed) {
+            larder_seed_fail(&job->ctx, si->ref, "this protocol cannot be seeded yet");
             continue;
         }
-        if (proto->seed_item(app, si, &fr, &it->url, &it->key, e, sizeof(e)) < 0) {
-            item_finish(it, 0, e);
-            continue;
-        }
-        fr.pin_set = job->pin_set;
-        larder_entry_t ent;
-        if (larder_store_get(app->store, it->proto, it->key, &ent) == 0) {
-            int usable = larder_entry_is_fresh(&ent, larder_now()) || app->cfg->offline;
-            it->bytes = ent.size;
-            larder_entry_clear(&ent);
-            if (usable) {
-                int r = larder_store_pin(app->store, job->pin_set, it->proto, it->key);
-                item_finish(it, r == 0, "pinning failed");
-                continue;
-            }
-        }
-        if (app->cfg->offline) {
-            item_finish(it, 0, "offline and not cached");
-            continue;
-        }
-        int how;
-        larder_fetch_t *fe = larder_fetch_start(app->fetcher, &fr, &how);
-        if (!fe) {
-            int r = larder_store_pin(app->store, job->pin_set, it->proto, it->key);
-            item_finish(it, r == 0, "pinning failed");
-            continue;
-        }
-        done_ctx_t *c = malloc(sizeof(*c));
-        c->jobs = jobs;
-        c->item = it;
-        /* the callback takes the mutex: drop it while registering (it may run at once) */
-        pthread_mutex_unlock(&jobs->mu);
-        larder_fetch_on_done(fe, on_fetch_done, c);
-        pthread_mutex_lock(&jobs->mu);
+        proto->seed(app, si, &job->ctx);
     }
+    pthread_mutex_lock(&jobs->mu);
+    job->adding = 0;
+    check_finished(job);
     pthread_mutex_unlock(&jobs->mu);
     return 0;
 }
 
 static json_t *job_json(const job_t *job, int with_items)
 {
-    int done = job->ndone + job->nfailed == job->nitems;
+    int done = job_finished(job);
     json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "id", job->id, "pin_set", job->pin_set, "state",
                           done ? (job->nfailed ? "failed" : "done") : "running", "total", (json_int_t)job->nitems,
                           "done", (json_int_t)job->ndone, "failed", (json_int_t)job->nfailed, "created",
@@ -207,13 +284,13 @@ static json_t *job_json(const job_t *job, int with_items)
     if (with_items) {
         json_t *items = json_array(), *errors = json_array();
         for (size_t i = 0; i < job->nitems; i++) {
-            const job_item_t *it = &job->items[i];
+            const job_item_t *it = job->items[i];
             const char *st = it->state == ITEM_DONE ? "done" : it->state == ITEM_FAILED ? "failed" : "pending";
-            json_t *jo = json_pack("{s:s, s:s, s:s, s:I}", "protocol", larder_proto_name(it->proto), "ref", it->ref,
+            json_t *jo = json_pack("{s:s, s:s, s:s, s:I}", "protocol", it->proto >= 0 ? larder_proto_name(it->proto) : "-", "ref", it->label,
                                    "state", st, "bytes", (json_int_t)it->bytes);
             if (it->state == ITEM_FAILED) {
                 json_object_set_new(jo, "error", json_string(it->error));
-                json_array_append_new(errors, json_sprintf("%s: %s", it->ref, it->error));
+                json_array_append_new(errors, json_sprintf("%s: %s", it->label, it->error));
             }
             json_array_append_new(items, jo);
         }

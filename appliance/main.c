@@ -7,6 +7,8 @@
 #include "config.h"
 #include "jobs.h"
 #include "log.h"
+#include "pypi.h"
+#include "seedspec.h"
 #include "server.h"
 #include "store.h"
 
@@ -161,6 +163,80 @@ static void progress(long done, long failed, long total)
     fflush(stderr);
 }
 
+/* read a requirements file (and the files it includes with -r) into pypi items of spec */
+static int expand_requirements(larder_seed_spec_t *spec, const char *path, int depth)
+{
+    size_t len;
+    char *text = larder_read_file(path, &len);
+    if (!text) {
+        fprintf(stderr, "larder seed: cannot read requirement file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char **lines, **inc;
+    size_t ninc, n = larder_pypi_requirement_lines(text, len, &lines, &inc, &ninc);
+    free(text);
+    int r = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r == 0 && larder_seed_append(spec, LARDER_PROTO_PYPI, lines[i], NULL) < 0)
+            r = -1;
+        free(lines[i]);
+    }
+    for (size_t i = 0; i < ninc; i++) {
+        if (r == 0) {
+            if (depth > 8) {
+                fprintf(stderr, "larder seed: %s: -r nesting too deep\n", path);
+                r = -1;
+            } else {
+                char sub[4096];
+                const char *slash = strrchr(path, '/');
+                if (inc[i][0] == '/' || !slash)
+                    snprintf(sub, sizeof(sub), "%s", inc[i]);
+                else
+                    snprintf(sub, sizeof(sub), "%.*s/%s", (int)(slash - path), path, inc[i]);
+                r = expand_requirements(spec, sub, depth + 1);
+            }
+        }
+        free(inc[i]);
+    }
+    free(lines);
+    free(inc);
+    return r;
+}
+
+/* the spec as the daemon takes it: requirement files read here, on the client's machine */
+static char *prepare_spec(const char *spec_path, char *text, size_t *len)
+{
+    char err[1024];
+    larder_seed_spec_t *spec = larder_seed_parse_ex(text, *len, LARDER_SEED_CLIENT, err, sizeof(err));
+    if (!spec) {
+        fprintf(stderr, "larder seed: %s: %s\n", spec_path, err);
+        free(text);
+        return NULL;
+    }
+    if (!spec->pypi_requirement_files.n) {
+        larder_seed_free(spec);
+        return text;
+    }
+    free(text);
+    for (size_t i = 0; i < spec->pypi_requirement_files.n; i++) {
+        const char *f = spec->pypi_requirement_files.v[i];
+        char p[4096];
+        const char *slash = strrchr(spec_path, '/');
+        if (f[0] == '/' || !slash)
+            snprintf(p, sizeof(p), "%s", f);
+        else
+            snprintf(p, sizeof(p), "%.*s/%s", (int)(slash - spec_path), spec_path, f);
+        if (expand_requirements(spec, p, 0) < 0) {
+            larder_seed_free(spec);
+            return NULL;
+        }
+    }
+    char *out = larder_seed_emit(spec);
+    larder_seed_free(spec);
+    *len = out ? strlen(out) : 0;
+    return out;
+}
+
 static int cmd_seed(const char *config_path, const char *base, const char *spec_path)
 {
     larder_config_t *cfg = load_config(config_path);
@@ -170,6 +246,10 @@ static int cmd_seed(const char *config_path, const char *base, const char *spec_
     char *spec = larder_read_file(spec_path, &len);
     if (!spec) {
         fprintf(stderr, "larder seed: cannot read %s: %s\n", spec_path, strerror(errno));
+        return 2;
+    }
+    if (!(spec = prepare_spec(spec_path, spec, &len))) {
+        larder_config_free(cfg);
         return 2;
     }
     char url[1024];

@@ -243,6 +243,128 @@ static int parse_section(ctx_t *c, const yaml_node_t *n, int proto)
     return 0;
 }
 
+static int add_string(larder_seed_strings_t *s, const char *v, size_t len)
+{
+    char **nv = realloc(s->v, (s->n + 1) * sizeof(*nv));
+    if (!nv)
+        return -1;
+    s->v = nv;
+    if (!(s->v[s->n] = strndup(v, len)))
+        return -1;
+    s->n++;
+    return 0;
+}
+
+static void free_strings(larder_seed_strings_t *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+    s->v = NULL;
+    s->n = 0;
+}
+
+/* a list of scalars; `ok` validates each (NULL = any printable) */
+static int parse_strings(ctx_t *c, const yaml_node_t *n, const char *what, larder_seed_strings_t *out,
+                         int (*ok)(const char *, size_t))
+{
+    char qb[300];
+    if (is_null(n))
+        return 0;
+    if (n->type != YAML_SEQUENCE_NODE)
+        return fail(c, n, "%s: expected a list, got %s", what, type_name(n));
+    for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
+        yaml_node_t *item = node_at(c, *i, n);
+        if (!item)
+            return -1;
+        const char *v = scalar(c, item, what);
+        if (!v)
+            return -1;
+        size_t len = item->data.scalar.length;
+        if (is_null(item) || len == 0)
+            return fail(c, item, "%s: empty item", what);
+        if (check_ref(c, item, v, len) < 0)
+            return -1;
+        if (ok && !ok(v, len))
+            return fail(c, item, "%s: '%s' is not valid", what, quote(v, len, qb, sizeof(qb)));
+        if (add_string(out, v, len) < 0)
+            return fail(c, item, "out of memory");
+    }
+    return 0;
+}
+
+static int pyver_ok(const char *s, size_t len)
+{
+    int major, minor;
+    char tail;
+    char buf[16];
+    if (len >= sizeof(buf))
+        return 0;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    return sscanf(buf, "%d.%d%c", &major, &minor, &tail) == 2 && major >= 2 && major <= 9 && minor >= 0 && minor < 100;
+}
+
+static int platform_ok(const char *s, size_t len)
+{
+    if (len > 100)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return 0;
+    return 1;
+}
+
+/* pypi: {python_versions, platforms, requirements, requirement_files} */
+static int parse_pypi(ctx_t *c, const yaml_node_t *n, int client)
+{
+    char qb[300];
+    if (is_null(n))
+        return 0;
+    if (n->type != YAML_MAPPING_NODE)
+        return fail(c, n, "section 'pypi': expected a mapping (requirements: [...], python_versions: [...]), got %s",
+                    type_name(n));
+    larder_seed_strings_t reqs = {0};
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node_at(c, p->key, n), *v = k ? node_at(c, p->value, k) : NULL;
+        if (!v)
+            goto bad;
+        const char *kv = scalar(c, k, "key");
+        if (!kv)
+            goto bad;
+        int r;
+        if (!strcmp(kv, "python_versions"))
+            r = parse_strings(c, v, "pypi.python_versions", &c->spec->pypi_python_versions, pyver_ok);
+        else if (!strcmp(kv, "platforms"))
+            r = parse_strings(c, v, "pypi.platforms", &c->spec->pypi_platforms, platform_ok);
+        else if (!strcmp(kv, "requirements"))
+            r = parse_strings(c, v, "pypi.requirements", &reqs, NULL);
+        else if (!strcmp(kv, "requirement_files")) {
+            if (!client) {
+                fail(c, k, "pypi.requirement_files must be expanded by `larder seed` (it reads the files); "
+                           "post requirements instead");
+                goto bad;
+            }
+            r = parse_strings(c, v, "pypi.requirement_files", &c->spec->pypi_requirement_files, NULL);
+        } else {
+            fail(c, k, "unknown key '%s' in pypi (expected requirements, requirement_files, python_versions, "
+                       "platforms)",
+                 quote(kv, k->data.scalar.length, qb, sizeof(qb)));
+            goto bad;
+        }
+        if (r < 0)
+            goto bad;
+    }
+    for (size_t i = 0; i < reqs.n; i++)
+        if (add_item(c, n, LARDER_PROTO_PYPI, reqs.v[i], strlen(reqs.v[i]), NULL) < 0)
+            goto bad;
+    free_strings(&reqs);
+    return 0;
+bad:
+    free_strings(&reqs);
+    return -1;
+}
+
 static int pin_set_ok(const char *s, size_t len)
 {
     if (len < 1 || len > 64)
@@ -256,7 +378,7 @@ static int pin_set_ok(const char *s, size_t len)
     return 1;
 }
 
-static int parse_root(ctx_t *c, const yaml_node_t *root)
+static int parse_root(ctx_t *c, const yaml_node_t *root, int flags)
 {
     char qb[300];
     unsigned seen = 0;
@@ -285,6 +407,9 @@ static int parse_root(ctx_t *c, const yaml_node_t *root)
                             ps ? quote(ps, v->data.scalar.length, qb, sizeof(qb)) : "", ps ? "')" : "");
             if (!(c->spec->pin_set = strdup(ps)))
                 return fail(c, v, "out of memory");
+        } else if (proto == LARDER_PROTO_PYPI) {
+            if (parse_pypi(c, v, flags & LARDER_SEED_CLIENT) < 0)
+                return -1;
         } else if (proto != LARDER_PROTO_FILES) {
             return fail(c, k, "section '%s' is not supported by this version yet", kv);
         } else if (parse_section(c, v, proto) < 0) {
@@ -293,12 +418,17 @@ static int parse_root(ctx_t *c, const yaml_node_t *root)
     }
     if (!c->spec->pin_set)
         return fail(c, root, "pin_set is required (the name of the pin set that will keep these items)");
-    if (c->spec->nitems == 0)
+    if (c->spec->nitems == 0 && c->spec->pypi_requirement_files.n == 0)
         return fail(c, root, "nothing to seed (no items in any section)");
     return 0;
 }
 
 larder_seed_spec_t *larder_seed_parse(const char *text, size_t len, char *err, size_t errlen)
+{
+    return larder_seed_parse_ex(text, len, 0, err, errlen);
+}
+
+larder_seed_spec_t *larder_seed_parse_ex(const char *text, size_t len, int flags, char *err, size_t errlen)
 {
     if (err && errlen)
         err[0] = '\0';
@@ -340,7 +470,11 @@ larder_seed_spec_t *larder_seed_parse(const char *text, size_t len, char *err, s
         goto out;
     }
     c.visited[0] = 1; /* the root */
-    int r = parse_root(&c, root);
+    int r = parse_root(&c, root, flags);
+    if (r == 0 && !c.failed && !spec->pypi_python_versions.n)
+        r = add_string(&spec->pypi_python_versions, "3.11", 4);
+    if (r == 0 && !c.failed && !spec->pypi_platforms.n)
+        r = add_string(&spec->pypi_platforms, "manylinux2014_x86_64", 20);
     free(c.visited);
     ok = r == 0 && !c.failed;
     goto out;
@@ -379,5 +513,85 @@ void larder_seed_free(larder_seed_spec_t *spec)
     }
     free(spec->items);
     free(spec->pin_set);
+    free_strings(&spec->pypi_python_versions);
+    free_strings(&spec->pypi_platforms);
+    free_strings(&spec->pypi_requirement_files);
     free(spec);
+}
+
+int larder_seed_append(larder_seed_spec_t *spec, int proto, const char *ref, const char *sha256)
+{
+    larder_seed_item_t *ni = realloc(spec->items, (spec->nitems + 1) * sizeof(*ni));
+    if (!ni)
+        return -1;
+    spec->items = ni;
+    ni[spec->nitems] = (larder_seed_item_t){.proto = proto, .ref = strdup(ref), .sha256 = sha256 ? strdup(sha256) : NULL};
+    spec->nitems++;
+    return 0;
+}
+
+/* a YAML double-quoted scalar (valid JSON string syntax too) */
+static void emit_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f)
+            fprintf(f, "\\x%02x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+char *larder_seed_emit(const larder_seed_spec_t *spec)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f)
+        return NULL;
+    fprintf(f, "pin_set: ");
+    emit_str(f, spec->pin_set);
+    fputc('\n', f);
+    for (int p = 0; p < LARDER_NPROTO; p++) {
+        int any = 0;
+        for (size_t i = 0; i < spec->nitems; i++)
+            any |= spec->items[i].proto == p;
+        if (!any)
+            continue;
+        if (p == LARDER_PROTO_PYPI) {
+            fprintf(f, "pypi:\n  python_versions: [");
+            for (size_t i = 0; i < spec->pypi_python_versions.n; i++) {
+                fputs(i ? ", " : "", f);
+                emit_str(f, spec->pypi_python_versions.v[i]);
+            }
+            fprintf(f, "]\n  platforms: [");
+            for (size_t i = 0; i < spec->pypi_platforms.n; i++) {
+                fputs(i ? ", " : "", f);
+                emit_str(f, spec->pypi_platforms.v[i]);
+            }
+            fprintf(f, "]\n  requirements:\n");
+        } else {
+            fprintf(f, "%s:\n", larder_proto_name(p));
+        }
+        for (size_t i = 0; i < spec->nitems; i++) {
+            const larder_seed_item_t *it = &spec->items[i];
+            if (it->proto != p)
+                continue;
+            fputs(p == LARDER_PROTO_PYPI ? "    - " : "  - ", f);
+            if (it->sha256) {
+                fputs("{path: ", f);
+                emit_str(f, it->ref);
+                fprintf(f, ", sha256: %s}\n", it->sha256);
+            } else {
+                emit_str(f, it->ref);
+                fputc('\n', f);
+            }
+        }
+    }
+    fclose(f);
+    return out;
 }

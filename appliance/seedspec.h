@@ -19,14 +19,30 @@ typedef struct larder_seed_item {
     char *sha256; /* optional, 64 lower-case hex, or NULL */
 } larder_seed_item_t;
 
+typedef struct larder_seed_strings {
+    char **v;
+    size_t n;
+} larder_seed_strings_t;
+
 typedef struct larder_seed_spec {
     char *pin_set;
     larder_seed_item_t *items;
     size_t nitems;
+    /* pypi section options */
+    larder_seed_strings_t pypi_python_versions; /* default {"3.11"} */
+    larder_seed_strings_t pypi_platforms;       /* default {"manylinux2014_x86_64"} */
+    larder_seed_strings_t pypi_requirement_files; /* only with LARDER_SEED_CLIENT: read by `larder seed` */
 } larder_seed_spec_t;
 
 /* NULL on error with a message ("line N: ...") in err. */
 larder_seed_spec_t *larder_seed_parse(const char *text, size_t len, char *err, size_t errlen);
+/* LARDER_SEED_CLIENT: the `larder seed` side, which may name local files (pypi.requirement_files) */
+#define LARDER_SEED_CLIENT 1
+larder_seed_spec_t *larder_seed_parse_ex(const char *text, size_t len, int flags, char *err, size_t errlen);
+/* append an item (copies ref); 0 or -1 */
+int larder_seed_append(larder_seed_spec_t *spec, int proto, const char *ref, const char *sha256);
+/* the spec as YAML (requirement files already expanded into items); malloc'd */
+char *larder_seed_emit(const larder_seed_spec_t *spec);
 void larder_seed_free(larder_seed_spec_t *spec);
 
 #endif

@@ -9,6 +9,7 @@
  * The cache key is the upstream URL, so a pin and a mirror path naming the same file share one entry. */
 #include "files.h"
 #include "cache.h"
+#include "jobs.h"
 #include "protocols.h"
 
 #include <ctype.h>
@@ -115,40 +116,39 @@ static void files_handle(larder_app_t *app, h2o_req_t *req, const char *rest, si
     larder_cache_serve(app, req, &m);
 }
 
-static int files_seed_item(larder_app_t *app, const larder_seed_item_t *item, larder_fetch_req_t *out, char **url,
-                           char **key, char *err, size_t errlen)
+static void files_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx_t *ctx)
 {
     larder_files_target_t t;
-    int status = larder_files_map(app->cfg, item->ref, strlen(item->ref), &t, err, errlen);
-    if (status)
-        return -1;
+    char err[512];
+    if (larder_files_map(app->cfg, item->ref, strlen(item->ref), &t, err, sizeof(err))) {
+        larder_seed_fail(ctx, item->ref, err);
+        return;
+    }
     if (t.kind != LARDER_FILES_FETCH) {
-        snprintf(err, errlen, "sha256/ paths cannot be seeded; name the pin or mirror path instead");
-        return -1;
+        larder_seed_fail(ctx, item->ref, "sha256/ paths cannot be seeded; name the pin or mirror path instead");
+        return;
+    }
+    if (item->sha256 && t.sha256 && strcmp(item->sha256, t.sha256) != 0) {
+        larder_seed_fail(ctx, item->ref, "sha256 in the seed spec differs from the pin's sha256 in larder.yaml");
+        free(t.url);
+        return;
     }
     const char *sha = item->sha256 ? item->sha256 : t.sha256;
-    if (item->sha256 && t.sha256 && strcmp(item->sha256, t.sha256) != 0) {
-        snprintf(err, errlen, "sha256 in the seed spec differs from the pin's sha256 in larder.yaml");
-        free(t.url);
-        return -1;
-    }
-    *url = t.url;
-    *key = strdup(t.url);
-    memset(out, 0, sizeof(*out));
-    out->proto = LARDER_PROTO_FILES;
-    out->url = *url;
-    out->key = *key;
-    out->sha256 = sha;
-    out->entry_flags = sha ? LARDER_ENTRY_IMMUTABLE : t.flags;
-    out->ttl = t.ttl;
-    return 0;
+    larder_fetch_req_t fr = {.proto = LARDER_PROTO_FILES,
+                             .url = t.url,
+                             .key = t.url,
+                             .sha256 = sha,
+                             .entry_flags = sha ? LARDER_ENTRY_IMMUTABLE : t.flags,
+                             .ttl = t.ttl};
+    larder_seed_add(ctx, item->ref, &fr, NULL, NULL);
+    free(t.url);
 }
 
 const larder_protocol_t larder_protocol_files = {
     .proto = LARDER_PROTO_FILES,
     .mount = "/files/",
     .handle = files_handle,
-    .seed_item = files_seed_item,
+    .seed = files_seed,
 };
 
 const larder_protocol_t *larder_protocol_get(int proto)

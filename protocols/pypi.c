@@ -13,6 +13,7 @@
 #include "pypi.h"
 #include "cache.h"
 #include "log.h"
+#include "jobs.h"
 #include "protocols.h"
 
 #include <ctype.h>
@@ -1245,16 +1246,292 @@ static void pypi_handle(larder_app_t *app, h2o_req_t *req, const char *rest, siz
 
 /* ---- seeding ---- */
 
-static int pypi_seed_item(larder_app_t *app, const larder_seed_item_t *item, larder_fetch_req_t *out, char **url,
-                          char **key, char *err, size_t errlen)
+typedef struct seed_req {
+    char name[256];
+    char version[128];
+    char hashes[32][65];
+    size_t nhashes;
+    char label[400];
+} seed_req_t;
+
+int larder_pypi_parse_requirement(const char *line, larder_pypi_requirement_t *out, char *err, size_t errlen)
 {
-    snprintf(err, errlen, "seeding pypi requirements is handled by the job engine");
-    return -1;
+    memset(out, 0, sizeof(*out));
+    const char *p = line;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    const char *ns = p;
+    while (isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.')
+        p++;
+    if (p == ns || larder_pypi_normalize(ns, (size_t)(p - ns), out->name, sizeof(out->name)) < 0) {
+        snprintf(err, errlen, "'%.200s' does not start with a project name", line);
+        return -1;
+    }
+    if (*p == '[') { /* extras do not change which files exist */
+        const char *close = strchr(p, ']');
+        if (!close) {
+            snprintf(err, errlen, "'%.200s': unterminated extras", line);
+            return -1;
+        }
+        p = close + 1;
+    }
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (p[0] != '=' || p[1] != '=') {
+        snprintf(err, errlen, "'%.200s' is not pinned: seed exact versions (name==version, as pip-compile writes)",
+                 line);
+        return -1;
+    }
+    p += p[2] == '=' ? 3 : 2;
+    while (*p == ' ')
+        p++;
+    const char *vs = p;
+    while (*p && !isspace((unsigned char)*p) && *p != ';' && *p != ',' && *p != '\\')
+        p++;
+    size_t vl = (size_t)(p - vs);
+    if (vl == 0 || vl >= sizeof(out->version) || memchr(vs, '*', vl)) {
+        snprintf(err, errlen, "'%.200s' is not pinned to one version", line);
+        return -1;
+    }
+    memcpy(out->version, vs, vl);
+    out->version[vl] = 0;
+    if (*p == ',') {
+        snprintf(err, errlen, "'%.200s': only a single == pin is supported", line);
+        return -1;
+    }
+    /* markers are ignored (files are chosen by python_versions/platforms); collect --hash options */
+    const char *h = p;
+    while ((h = strstr(h, "--hash")) != NULL) {
+        h += 6;
+        while (*h == '=' || *h == ' ')
+            h++;
+        if (strncmp(h, "sha256:", 7) == 0 && out->nhashes < sizeof(out->hashes) / sizeof(out->hashes[0])) {
+            char hex[65];
+            size_t k = 0;
+            for (; k < 64 && isxdigit((unsigned char)h[7 + k]); k++)
+                hex[k] = (char)tolower((unsigned char)h[7 + k]);
+            hex[k] = 0;
+            if (k == 64)
+                memcpy(out->hashes[out->nhashes++], hex, 65);
+        }
+    }
+    return 0;
+}
+
+/* version strings compare after lower-casing and dropping a leading 'v' (exact PEP 440 equality is not needed
+ * for pinned requirements written by pip-compile, which copies the index's spelling) */
+static int same_version(const char *a, const char *b)
+{
+    if (*a == 'v' || *a == 'V')
+        a++;
+    if (*b == 'v' || *b == 'V')
+        b++;
+    return strcasecmp(a, b) == 0;
+}
+
+static void seed_page_done(larder_seed_ctx_t *c, int proto, const char *key, void *data)
+{
+    seed_req_t *sr = data;
+    larder_app_t *app = larder_seed_app(c);
+    const larder_seed_spec_t *spec = larder_seed_spec_of(c);
+    larder_entry_t e;
+    char path[4096];
+    if (larder_store_get(app->store, proto, key, &e) < 0) {
+        larder_seed_fail(c, sr->label, "the index page vanished from the cache");
+        return;
+    }
+    larder_store_blob_path(app->store, e.digest, path, sizeof(path));
+    larder_entry_clear(&e);
+    size_t len;
+    char *text = larder_read_file(path, &len);
+    json_t *root = text ? json_loadb(text, len, 0, NULL) : NULL;
+    free(text);
+    json_t *files = json_object_get(root, "files");
+    size_t i, matched = 0, versions_seen = 0;
+    json_t *fo;
+    json_array_foreach(files, i, fo)
+    {
+        const char *fn = json_string_value(json_object_get(fo, "filename"));
+        const char *url = json_string_value(json_object_get(fo, "url"));
+        larder_pypi_dist_t d;
+        if (!fn || !url || larder_pypi_parse_filename(fn, &d) < 0 || strcmp(d.name, sr->name) != 0 ||
+            !same_version(d.version, sr->version))
+            continue;
+        versions_seen++;
+        if (!larder_pypi_dist_matches(&d, spec->pypi_python_versions.v, spec->pypi_python_versions.n,
+                                      spec->pypi_platforms.v, spec->pypi_platforms.n))
+            continue;
+        const char *sha = json_sha256(fo);
+        if (sr->nhashes) {
+            int ok = 0;
+            for (size_t k = 0; sha && k < sr->nhashes; k++)
+                ok |= strcmp(sha, sr->hashes[k]) == 0;
+            if (!ok)
+                continue;
+        }
+        /* our own link: ../../files/<project>/<scheme>/<host>/<path>[#fragment] */
+        static const char pre[] = "../../files/";
+        if (strncmp(url, pre, sizeof(pre) - 1) != 0)
+            continue;
+        const char *r = url + sizeof(pre) - 1;
+        const char *hash = strchr(r, '#');
+        size_t rl = hash ? (size_t)(hash - r) : strlen(r);
+        const char *s1 = memchr(r, '/', rl), *s2 = s1 ? memchr(s1 + 1, '/', rl - (size_t)(s1 + 1 - r)) : NULL;
+        const char *s3 = s2 ? memchr(s2 + 1, '/', rl - (size_t)(s2 + 1 - r)) : NULL;
+        if (!s3)
+            continue;
+        char *canon = canon_url(s1 + 1, (size_t)(s2 - s1 - 1), s2 + 1, (size_t)(s3 - s2 - 1), s3, (size_t)(r + rl - s3));
+        char rkey[4200];
+        snprintf(rkey, sizeof(rkey), "f/%s", canon);
+        char *rec = larder_store_meta_get(app->store, LARDER_PROTO_PYPI, rkey, NULL);
+        char fsha[80] = "", msha[80] = "";
+        int has_meta = 0, off = 0;
+        if (!rec || sscanf(rec, "%70s %70s %d %n", fsha, msha, &has_meta, &off) != 3 || !off) {
+            free(rec);
+            free(canon);
+            continue;
+        }
+        const char *raw = rec + off;
+        larder_fetch_req_t fr = {.proto = LARDER_PROTO_PYPI,
+                                 .key = canon,
+                                 .url = raw,
+                                 .sha256 = larder_is_sha256_hex(fsha) ? fsha : NULL,
+                                 .entry_flags = LARDER_ENTRY_IMMUTABLE};
+        larder_seed_add(c, fn, &fr, NULL, NULL);
+        if (has_meta) {
+            char mkey[4300], murl[4300], mlabel[600];
+            snprintf(mkey, sizeof(mkey), "%s.metadata", canon);
+            snprintf(murl, sizeof(murl), "%s.metadata", raw);
+            snprintf(mlabel, sizeof(mlabel), "%s.metadata", fn);
+            larder_fetch_req_t mr = {.proto = LARDER_PROTO_PYPI,
+                                     .key = mkey,
+                                     .url = murl,
+                                     .sha256 = larder_is_sha256_hex(msha) ? msha : NULL,
+                                     .entry_flags = LARDER_ENTRY_IMMUTABLE};
+            larder_seed_add(c, mlabel, &mr, NULL, NULL);
+        }
+        matched++;
+        free(rec);
+        free(canon);
+    }
+    if (root)
+        json_decref(root);
+    if (!matched) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), versions_seen ? "no file of this release matches the seed's python_versions and "
+                                                   "platforms%s"
+                                                 : "version not found in the index%s",
+                 sr->nhashes ? " and hashes" : "");
+        larder_seed_fail(c, sr->label, msg);
+    }
+}
+
+static void pypi_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx_t *ctx)
+{
+    larder_pypi_requirement_t req;
+    char err[400];
+    if (larder_pypi_parse_requirement(item->ref, &req, err, sizeof(err)) < 0) {
+        larder_seed_fail(ctx, item->ref, err);
+        return;
+    }
+    const char *up = upstream_base(app->cfg);
+    if (!up) {
+        larder_seed_fail(ctx, item->ref, "pypi.upstream is not configured");
+        return;
+    }
+    seed_req_t *sr = calloc(1, sizeof(*sr));
+    memcpy(sr->name, req.name, sizeof(sr->name));
+    memcpy(sr->version, req.version, sizeof(sr->version));
+    memcpy(sr->hashes, req.hashes, sizeof(sr->hashes));
+    sr->nhashes = req.nhashes;
+    snprintf(sr->label, sizeof(sr->label), "%s==%s", req.name, req.version);
+    char url[4400];
+    snprintf(url, sizeof(url), "%s%s/", up, req.name);
+    for (int fmt = LARDER_PYPI_JSON; fmt >= LARDER_PYPI_HTML; fmt--) {
+        char key[400], label[500];
+        snprintf(key, sizeof(key), "page/%s/%s", req.name, fmt_names[fmt]);
+        snprintf(label, sizeof(label), "%s (index, %s)", sr->label, fmt_names[fmt]);
+        larder_fetch_req_t fr = {.proto = LARDER_PROTO_PYPI,
+                                 .key = key,
+                                 .url = url,
+                                 .ttl = app->cfg->proto[LARDER_PROTO_PYPI].ttl,
+                                 .accept = fmt == LARDER_PYPI_JSON ? "application/vnd.pypi.simple.v1+json"
+                                                                   : "application/vnd.pypi.simple.v1+html, text/html;q=0.5",
+                                 .transform = transform_page};
+        if (fmt == LARDER_PYPI_JSON)
+            larder_seed_add(ctx, label, &fr, seed_page_done, sr);
+        else
+            larder_seed_add(ctx, label, &fr, NULL, NULL);
+    }
 }
 
 const larder_protocol_t larder_protocol_pypi = {
     .proto = LARDER_PROTO_PYPI,
     .mount = "/pypi/",
     .handle = pypi_handle,
-    .seed_item = pypi_seed_item,
+    .seed = pypi_seed,
 };
+
+/* ---- requirements files (used by the `larder seed` client) ---- */
+
+static void push(char ***arr, size_t *n, const char *s, size_t len)
+{
+    *arr = realloc(*arr, (*n + 1) * sizeof(**arr));
+    (*arr)[(*n)++] = strndup(s, len);
+}
+
+size_t larder_pypi_requirement_lines(const char *text, size_t len, char ***lines, char ***includes, size_t *nincludes)
+{
+    size_t n = 0;
+    *lines = NULL;
+    *includes = NULL;
+    *nincludes = 0;
+    larder_pypi_buf_t logical = {0};
+    size_t i = 0;
+    while (i <= len) {
+        size_t e = i;
+        while (e < len && text[e] != '\n')
+            e++;
+        const char *l = text + i;
+        size_t ll = e - i;
+        while (ll && (l[ll - 1] == '\r'))
+            ll--;
+        /* a comment starts at '#' at the line start or after whitespace */
+        for (size_t k = 0; k < ll; k++)
+            if (l[k] == '#' && (k == 0 || isspace((unsigned char)l[k - 1]))) {
+                ll = k;
+                break;
+            }
+        int cont = ll && l[ll - 1] == '\\';
+        if (cont)
+            ll--;
+        buf_add(&logical, l, ll);
+        buf_add(&logical, " ", 1);
+        if (!cont || e >= len) {
+            /* trim and classify the logical line */
+            char *s = logical.p;
+            size_t sl = logical.len;
+            while (sl && isspace((unsigned char)*s))
+                s++, sl--;
+            while (sl && isspace((unsigned char)s[sl - 1]))
+                sl--;
+            if (sl) {
+                if (!strncmp(s, "-r ", 3) || !strncmp(s, "--requirement ", 14) || !strncmp(s, "--requirement=", 14)) {
+                    const char *f = s + (s[1] == 'r' ? 3 : 14);
+                    while (*f == ' ' || *f == '=')
+                        f++;
+                    push(includes, nincludes, f, sl - (size_t)(f - s));
+                } else if (s[0] != '-') {
+                    push(lines, &n, s, sl);
+                }
+                /* other options (-c, -i, --index-url, -e, --hash on its own line...) are not requirements */
+            }
+            logical.len = 0;
+            if (logical.p)
+                logical.p[0] = 0;
+        }
+        i = e + 1;
+    }
+    free(logical.p);
+    return n;
+}

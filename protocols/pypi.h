@@ -52,4 +52,18 @@ int larder_pypi_parse_filename(const char *filename, larder_pypi_dist_t *out);
 int larder_pypi_dist_matches(const larder_pypi_dist_t *d, char *const *pyvers, size_t npy, char *const *platforms,
                              size_t nplat);
 
+/* "name[extras]==version [; markers] [--hash=sha256:HEX ...]" */
+typedef struct larder_pypi_requirement {
+    char name[256];
+    char version[128];
+    char hashes[32][65];
+    size_t nhashes;
+} larder_pypi_requirement_t;
+int larder_pypi_parse_requirement(const char *line, larder_pypi_requirement_t *out, char *err, size_t errlen);
+
+/* Split a requirements file (pip-compile output) into requirement lines: continuations joined, comments and
+ * option lines dropped; `-r FILE` lines are returned in *includes (paths as written). Returns the number of
+ * lines; both arrays are malloc'd (free each string and the array). */
+size_t larder_pypi_requirement_lines(const char *text, size_t len, char ***lines, char ***includes, size_t *nincludes);
+
 #endif

@@ -113,8 +113,12 @@ static void test_bad(void)
     EXPECT_ERROR(2, "pin_set: x\npin_set: y\nfiles: [a]\n", "duplicate key 'pin_set'");
     EXPECT_ERROR(3, "pin_set: x\nfiles: [a]\nfiles: [b]\n", "duplicate key 'files'");
     EXPECT_ERROR(2, "pin_set: x\nfile:\n  - a\n", "unknown key 'file'");
-    EXPECT_ERROR(3, "pin_set: x\nfiles: [a]\npypi:\n  - requests==2.31.0\n",
-                 "section 'pypi' is not supported by this version yet");
+    EXPECT_ERROR(4, "pin_set: x\nfiles: [a]\npypi:\n  - requests==2.31.0\n", "section 'pypi': expected a mapping");
+    EXPECT_ERROR(3, "pin_set: x\npypi:\n  requirement_files: [r.txt]\n", "must be expanded by `larder seed`");
+    EXPECT_ERROR(3, "pin_set: x\npypi:\n  requirementz: [a==1]\n", "unknown key 'requirementz' in pypi");
+    EXPECT_ERROR(3, "pin_set: x\npypi:\n  python_versions: [three]\n  requirements: [a==1]\n", "is not valid");
+    EXPECT_ERROR(3, "pin_set: x\npypi:\n  platforms: ['Linux x86']\n  requirements: [a==1]\n", "is not valid");
+    EXPECT_ERROR(1, "pin_set: x\npypi:\n  python_versions: ['3.12']\n", "nothing to seed");
     EXPECT_ERROR(2, "pin_set: x\noci: [alpine]\n", "section 'oci' is not supported by this version yet");
     EXPECT_ERROR(2, "pin_set: x\nnpm: ~\n", "section 'npm' is not supported");
     EXPECT_ERROR(2, "pin_set: x\nfiles: a\n", "expected a list");
@@ -161,8 +165,55 @@ static void test_bad(void)
     CHECK(s == NULL);
 }
 
+static void test_pypi(void)
+{
+    char err[512];
+    static const char yaml[] = "pin_set: py\n"
+                               "pypi:\n"
+                               "  requirements:\n"
+                               "    - Django==4.2.7\n"
+                               "    - 'requests==2.31.0 --hash=sha256:aa'\n"
+                               "files: [a]\n";
+    larder_seed_spec_t *s = parse(yaml, err, sizeof(err));
+    CHECK(s != NULL);
+    if (!s) {
+        fprintf(stderr, "  %s\n", err);
+        return;
+    }
+    CHECK(s->nitems == 3);
+    CHECK(s->items[0].proto == LARDER_PROTO_PYPI && strcmp(s->items[0].ref, "Django==4.2.7") == 0);
+    CHECK(s->pypi_python_versions.n == 1 && strcmp(s->pypi_python_versions.v[0], "3.11") == 0);
+    CHECK(s->pypi_platforms.n == 1 && strcmp(s->pypi_platforms.v[0], "manylinux2014_x86_64") == 0);
+    /* emit, parse again: same items */
+    char *text = larder_seed_emit(s);
+    larder_seed_spec_t *s2 = text ? parse(text, err, sizeof(err)) : NULL;
+    CHECK(s2 != NULL);
+    if (s2) {
+        CHECK(s2->nitems == 3 && strcmp(s2->pin_set, "py") == 0);
+        /* emitted by protocol: the pypi items keep their order and text */
+        size_t k = 0;
+        for (size_t i = 0; i < s2->nitems; i++)
+            if (s2->items[i].proto == LARDER_PROTO_PYPI)
+                CHECK(strcmp(s2->items[i].ref, s->items[k++].ref) == 0);
+        size_t npypi = 0;
+        for (size_t i = 0; i < s2->nitems; i++)
+            npypi += s2->items[i].proto == LARDER_PROTO_PYPI;
+        CHECK(npypi == 2);
+        larder_seed_free(s2);
+    }
+    free(text);
+    larder_seed_free(s);
+    /* the client may name requirement files */
+    static const char client[] = "pin_set: py\npypi:\n  python_versions: ['3.10', '3.11']\n"
+                                 "  requirement_files: [requirements/base.txt]\n";
+    s = larder_seed_parse_ex(client, sizeof(client) - 1, LARDER_SEED_CLIENT, err, sizeof(err));
+    CHECK(s && s->pypi_requirement_files.n == 1 && s->pypi_python_versions.n == 2 && s->nitems == 0);
+    larder_seed_free(s);
+}
+
 int main(void)
 {
+    test_pypi();
     test_good();
     test_bad();
     if (failures) {
