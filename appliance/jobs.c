@@ -131,7 +131,7 @@ static job_item_t *new_item(larder_seed_ctx_t *c, const char *label, int proto, 
     job_t *job = c->job;
     if (job->nitems == job->cap) {
         job->cap = job->cap ? job->cap * 2 : 16;
-        job->items = realloc(job->items, job->cap * sizeof(*job->items));
+        job->items = realloc(job->items, job->cap * sizeof(*job->items)); // NOLINT(bugprone-sizeof-expression): an array of pointers
     }
     job->items[job->nitems++] = it;
     pthread_mutex_unlock(&c->jobs->mu);

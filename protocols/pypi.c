@@ -29,9 +29,12 @@
 
 static void buf_add(larder_pypi_buf_t *b, const char *s, size_t n)
 {
-    if (b->len + n + 1 > b->cap) {
+    if (!b->p || b->len + n + 1 > b->cap) {
         b->cap = (b->len + n + 1) * 2;
-        b->p = realloc(b->p, b->cap);
+        char *np = realloc(b->p, b->cap);
+        if (!np)
+            abort(); /* out of memory: nothing sensible to serve */
+        b->p = np;
     }
     memcpy(b->p + b->len, s, n);
     b->len += n;
@@ -203,6 +206,8 @@ char *larder_url_resolve(const char *base, const char *ref, size_t reflen, char 
         const char *h = ref + k + 3, *e = ref + reflen;
         const char *p = memchr(h, '/', (size_t)(e - h));
         buf_add(&b, ref, (size_t)(h - ref));
+        for (size_t i = 0; i < k; i++) /* schemes are case-insensitive: keep one spelling */
+            b.p[i] = (char)tolower((unsigned char)b.p[i]);
         if (!p) {
             buf_add(&b, h, (size_t)(e - h));
             buf_add(&b, "/", 1);
@@ -253,6 +258,12 @@ bad:
     free(*fragment);
     *fragment = NULL;
     return NULL;
+}
+
+static int is_http_url(const char *u)
+{
+    return u && (strncasecmp(u, "http://", 7) == 0 || strncasecmp(u, "https://", 8) == 0) &&
+           u[u[4] == ':' ? 7 : 8] != '/' && u[u[4] == ':' ? 7 : 8] != 0;
 }
 
 /* the local link for an upstream file URL, relative to /pypi/simple/<project>/ */
@@ -399,7 +410,9 @@ static char *attr_value(const attr_t *a)
 {
     if (!a || !a->val)
         return NULL;
-    char *out = malloc(a->vlen + 1);
+    char *out = calloc(a->vlen + 1, 1);
+    if (!out)
+        abort();
     size_t n = html_unescape(a->val, a->vlen, out);
     out[n] = 0;
     return out;
@@ -491,7 +504,9 @@ static int html_rewrite(const char *page_url, const char *project, const char *i
         file_rec_t *f = page_add(pg);
         f->url = larder_url_resolve(page_url, hv, strlen(hv), &f->fragment);
         free(hv);
-        if (!f->url) {
+        if (!is_http_url(f->url)) { /* not something we could fetch: left as it is */
+            free(f->url);
+            free(f->fragment);
             pg->n--;
             p = after;
             continue;
@@ -622,7 +637,8 @@ static int json_parse_page(const char *page_url, json_t *root, page_t *pg)
             continue;
         file_rec_t *f = page_add(pg);
         f->url = larder_url_resolve(page_url, url, strlen(url), &f->fragment);
-        if (!f->url) {
+        if (!is_http_url(f->url)) {
+            free(f->url);
             free(f->fragment);
             pg->n--;
             continue;
