@@ -659,6 +659,8 @@ static int json_parse_page(const char *page_url, json_t *root, page_t *pg)
         json_t *m = json_object_get(fo, "core-metadata");
         if (!m)
             m = json_object_get(fo, "dist-info-metadata");
+        if (!m) /* how PyPI spelled it for a while in 2023 */
+            m = json_object_get(fo, "data-dist-info-metadata");
         if (json_is_true(m) || json_is_object(m)) {
             f->has_meta = 1;
             const char *mh = json_is_object(m) ? json_string_value(json_object_get(m, "sha256")) : NULL;
@@ -696,12 +698,16 @@ static void emit_json(const char *project, json_t *orig_root, page_t *pg, larder
                 json_object_set_new(o, "requires-python", json_string(f->requires_python));
             if (f->yanked_flag)
                 json_object_set_new(o, "yanked", f->yanked && *f->yanked ? json_string(f->yanked) : json_true());
-            if (f->has_meta) {
-                json_t *mv = f->meta_sha256 ? json_pack("{s:s}", "sha256", f->meta_sha256) : json_true();
-                json_object_set(o, "core-metadata", mv);
-                json_object_set_new(o, "dist-info-metadata", mv);
-            }
         }
+        /* PEP 714: JSON carries the metadata hash as core-metadata only; the old dist-info-metadata key makes
+         * pip 22.3-23.0 (Debian bookworm's pip) crash, so it never reaches a client, whatever the upstream sent */
+        json_object_del(o, "dist-info-metadata");
+        json_object_del(o, "data-dist-info-metadata");
+        if (f->has_meta)
+            json_object_set_new(o, "core-metadata",
+                                f->meta_sha256 ? json_pack("{s:s}", "sha256", f->meta_sha256) : json_true());
+        else
+            json_object_del(o, "core-metadata");
         json_array_append_new(files, o);
     }
     json_object_set_new(root, "files", files);
