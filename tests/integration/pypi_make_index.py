@@ -50,8 +50,12 @@ PROJECTS = {
     "kappa": [("1.0", [], None, None, True)],
     "lambda_pkg": [("1.0", [], None, None, False)],
     "badpkg": [("1.0", [], None, None, False)],
+    "legacy-meta": [("1.0", [], None, None, True)],
+    # a project with a long release history: its page is about 10 KB (the benchmark's page)
+    "omega": [(f"1.{i}", [], ">=3.7", None, i % 2 == 0) for i in range(32)],
 }
 SDISTS = {"mu_sdist": "1.0"}  # an sdist only project (pip builds it, setuptools without isolation)
+LEGACY_JSON_METADATA = {"legacy-meta"}  # JSON pages with the pre-PEP 714 key
 ABSOLUTE = {"alpha", "delta", "eta", "kappa", "mu-sdist"}  # linked on the files host, the rest relatively
 
 
@@ -239,9 +243,13 @@ def main():
                 fj["requires-python"] = e["requires_python"]
             if e["yanked"]:
                 fj["yanked"] = e["yanked"]
-            if e["meta_sha256"]:
-                fj["core-metadata"] = {"sha256": e["meta_sha256"]}
+            if e["meta_sha256"] and n in LEGACY_JSON_METADATA:
+                # what an index written before PEP 714 sends; pip 22.3-23.0 crash on it
                 fj["dist-info-metadata"] = {"sha256": e["meta_sha256"]}
+            elif e["meta_sha256"]:
+                # what PyPI sends: the PEP 714 key and the misspelled key of 2023 (ignored by pip)
+                fj["core-metadata"] = {"sha256": e["meta_sha256"]}
+                fj["data-dist-info-metadata"] = {"sha256": e["meta_sha256"]}
             files.append(fj)
         versions = sorted({re.split(r"-", e["filename"])[1].replace(".tar.gz", "") for e in entries[n]})
         with open(os.path.join(d, "index.json"), "w") as f:

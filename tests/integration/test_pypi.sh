@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_pypi.sh - the pip index handler with the real pip against a local index served by nginx (HTML and JSON by
 # Accept, files on a second host and relative to the index): names, negotiation, rewriting, cold/warm/offline
-# installs of 15 packages, a wrong-hash file refused and not cached, PEP 658 metadata, HEAD/Range, page refresh for
+# installs of 13 packages, a wrong-hash file refused and not cached, PEP 658 metadata, HEAD/Range, page refresh for
 # a new upload, upstream 404, and seeding from a pip-compile requirements file then installing with the upstream down.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pypi_fixture.sh"
@@ -120,6 +120,14 @@ imports_ok "$WORK/t2" || fail "warm install: imports wrong"
 after=$(cat "$FILES_LOG" "$IDX_LOG" | grep -c '"GET /packages/' || true)
 assert_eq "$before" "$after" "warm install: no file fetched upstream"
 assert_cache "$LARDER_URL/pypi/files/alpha/http/127.0.0.1:$FP/packages/alpha/alpha-1.0-py3-none-any.whl" HIT
+
+# ---- an upstream JSON page with the pre-PEP 714 key: clients get core-metadata only -----------------------------
+lj=$(curl -sS -H "Accept: $J" "$S/legacy-meta/")
+assert_not_contains "$lj" '"dist-info-metadata"' "the old JSON key is not passed on (it crashes pip 22.3-23.0)"
+assert_contains "$lj" '"core-metadata"' "its metadata hash is kept as core-metadata"
+rc=0
+pip_install "$WORK/tl" "$WORK/pip-legacy.log" "$S/" legacy-meta || rc=$?
+assert_eq 0 "$rc" "pip installs from a page the upstream sent with the old key: $(tail -3 "$WORK/pip-legacy.log" | tr '\n' ' ')"
 
 # ---- files: HEAD, Range, metadata -----------------------------------------------------------------------------
 AF=$LARDER_URL/pypi/files/alpha/http/127.0.0.1:$FP/packages/alpha/alpha-1.0-py3-none-any.whl
