@@ -19,7 +19,7 @@ CFG=$WORK/larder.yaml
 write_config "$CFG" "$LP" "$WORK/data"
 cat >>"$CFG" <<EOF
 pypi:
-  ttl: 4s
+  ttl: 2s
   upstream: http://127.0.0.1:$IP/simple/
 EOF
 start_larder "$CFG" "$LP"
@@ -121,6 +121,13 @@ after=$(cat "$FILES_LOG" "$IDX_LOG" | grep -c '"GET /packages/' || true)
 assert_eq "$before" "$after" "warm install: no file fetched upstream"
 assert_cache "$LARDER_URL/pypi/files/alpha/http/127.0.0.1:$FP/packages/alpha/alpha-1.0-py3-none-any.whl" HIT
 
+# ---- revalidation: past pypi.ttl, an unchanged page is confirmed with a conditional request -------------------
+sleep 2.2
+n304=$(grep -c '"GET /simple/delta/ HTTP/1.1" 304' "$IDX_LOG" || true)
+assert_cache "$S/delta/" REVALIDATED -H "Accept: $J"
+assert_eq $((n304 + 1)) "$(grep -c '"GET /simple/delta/ HTTP/1.1" 304' "$IDX_LOG" || true)" "upstream answered 304 (ETag)"
+assert_cache "$S/delta/" HIT -H "Accept: $J"
+
 # ---- an upstream JSON page with the pre-PEP 714 key: clients get core-metadata only -----------------------------
 lj=$(curl -sS -H "Accept: $J" "$S/legacy-meta/")
 assert_not_contains "$lj" '"dist-info-metadata"' "the old JSON key is not passed on (it crashes pip 22.3-23.0)"
@@ -166,6 +173,8 @@ assert_eq $((n1 + 1)) "$n2" "the bad file was not cached: asked upstream again"
 larder_log_has 'sha256' || fail "the log names the digest mismatch"
 
 # ---- a new upload: the page is refreshed once when a file is not in it ------------------------------------------
+curl -sS -o /dev/null "$S/alpha/" # fresh in the cache, listing only 1.0
+assert_cache "$S/alpha/" HIT
 make_pypi_index "$UP" "$FP" --add-version alpha 1.1
 NF=$LARDER_URL/pypi/files/alpha/http/127.0.0.1:$FP/packages/alpha/alpha-1.1-py3-none-any.whl
 r=$(fetch "$NF" "$WORK/alpha11.whl") || fail "GET new upload"
@@ -175,7 +184,7 @@ assert_eq "$(sha256_file "$UP/root/packages/alpha/alpha-1.1-py3-none-any.whl")" 
 assert_contains "$(curl -sS "$S/alpha/")" "alpha-1.1-py3-none-any.whl" "the refreshed page lists it"
 
 # ---- offline: upstream stopped, pages past their TTL ---------------------------------------------------------------
-sleep 4.5
+sleep 2.5
 stop_pid "$NGINX_PID"
 assert_cache "$S/alpha/" STALE -H "Accept: $J"
 rc=0
