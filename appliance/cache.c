@@ -53,6 +53,11 @@ typedef struct tailer {
     const char *content_type;   /* response content type overriding the stored one (request pool), or NULL */
     larder_after_fetch_fn then; /* instead of answering: call this once the fetch has ended */
     void *then_data;
+    const char *subst_from, *subst_to; /* replace while sending (request pool), or NULL */
+    size_t subst_flen, subst_tlen;
+    char *sbuf; /* substituted output of the current chunk (malloc'd, reused) */
+    size_t sbufsz;
+    int pass; /* pass-through: upstream failures are 503, never 502/404 from the cache */
 } tailer_t;
 
 static __thread h2o_linklist_t blocked_anchor; /* zeroed per thread; initialised on first use */
@@ -173,6 +178,7 @@ static void tailer_dispose(void *p)
         close(t->fd);
     free(t->key);
     free(t->logpath);
+    free(t->sbuf);
 }
 
 static void finish_log(tailer_t *t, const char *note)
@@ -324,8 +330,16 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
     if (cache_status == LARDER_CACHE_HIT || cache_status == LARDER_CACHE_STALE)
         larder_store_touch(t->app->store, t->proto, t->key, e);
 
-    char etag[LARDER_SHA256_HEX + 2], lm[64];
-    snprintf(etag, sizeof(etag), "\"%s\"", e->digest);
+    char etag[LARDER_SHA256_HEX + 24], lm[64];
+    if (t->subst_from) {
+        /* the bytes sent depend on the replacement too */
+        uint32_t h = 2166136261U;
+        for (const char *c = t->subst_to; *c; c++)
+            h = (h ^ (unsigned char)*c) * 16777619U;
+        snprintf(etag, sizeof(etag), "\"%s-%08x\"", e->digest, h);
+    } else {
+        snprintf(etag, sizeof(etag), "\"%s\"", e->digest);
+    }
     uint64_t lmt = e->last_modified ? larder_parse_http_date(e->last_modified, strlen(e->last_modified)) : 0;
     if (!lmt)
         lmt = e->fetched_at;
@@ -333,7 +347,8 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
     add_header(req, "x-larder-cache", larder_cache_status_name(cache_status));
     add_header(req, "etag", etag);
     add_header(req, "last-modified", lm);
-    add_header(req, "accept-ranges", "bytes");
+    if (!t->subst_from)
+        add_header(req, "accept-ranges", "bytes");
 
     h2o_iovec_t inm = find_header(req, H2O_TOKEN_IF_NONE_MATCH);
     h2o_iovec_t ims = find_header(req, H2O_TOKEN_IF_MODIFIED_SINCE);
@@ -358,7 +373,7 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
     req->res.reason = "OK";
     h2o_iovec_t range = find_header(req, H2O_TOKEN_RANGE);
     h2o_iovec_t if_range = find_header(req, H2O_TOKEN_IF_RANGE);
-    if (range.base && (!if_range.base || etag_matches(if_range, etag))) {
+    if (range.base && !t->subst_from && (!if_range.base || etag_matches(if_range, etag))) {
         uint64_t a, b;
         int r = parse_range(range, e->size, &a, &b);
         if (r < 0) {
@@ -378,7 +393,7 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
         }
     }
     t->status = req->res.status;
-    req->res.content_length = t->end - t->off;
+    req->res.content_length = t->subst_from ? SIZE_MAX : t->end - t->off;
     t->phase = PHASE_SEND;
     h2o_start_response(req, &t->super);
     if (t->is_head || t->off == t->end) {
@@ -470,6 +485,10 @@ static int wait_step(tailer_t *t)
         return serve_stored(t, LARDER_CACHE_REVALIDATED, NULL);
     default: {
         char msg[700];
+        if (t->pass) {
+            snprintf(msg, sizeof(msg), "the upstream did not answer %s: %s", f->url, f->error);
+            return tailer_error(t, 503, "Service Unavailable", msg);
+        }
         if (f->status == 404 || f->status == 410) {
             snprintf(msg, sizeof(msg), "not found upstream: %s answered %d", f->url, f->status);
             return tailer_error(t, 404, "Not Found", msg);
@@ -482,6 +501,56 @@ static int wait_step(tailer_t *t)
         return tailer_error(t, 502, "Bad Gateway", msg);
     }
     }
+}
+
+/* Replace subst_from by subst_to in the n bytes just read into t->buf. A partial match at the end of the chunk
+ * is left for the next read (unless the file ends here). Returns how many input bytes were consumed; *out is the
+ * bytes to send. */
+static size_t substitute(tailer_t *t, size_t n, h2o_iovec_t *out)
+{
+    const char *from = t->subst_from;
+    size_t fl = t->subst_flen, tl = t->subst_tlen;
+    size_t keep = n;
+    if (t->off + n < t->end) {
+        size_t maxk = fl - 1 < n ? fl - 1 : n;
+        for (size_t k = maxk; k > 0; k--) {
+            if (memcmp(t->buf + n - k, from, k) == 0) {
+                keep = n - k;
+                break;
+            }
+        }
+        if (keep == 0) /* cannot happen with a buffer larger than the token; never stall */
+            keep = n;
+    }
+    size_t count = 0;
+    for (const char *p = t->buf, *e = t->buf + keep; (p = memmem(p, (size_t)(e - p), from, fl)) != NULL; p += fl)
+        count++;
+    if (count == 0) {
+        *out = h2o_iovec_init(t->buf, keep);
+        return keep;
+    }
+    size_t need = keep - count * fl + count * tl;
+    if (need > t->sbufsz) {
+        char *nb = realloc(t->sbuf, need);
+        if (!nb) {
+            *out = h2o_iovec_init(t->buf, keep);
+            return keep;
+        }
+        t->sbuf = nb;
+        t->sbufsz = need;
+    }
+    char *o = t->sbuf;
+    const char *p = t->buf, *e = t->buf + keep;
+    for (const char *m; (m = memmem(p, (size_t)(e - p), from, fl)) != NULL; p = m + fl) {
+        memcpy(o, p, (size_t)(m - p));
+        o += m - p;
+        memcpy(o, t->subst_to, tl);
+        o += tl;
+    }
+    memcpy(o, p, (size_t)(e - p));
+    o += e - p;
+    *out = h2o_iovec_init(t->sbuf, (size_t)(o - t->sbuf));
+    return keep;
 }
 
 /* Push the next buffer. Returns 1 when the response is over (t must not be touched after). */
@@ -523,9 +592,12 @@ static int send_step(tailer_t *t)
             h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
             return 1;
         }
-        t->off += (uint64_t)r;
-        t->sent += (uint64_t)r;
         h2o_iovec_t v = h2o_iovec_init(t->buf, (size_t)r);
+        if (t->subst_from && !f) {
+            r = (ssize_t)substitute(t, (size_t)r, &v);
+        }
+        t->off += (uint64_t)r;
+        t->sent += v.len;
         if (t->off >= t->end) {
             finish_log(t, NULL);
             h2o_send(req, &v, 1, H2O_SEND_STATE_FINAL);
@@ -567,8 +639,53 @@ size_t larder_cache_blocked(void) { return nblocked; }
 
 /* ---- entry points ---- */
 
+static void serve_passthrough(larder_app_t *app, h2o_req_t *req, const larder_mapping_t *m)
+{
+    static _Atomic uint64_t counter;
+    if (app->cfg->offline || !m->url) {
+        add_header(req, "x-larder-cache", "BYPASS");
+        add_header(req, "retry-after", "3600");
+        larder_send_error(app, req, m->proto, 503, "Service Unavailable",
+                          "larder is offline: %s is answered by the upstream only and is never cached", m->key);
+        return;
+    }
+    int post = is_method(req, "POST");
+    if (!post && !is_method(req, "GET") && !is_method(req, "HEAD")) {
+        add_header(req, "allow", "GET, HEAD, POST");
+        larder_send_error(app, req, m->proto, 405, "Method Not Allowed", "only GET, HEAD and POST are supported here");
+        return;
+    }
+    char key[96];
+    snprintf(key, sizeof(key), "pass/%" PRIu64 "/%s", atomic_fetch_add(&counter, 1), m->key);
+    tailer_t *t = tailer_new(app, req, m->proto, key);
+    t->cache_status = LARDER_CACHE_BYPASS;
+    h2o_iovec_t ct = find_header(req, H2O_TOKEN_CONTENT_TYPE);
+    char *ctype = ct.base ? h2o_strdup(&req->pool, ct.base, ct.len).base : NULL;
+    larder_fetch_req_t fr = {.proto = m->proto,
+                             .key = key,
+                             .url = m->url,
+                             .accept = m->accept,
+                             .nostore = 1,
+                             .body = post ? (req->entity.base ? req->entity.base : "") : NULL,
+                             .body_len = post ? req->entity.len : 0,
+                             .body_type = ctype};
+    int how;
+    t->fetch = larder_fetch_start(app->fetcher, &fr, &how);
+    if (!t->fetch) {
+        tailer_error(t, 503, "Service Unavailable", "could not start the upstream request");
+        return;
+    }
+    t->pass = 1;
+    t->phase = PHASE_WAIT;
+    on_proceed(&t->super, req);
+}
+
 void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_t *m)
 {
+    if (m->passthrough) {
+        serve_passthrough(app, req, m);
+        return;
+    }
     if (!is_method(req, "GET") && !is_method(req, "HEAD")) {
         add_header(req, "allow", "GET, HEAD");
         larder_send_error(app, req, m->proto, 405, "Method Not Allowed", "only GET and HEAD are supported here");
@@ -576,6 +693,12 @@ void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_
     }
     tailer_t *t = tailer_new(app, req, m->proto, m->key);
     t->content_type = m->content_type;
+    if (m->subst_from && *m->subst_from && m->subst_to) {
+        t->subst_from = m->subst_from;
+        t->subst_to = m->subst_to;
+        t->subst_flen = strlen(m->subst_from);
+        t->subst_tlen = strlen(m->subst_to);
+    }
     for (int attempt = 0; attempt < 2; attempt++) {
         larder_entry_t e;
         int r = larder_store_get(app->store, m->proto, m->key, &e);
@@ -583,6 +706,7 @@ void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_
                                  .key = m->key,
                                  .url = m->url,
                                  .sha256 = m->sha256,
+                                 .integrity = m->integrity,
                                  .entry_flags = m->flags,
                                  .ttl = m->ttl,
                                  .accept = m->accept,

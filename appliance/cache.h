@@ -11,11 +11,19 @@ typedef struct larder_mapping {
     const char *key;    /* cache key within the protocol */
     const char *url;    /* upstream URL, or NULL when the object can only come from the cache */
     const char *sha256; /* expected digest (verified before commit), or NULL */
+    const char *integrity; /* expected Subresource Integrity ("sha512-<base64>"), verified before commit, or NULL */
     uint32_t flags;     /* LARDER_ENTRY_IMMUTABLE ... */
     uint64_t ttl;       /* freshness of volatile objects, seconds */
     const char *accept; /* Accept header sent upstream, or NULL */
     larder_transform_fn transform; /* rewrite the upstream document before it is stored, or NULL */
     const char *content_type; /* override the stored content type in the response, or NULL */
+    /* Serve the stored document with every occurrence of subst_from replaced by subst_to (per request, chunk by
+     * chunk, so a large document never holds up the thread): e.g. a base URL that depends on the request's Host.
+     * Such responses have no Content-Length and ignore Range. NULL: serve the bytes as stored. */
+    const char *subst_from, *subst_to;
+    /* An answer that is never cached (search, audit): the upstream's reply streams through; GET or POST (the
+     * request body is forwarded); offline, or upstream failure, answers 503 at once. */
+    int passthrough;
 } larder_mapping_t;
 
 /* Serve a GET/HEAD through the cache. Always answers the request (possibly asynchronously). */

@@ -500,7 +500,7 @@ static int parse_tls(ctx_t *c, const yaml_node_t *n, const char *key, larder_lis
 
 static int parse_listen(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
 {
-    static const char *const names[] = {"address", "port", "tls", NULL};
+    static const char *const names[] = {"address", "port", "tls", "protocol", NULL};
     if (n->type != YAML_SEQUENCE_NODE)
         return fail(c, n, "key 'listen': expected a list of {address, port, tls}, got %s", type_name(n));
     size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
@@ -524,6 +524,7 @@ static int parse_listen(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
             return -1;
         larder_listen_t *l = &cfg->listen[cfg->nlisten++];
         l->port = 3142;
+        l->protocol = -1;
         if (!(l->address = dup_str(c, item, "0.0.0.0")))
             return -1;
         if (item->type != YAML_MAPPING_NODE)
@@ -544,6 +545,21 @@ static int parse_listen(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
             }
             if (which == 2 && parse_tls(c, v, key, l) < 0)
                 return -1;
+            if (which == 3) {
+                char *pn = NULL;
+                if (get_string(c, v, key, 1, &pn) < 0)
+                    return -1;
+                if (pn) {
+                    l->protocol = larder_proto_from_name(pn);
+                    if (l->protocol < 0) {
+                        fail(c, v, "key '%s': unknown protocol '%s' (expected files, pypi, npm, apt, gems or oci)", key,
+                             pn);
+                        free(pn);
+                        return -1;
+                    }
+                    free(pn);
+                }
+            }
         }
         if (r < 0)
             return -1;
@@ -683,6 +699,8 @@ static int parse_proto(ctx_t *c, const yaml_node_t *n, int proto, larder_config_
 {
     static const char *const common[] = {"enabled", "quota", "ttl", "upstream", NULL};
     static const char *const files[] = {"enabled", "quota", "ttl", "upstream", "pins", "mirrors", NULL};
+    static const char *const npm[] = {"enabled", "quota", "ttl", "upstream", "public_url", NULL};
+    const char *const *names = proto == LARDER_PROTO_FILES ? files : proto == LARDER_PROTO_NPM ? npm : common;
     const char *where = proto_names[proto];
     larder_proto_config_t *pc = &cfg->proto[proto];
     char key[64];
@@ -691,8 +709,16 @@ static int parse_proto(ctx_t *c, const yaml_node_t *n, int proto, larder_config_
     int which, r;
     if (map_begin(c, n, where, &it) < 0)
         return -1;
-    while ((r = map_next(c, &it, proto == LARDER_PROTO_FILES ? files : common, where, &which, &v)) > 0) {
-        snprintf(key, sizeof(key), "%s.%s", where, (proto == LARDER_PROTO_FILES ? files : common)[which]);
+    while ((r = map_next(c, &it, names, where, &which, &v)) > 0) {
+        snprintf(key, sizeof(key), "%s.%s", where, names[which]);
+        if (proto == LARDER_PROTO_NPM && which == 4) {
+            if (get_url(c, v, key, 1, 0, &pc->public_url) < 0)
+                return -1;
+            size_t ul = pc->public_url ? strlen(pc->public_url) : 0;
+            while (ul > 0 && pc->public_url[ul - 1] == '/')
+                pc->public_url[--ul] = 0;
+            continue;
+        }
         switch (which) {
         case 0:
             r = get_bool(c, v, key, &pc->enabled);
@@ -853,6 +879,7 @@ static int set_defaults(larder_config_t *cfg, const char *source)
         return -1;
     cfg->nlisten = 1;
     cfg->listen[0].port = 3142;
+    cfg->listen[0].protocol = -1;
     if (!(cfg->listen[0].address = strdup("0.0.0.0")))
         return -1;
     cfg->min_free = 1ULL << 30;
@@ -989,8 +1016,10 @@ void larder_config_free(larder_config_t *cfg)
     free(cfg->admin_token);
     free(cfg->upstream_proxy);
     free(cfg->upstream_ca);
-    for (int p = 0; p < LARDER_NPROTO; p++)
+    for (int p = 0; p < LARDER_NPROTO; p++) {
         free(cfg->proto[p].upstream);
+        free(cfg->proto[p].public_url);
+    }
     for (size_t i = 0; i < cfg->npins; i++) {
         free(cfg->pins[i].name);
         free(cfg->pins[i].url);

@@ -28,6 +28,7 @@ typedef struct larder_listen {
     int port;       /* 3142 default */
     char *tls_cert; /* NULL: plain HTTP */
     char *tls_key;
+    int protocol;   /* -1: every protocol under its mount (/files/, /pypi/, ...); else only this protocol, at / */
 } larder_listen_t;
 
 typedef struct larder_file_pin {
@@ -46,6 +47,7 @@ typedef struct larder_proto_config {
     uint64_t quota;       /* bytes, 0 = no per-protocol quota */
     uint64_t ttl;         /* seconds for volatile objects */
     char *upstream;       /* protocol default upstream URL (may be NULL) */
+    char *public_url;     /* npm: base URL clients reach this protocol at (no trailing '/'), or NULL: from Host */
 } larder_proto_config_t;
 
 typedef struct larder_config {

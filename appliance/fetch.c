@@ -44,6 +44,14 @@ struct larder_fetch_priv {
     CURL *easy;
     struct curl_slist *headers;
     EVP_MD_CTX *md;
+    EVP_MD_CTX *md2;              /* integrity algorithm, when one is given */
+    const EVP_MD *md2_alg;
+    unsigned char want2[64];
+    unsigned int want2_len;
+    char *integrity;
+    int nostore;
+    char *body, *body_type;
+    size_t body_len;
     char tmp_path[4096];
     int in_headers_status; /* status of the response currently being received */
     int64_t in_content_length;
@@ -78,6 +86,48 @@ static uint64_t hash_str(const char *s)
 
 static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
 
+int larder_parse_integrity(const char *sri, const char **alg_name, unsigned char *raw, unsigned int *rawlen)
+{
+    static const struct {
+        const char *prefix, *name;
+        unsigned int len;
+    } algs[] = {{"sha512-", "SHA512", 64}, {"sha384-", "SHA384", 48}, {"sha256-", "SHA256", 32}, {"sha1-", "SHA1", 20}};
+    if (!sri)
+        return -1;
+    for (size_t a = 0; a < sizeof(algs) / sizeof(algs[0]); a++) {
+        size_t pl = strlen(algs[a].prefix);
+        for (const char *s = sri; *s;) {
+            while (*s == ' ' || *s == '\t')
+                s++;
+            const char *e = s;
+            while (*e && *e != ' ' && *e != '\t')
+                e++;
+            if ((size_t)(e - s) > pl && strncmp(s, algs[a].prefix, pl) == 0) {
+                const char *b = s + pl, *be = memchr(b, '?', (size_t)(e - b)); /* options after '?' */
+                size_t bl = be ? (size_t)(be - b) : (size_t)(e - b);
+                unsigned char out[128];
+                if (bl == 0 || bl > 96 || bl % 4)
+                    break;
+                char in[100];
+                memcpy(in, b, bl);
+                in[bl] = 0;
+                int n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)bl);
+                if (n < 0)
+                    break;
+                size_t pad = (bl >= 1 && in[bl - 1] == '=') + (bl >= 2 && in[bl - 2] == '=');
+                if ((unsigned int)n - pad != algs[a].len)
+                    break;
+                memcpy(raw, out, algs[a].len);
+                *rawlen = algs[a].len;
+                *alg_name = algs[a].name;
+                return 0;
+            }
+            s = e;
+        }
+    }
+    return -1;
+}
+
 void larder_fetch_retain(larder_fetch_t *fe) { atomic_fetch_add(&fe->priv->refs, 1); }
 
 void larder_fetch_release(larder_fetch_t *fe)
@@ -89,6 +139,11 @@ void larder_fetch_release(larder_fetch_t *fe)
         close(fe->fd);
     if (p->md)
         EVP_MD_CTX_free(p->md);
+    if (p->md2)
+        EVP_MD_CTX_free(p->md2);
+    free(p->integrity);
+    free(p->body);
+    free(p->body_type);
     free(p->table_key);
     free(p->sha256);
     free(p->inm);
@@ -167,6 +222,20 @@ larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t
     p->accept = xstrdup(req->accept);
     p->transform = req->transform;
     fe->buffered = req->transform != NULL;
+    p->nostore = req->nostore;
+    if (req->body && req->nostore) {
+        p->body = malloc(req->body_len + 1);
+        memcpy(p->body, req->body, req->body_len);
+        p->body_len = req->body_len;
+        p->body_type = xstrdup(req->body_type);
+    }
+    if (req->integrity) {
+        const char *alg;
+        if (larder_parse_integrity(req->integrity, &alg, p->want2, &p->want2_len) == 0) {
+            p->md2_alg = EVP_get_digestbyname(alg);
+            p->integrity = strdup(req->integrity);
+        }
+    }
     p->entry_flags = req->entry_flags;
     p->ttl = req->ttl;
     p->in_content_length = -1;
@@ -302,6 +371,8 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
         off += (size_t)r;
     }
     EVP_DigestUpdate(p->md, buf, len);
+    if (p->md2)
+        EVP_DigestUpdate(p->md2, buf, len);
     atomic_store(&fe->written, w + len);
     p->owner->wake(p->owner->wake_ctx);
     return len;
@@ -317,6 +388,10 @@ static void setup_easy(larder_fetcher_t *f, larder_fetch_t *fe)
     p->easy = e;
     p->md = EVP_MD_CTX_new();
     EVP_DigestInit_ex(p->md, EVP_sha256(), NULL);
+    if (p->md2_alg) {
+        p->md2 = EVP_MD_CTX_new();
+        EVP_DigestInit_ex(p->md2, p->md2_alg, NULL);
+    }
     curl_easy_setopt(e, CURLOPT_URL, fe->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, fe);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -353,6 +428,14 @@ static void setup_easy(larder_fetcher_t *f, larder_fetch_t *fe)
         snprintf(hdr, sizeof(hdr), "If-Modified-Since: %s", p->ims);
         p->headers = curl_slist_append(p->headers, hdr);
     }
+    if (p->body) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, p->body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->body_len);
+        snprintf(hdr, sizeof(hdr), "Content-Type: %s", p->body_type ? p->body_type : "application/octet-stream");
+        p->headers = curl_slist_append(p->headers, hdr);
+        p->headers = curl_slist_append(p->headers, "Expect:");
+    }
     if (p->headers)
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->headers);
     curl_multi_add_handle(f->multi, e);
@@ -375,6 +458,21 @@ static int finish_body(larder_fetcher_t *f, larder_fetch_t *fe)
         snprintf(fe->error, sizeof(fe->error), "sha256 mismatch: expected %.16s..., upstream sent %.16s...", p->sha256,
                  fe->digest);
         return LARDER_FETCH_FAILED;
+    }
+    if (p->md2) {
+        unsigned char raw2[64];
+        unsigned int len2 = 0;
+        EVP_DigestFinal_ex(p->md2, raw2, &len2);
+        if (len2 != p->want2_len || memcmp(raw2, p->want2, len2) != 0) {
+            snprintf(fe->error, sizeof(fe->error), "integrity mismatch: expected %.40s...", p->integrity);
+            return LARDER_FETCH_FAILED;
+        }
+    }
+    if (p->nostore) { /* a pass-through answer: complete for its readers, then gone */
+        fe->uncached = 1;
+        unlink(p->tmp_path);
+        p->tmp_path[0] = 0;
+        return LARDER_FETCH_DONE;
     }
     char *ct = NULL;
     if (p->transform) {

@@ -37,7 +37,16 @@ typedef struct larder_fetch_req {
     const char *accept;            /* Accept header for upstream, or NULL */
     int force;                     /* fetch even when a fresh entry exists (refresh on demand) */
     larder_transform_fn transform; /* rewrite before commit (responses then wait for the commit), or NULL */
+    const char *integrity;         /* Subresource Integrity string ("sha512-<base64>" ...; the strongest of
+                                      sha512/sha384/sha256/sha1 listed is verified before commit), or NULL */
+    int nostore;                   /* stream to the waiting clients, never commit (pass-through answers) */
+    const char *body;              /* with nostore: POST this body (body_type its Content-Type), or NULL: GET */
+    size_t body_len;
+    const char *body_type;
 } larder_fetch_req_t;
+
+/* Parse an SRI string: the strongest supported algorithm's digest. 0 and *md/raw/rawlen set, or -1. */
+int larder_parse_integrity(const char *sri, const char **alg_name, unsigned char *raw, unsigned int *rawlen);
 
 struct larder_fetch {
     _Atomic int state;

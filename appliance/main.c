@@ -7,6 +7,7 @@
 #include "config.h"
 #include "jobs.h"
 #include "log.h"
+#include "npm.h"
 #include "pypi.h"
 #include "seedspec.h"
 #include "server.h"
@@ -203,6 +204,37 @@ static int expand_requirements(larder_seed_spec_t *spec, const char *path, int d
     return r;
 }
 
+static void lock_skipped(void *ctx, const char *what, const char *why)
+{
+    fprintf(stderr, "larder seed: %s: skipping %s: %s\n", (const char *)ctx, what, why);
+}
+
+/* read a package-lock.json into npm items of spec */
+static int expand_lockfile(larder_seed_spec_t *spec, const char *path)
+{
+    size_t len;
+    char *text = larder_read_file(path, &len);
+    if (!text) {
+        fprintf(stderr, "larder seed: cannot read lockfile %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char **lines = NULL, err[512];
+    long n = larder_npm_lockfile_lines(text, len, &lines, lock_skipped, (void *)path, err, sizeof(err));
+    free(text);
+    if (n < 0) {
+        fprintf(stderr, "larder seed: %s: %s\n", path, err);
+        return -1;
+    }
+    int r = 0;
+    for (long i = 0; i < n; i++) {
+        if (r == 0 && larder_seed_append(spec, LARDER_PROTO_NPM, lines[i], NULL) < 0)
+            r = -1;
+        free(lines[i]);
+    }
+    free(lines);
+    return r;
+}
+
 /* the spec as the daemon takes it: requirement files read here, on the client's machine */
 static char *prepare_spec(const char *spec_path, char *text, size_t *len)
 {
@@ -213,11 +245,24 @@ static char *prepare_spec(const char *spec_path, char *text, size_t *len)
         free(text);
         return NULL;
     }
-    if (!spec->pypi_requirement_files.n) {
+    if (!spec->pypi_requirement_files.n && !spec->npm_lockfiles.n) {
         larder_seed_free(spec);
         return text;
     }
     free(text);
+    for (size_t i = 0; i < spec->npm_lockfiles.n; i++) {
+        const char *f = spec->npm_lockfiles.v[i];
+        char p[4096];
+        const char *slash = strrchr(spec_path, '/');
+        if (f[0] == '/' || !slash)
+            snprintf(p, sizeof(p), "%s", f);
+        else
+            snprintf(p, sizeof(p), "%.*s/%s", (int)(slash - spec_path), spec_path, f);
+        if (expand_lockfile(spec, p) < 0) {
+            larder_seed_free(spec);
+            return NULL;
+        }
+    }
     for (size_t i = 0; i < spec->pypi_requirement_files.n; i++) {
         const char *f = spec->pypi_requirement_files.v[i];
         char p[4096];

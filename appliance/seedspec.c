@@ -365,6 +365,51 @@ bad:
     return -1;
 }
 
+/* npm: {packages: ["name@version", ...], lockfiles: [package-lock.json, ...]} */
+static int parse_npm(ctx_t *c, const yaml_node_t *n, int client)
+{
+    char qb[300];
+    if (is_null(n))
+        return 0;
+    if (n->type != YAML_MAPPING_NODE)
+        return fail(c, n, "section 'npm': expected a mapping (packages: [...], lockfiles: [...]), got %s",
+                    type_name(n));
+    larder_seed_strings_t pkgs = {0};
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node_at(c, p->key, n), *v = k ? node_at(c, p->value, k) : NULL;
+        if (!v)
+            goto bad;
+        const char *kv = scalar(c, k, "key");
+        if (!kv)
+            goto bad;
+        int r;
+        if (!strcmp(kv, "packages")) {
+            r = parse_strings(c, v, "npm.packages", &pkgs, NULL);
+        } else if (!strcmp(kv, "lockfiles")) {
+            if (!client) {
+                fail(c, k, "npm.lockfiles must be expanded by `larder seed` (it reads the files); post packages "
+                           "instead");
+                goto bad;
+            }
+            r = parse_strings(c, v, "npm.lockfiles", &c->spec->npm_lockfiles, NULL);
+        } else {
+            fail(c, k, "unknown key '%s' in npm (expected packages, lockfiles)",
+                 quote(kv, k->data.scalar.length, qb, sizeof(qb)));
+            goto bad;
+        }
+        if (r < 0)
+            goto bad;
+    }
+    for (size_t i = 0; i < pkgs.n; i++)
+        if (add_item(c, n, LARDER_PROTO_NPM, pkgs.v[i], strlen(pkgs.v[i]), NULL) < 0)
+            goto bad;
+    free_strings(&pkgs);
+    return 0;
+bad:
+    free_strings(&pkgs);
+    return -1;
+}
+
 static int pin_set_ok(const char *s, size_t len)
 {
     if (len < 1 || len > 64)
@@ -410,6 +455,9 @@ static int parse_root(ctx_t *c, const yaml_node_t *root, int flags)
         } else if (proto == LARDER_PROTO_PYPI) {
             if (parse_pypi(c, v, flags & LARDER_SEED_CLIENT) < 0)
                 return -1;
+        } else if (proto == LARDER_PROTO_NPM) {
+            if (parse_npm(c, v, flags & LARDER_SEED_CLIENT) < 0)
+                return -1;
         } else if (proto != LARDER_PROTO_FILES) {
             return fail(c, k, "section '%s' is not supported by this version yet", kv);
         } else if (parse_section(c, v, proto) < 0) {
@@ -418,7 +466,7 @@ static int parse_root(ctx_t *c, const yaml_node_t *root, int flags)
     }
     if (!c->spec->pin_set)
         return fail(c, root, "pin_set is required (the name of the pin set that will keep these items)");
-    if (c->spec->nitems == 0 && c->spec->pypi_requirement_files.n == 0)
+    if (c->spec->nitems == 0 && c->spec->pypi_requirement_files.n == 0 && c->spec->npm_lockfiles.n == 0)
         return fail(c, root, "nothing to seed (no items in any section)");
     return 0;
 }
@@ -516,6 +564,7 @@ void larder_seed_free(larder_seed_spec_t *spec)
     free_strings(&spec->pypi_python_versions);
     free_strings(&spec->pypi_platforms);
     free_strings(&spec->pypi_requirement_files);
+    free_strings(&spec->npm_lockfiles);
     free(spec);
 }
 
@@ -574,6 +623,8 @@ char *larder_seed_emit(const larder_seed_spec_t *spec)
                 emit_str(f, spec->pypi_platforms.v[i]);
             }
             fprintf(f, "]\n  requirements:\n");
+        } else if (p == LARDER_PROTO_NPM) {
+            fprintf(f, "npm:\n  packages:\n");
         } else {
             fprintf(f, "%s:\n", larder_proto_name(p));
         }
@@ -581,7 +632,7 @@ char *larder_seed_emit(const larder_seed_spec_t *spec)
             const larder_seed_item_t *it = &spec->items[i];
             if (it->proto != p)
                 continue;
-            fputs(p == LARDER_PROTO_PYPI ? "    - " : "  - ", f);
+            fputs(p == LARDER_PROTO_PYPI || p == LARDER_PROTO_NPM ? "    - " : "  - ", f);
             if (it->sha256) {
                 fputs("{path: ", f);
                 emit_str(f, it->ref);

@@ -32,6 +32,8 @@ typedef struct larder_seed_spec {
     larder_seed_strings_t pypi_python_versions; /* default {"3.11"} */
     larder_seed_strings_t pypi_platforms;       /* default {"manylinux2014_x86_64"} */
     larder_seed_strings_t pypi_requirement_files; /* only with LARDER_SEED_CLIENT: read by `larder seed` */
+    /* npm section options; npm items are "name@version" with an optional " <integrity>" after a space */
+    larder_seed_strings_t npm_lockfiles; /* only with LARDER_SEED_CLIENT: package-lock.json files */
 } larder_seed_spec_t;
 
 /* NULL on error with a message ("line N: ...") in err. */

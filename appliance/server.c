@@ -34,6 +34,7 @@ typedef struct listener {
     int fd;
     SSL_CTX *ssl;
     char name[128];
+    int protocol; /* -1: every protocol under its mount; else a listener dedicated to one protocol, at / */
 } listener_t;
 
 typedef struct worker {
@@ -52,6 +53,7 @@ typedef struct worker {
 typedef struct route_handler {
     h2o_handler_t super;
     larder_app_t *app;
+    int dedicated; /* -1, or the protocol that gets every path of this listener */
 } route_handler_t;
 
 struct larder_server {
@@ -59,6 +61,8 @@ struct larder_server {
     h2o_globalconf_t globalconf;
     listener_t *listeners;
     size_t nlisteners;
+    h2o_hostconf_t *main_hosts[2];                   /* NULL-terminated host lists given to accept contexts */
+    h2o_hostconf_t *proto_hosts[LARDER_NPROTO][2];
     worker_t *workers;
     size_t nworkers;
     _Atomic int stop;
@@ -69,8 +73,23 @@ struct larder_server {
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     larder_app_t *app = ((route_handler_t *)self)->app;
+    int dedicated = ((route_handler_t *)self)->dedicated;
     const char *p = req->input.path.base;
     size_t len = req->input.path.len;
+    if (dedicated >= 0) {
+        /* a listener of one protocol: every path is that protocol's, mounted at / */
+        const larder_protocol_t *proto = larder_protocol_get(dedicated);
+        if (!proto || !app->cfg->proto[dedicated].enabled) {
+            larder_send_error(app, req, -1, 404, "Not Found", "protocol %s is not available on this listener",
+                              larder_proto_name(dedicated));
+            return 0;
+        }
+        if (len >= 1 && p[0] == '/')
+            proto->handle(app, req, p + 1, len - 1);
+        else
+            proto->handle(app, req, p, len);
+        return 0;
+    }
     if (len >= 3 && memcmp(p, "/-/", 3) == 0) {
         larder_admin_handle(app, req);
         return 0;
@@ -146,7 +165,8 @@ static void *worker_main(void *arg)
     for (size_t i = 0; i < srv->nlisteners; i++) {
         h2o_accept_ctx_t *a = &w->accept_ctxs[i];
         a->ctx = &w->ctx;
-        a->hosts = srv->globalconf.hosts;
+        int pr = srv->listeners[i].protocol;
+        a->hosts = pr >= 0 && pr < LARDER_NPROTO && srv->proto_hosts[pr][0] ? srv->proto_hosts[pr] : srv->main_hosts;
         a->ssl_ctx = srv->listeners[i].ssl;
         int fd = dup(srv->listeners[i].fd);
         socks[i] = h2o_evloop_socket_create(w->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
@@ -189,7 +209,9 @@ static int bind_listener(const larder_listen_t *l, listener_t *out, char *err, s
     }
     freeaddrinfo(res);
     out->fd = fd;
-    snprintf(out->name, sizeof(out->name), "%s%s:%d", l->tls_cert ? "https://" : "http://", l->address, l->port);
+    snprintf(out->name, sizeof(out->name), "%s%s:%d%s%s%s", l->tls_cert ? "https://" : "http://", l->address, l->port,
+             l->protocol >= 0 ? " (" : "", l->protocol >= 0 ? larder_proto_name(l->protocol) : "",
+             l->protocol >= 0 ? " only, at /)" : "");
     return 0;
 }
 
@@ -225,6 +247,21 @@ int larder_server_create(larder_app_t *app, larder_server_t **out, char *err, si
     route_handler_t *h = (route_handler_t *)h2o_create_handler(pc, sizeof(*h));
     h->super.on_req = on_req;
     h->app = app;
+    h->dedicated = -1;
+    srv->main_hosts[0] = host;
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        int pr = cfg->listen[i].protocol;
+        if (pr < 0 || pr >= LARDER_NPROTO || srv->proto_hosts[pr][0])
+            continue;
+        char hn[64];
+        snprintf(hn, sizeof(hn), "dedicated-%s", larder_proto_name(pr));
+        h2o_hostconf_t *dh = h2o_config_register_host(&srv->globalconf, h2o_iovec_init(hn, strlen(hn)), 65535);
+        route_handler_t *d = (route_handler_t *)h2o_create_handler(h2o_config_register_path(dh, "/", 0), sizeof(*d));
+        d->super.on_req = on_req;
+        d->app = app;
+        d->dedicated = pr;
+        srv->proto_hosts[pr][0] = dh;
+    }
 
     int nfds = sd_listen_fds(1);
     if (nfds > 0) {
@@ -233,6 +270,7 @@ int larder_server_create(larder_app_t *app, larder_server_t **out, char *err, si
         for (int i = 0; i < nfds; i++) {
             srv->listeners[i].fd = SD_LISTEN_FDS_START + i;
             snprintf(srv->listeners[i].name, sizeof(srv->listeners[i].name), "systemd socket %d", i);
+            srv->listeners[i].protocol = (size_t)i < cfg->nlisten ? cfg->listen[i].protocol : -1;
             /* TLS for socket-activated listeners follows the config's listeners in order */
             if ((size_t)i < cfg->nlisten && cfg->listen[i].tls_cert &&
                 !(srv->listeners[i].ssl = make_ssl(&cfg->listen[i], err, errlen)))
@@ -240,9 +278,10 @@ int larder_server_create(larder_app_t *app, larder_server_t **out, char *err, si
         }
     } else {
         srv->nlisteners = cfg->nlisten;
-        srv->listeners = calloc(srv->nlisteners, sizeof(*srv->listeners));
+        srv->listeners = calloc(srv->nlisteners ? srv->nlisteners : 1, sizeof(*srv->listeners));
         for (size_t i = 0; i < cfg->nlisten; i++) {
             srv->listeners[i].fd = -1;
+            srv->listeners[i].protocol = cfg->listen[i].protocol;
             if (bind_listener(&cfg->listen[i], &srv->listeners[i], err, errlen) < 0)
                 goto fail;
             if (cfg->listen[i].tls_cert && !(srv->listeners[i].ssl = make_ssl(&cfg->listen[i], err, errlen)))

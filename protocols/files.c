@@ -158,6 +158,8 @@ const larder_protocol_t *larder_protocol_get(int proto)
         return &larder_protocol_files;
     case LARDER_PROTO_PYPI:
         return &larder_protocol_pypi;
+    case LARDER_PROTO_NPM:
+        return &larder_protocol_npm;
     default:
         return NULL;
     }

@@ -19,6 +19,7 @@ typedef struct larder_protocol {
 
 extern const larder_protocol_t larder_protocol_files;
 extern const larder_protocol_t larder_protocol_pypi;
+extern const larder_protocol_t larder_protocol_npm;
 
 /* the protocol for a seed item or request, NULL when not implemented */
 const larder_protocol_t *larder_protocol_get(int proto);

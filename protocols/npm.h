@@ -1,0 +1,58 @@
+/* npm.h - the npm registry handler: packuments (full and abbreviated), tarballs, search and audit pass-through,
+ * seeding from package-lock.json. The pure functions are exposed for the unit tests and fuzzers. */
+#ifndef LARDER_NPM_H
+#define LARDER_NPM_H
+
+#include <stddef.h>
+
+/* What stored packuments say instead of our own base URL; replaced per request when served, because the base
+ * (public_url, or the scheme and Host the client used) is not known when the document is stored. */
+#define LARDER_NPM_BASE_TOKEN "@larder-base@"
+
+typedef struct larder_npm_buf {
+    char *p;
+    size_t len, cap;
+} larder_npm_buf_t;
+
+/* One tarball a packument lists: our file name for it (the last path segment of dist.tarball), the upstream URL
+ * and what to verify it against (SRI integrity and/or sha1 shasum, either may be NULL). */
+typedef struct larder_npm_tarball {
+    const char *version;
+    const char *file;
+    const char *url;
+    const char *integrity;
+    const char *shasum;
+} larder_npm_tarball_t;
+typedef void (*larder_npm_tarball_cb)(void *ctx, const larder_npm_tarball_t *t);
+
+/* A valid package name ("name" or "@scope/name"): 1, else 0. */
+int larder_npm_name_ok(const char *name, size_t len);
+
+/* Split a request path below the mount (no query) into what it asks for.
+ *   LARDER_NPM_PACKUMENT  name            ("lodash", "@types%2fnode", "@types%2Fnode", "@types/node")
+ *   LARDER_NPM_TARBALL    name, file      ("lodash/-/lodash-4.17.21.tgz", "@types/node/-/node-20.1.0.tgz")
+ *   LARDER_NPM_VERSION    name, file=version ("lodash/4.17.21", "lodash/latest")
+ *   -1 with a message for anything else. */
+enum { LARDER_NPM_PACKUMENT = 1, LARDER_NPM_TARBALL, LARDER_NPM_VERSION };
+int larder_npm_route(const char *path, size_t len, char *name, size_t namelen, char *file, size_t filelen,
+                     const char **err);
+
+/* Rewrite an upstream packument (JSON) for clients: every dist.tarball becomes
+ * LARDER_NPM_BASE_TOKEN "/<name>/-/<file>"; with `abbreviated`, only the fields an installer needs are kept
+ * (plus `time`, which pnpm uses). cb (may be NULL) sees every tarball. 0, or -1 with a message. */
+int larder_npm_rewrite_packument(const char *in, size_t len, const char *name, int abbreviated, larder_npm_buf_t *out,
+                                 larder_npm_tarball_cb cb, void *ctx, char *err, size_t errlen);
+
+/* `larder seed` side: the packages of a package-lock.json (lockfileVersion 2 or 3) as seed lines
+ * "name@version integrity" (integrity omitted when the lockfile has none). Entries that are links, bundled in
+ * another package, or not resolved from a registry tarball are skipped and reported through `skipped` (may be
+ * NULL). Returns the number of lines (malloc'd array of malloc'd strings) or -1 with a message. */
+typedef void (*larder_npm_skip_cb)(void *ctx, const char *what, const char *why);
+long larder_npm_lockfile_lines(const char *json, size_t len, char ***lines, larder_npm_skip_cb skipped, void *ctx,
+                               char *err, size_t errlen);
+
+/* "name@version[ integrity]" -> parts; version must be exact (x.y.z[-pre][+build]). 0, or -1 with a message. */
+int larder_npm_parse_seed_ref(const char *ref, char *name, size_t namelen, char *version, size_t versionlen,
+                              char *integrity, size_t intlen, char *err, size_t errlen);
+
+#endif
