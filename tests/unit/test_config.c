@@ -285,6 +285,26 @@ static void test_full(void)
     larder_config_free(cfg);
 }
 
+static void test_npm_keys(void)
+{
+    char err[512];
+    larder_config_t *cfg = parse("listen:\n  - port: 3142\n  - port: 4873\n    protocol: npm\n"
+                                 "npm:\n  public_url: https://larder.example/npm/\n",
+                                 err, sizeof(err));
+    CHECK(cfg != NULL);
+    if (!cfg) {
+        fprintf(stderr, "  %s\n", err);
+        return;
+    }
+    CHECK(cfg->nlisten == 2 && cfg->listen[0].protocol == -1 && cfg->listen[1].protocol == LARDER_PROTO_NPM);
+    CHECK(cfg->proto[LARDER_PROTO_NPM].public_url && !strcmp(cfg->proto[LARDER_PROTO_NPM].public_url,
+                                                              "https://larder.example/npm"));
+    larder_config_free(cfg);
+    cfg = parse("offline: false\n", err, sizeof(err));
+    CHECK(cfg && cfg->listen[0].protocol == -1 && !cfg->proto[LARDER_PROTO_NPM].public_url);
+    larder_config_free(cfg);
+}
+
 static void test_errors(void)
 {
     /* unknown and duplicate keys */
@@ -299,6 +319,9 @@ static void test_errors(void)
     EXPECT_ERROR(3, "listen:\n  - port: 1\n    tls: {cert: a, key: b, ca: c}\n", "unknown key 'ca' in 'listen[0].tls'",
                  NULL);
     EXPECT_ERROR(2, "pypi:\n  pins: []\n", "unknown key 'pins' in 'pypi'", NULL);
+    EXPECT_ERROR(2, "pypi:\n  public_url: http://x/\n", "unknown key 'public_url' in 'pypi'", NULL);
+    EXPECT_ERROR(2, "npm:\n  public_url: ftp://x/\n", "npm.public_url", "not an http");
+    EXPECT_ERROR(3, "listen:\n  - port: 1\n    protocol: gopher\n", "unknown protocol 'gopher'", NULL);
     EXPECT_ERROR(4, "files:\n  pins:\n    - name: a\n      urll: http://x/\n", "unknown key 'urll' in 'files.pins[0]'",
                  NULL);
     EXPECT_ERROR(4, "files:\n  mirrors:\n    - name: a\n      prefix: http://x/\n",
@@ -441,6 +464,7 @@ int main(void)
     test_defaults();
     test_full();
     test_errors();
+    test_npm_keys();
     test_load();
     if (failures) {
         fprintf(stderr, "test_config: %d check(s) failed\n", failures);

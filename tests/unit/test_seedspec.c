@@ -120,7 +120,11 @@ static void test_bad(void)
     EXPECT_ERROR(3, "pin_set: x\npypi:\n  platforms: ['Linux x86']\n  requirements: [a==1]\n", "is not valid");
     EXPECT_ERROR(1, "pin_set: x\npypi:\n  python_versions: ['3.12']\n", "nothing to seed");
     EXPECT_ERROR(2, "pin_set: x\noci: [alpine]\n", "section 'oci' is not supported by this version yet");
-    EXPECT_ERROR(2, "pin_set: x\nnpm: ~\n", "section 'npm' is not supported");
+    EXPECT_ERROR(2, "pin_set: x\napt: [curl]\n", "section 'apt' is not supported");
+    EXPECT_ERROR(1, "pin_set: x\nnpm: ~\n", "nothing to seed");
+    EXPECT_ERROR(2, "pin_set: x\nnpm: [a@1.0.0]\n", "section 'npm': expected a mapping");
+    EXPECT_ERROR(3, "pin_set: x\nnpm:\n  lockfiles: [package-lock.json]\n", "must be expanded by `larder seed`");
+    EXPECT_ERROR(3, "pin_set: x\nnpm:\n  pkgs: [a@1.0.0]\n", "unknown key 'pkgs' in npm");
     EXPECT_ERROR(2, "pin_set: x\nfiles: a\n", "expected a list");
     EXPECT_ERROR(2, "pin_set: x\nfiles: {path: a}\n", "expected a list");
     EXPECT_ERROR(3, "pin_set: x\nfiles:\n  - ''\n", "empty item");
@@ -211,9 +215,30 @@ static void test_pypi(void)
     larder_seed_free(s);
 }
 
+static void test_npm(void)
+{
+    char err[512];
+    static const char yaml[] = "pin_set: js\nnpm:\n  packages:\n    - left-pad@1.3.0\n"
+                               "    - '@s/b@2.0.0 sha512-AAAA'\n";
+    larder_seed_spec_t *s = parse(yaml, err, sizeof(err));
+    CHECK(s && s->nitems == 2 && s->items[1].proto == LARDER_PROTO_NPM && !strcmp(s->items[1].ref, "@s/b@2.0.0 sha512-AAAA"));
+    char *text = s ? larder_seed_emit(s) : NULL;
+    larder_seed_spec_t *s2 = text ? parse(text, err, sizeof(err)) : NULL;
+    CHECK(s2 && s2->nitems == 2 && !strcmp(s2->items[0].ref, "left-pad@1.3.0") &&
+          !strcmp(s2->items[1].ref, "@s/b@2.0.0 sha512-AAAA"));
+    larder_seed_free(s2);
+    free(text);
+    larder_seed_free(s);
+    static const char client[] = "pin_set: js\nnpm:\n  lockfiles: [app/package-lock.json]\n";
+    s = larder_seed_parse_ex(client, sizeof(client) - 1, LARDER_SEED_CLIENT, err, sizeof(err));
+    CHECK(s && s->npm_lockfiles.n == 1 && s->nitems == 0);
+    larder_seed_free(s);
+}
+
 int main(void)
 {
     test_pypi();
+    test_npm();
     test_good();
     test_bad();
     if (failures) {
