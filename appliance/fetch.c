@@ -4,7 +4,8 @@
  * that (protocol, key) or queues a new one and wakes the curl thread. The curl thread writes the body to a temp
  * file while hashing it, publishing progress through the atomic `written` counter and the `wake` callback, so
  * clients tail the growing file instead of waiting for the end. When the transfer ends the thread verifies
- * length and sha256, fsyncs, commits through the store (rename + one write batch) and only then removes the
+ * length and sha256 and hands the body to a commit thread, which transforms, fsyncs and commits it through the
+ * store (rename + one write batch) and only then removes the
  * fetch from the table: a request that misses the table afterwards finds the committed entry. A failed,
  * truncated or mismatching body is never committed; the fetch ends FAILED and tailers abort their responses.
  * Fetch objects are reference counted; the file descriptor lives as long as the last reader. */
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #define TABLE_SIZE 1024
+#define COMMIT_THREADS 2
 
 typedef struct done_waiter {
     larder_fetch_done_cb cb;
@@ -35,7 +37,7 @@ struct larder_fetch_priv {
     _Atomic int refs;
     larder_fetcher_t *owner;
     larder_fetch_t *table_next; /* chain in the single-flight table */
-    larder_fetch_t *queue_next; /* submission queue */
+    larder_fetch_t *queue_next; /* submission queue, then the commit queue */
     char *table_key;
     char *sha256, *inm, *ims, *pin_set, *accept;
     larder_transform_fn transform;
@@ -74,6 +76,13 @@ struct larder_fetcher {
     pthread_t thread;
     _Atomic int stop;
     _Atomic int active;
+    /* complete bodies are verified, transformed, fsynced and committed here, off the curl thread, so a slow
+     * commit (a large fsync, rewriting a 30 MB index document) never holds up the other downloads */
+    pthread_t committers[COMMIT_THREADS];
+    pthread_mutex_t cmu;
+    pthread_cond_t ccond;
+    larder_fetch_t *commit_head, *commit_tail;
+    int commit_stop;
 };
 
 static uint64_t hash_str(const char *s)
@@ -527,6 +536,28 @@ static int finish_body(larder_fetcher_t *f, larder_fetch_t *fe)
     return LARDER_FETCH_DONE;
 }
 
+static void complete(larder_fetcher_t *f, larder_fetch_t *fe, int final);
+
+static void *commit_thread(void *arg)
+{
+    larder_fetcher_t *f = arg;
+    for (;;) {
+        pthread_mutex_lock(&f->cmu);
+        while (!f->commit_head && !f->commit_stop)
+            pthread_cond_wait(&f->ccond, &f->cmu);
+        larder_fetch_t *fe = f->commit_head;
+        if (!fe) { /* stopping, and nothing left to commit */
+            pthread_mutex_unlock(&f->cmu);
+            return NULL;
+        }
+        f->commit_head = fe->priv->queue_next;
+        if (!f->commit_head)
+            f->commit_tail = NULL;
+        pthread_mutex_unlock(&f->cmu);
+        complete(f, fe, finish_body(f, fe));
+    }
+}
+
 static void finish(larder_fetcher_t *f, larder_fetch_t *fe, CURLcode res)
 {
     struct larder_fetch_priv *p = fe->priv;
@@ -546,11 +577,33 @@ static void finish(larder_fetcher_t *f, larder_fetch_t *fe, CURLcode res)
         final = LARDER_FETCH_NOT_MODIFIED;
         larder_store_refresh(f->store, fe->proto, fe->key, larder_now() + p->ttl, fe->etag, fe->last_modified);
     } else if (code == 200 && atomic_load(&fe->state) == LARDER_FETCH_STREAMING) {
-        final = finish_body(f, fe);
+        /* the transfer is over: hand the body to a commit thread */
+        curl_multi_remove_handle(f->multi, p->easy);
+        curl_easy_cleanup(p->easy);
+        p->easy = NULL;
+        curl_slist_free_all(p->headers);
+        p->headers = NULL;
+        p->queue_next = NULL;
+        pthread_mutex_lock(&f->cmu);
+        if (f->commit_tail)
+            f->commit_tail->priv->queue_next = fe;
+        else
+            f->commit_head = fe;
+        f->commit_tail = fe;
+        pthread_cond_signal(&f->ccond);
+        pthread_mutex_unlock(&f->cmu);
+        return;
     } else {
         final = LARDER_FETCH_FAILED;
         snprintf(fe->error, sizeof(fe->error), "upstream answered %ld", code);
     }
+    complete(f, fe, final);
+}
+
+/* the end of every fetch: final state, metrics, waiters (on the curl thread or a commit thread) */
+static void complete(larder_fetcher_t *f, larder_fetch_t *fe, int final)
+{
+    struct larder_fetch_priv *p = fe->priv;
     if (final == LARDER_FETCH_FAILED && p->tmp_path[0]) {
         unlink(p->tmp_path);
         p->tmp_path[0] = 0;
@@ -560,9 +613,11 @@ static void finish(larder_fetcher_t *f, larder_fetch_t *fe, CURLcode res)
         atomic_fetch_add(&f->metrics->errors[fe->proto], 1);
         larder_warn("fetch: %s failed: %s", fe->url, fe->error);
     }
-    curl_multi_remove_handle(f->multi, p->easy);
-    curl_easy_cleanup(p->easy);
-    p->easy = NULL;
+    if (p->easy) {
+        curl_multi_remove_handle(f->multi, p->easy);
+        curl_easy_cleanup(p->easy);
+        p->easy = NULL;
+    }
     curl_slist_free_all(p->headers);
     p->headers = NULL;
 
@@ -624,6 +679,10 @@ larder_fetcher_t *larder_fetcher_create(const larder_config_t *cfg, larder_store
     pthread_mutex_init(&f->mu, NULL);
     f->multi = curl_multi_init();
     curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 16L);
+    pthread_mutex_init(&f->cmu, NULL);
+    pthread_cond_init(&f->ccond, NULL);
+    for (int i = 0; i < COMMIT_THREADS; i++)
+        pthread_create(&f->committers[i], NULL, commit_thread, f);
     pthread_create(&f->thread, NULL, fetch_thread, f);
     return f;
 }
@@ -635,6 +694,14 @@ void larder_fetcher_destroy(larder_fetcher_t *f)
     atomic_store(&f->stop, 1);
     curl_multi_wakeup(f->multi);
     pthread_join(f->thread, NULL);
+    pthread_mutex_lock(&f->cmu);
+    f->commit_stop = 1; /* the committers finish what is queued, then exit */
+    pthread_cond_broadcast(&f->ccond);
+    pthread_mutex_unlock(&f->cmu);
+    for (int i = 0; i < COMMIT_THREADS; i++)
+        pthread_join(f->committers[i], NULL);
+    pthread_cond_destroy(&f->ccond);
+    pthread_mutex_destroy(&f->cmu);
     curl_multi_cleanup(f->multi);
     pthread_mutex_destroy(&f->mu);
     free(f);
