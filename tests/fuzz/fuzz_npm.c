@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static void on_tarball(void *ctx, const larder_npm_tarball_t *t)
 {
@@ -11,7 +12,7 @@ static void on_tarball(void *ctx, const larder_npm_tarball_t *t)
     size_t n = strlen(t->file);
     /* a tarball file name is one safe path segment: it becomes part of a cache key and a URL path */
     if (n < 5 || strchr(t->file, '/') || strcmp(t->file + n - 4, ".tgz") != 0 || t->file[0] == '.' ||
-        strncmp(t->url, "http", 4) != 0)
+        strncasecmp(t->url, "http", 4) != 0)
         abort();
 }
 
