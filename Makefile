@@ -3,12 +3,16 @@ JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 CLANG ?= clang
 
-.PHONY: all build deps run test test-asan test-fuzz lint bench clean
+.PHONY: all build deps test-tools run test test-asan test-fuzz lint bench clean
 
 all: build
 
 deps:
 	@./scripts/install-deps
+
+# verdaccio (the npm tests' upstream) from the npm registry, pinned by tests/tools/package-lock.json
+test-tools: deps
+	@./scripts/install-test-tools
 
 build: deps
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
@@ -19,11 +23,11 @@ run: build
 
 # unit + integration tests on the release build, then all of them again under
 # ASan/UBSan, then short libFuzzer runs of every fuzz target
-test: build
+test: build test-tools
 	cd build && ctest --output-on-failure
 	$(MAKE) test-asan test-fuzz lint
 
-test-asan: deps
+test-asan: deps test-tools
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLARDER_ASAN=ON >/dev/null
 	@cmake --build build-asan -j $(JOBS)
 	cd build-asan && LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp ASAN_OPTIONS=detect_leaks=1 \
@@ -39,8 +43,10 @@ lint: build
 	@cmake -S . -B build -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
 	clang-tidy -p build --quiet --warnings-as-errors='*' appliance/*.c protocols/*.c
 
-bench: build
+bench: build test-tools
 	./bench/files.sh
+	./bench/pypi.sh
+	./bench/npm.sh
 
 clean:
 	rm -rf build build-asan build-fuzz

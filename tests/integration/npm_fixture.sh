@@ -27,7 +27,7 @@
 #   larder-test-cli      1.0.0, bin larder-test-cli; @larder-test/core ^2.0.0, larder-test-logger ^1.0.0
 #   larder-test-server   1.0.0; @larder-test/core ^1.0.0, @larder-test/config ^1.0.0, larder-test-logger ^1.0.0
 #   larder-test-native   1.0.0, postinstall `node install.js` writes built.txt into the package directory
-#   larder-test-docs     1.0.0, a ~50 KB README.md (its packument is ~55 KB)
+#   larder-test-docs     1.0.0, a ~50 KB README.md (its full packument is ~53 KB)
 #   larder-test-assets   1.0.0, 256 KiB of incompressible data (a ~260 KB tarball)
 # DIR/app (larder-test-app, private) depends on @larder-test/core ^1.0.0, @larder-test/types, larder-test-server,
 # larder-test-cli, larder-test-native, larder-test-docs, larder-test-assets (all ^1.0.0); its install tree has 13
@@ -276,8 +276,8 @@ app = {"name": "larder-test-app", "version": "1.0.0", "private": True, "descript
                                           "larder-test-assets": W}}
 write(os.path.join(root, "app", "package.json"), json.dumps(app, indent=2) + "\n")
 PYEOF
-    local srcs=() d name version tag
-    while read -r d name version tag; do srcs+=("$d"); done <"$dir/src/order.txt"
+    local srcs=() d
+    while read -r d _; do srcs+=("$d"); done <"$dir/src/order.txt"
     # one npm process packs them all
     _npmfx_npm "$dir" pack pack --offline --json --pack-destination "$dir/tarballs" "${srcs[@]}"
     "$PY" - "$dir" <<'PYEOF' || fail "make_npm_packages: npm pack output unexpected: $(tail -n 30 "$dir/logs/npm-pack.log")"
