@@ -16,6 +16,7 @@
 #include "config.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -695,12 +696,58 @@ static int parse_mirrors(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
     return 0;
 }
 
+/* a list of host names (host or host:port); replaces *out */
+static int get_hosts(ctx_t *c, const yaml_node_t *n, const char *key, char ***out, size_t *nout)
+{
+    for (size_t i = 0; i < *nout; i++)
+        free((*out)[i]);
+    free(*out);
+    *out = NULL;
+    *nout = 0;
+    if (is_null(n))
+        return 0;
+    if (n->type != YAML_SEQUENCE_NODE)
+        return fail(c, n, "key '%s': expected a list of host names, got %s", key, type_name(n));
+    size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    *out = calloc(count ? count : 1, sizeof(char *)); // NOLINT(bugprone-sizeof-expression): array of strings
+    if (!*out)
+        return fail(c, n, "out of memory");
+    for (size_t i = 0; i < count; i++) {
+        yaml_node_t *item = node_at(c, n->data.sequence.items.start[i], n);
+        if (!item)
+            return -1;
+        char ik[96];
+        snprintf(ik, sizeof(ik), "%s[%zu]", key, i);
+        const char *v = scalar(c, item, ik, "a host name");
+        if (!v)
+            return -1;
+        size_t vl = strlen(v);
+        if (vl == 0 || vl > 255)
+            return fail(c, item, "key '%s': expected a host name or host:port", ik);
+        for (size_t k = 0; k < vl; k++)
+            if (!(isalnum((unsigned char)v[k]) || v[k] == '.' || v[k] == '-' || v[k] == ':' || v[k] == '_' ||
+                  v[k] == '[' || v[k] == ']'))
+                return fail(c, item, "key '%s': '%s' is not a host name or host:port (no scheme, no path)", ik, v);
+        char *h = strdup(v);
+        if (!h)
+            return fail(c, item, "out of memory");
+        for (char *q = h; *q; q++)
+            *q = (char)tolower((unsigned char)*q);
+        (*out)[(*nout)++] = h;
+    }
+    return 0;
+}
+
 static int parse_proto(ctx_t *c, const yaml_node_t *n, int proto, larder_config_t *cfg)
 {
     static const char *const common[] = {"enabled", "quota", "ttl", "upstream", NULL};
     static const char *const files[] = {"enabled", "quota", "ttl", "upstream", "pins", "mirrors", NULL};
     static const char *const npm[] = {"enabled", "quota", "ttl", "upstream", "public_url", NULL};
-    const char *const *names = proto == LARDER_PROTO_FILES ? files : proto == LARDER_PROTO_NPM ? npm : common;
+    static const char *const apt[] = {"enabled", "quota", "ttl", "upstream", "allow", "https_hosts", NULL};
+    const char *const *names = proto == LARDER_PROTO_FILES ? files
+                               : proto == LARDER_PROTO_NPM ? npm
+                               : proto == LARDER_PROTO_APT ? apt
+                                                           : common;
     const char *where = proto_names[proto];
     larder_proto_config_t *pc = &cfg->proto[proto];
     char key[64];
@@ -711,6 +758,12 @@ static int parse_proto(ctx_t *c, const yaml_node_t *n, int proto, larder_config_
         return -1;
     while ((r = map_next(c, &it, names, where, &which, &v)) > 0) {
         snprintf(key, sizeof(key), "%s.%s", where, names[which]);
+        if (proto == LARDER_PROTO_APT && which >= 4) {
+            if (which == 4 ? get_hosts(c, v, key, &pc->hosts, &pc->nhosts) < 0
+                           : get_hosts(c, v, key, &pc->https_hosts, &pc->nhttps_hosts) < 0)
+                return -1;
+            continue;
+        }
         if (proto == LARDER_PROTO_NPM && which == 4) {
             if (get_url(c, v, key, 1, 0, &pc->public_url) < 0)
                 return -1;
@@ -891,6 +944,15 @@ static int set_defaults(larder_config_t *cfg, const char *source)
         if (proto_default_upstream[p] && !(cfg->proto[p].upstream = strdup(proto_default_upstream[p])))
             return -1;
     }
+    static const char *const apt_hosts[] = {"deb.debian.org", "security.debian.org", "archive.ubuntu.com",
+                                            "security.ubuntu.com", "ports.ubuntu.com"};
+    larder_proto_config_t *apt = &cfg->proto[LARDER_PROTO_APT];
+    apt->hosts = calloc(5, sizeof(char *)); // NOLINT(bugprone-sizeof-expression): array of strings
+    if (!apt->hosts)
+        return -1;
+    for (size_t i = 0; i < 5; i++)
+        if (!(apt->hosts[apt->nhosts++] = strdup(apt_hosts[i])))
+            return -1;
     return 0;
 }
 
@@ -1019,6 +1081,12 @@ void larder_config_free(larder_config_t *cfg)
     for (int p = 0; p < LARDER_NPROTO; p++) {
         free(cfg->proto[p].upstream);
         free(cfg->proto[p].public_url);
+        for (size_t i = 0; i < cfg->proto[p].nhosts; i++)
+            free(cfg->proto[p].hosts[i]);
+        free(cfg->proto[p].hosts);
+        for (size_t i = 0; i < cfg->proto[p].nhttps_hosts; i++)
+            free(cfg->proto[p].https_hosts[i]);
+        free(cfg->proto[p].https_hosts);
     }
     for (size_t i = 0; i < cfg->npins; i++) {
         free(cfg->pins[i].name);

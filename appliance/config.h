@@ -48,6 +48,10 @@ typedef struct larder_proto_config {
     uint64_t ttl;         /* seconds for volatile objects */
     char *upstream;       /* protocol default upstream URL (may be NULL) */
     char *public_url;     /* npm: base URL clients reach this protocol at (no trailing '/'), or NULL: from Host */
+    char **hosts;         /* apt: allow-list of upstream hosts (host or host:port, lower case) */
+    size_t nhosts;
+    char **https_hosts;   /* apt: hosts fetched over https although clients ask for http:// URLs */
+    size_t nhttps_hosts;
 } larder_proto_config_t;
 
 typedef struct larder_config {

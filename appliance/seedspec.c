@@ -13,6 +13,7 @@
 #include "util.h"
 
 #include <stdarg.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -410,6 +411,157 @@ bad:
     return -1;
 }
 
+static int word_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > 100)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!(isalnum((unsigned char)s[i]) || strchr("-._+~/", s[i])))
+            return 0;
+    return 1;
+}
+
+static int pkgname_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > 100)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || strchr("-.+", s[i])))
+            return 0;
+    return 1;
+}
+
+/* apt: {repositories: [{url, suite, components, architectures, signed_by}], packages: [names]} */
+static int parse_apt(ctx_t *c, const yaml_node_t *n)
+{
+    char qb[300];
+    if (is_null(n))
+        return 0;
+    if (n->type != YAML_MAPPING_NODE)
+        return fail(c, n, "section 'apt': expected a mapping (repositories: [...], packages: [...]), got %s",
+                    type_name(n));
+    larder_seed_strings_t pkgs = {0};
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node_at(c, p->key, n), *v = k ? node_at(c, p->value, k) : NULL;
+        if (!v)
+            goto bad;
+        const char *kv = scalar(c, k, "key");
+        if (!kv)
+            goto bad;
+        if (!strcmp(kv, "packages")) {
+            if (parse_strings(c, v, "apt.packages", &pkgs, pkgname_ok) < 0)
+                goto bad;
+        } else if (!strcmp(kv, "repositories")) {
+            if (v->type != YAML_SEQUENCE_NODE) {
+                fail(c, v, "apt.repositories: expected a list of {url, suite, components, architectures}");
+                goto bad;
+            }
+            for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
+                yaml_node_t *r = node_at(c, *i, v);
+                if (!r)
+                    goto bad;
+                if (r->type != YAML_MAPPING_NODE) {
+                    fail(c, r, "apt.repositories: each repository is a mapping {url, suite, components, "
+                               "architectures, signed_by}");
+                    goto bad;
+                }
+                char url[1100] = "", suite[110] = "", comps[600] = "", archs[300] = "", signed_by[1100] = "-";
+                for (yaml_node_pair_t *q = r->data.mapping.pairs.start; q < r->data.mapping.pairs.top; q++) {
+                    yaml_node_t *rk = node_at(c, q->key, r), *rv = rk ? node_at(c, q->value, rk) : NULL;
+                    if (!rv)
+                        goto bad;
+                    const char *rkv = scalar(c, rk, "key");
+                    if (!rkv)
+                        goto bad;
+                    if (!strcmp(rkv, "components") || !strcmp(rkv, "architectures")) {
+                        larder_seed_strings_t l = {0};
+                        if (rv->type == YAML_SCALAR_NODE) {
+                            const char *sv = scalar(c, rv, rkv);
+                            if (!sv || add_string(&l, sv, strlen(sv)) < 0)
+                                goto bad;
+                        } else if (parse_strings(c, rv, rkv, &l, word_ok) < 0) {
+                            free_strings(&l);
+                            goto bad;
+                        }
+                        char *dst = !strcmp(rkv, "components") ? comps : archs;
+                        size_t cap = !strcmp(rkv, "components") ? sizeof(comps) : sizeof(archs);
+                        dst[0] = 0;
+                        for (size_t j = 0; j < l.n; j++) {
+                            if (!word_ok(l.v[j], strlen(l.v[j])) || strlen(dst) + strlen(l.v[j]) + 2 > cap) {
+                                fail(c, rv, "apt.repositories: '%s' is not a valid %s", l.v[j], rkv);
+                                free_strings(&l);
+                                goto bad;
+                            }
+                            if (j)
+                                strcat(dst, ",");
+                            strcat(dst, l.v[j]);
+                        }
+                        free_strings(&l);
+                    } else if (!strcmp(rkv, "url") || !strcmp(rkv, "suite") || !strcmp(rkv, "signed_by")) {
+                        const char *sv = scalar(c, rv, rkv);
+                        if (!sv)
+                            goto bad;
+                        size_t sl = strlen(sv);
+                        char *dst = !strcmp(rkv, "url") ? url : !strcmp(rkv, "suite") ? suite : signed_by;
+                        size_t cap = !strcmp(rkv, "url") ? sizeof(url) : !strcmp(rkv, "suite") ? sizeof(suite)
+                                                                                                : sizeof(signed_by);
+                        int okv = sl > 0 && sl < cap && !strpbrk(sv, " \t\n'\"");
+                        if (okv && !strcmp(rkv, "url"))
+                            okv = !strncmp(sv, "http://", 7) || !strncmp(sv, "https://", 8);
+                        if (okv && !strcmp(rkv, "suite"))
+                            okv = word_ok(sv, sl);
+                        if (!okv) {
+                            fail(c, rv, "apt.repositories: '%s' is not a valid %s%s", quote(sv, sl, qb, sizeof(qb)),
+                                 rkv, !strcmp(rkv, "url") ? " (an http:// or https:// URL)" : "");
+                            goto bad;
+                        }
+                        memcpy(dst, sv, sl + 1);
+                    } else {
+                        fail(c, rk, "unknown key '%s' in an apt repository (expected url, suite, components, "
+                                    "architectures, signed_by)",
+                             quote(rkv, rk->data.scalar.length, qb, sizeof(qb)));
+                        goto bad;
+                    }
+                }
+                if (!url[0] || !suite[0]) {
+                    fail(c, r, "apt.repositories: url and suite are required");
+                    goto bad;
+                }
+                char line[3300];
+                snprintf(line, sizeof(line), "%s %s %s %s %s", url, suite, comps[0] ? comps : "main",
+                         archs[0] ? archs : "amd64", signed_by);
+                if (add_string(&c->spec->apt_repos, line, strlen(line)) < 0) {
+                    fail(c, r, "out of memory");
+                    goto bad;
+                }
+            }
+        } else {
+            fail(c, k, "unknown key '%s' in apt (expected repositories, packages)",
+                 quote(kv, k->data.scalar.length, qb, sizeof(qb)));
+            goto bad;
+        }
+    }
+    if (pkgs.n) {
+        char joined[8192] = "";
+        for (size_t i = 0; i < pkgs.n; i++) {
+            if (strlen(joined) + strlen(pkgs.v[i]) + 2 > sizeof(joined)) {
+                fail(c, n, "apt.packages: too many packages in one spec");
+                goto bad;
+            }
+            if (i)
+                strcat(joined, " ");
+            strcat(joined, pkgs.v[i]);
+        }
+        if (add_item(c, n, LARDER_PROTO_APT, joined, strlen(joined), NULL) < 0)
+            goto bad;
+    }
+    free_strings(&pkgs);
+    return 0;
+bad:
+    free_strings(&pkgs);
+    return -1;
+}
+
 static int pin_set_ok(const char *s, size_t len)
 {
     if (len < 1 || len > 64)
@@ -454,6 +606,9 @@ static int parse_root(ctx_t *c, const yaml_node_t *root, int flags)
                 return fail(c, v, "out of memory");
         } else if (proto == LARDER_PROTO_PYPI) {
             if (parse_pypi(c, v, flags & LARDER_SEED_CLIENT) < 0)
+                return -1;
+        } else if (proto == LARDER_PROTO_APT) {
+            if (parse_apt(c, v) < 0)
                 return -1;
         } else if (proto == LARDER_PROTO_NPM) {
             if (parse_npm(c, v, flags & LARDER_SEED_CLIENT) < 0)
@@ -565,6 +720,7 @@ void larder_seed_free(larder_seed_spec_t *spec)
     free_strings(&spec->pypi_platforms);
     free_strings(&spec->pypi_requirement_files);
     free_strings(&spec->npm_lockfiles);
+    free_strings(&spec->apt_repos);
     free(spec);
 }
 
@@ -625,6 +781,36 @@ char *larder_seed_emit(const larder_seed_spec_t *spec)
             fprintf(f, "]\n  requirements:\n");
         } else if (p == LARDER_PROTO_NPM) {
             fprintf(f, "npm:\n  packages:\n");
+        } else if (p == LARDER_PROTO_APT) {
+            fprintf(f, "apt:\n  repositories:\n");
+            for (size_t i = 0; i < spec->apt_repos.n; i++) {
+                char line[4096], *sv;
+                snprintf(line, sizeof(line), "%s", spec->apt_repos.v[i]);
+                char *url = strtok_r(line, " ", &sv), *suite = strtok_r(NULL, " ", &sv);
+                char *comps = strtok_r(NULL, " ", &sv), *archs = strtok_r(NULL, " ", &sv);
+                char *sb = strtok_r(NULL, " ", &sv);
+                fprintf(f, "    - url: ");
+                emit_str(f, url ? url : "");
+                fprintf(f, "\n      suite: ");
+                emit_str(f, suite ? suite : "");
+                fprintf(f, "\n      components: [%s]\n      architectures: [%s]\n", comps ? comps : "main",
+                        archs ? archs : "amd64");
+                if (sb && strcmp(sb, "-") != 0) {
+                    fprintf(f, "      signed_by: ");
+                    emit_str(f, sb);
+                    fputc('\n', f);
+                }
+            }
+            fprintf(f, "  packages:\n");
+            for (size_t i = 0; i < spec->nitems; i++) {
+                if (spec->items[i].proto != p)
+                    continue;
+                char names[8192], *sv;
+                snprintf(names, sizeof(names), "%s", spec->items[i].ref);
+                for (char *nm = strtok_r(names, " ", &sv); nm; nm = strtok_r(NULL, " ", &sv))
+                    fprintf(f, "    - %s\n", nm);
+            }
+            continue;
         } else {
             fprintf(f, "%s:\n", larder_proto_name(p));
         }

@@ -34,6 +34,9 @@ typedef struct larder_seed_spec {
     larder_seed_strings_t pypi_requirement_files; /* only with LARDER_SEED_CLIENT: read by `larder seed` */
     /* npm section options; npm items are "name@version" with an optional " <integrity>" after a space */
     larder_seed_strings_t npm_lockfiles; /* only with LARDER_SEED_CLIENT: package-lock.json files */
+    /* apt section: repositories as "url suite comp,comp arch,arch signed_by|-"; the packages are one item whose
+     * ref is the space-separated package names (their closure is resolved together) */
+    larder_seed_strings_t apt_repos;
 } larder_seed_spec_t;
 
 /* NULL on error with a message ("line N: ...") in err. */

@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
+#include <strings.h>
 #include <h2o.h>
 #include <h2o/http2.h>
 
@@ -90,6 +91,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             proto->handle(app, req, p, len);
         return 0;
     }
+    /* apt's proxy requests: "GET http://host/path" (absolute form), or CONNECT */
+    if ((len >= 7 && strncasecmp(p, "http://", 7) == 0) || (len >= 8 && strncasecmp(p, "https://", 8) == 0) ||
+        (req->input.method.len == 7 && memcmp(req->input.method.base, "CONNECT", 7) == 0)) {
+        larder_apt_handle_proxy(app, req);
+        return 0;
+    }
     if (len >= 3 && memcmp(p, "/-/", 3) == 0) {
         larder_admin_handle(app, req);
         return 0;
@@ -109,7 +116,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         }
     }
     larder_send_error(app, req, -1, 404, "Not Found",
-                      "larder serves /files/ (and the admin UI at /-/ui/); nothing is mounted at this path");
+                      "larder serves /files/, /pypi/, /npm/ and /apt/ (and the admin UI at /-/ui/); nothing is mounted "
+                      "at this path");
     return 0;
 }
 

@@ -160,6 +160,8 @@ const larder_protocol_t *larder_protocol_get(int proto)
         return &larder_protocol_pypi;
     case LARDER_PROTO_NPM:
         return &larder_protocol_npm;
+    case LARDER_PROTO_APT:
+        return &larder_protocol_apt;
     default:
         return NULL;
     }

@@ -1,0 +1,68 @@
+/* apt.h - the apt repository cache: request mapping (proxy and path mode), Release and Packages parsing, and the
+ * dependency closure used for seeding. The pure functions are exposed for the unit tests and fuzzers. */
+#ifndef LARDER_APT_H
+#define LARDER_APT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum larder_apt_kind {
+    LARDER_APT_RELEASE = 1, /* dists/<suite>/{InRelease,Release,Release.gpg}: volatile */
+    LARDER_APT_INDEX,       /* other files under dists/ (Packages, Translation, ...): volatile, or pinned by Release */
+    LARDER_APT_BYHASH,      /* dists/.../by-hash/<ALGO>/<hash>: immutable */
+    LARDER_APT_POOL,        /* pool/...: packages and sources, immutable */
+};
+
+typedef struct larder_apt_target {
+    int https;          /* the client asked for https (path mode /apt/https/...) */
+    char host[256];     /* lower-case host[:port] */
+    char path[2048];    /* absolute path on the host, starting with '/' */
+    int kind;           /* enum larder_apt_kind */
+    size_t prefix_len;  /* length of the repository prefix in path ("/debian" in /debian/dists/...) */
+    char suite[128];    /* the suite (dists/<suite>/...) for RELEASE, INDEX and BYHASH */
+    const char *relpath; /* for INDEX: the path below dists/<suite>/ (points into path) */
+} larder_apt_target_t;
+
+/* Map what a client asked for onto a repository file.
+ *   proxy form: "http://host[:port]/path" (an absolute-URI request line)
+ *   path form:  "<host>/<path>" or "https/<host>/<path>" (below /apt/)
+ * Only repository paths (.../dists/..., .../pool/...) are accepted; traversal, encoded slashes, queries and odd
+ * characters are refused. 0, or -1 with a message. */
+int larder_apt_map(const char *target, size_t len, int proxy_form, larder_apt_target_t *out, char *err,
+                   size_t errlen);
+
+/* One file listed in the SHA256 section of a Release/InRelease file. */
+typedef void (*larder_apt_release_cb)(void *ctx, const char *relpath, const char *sha256, uint64_t size);
+/* Parse Release or InRelease text: calls cb for each SHA256 entry; *by_hash set from "Acquire-By-Hash: yes".
+ * Returns the number of entries, or -1 when the text is not a Release file. */
+int larder_apt_parse_release(const char *text, size_t len, larder_apt_release_cb cb, void *ctx, int *by_hash);
+
+/* One stanza of a Packages file (strings are NUL-terminated copies valid during the call, NULL when absent). */
+typedef struct larder_apt_pkg {
+    const char *package, *version, *filename, *sha256, *depends, *pre_depends, *provides, *architecture;
+    uint64_t size;
+} larder_apt_pkg_t;
+typedef void (*larder_apt_pkg_cb)(void *ctx, const larder_apt_pkg_t *p);
+/* Parse an uncompressed Packages file; returns the number of stanzas with a Package field. */
+long larder_apt_parse_packages(const char *text, size_t len, larder_apt_pkg_cb cb, void *ctx);
+
+/* Decompress a Packages/Translation file if it is xz or gzip (sniffed from the magic bytes); plain text is copied.
+ * Returns a malloc'd NUL-terminated buffer (length in *outlen) or NULL. `max` caps the output size. */
+char *larder_apt_decompress(const char *in, size_t len, size_t max, size_t *outlen);
+
+/* Dependency closure over a set of Packages files: add stanzas, then resolve names. */
+typedef struct larder_apt_universe larder_apt_universe_t;
+larder_apt_universe_t *larder_apt_universe_new(void);
+void larder_apt_universe_free(larder_apt_universe_t *u);
+/* add every stanza of an uncompressed Packages text; `repo` is an opaque tag returned with each package */
+long larder_apt_universe_add(larder_apt_universe_t *u, const char *text, size_t len, int repo);
+typedef void (*larder_apt_closure_cb)(void *ctx, const char *package, const char *version, const char *filename,
+                                      const char *sha256, uint64_t size, int repo);
+typedef void (*larder_apt_missing_cb)(void *ctx, const char *name, const char *needed_by);
+/* Resolve the closure of `names` over Depends and Pre-Depends (first satisfiable alternative; virtual packages via
+ * Provides; version constraints are not checked). cb once per package in the closure; missing for names nothing
+ * provides (top-level ones, and dependencies with no satisfiable alternative). Returns the closure size. */
+long larder_apt_closure(larder_apt_universe_t *u, char *const *names, size_t n, larder_apt_closure_cb cb,
+                        larder_apt_missing_cb missing, void *ctx);
+
+#endif
