@@ -33,7 +33,7 @@
 
 static int path_char_ok(unsigned char ch)
 {
-    return isalnum(ch) || strchr("-._~+/:@=,", ch) != NULL;
+    return ch != 0 && (isalnum(ch) || strchr("-._~+/:@=,", ch) != NULL);
 }
 
 int larder_apt_map(const char *target, size_t len, int proxy_form, larder_apt_target_t *out, char *err,

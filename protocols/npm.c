@@ -156,7 +156,7 @@ int larder_npm_route(const char *path, size_t len, char *name, size_t namelen, c
     if (rl == 0 || rl + 1 > filelen || memchr(r, '/', rl))
         return -1;
     for (size_t k = 0; k < rl; k++)
-        if (!(isalnum((unsigned char)r[k]) || strchr("-._+~", r[k])))
+        if (!(isalnum((unsigned char)r[k]) || (r[k] && strchr("-._+~", r[k]))))
             return -1;
     memcpy(file, r, rl);
     file[rl] = 0;
