@@ -492,9 +492,8 @@ static int parse_apt(ctx_t *c, const yaml_node_t *n)
                                 free_strings(&l);
                                 goto bad;
                             }
-                            if (j)
-                                strcat(dst, ",");
-                            strcat(dst, l.v[j]);
+                            size_t dl = strlen(dst);
+                            snprintf(dst + dl, cap - dl, "%s%s", j ? "," : "", l.v[j]);
                         }
                         free_strings(&l);
                     } else if (!strcmp(rkv, "url") || !strcmp(rkv, "suite") || !strcmp(rkv, "signed_by")) {
@@ -548,9 +547,8 @@ static int parse_apt(ctx_t *c, const yaml_node_t *n)
                 fail(c, n, "apt.packages: too many packages in one spec");
                 goto bad;
             }
-            if (i)
-                strcat(joined, " ");
-            strcat(joined, pkgs.v[i]);
+            size_t jl = strlen(joined);
+            snprintf(joined + jl, sizeof(joined) - jl, "%s%s", i ? " " : "", pkgs.v[i]);
         }
         if (add_item(c, n, LARDER_PROTO_APT, joined, strlen(joined), NULL) < 0)
             goto bad;

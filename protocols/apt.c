@@ -1208,7 +1208,7 @@ static void apt_seed(larder_app_t *app, const larder_seed_item_t *item, larder_s
         snprintf(r->suite, sizeof(r->suite), "%s", f[1]);
         snprintf(r->comps, sizeof(r->comps), "%s", f[2]);
         snprintf(r->archs, sizeof(r->archs), "%s", f[3]);
-        snprintf(r->signed_by, sizeof(r->signed_by), "%s", nf > 4 && strcmp(f[4], "-") ? f[4] : "");
+        snprintf(r->signed_by, sizeof(r->signed_by), "%s", nf > 4 && strcmp(f[4], "-") != 0 ? f[4] : "");
         /* the host must be allowed, like for clients */
         char probe[1500], err[200];
         int https = strncmp(r->url, "https://", 8) == 0;

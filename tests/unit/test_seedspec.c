@@ -120,7 +120,14 @@ static void test_bad(void)
     EXPECT_ERROR(3, "pin_set: x\npypi:\n  platforms: ['Linux x86']\n  requirements: [a==1]\n", "is not valid");
     EXPECT_ERROR(1, "pin_set: x\npypi:\n  python_versions: ['3.12']\n", "nothing to seed");
     EXPECT_ERROR(2, "pin_set: x\noci: [alpine]\n", "section 'oci' is not supported by this version yet");
-    EXPECT_ERROR(2, "pin_set: x\napt: [curl]\n", "section 'apt' is not supported");
+    EXPECT_ERROR(2, "pin_set: x\ngems: [rails]\n", "section 'gems' is not supported");
+    EXPECT_ERROR(2, "pin_set: x\napt: [curl]\n", "section 'apt': expected a mapping");
+    EXPECT_ERROR(3, "pin_set: x\napt:\n  packages: [Curl]\n", "apt.packages: 'Curl' is not valid");
+    EXPECT_ERROR(4, "pin_set: x\napt:\n  repositories:\n    - {url: ftp://x/debian, suite: bookworm}\n",
+                 "is not a valid url");
+    EXPECT_ERROR(4, "pin_set: x\napt:\n  repositories:\n    - {url: http://x/debian}\n", "url and suite are required");
+    EXPECT_ERROR(4, "pin_set: x\napt:\n  repositories:\n    - {url: http://x/d, suite: s, mirror: y}\n",
+                 "unknown key 'mirror' in an apt repository");
     EXPECT_ERROR(1, "pin_set: x\nnpm: ~\n", "nothing to seed");
     EXPECT_ERROR(2, "pin_set: x\nnpm: [a@1.0.0]\n", "section 'npm': expected a mapping");
     EXPECT_ERROR(3, "pin_set: x\nnpm:\n  lockfiles: [package-lock.json]\n", "must be expanded by `larder seed`");
@@ -215,6 +222,31 @@ static void test_pypi(void)
     larder_seed_free(s);
 }
 
+static void test_apt(void)
+{
+    char err[512];
+    static const char yaml[] = "pin_set: deb\napt:\n  repositories:\n"
+                               "    - url: http://deb.debian.org/debian\n      suite: bookworm\n"
+                               "      components: [main, contrib]\n      signed_by: /usr/share/keyrings/k.gpg\n"
+                               "    - {url: 'http://security.debian.org/debian-security', suite: bookworm-security}\n"
+                               "  packages: [jq, curl, libc6]\n";
+    larder_seed_spec_t *s = parse(yaml, err, sizeof(err));
+    CHECK(s && s->nitems == 1 && s->items[0].proto == LARDER_PROTO_APT && !strcmp(s->items[0].ref, "jq curl libc6"));
+    CHECK(s && s->apt_repos.n == 2 &&
+          !strcmp(s->apt_repos.v[0], "http://deb.debian.org/debian bookworm main,contrib amd64 /usr/share/keyrings/k.gpg"));
+    CHECK(s && s->apt_repos.n == 2 &&
+          !strcmp(s->apt_repos.v[1], "http://security.debian.org/debian-security bookworm-security main amd64 -"));
+    char *text = s ? larder_seed_emit(s) : NULL;
+    larder_seed_spec_t *s2 = text ? parse(text, err, sizeof(err)) : NULL;
+    CHECK(s2 && s2->nitems == 1 && !strcmp(s2->items[0].ref, "jq curl libc6") && s2->apt_repos.n == 2 &&
+          !strcmp(s2->apt_repos.v[0], s->apt_repos.v[0]) && !strcmp(s2->apt_repos.v[1], s->apt_repos.v[1]));
+    if (!s2 && text)
+        fprintf(stderr, "  re-parse: %s\n%s\n", err, text);
+    larder_seed_free(s2);
+    free(text);
+    larder_seed_free(s);
+}
+
 static void test_npm(void)
 {
     char err[512];
@@ -239,6 +271,7 @@ int main(void)
 {
     test_pypi();
     test_npm();
+    test_apt();
     test_good();
     test_bad();
     if (failures) {
