@@ -518,7 +518,19 @@ static long lookup(larder_apt_universe_t *u, const char *name, size_t len)
 typedef struct work {
     size_t *q;
     size_t n, cap;
+    char **missing; /* names already reported missing (each once) */
+    size_t nmissing;
 } work_t;
+
+static int first_report(work_t *w, const char *name)
+{
+    for (size_t i = 0; i < w->nmissing; i++)
+        if (!strcmp(w->missing[i], name))
+            return 0;
+    w->missing = realloc(w->missing, (w->nmissing + 1) * sizeof(char *)); // NOLINT(bugprone-sizeof-expression)
+    w->missing[w->nmissing++] = strdup(name);
+    return 1;
+}
 
 static void push_pkg(larder_apt_universe_t *u, work_t *w, size_t idx)
 {
@@ -563,7 +575,7 @@ static void resolve_deps(larder_apt_universe_t *u, work_t *w, const char *deps, 
                 break;
             a = bar + 1;
         }
-        if (!done && first[0] && missing)
+        if (!done && first[0] && missing && first_report(w, first))
             missing(ctx, first, owner);
         g = *ge ? ge + 1 : ge;
     }
@@ -596,6 +608,9 @@ long larder_apt_closure(larder_apt_universe_t *u, char *const *names, size_t n, 
     }
     long total = (long)w.n;
     free(w.q);
+    for (size_t i = 0; i < w.nmissing; i++)
+        free(w.missing[i]);
+    free(w.missing);
     return total;
 }
 
@@ -1228,8 +1243,11 @@ static void apt_seed(larder_app_t *app, const larder_seed_item_t *item, larder_s
         seed_free(s);
         return;
     }
-    atomic_store(&s->pending, (int)s->nrepos);
-    for (size_t i = 0; i < s->nrepos; i++) {
+    /* one count per repository, plus one for this loop: a cached Release calls back before larder_seed_add
+     * returns, and the last callback frees s */
+    atomic_store(&s->pending, (int)s->nrepos + 1);
+    size_t nrepos = s->nrepos;
+    for (size_t i = 0; i < nrepos; i++) {
         apt_repo_t *r = &s->repos[i];
         char key[4400], url[4400], label[1300];
         snprintf(key, sizeof(key), "%s%s", r->base.host, r->base.path);
@@ -1244,6 +1262,10 @@ static void apt_seed(larder_app_t *app, const larder_seed_item_t *item, larder_s
         ref->s = s;
         ref->repo = i;
         larder_seed_add(ctx, label, &fr, seed_release_done, ref);
+    }
+    if (atomic_fetch_sub(&s->pending, 1) == 1) {
+        seed_resolve(ctx, s);
+        seed_free(s);
     }
 }
 

@@ -1469,7 +1469,8 @@ static void pypi_seed(larder_app_t *app, const larder_seed_item_t *item, larder_
     snprintf(sr->label, sizeof(sr->label), "%s==%s", req.name, req.version);
     char url[4400];
     snprintf(url, sizeof(url), "%s%s/", up, req.name);
-    for (int fmt = LARDER_PYPI_JSON; fmt >= LARDER_PYPI_HTML; fmt--) {
+    /* the JSON page (whose callback owns sr, possibly at once when cached) last */
+    for (int fmt = LARDER_PYPI_HTML; fmt <= LARDER_PYPI_JSON; fmt++) {
         char key[400], label[500];
         snprintf(key, sizeof(key), "page/%s/%s", req.name, fmt_names[fmt]);
         snprintf(label, sizeof(label), "%s (index, %s)", sr->label, fmt_names[fmt]);
