@@ -215,6 +215,9 @@ meta_before=$(nginx_count "$FILES_LOG" GET /packages/alpha/alpha-1.0-py3-none-an
 rc=0
 (cd "$WORK" && timeout 180 "$LARDER_BIN" seed --config "$CFG2" seed.yaml) >"$WORK/seed.log" 2>&1 </dev/null || rc=$?
 assert_eq 0 "$rc" "larder seed with a requirements file: $(tail -5 "$WORK/seed.log" | tr '\n' ' ')"
+rc=0
+(cd "$WORK" && timeout 180 "$LARDER_BIN" seed --config "$CFG2" seed.yaml) >"$WORK/seed2.log" 2>&1 </dev/null || rc=$?
+assert_eq 0 "$rc" "seeding again, everything cached: $(tail -2 "$WORK/seed2.log" | tr '\n' ' ')"
 pins=$(api GET pins)
 assert_contains "$pins" '"openedx"' "pin set created"
 assert_eq $((meta_before + 1)) "$(nginx_count "$FILES_LOG" GET /packages/alpha/alpha-1.0-py3-none-any.whl.metadata)" \
