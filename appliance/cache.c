@@ -58,6 +58,9 @@ typedef struct tailer {
     char *sbuf; /* substituted output of the current chunk (malloc'd, reused) */
     size_t sbufsz;
     int pass; /* pass-through: upstream failures are 503, never 502/404 from the cache */
+    int digest_header;
+    int (*acceptable)(h2o_req_t *req, const char *content_type);
+    const char *unacceptable_body;
 } tailer_t;
 
 static __thread h2o_linklist_t blocked_anchor; /* zeroed per thread; initialised on first use */
@@ -365,6 +368,17 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
     const char *ct = t->content_type                            ? t->content_type
                      : e->content_type && *e->content_type ? e->content_type
                                                             : "application/octet-stream";
+    if (t->digest_header) {
+        char dcd[LARDER_SHA256_HEX + 8];
+        snprintf(dcd, sizeof(dcd), "sha256:%.*s", LARDER_SHA256_HEX, e->digest);
+        add_header(req, "docker-content-digest", dcd);
+    }
+    if (t->acceptable && !t->acceptable(req, ct)) {
+        t->phase = PHASE_DONE;
+        const char *b = t->unacceptable_body ? t->unacceptable_body : "{}";
+        larder_send_text(t->app, req, t->proto, 404, "Not Found", "application/json", b, strlen(b));
+        return 1;
+    }
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, h2o_strdup(&req->pool, ct, SIZE_MAX).base,
                    strlen(ct));
     t->off = 0;
@@ -693,6 +707,9 @@ void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_
     }
     tailer_t *t = tailer_new(app, req, m->proto, m->key);
     t->content_type = m->content_type;
+    t->digest_header = m->digest_header;
+    t->acceptable = m->acceptable;
+    t->unacceptable_body = m->unacceptable_body;
     if (m->subst_from && *m->subst_from && m->subst_to) {
         t->subst_from = m->subst_from;
         t->subst_to = m->subst_to;
@@ -710,7 +727,10 @@ void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_
                                  .entry_flags = m->flags,
                                  .ttl = m->ttl,
                                  .accept = m->accept,
-                                 .transform = m->transform};
+                                 .transform = m->transform,
+                                 .auth_scope_key = m->auth_scope_key,
+                                 .auth_user = m->auth_user,
+                                 .auth_pass = m->auth_pass};
         if (r == 0) {
             int fresh = larder_entry_is_fresh(&e, larder_now());
             if (fresh || app->cfg->offline || !m->url) {
@@ -723,6 +743,12 @@ void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_
             t->cache_status = LARDER_CACHE_EXPIRED;
             fr.if_none_match = e.etag;
             fr.if_modified_since = e.last_modified;
+            char hd[LARDER_SHA256_HEX + 1];
+            if (m->head_revalidate) {
+                memcpy(hd, e.digest, LARDER_SHA256_HEX);
+                hd[LARDER_SHA256_HEX] = 0;
+                fr.head_digest = hd;
+            }
             int how;
             t->fetch = larder_fetch_start(app->fetcher, &fr, &how);
             larder_entry_clear(&e);
@@ -793,4 +819,28 @@ void larder_cache_serve_digest(larder_app_t *app, h2o_req_t *req, int proto, con
     e.atime = larder_now(); /* no entry to touch */
     e.fetched_at = e.atime;
     start_blob_response(t, &e, LARDER_CACHE_HIT);
+}
+
+int larder_cache_serve_stored_digest(larder_app_t *app, h2o_req_t *req, const larder_mapping_t *m, const char *digest)
+{
+    uint64_t size;
+    if (!larder_store_has_blob(app->store, digest, &size))
+        return -1;
+    if (!is_method(req, "GET") && !is_method(req, "HEAD")) {
+        larder_send_error(app, req, m->proto, 405, "Method Not Allowed", "only GET and HEAD are supported here");
+        return 0;
+    }
+    tailer_t *t = tailer_new(app, req, m->proto, m->key ? m->key : digest);
+    t->content_type = m->content_type;
+    t->digest_header = m->digest_header;
+    t->acceptable = m->acceptable;
+    t->unacceptable_body = m->unacceptable_body;
+    larder_entry_t e = {0};
+    memcpy(e.digest, digest, LARDER_SHA256_HEX);
+    e.size = size;
+    e.flags = LARDER_ENTRY_IMMUTABLE;
+    e.atime = larder_now();
+    e.fetched_at = e.atime;
+    start_blob_response(t, &e, LARDER_CACHE_HIT);
+    return 0;
 }

@@ -24,6 +24,14 @@ typedef struct larder_mapping {
     /* An answer that is never cached (search, audit): the upstream's reply streams through; GET or POST (the
      * request body is forwarded); offline, or upstream failure, answers 503 at once. */
     int passthrough;
+    /* registry token auth for the upstream (see larder_fetch_req_t), or NULL */
+    const char *auth_scope_key, *auth_user, *auth_pass;
+    int head_revalidate; /* revalidate an expired entry with HEAD + Docker-Content-Digest (OCI tags) */
+    int digest_header;   /* add Docker-Content-Digest: sha256:<stored digest> to the response */
+    /* whether the stored content type may be served to this request (e.g. a manifest media type against the
+     * client's Accept); when not, `unacceptable_body` (JSON) is sent with status 404. NULL: always */
+    int (*acceptable)(h2o_req_t *req, const char *content_type);
+    const char *unacceptable_body;
 } larder_mapping_t;
 
 /* Serve a GET/HEAD through the cache. Always answers the request (possibly asynchronously). */
@@ -35,6 +43,9 @@ void larder_cache_after_fetch(larder_app_t *app, h2o_req_t *req, int proto, cons
                               larder_after_fetch_fn then, void *data);
 /* Serve a stored blob by its digest (content-addressed access); 404 when not cached. */
 void larder_cache_serve_digest(larder_app_t *app, h2o_req_t *req, int proto, const char *digest);
+/* The same with a content type, Docker-Content-Digest and an Accept check (m: content_type, digest_header,
+ * acceptable, unacceptable_body); returns 0 when answered, -1 when the blob is not stored (nothing sent). */
+int larder_cache_serve_stored_digest(larder_app_t *app, h2o_req_t *req, const larder_mapping_t *m, const char *digest);
 
 /* A complete short response with a text body and a log line; proto < 0 for non-protocol paths. */
 void larder_send_text(larder_app_t *app, h2o_req_t *req, int proto, int status, const char *reason,

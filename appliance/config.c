@@ -738,15 +738,94 @@ static int get_hosts(ctx_t *c, const yaml_node_t *n, const char *key, char ***ou
     return 0;
 }
 
+static void free_registries(larder_proto_config_t *pc)
+{
+    for (size_t i = 0; i < pc->nregistries; i++) {
+        free(pc->registries[i].name);
+        free(pc->registries[i].url);
+        free(pc->registries[i].username);
+        free(pc->registries[i].password);
+    }
+    free(pc->registries);
+    pc->registries = NULL;
+    pc->nregistries = 0;
+}
+
+/* oci.registries: {name: URL} or {name: {url, username, password}}; replaces the defaults */
+static int parse_registries(ctx_t *c, const yaml_node_t *n, larder_proto_config_t *pc)
+{
+    char qb[300];
+    free_registries(pc);
+    if (is_null(n))
+        return 0;
+    if (n->type != YAML_MAPPING_NODE)
+        return fail(c, n, "key 'oci.registries': expected a mapping of registry name to URL, got %s", type_name(n));
+    size_t count = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    pc->registries = calloc(count ? count : 1, sizeof(*pc->registries));
+    if (!pc->registries)
+        return fail(c, n, "out of memory");
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node_at(c, p->key, n), *v = k ? node_at(c, p->value, k) : NULL;
+        if (!v)
+            return -1;
+        const char *kv = scalar(c, k, "oci.registries", "a registry name");
+        if (!kv)
+            return -1;
+        size_t kl = strlen(kv);
+        int ok = kl > 0 && kl < 256;
+        for (size_t i = 0; ok && i < kl; i++)
+            ok = isalnum((unsigned char)kv[i]) || kv[i] == '.' || kv[i] == '-' || kv[i] == ':' || kv[i] == '_';
+        if (!ok)
+            return fail(c, k, "key 'oci.registries': '%s' is not a registry name (host or host:port)",
+                        quote(kv, kl, qb, sizeof(qb)));
+        char key[320];
+        snprintf(key, sizeof(key), "oci.registries.%s", kv);
+        larder_oci_registry_t *r = &pc->registries[pc->nregistries++];
+        if (!(r->name = strdup(kv)))
+            return fail(c, k, "out of memory");
+        for (char *q = r->name; *q; q++)
+            *q = (char)tolower((unsigned char)*q);
+        if (v->type == YAML_MAPPING_NODE) {
+            static const char *const names[] = {"url", "username", "password", NULL};
+            map_iter_t it;
+            yaml_node_t *vv;
+            int which, rr;
+            map_begin(c, v, key, &it);
+            while ((rr = map_next(c, &it, names, key, &which, &vv)) > 0) {
+                char sk[400];
+                snprintf(sk, sizeof(sk), "%s.%s", key, names[which]);
+                if (which == 0 && get_url(c, vv, sk, 0, 0, &r->url) < 0)
+                    return -1;
+                if (which == 1 && get_string(c, vv, sk, 1, &r->username) < 0)
+                    return -1;
+                if (which == 2 && get_string(c, vv, sk, 1, &r->password) < 0)
+                    return -1;
+            }
+            if (rr < 0)
+                return -1;
+            if (!r->url)
+                return fail(c, v, "key '%s': url is required", key);
+        } else if (get_url(c, v, key, 0, 0, &r->url) < 0) {
+            return -1;
+        }
+        size_t ul = strlen(r->url);
+        while (ul > 0 && r->url[ul - 1] == '/')
+            r->url[--ul] = 0;
+    }
+    return 0;
+}
+
 static int parse_proto(ctx_t *c, const yaml_node_t *n, int proto, larder_config_t *cfg)
 {
     static const char *const common[] = {"enabled", "quota", "ttl", "upstream", NULL};
     static const char *const files[] = {"enabled", "quota", "ttl", "upstream", "pins", "mirrors", NULL};
     static const char *const npm[] = {"enabled", "quota", "ttl", "upstream", "public_url", NULL};
     static const char *const apt[] = {"enabled", "quota", "ttl", "upstream", "allow", "https_hosts", NULL};
+    static const char *const oci[] = {"enabled", "quota", "ttl", "upstream", "registries", NULL};
     const char *const *names = proto == LARDER_PROTO_FILES ? files
                                : proto == LARDER_PROTO_NPM ? npm
                                : proto == LARDER_PROTO_APT ? apt
+                               : proto == LARDER_PROTO_OCI ? oci
                                                            : common;
     const char *where = proto_names[proto];
     larder_proto_config_t *pc = &cfg->proto[proto];
@@ -758,6 +837,11 @@ static int parse_proto(ctx_t *c, const yaml_node_t *n, int proto, larder_config_
         return -1;
     while ((r = map_next(c, &it, names, where, &which, &v)) > 0) {
         snprintf(key, sizeof(key), "%s.%s", where, names[which]);
+        if (proto == LARDER_PROTO_OCI && which == 4) {
+            if (parse_registries(c, v, pc) < 0)
+                return -1;
+            continue;
+        }
         if (proto == LARDER_PROTO_APT && which >= 4) {
             if (which == 4 ? get_hosts(c, v, key, &pc->hosts, &pc->nhosts) < 0
                            : get_hosts(c, v, key, &pc->https_hosts, &pc->nhttps_hosts) < 0)
@@ -944,6 +1028,12 @@ static int set_defaults(larder_config_t *cfg, const char *source)
         if (proto_default_upstream[p] && !(cfg->proto[p].upstream = strdup(proto_default_upstream[p])))
             return -1;
     }
+    larder_proto_config_t *oci = &cfg->proto[LARDER_PROTO_OCI];
+    oci->registries = calloc(1, sizeof(*oci->registries));
+    if (!oci->registries || !(oci->registries[0].name = strdup("docker.io")) ||
+        !(oci->registries[0].url = strdup("https://registry-1.docker.io")))
+        return -1;
+    oci->nregistries = 1;
     static const char *const apt_hosts[] = {"deb.debian.org", "security.debian.org", "archive.ubuntu.com",
                                             "security.ubuntu.com", "ports.ubuntu.com"};
     larder_proto_config_t *apt = &cfg->proto[LARDER_PROTO_APT];
@@ -1087,6 +1177,7 @@ void larder_config_free(larder_config_t *cfg)
         for (size_t i = 0; i < cfg->proto[p].nhttps_hosts; i++)
             free(cfg->proto[p].https_hosts[i]);
         free(cfg->proto[p].https_hosts);
+        free_registries(&cfg->proto[p]);
     }
     for (size_t i = 0; i < cfg->npins; i++) {
         free(cfg->pins[i].name);

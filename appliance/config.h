@@ -42,6 +42,13 @@ typedef struct larder_file_mirror {
     char *prefix; /* absolute http(s) URL prefix, ends with '/' */
 } larder_file_mirror_t;
 
+typedef struct larder_oci_registry {
+    char *name;     /* "docker.io", "ghcr.io", "127.0.0.1:5000" (lower case) */
+    char *url;      /* https://registry-1.docker.io (no trailing '/') */
+    char *username; /* optional credentials for this upstream, or NULL */
+    char *password;
+} larder_oci_registry_t;
+
 typedef struct larder_proto_config {
     int enabled;          /* default 1 */
     uint64_t quota;       /* bytes, 0 = no per-protocol quota */
@@ -52,6 +59,8 @@ typedef struct larder_proto_config {
     size_t nhosts;
     char **https_hosts;   /* apt: hosts fetched over https although clients ask for http:// URLs */
     size_t nhttps_hosts;
+    larder_oci_registry_t *registries; /* oci: the registries mirrored (docker.io by default) */
+    size_t nregistries;
 } larder_proto_config_t;
 
 typedef struct larder_config {

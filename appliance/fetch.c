@@ -54,6 +54,8 @@ struct larder_fetch_priv {
     int nostore;
     char *body, *body_type;
     size_t body_len;
+    char *scope_key, *auth_user, *auth_pass, *in_www_auth, *head_digest, *in_dcd;
+    int auth_retried, head_phase;
     char tmp_path[4096];
     int in_headers_status; /* status of the response currently being received */
     int64_t in_content_length;
@@ -83,6 +85,12 @@ struct larder_fetcher {
     pthread_cond_t ccond;
     larder_fetch_t *commit_head, *commit_tail;
     int commit_stop;
+    /* registry bearer tokens by scope key (curl thread only) */
+    struct token {
+        char *key, *token;
+        uint64_t expires;
+    } tokens[64];
+    size_t ntokens;
 };
 
 static uint64_t hash_str(const char *s)
@@ -153,6 +161,12 @@ void larder_fetch_release(larder_fetch_t *fe)
     free(p->integrity);
     free(p->body);
     free(p->body_type);
+    free(p->scope_key);
+    free(p->auth_user);
+    free(p->auth_pass);
+    free(p->in_www_auth);
+    free(p->head_digest);
+    free(p->in_dcd);
     free(p->table_key);
     free(p->sha256);
     free(p->inm);
@@ -232,6 +246,13 @@ larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t
     p->transform = req->transform;
     fe->buffered = req->transform != NULL;
     p->nostore = req->nostore;
+    p->scope_key = xstrdup(req->auth_scope_key);
+    p->auth_user = xstrdup(req->auth_user);
+    p->auth_pass = xstrdup(req->auth_pass);
+    if (req->head_digest) {
+        p->head_digest = xstrdup(req->head_digest);
+        p->head_phase = 1;
+    }
     if (req->body && req->nostore) {
         p->body = malloc(req->body_len + 1);
         memcpy(p->body, req->body, req->body_len);
@@ -335,10 +356,16 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
     } else if ((v = header_value(buf, len, "last-modified"))) {
         free(p->in_last_modified);
         p->in_last_modified = v;
+    } else if ((v = header_value(buf, len, "www-authenticate"))) {
+        free(p->in_www_auth);
+        p->in_www_auth = v;
+    } else if ((v = header_value(buf, len, "docker-content-digest"))) {
+        free(p->in_dcd);
+        p->in_dcd = v;
     } else if ((len == 2 && buf[0] == '\r') || (len == 1 && buf[0] == '\n')) {
         /* end of one response's headers; redirects are followed by curl, a 200 starts the stream */
         int s = p->in_headers_status;
-        if (s == 200 && atomic_load(&fe->state) == LARDER_FETCH_PENDING) {
+        if (s == 200 && !p->head_phase && atomic_load(&fe->state) == LARDER_FETCH_PENDING) {
             if (fe->fd < 0) {
                 int fd = larder_store_tmp_create(p->owner->store, p->tmp_path, sizeof(p->tmp_path));
                 if (fd < 0) {
@@ -387,6 +414,153 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* ---- registry bearer tokens (curl thread only) ---- */
+
+static const char *token_get(larder_fetcher_t *f, const char *key)
+{
+    uint64_t now = larder_now();
+    for (size_t i = 0; i < f->ntokens; i++)
+        if (strcmp(f->tokens[i].key, key) == 0)
+            return f->tokens[i].expires > now ? f->tokens[i].token : NULL;
+    return NULL;
+}
+
+static void token_put(larder_fetcher_t *f, const char *key, const char *token, uint64_t ttl)
+{
+    size_t slot = f->ntokens;
+    for (size_t i = 0; i < f->ntokens; i++)
+        if (strcmp(f->tokens[i].key, key) == 0 || f->tokens[i].expires <= larder_now())
+            slot = i;
+    if (slot == f->ntokens) {
+        if (f->ntokens < sizeof(f->tokens) / sizeof(f->tokens[0]))
+            f->ntokens++;
+        else
+            slot = (size_t)(larder_now() % f->ntokens); /* full: replace one */
+    }
+    if (slot < f->ntokens) {
+        free(f->tokens[slot].key);
+        free(f->tokens[slot].token);
+        f->tokens[slot].key = strdup(key);
+        f->tokens[slot].token = strdup(token);
+        /* a little before the registry's own expiry */
+        f->tokens[slot].expires = larder_now() + (ttl > 30 ? ttl - 10 : ttl);
+    }
+}
+
+/* the value of name="value" (or name=value) in a WWW-Authenticate header */
+static int challenge_param(const char *h, const char *name, char *out, size_t outlen)
+{
+    size_t nl = strlen(name);
+    for (const char *p = h; (p = strcasestr(p, name)) != NULL; p += nl) {
+        if ((p != h && p[-1] != ' ' && p[-1] != ',') || p[nl] != '=')
+            continue;
+        const char *v = p + nl + 1, *e;
+        if (*v == '"') {
+            v++;
+            e = strchr(v, '"');
+        } else {
+            e = v + strcspn(v, ", ");
+        }
+        if (!e || (size_t)(e - v) >= outlen)
+            return -1;
+        memcpy(out, v, (size_t)(e - v));
+        out[e - v] = 0;
+        return 0;
+    }
+    return -1;
+}
+
+static size_t collect(char *buf, size_t size, size_t n, void *ud)
+{
+    char **acc = ud;
+    size_t len = size * n, old = *acc ? strlen(*acc) : 0;
+    if (old + len > 64 * 1024)
+        return 0;
+    char *nb = realloc(*acc, old + len + 1);
+    if (!nb)
+        return 0;
+    memcpy(nb + old, buf, len);
+    nb[old + len] = 0;
+    *acc = nb;
+    return len;
+}
+
+/* Answer a Bearer challenge: GET realm?service=..&scope=.. (Basic credentials when configured). Blocking, with short
+ * timeouts; runs on the curl thread at most once per expired token. 0 and the token cached, or -1. */
+static int fetch_token(larder_fetcher_t *f, larder_fetch_t *fe)
+{
+    struct larder_fetch_priv *p = fe->priv;
+    char realm[1024], service[256] = "", scope[512] = "";
+    if (!p->in_www_auth || strncasecmp(p->in_www_auth, "Bearer ", 7) != 0 ||
+        challenge_param(p->in_www_auth, "realm", realm, sizeof(realm)) < 0 ||
+        !(strncmp(realm, "https://", 8) == 0 || strncmp(realm, "http://", 7) == 0))
+        return -1;
+    challenge_param(p->in_www_auth, "service", service, sizeof(service));
+    challenge_param(p->in_www_auth, "scope", scope, sizeof(scope));
+    CURL *e = curl_easy_init();
+    if (!e)
+        return -1;
+    char *es = curl_easy_escape(e, service, 0), *sc = curl_easy_escape(e, scope, 0);
+    char url[2200];
+    snprintf(url, sizeof(url), "%s%s%s%s%s%s", realm, strchr(realm, '?') ? "&" : "?", service[0] ? "service=" : "",
+             service[0] ? es : "", scope[0] ? (service[0] ? "&scope=" : "scope=") : "", scope[0] ? sc : "");
+    curl_free(es);
+    curl_free(sc);
+    char *body = NULL;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)f->cfg->connect_timeout);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "larder/0.1");
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
+    if (f->cfg->upstream_proxy)
+        curl_easy_setopt(e, CURLOPT_PROXY, f->cfg->upstream_proxy);
+    if (f->cfg->upstream_ca)
+        curl_easy_setopt(e, CURLOPT_CAINFO, f->cfg->upstream_ca);
+    if (p->auth_user && p->auth_pass) {
+        curl_easy_setopt(e, CURLOPT_USERNAME, p->auth_user);
+        curl_easy_setopt(e, CURLOPT_PASSWORD, p->auth_pass);
+    }
+    long code = 0;
+    CURLcode rc = curl_easy_perform(e);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(e);
+    int r = -1;
+    if (rc == CURLE_OK && code == 200 && body) {
+        /* {"token": "...", "access_token": "...", "expires_in": 300} */
+        char tok[8192];
+        const char *t = strstr(body, "\"token\"");
+        if (!t)
+            t = strstr(body, "\"access_token\"");
+        const char *q = t ? strchr(strchr(t, ':') ? strchr(t, ':') : t, '"') : NULL;
+        const char *qe = q ? strchr(q + 1, '"') : NULL;
+        if (q && qe && (size_t)(qe - q - 1) < sizeof(tok) && qe - q - 1 > 0) {
+            memcpy(tok, q + 1, (size_t)(qe - q - 1));
+            tok[qe - q - 1] = 0;
+            int clean = 1;
+            for (const char *c = tok; *c && clean; c++)
+                clean = (unsigned char)*c > 0x20 && *c != '"' && *c != '\\';
+            const char *ex = strstr(body, "\"expires_in\"");
+            uint64_t ttl = 60; /* the distribution spec's default */
+            if (ex && strchr(ex, ':'))
+                ttl = strtoull(strchr(ex, ':') + 1, NULL, 10);
+            if (ttl < 10)
+                ttl = 60;
+            if (clean) {
+                token_put(f, p->scope_key, tok, ttl);
+                r = 0;
+            }
+        }
+    }
+    if (r < 0)
+        snprintf(fe->error, sizeof(fe->error), "registry token from %.200s failed (HTTP %ld)", realm, code);
+    free(body);
+    return r;
+}
+
 /* ---- fetch thread ---- */
 
 static void setup_easy(larder_fetcher_t *f, larder_fetch_t *fe)
@@ -429,7 +603,7 @@ static void setup_easy(larder_fetcher_t *f, larder_fetch_t *fe)
         snprintf(hdr, sizeof(hdr), "If-None-Match: %s", p->inm);
         p->headers = curl_slist_append(p->headers, hdr);
     }
-    if (p->accept) {
+    if (p->accept && !p->head_phase) {
         snprintf(hdr, sizeof(hdr), "Accept: %s", p->accept);
         p->headers = curl_slist_append(p->headers, hdr);
     }
@@ -444,6 +618,22 @@ static void setup_easy(larder_fetcher_t *f, larder_fetch_t *fe)
         snprintf(hdr, sizeof(hdr), "Content-Type: %s", p->body_type ? p->body_type : "application/octet-stream");
         p->headers = curl_slist_append(p->headers, hdr);
         p->headers = curl_slist_append(p->headers, "Expect:");
+    }
+    if (p->scope_key) {
+        const char *tok = token_get(f, p->scope_key);
+        if (tok) {
+            char *ah = malloc(strlen(tok) + 32);
+            sprintf(ah, "Authorization: Bearer %s", tok); // NOLINT(clang-analyzer-security.insecureAPI.*): sized
+            p->headers = curl_slist_append(p->headers, ah);
+            free(ah);
+        }
+    }
+    if (p->head_phase) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+        p->headers = curl_slist_append(p->headers, "Accept: application/vnd.oci.image.index.v1+json, "
+                                                   "application/vnd.oci.image.manifest.v1+json, "
+                                                   "application/vnd.docker.distribution.manifest.list.v2+json, "
+                                                   "application/vnd.docker.distribution.manifest.v2+json");
     }
     if (p->headers)
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->headers);
@@ -567,6 +757,47 @@ static void finish(larder_fetcher_t *f, larder_fetch_t *fe, CURLcode res)
     if (atomic_load(&fe->state) == LARDER_FETCH_PENDING)
         publish_headers(fe);
     fe->status = (int)code;
+    int retry = 0;
+    if (res == CURLE_OK && code == 401 && p->scope_key && !p->auth_retried && atomic_load(&fe->state) ==
+                                                                                   LARDER_FETCH_PENDING) {
+        p->auth_retried = 1;
+        retry = fetch_token(f, fe) == 0;
+    } else if (res == CURLE_OK && p->head_phase) {
+        char want[90];
+        snprintf(want, sizeof(want), "sha256:%s", p->head_digest);
+        if (code == 200 && p->in_dcd && strcmp(p->in_dcd, want) == 0) {
+            /* the tag still names the manifest we have: no GET (a HEAD is not a pull) */
+            larder_store_refresh(f->store, fe->proto, fe->key, larder_now() + p->ttl, NULL, NULL);
+            curl_multi_remove_handle(f->multi, p->easy);
+            curl_easy_cleanup(p->easy);
+            p->easy = NULL;
+            complete(f, fe, LARDER_FETCH_NOT_MODIFIED);
+            return;
+        }
+        p->head_phase = 0; /* changed, or no digest: fetch it */
+        free(p->inm);
+        free(p->ims);
+        p->inm = p->ims = NULL;
+        retry = 1;
+    }
+    if (retry) {
+        curl_multi_remove_handle(f->multi, p->easy);
+        curl_easy_cleanup(p->easy);
+        p->easy = NULL;
+        curl_slist_free_all(p->headers);
+        p->headers = NULL;
+        if (p->md)
+            EVP_MD_CTX_free(p->md);
+        p->md = NULL;
+        if (p->md2)
+            EVP_MD_CTX_free(p->md2);
+        p->md2 = NULL;
+        free(p->in_www_auth);
+        p->in_www_auth = NULL;
+        fe->status = 0;
+        setup_easy(f, fe);
+        return;
+    }
     if (res != CURLE_OK) {
         final = LARDER_FETCH_FAILED;
         if (!fe->error[0])
@@ -700,6 +931,10 @@ void larder_fetcher_destroy(larder_fetcher_t *f)
     pthread_mutex_unlock(&f->cmu);
     for (int i = 0; i < COMMIT_THREADS; i++)
         pthread_join(f->committers[i], NULL);
+    for (size_t i = 0; i < f->ntokens; i++) {
+        free(f->tokens[i].key);
+        free(f->tokens[i].token);
+    }
     pthread_cond_destroy(&f->ccond);
     pthread_mutex_destroy(&f->cmu);
     curl_multi_cleanup(f->multi);

@@ -43,6 +43,14 @@ typedef struct larder_fetch_req {
     const char *body;              /* with nostore: POST this body (body_type its Content-Type), or NULL: GET */
     size_t body_len;
     const char *body_type;
+    /* registry token auth: on a 401 with `WWW-Authenticate: Bearer realm=...,service=...,scope=...`, fetch a token
+     * from the realm (with auth_user/auth_pass as Basic credentials when given, else anonymously), cache it under
+     * auth_scope_key until it expires, and retry once; later fetches with the same key send it at once */
+    const char *auth_scope_key;
+    const char *auth_user, *auth_pass;
+    /* revalidate with HEAD first: when the upstream's Docker-Content-Digest is "sha256:<head_digest>" the stored
+     * entry is kept (NOT_MODIFIED) without a GET; otherwise the GET follows */
+    const char *head_digest;
 } larder_fetch_req_t;
 
 /* Parse an SRI string: the strongest supported algorithm's digest. 0 and *md/raw/rawlen set, or -1. */

@@ -560,6 +560,60 @@ bad:
     return -1;
 }
 
+static int platform_ok2(const char *s, size_t len)
+{
+    size_t slashes = 0;
+    if (len < 3 || len > 100)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '/')
+            slashes++;
+        else if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return 0;
+    }
+    return slashes == 1 || slashes == 2;
+}
+
+/* oci: {images: [refs], platforms: [os/arch]} */
+static int parse_oci(ctx_t *c, const yaml_node_t *n)
+{
+    char qb[300];
+    if (is_null(n))
+        return 0;
+    if (n->type != YAML_MAPPING_NODE)
+        return fail(c, n, "section 'oci': expected a mapping (images: [...], platforms: [...]), got %s",
+                    type_name(n));
+    larder_seed_strings_t imgs = {0};
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node_at(c, p->key, n), *v = k ? node_at(c, p->value, k) : NULL;
+        if (!v)
+            goto bad;
+        const char *kv = scalar(c, k, "key");
+        if (!kv)
+            goto bad;
+        int r;
+        if (!strcmp(kv, "images"))
+            r = parse_strings(c, v, "oci.images", &imgs, NULL);
+        else if (!strcmp(kv, "platforms"))
+            r = parse_strings(c, v, "oci.platforms", &c->spec->oci_platforms, platform_ok2);
+        else {
+            fail(c, k, "unknown key '%s' in oci (expected images, platforms)",
+                 quote(kv, k->data.scalar.length, qb, sizeof(qb)));
+            goto bad;
+        }
+        if (r < 0)
+            goto bad;
+    }
+    for (size_t i = 0; i < imgs.n; i++)
+        if (add_item(c, n, LARDER_PROTO_OCI, imgs.v[i], strlen(imgs.v[i]), NULL) < 0)
+            goto bad;
+    free_strings(&imgs);
+    return 0;
+bad:
+    free_strings(&imgs);
+    return -1;
+}
+
 static int pin_set_ok(const char *s, size_t len)
 {
     if (len < 1 || len > 64)
@@ -604,6 +658,9 @@ static int parse_root(ctx_t *c, const yaml_node_t *root, int flags)
                 return fail(c, v, "out of memory");
         } else if (proto == LARDER_PROTO_PYPI) {
             if (parse_pypi(c, v, flags & LARDER_SEED_CLIENT) < 0)
+                return -1;
+        } else if (proto == LARDER_PROTO_OCI) {
+            if (parse_oci(c, v) < 0)
                 return -1;
         } else if (proto == LARDER_PROTO_APT) {
             if (parse_apt(c, v) < 0)
@@ -674,6 +731,8 @@ larder_seed_spec_t *larder_seed_parse_ex(const char *text, size_t len, int flags
     int r = parse_root(&c, root, flags);
     if (r == 0 && !c.failed && !spec->pypi_python_versions.n)
         r = add_string(&spec->pypi_python_versions, "3.11", 4);
+    if (r == 0 && !c.failed && !spec->oci_platforms.n)
+        r = add_string(&spec->oci_platforms, "linux/amd64", 11);
     if (r == 0 && !c.failed && !spec->pypi_platforms.n)
         r = add_string(&spec->pypi_platforms, "manylinux2014_x86_64", 20);
     free(c.visited);
@@ -719,6 +778,7 @@ void larder_seed_free(larder_seed_spec_t *spec)
     free_strings(&spec->pypi_requirement_files);
     free_strings(&spec->npm_lockfiles);
     free_strings(&spec->apt_repos);
+    free_strings(&spec->oci_platforms);
     free(spec);
 }
 
@@ -779,6 +839,13 @@ char *larder_seed_emit(const larder_seed_spec_t *spec)
             fprintf(f, "]\n  requirements:\n");
         } else if (p == LARDER_PROTO_NPM) {
             fprintf(f, "npm:\n  packages:\n");
+        } else if (p == LARDER_PROTO_OCI) {
+            fprintf(f, "oci:\n  platforms: [");
+            for (size_t i = 0; i < spec->oci_platforms.n; i++) {
+                fputs(i ? ", " : "", f);
+                emit_str(f, spec->oci_platforms.v[i]);
+            }
+            fprintf(f, "]\n  images:\n");
         } else if (p == LARDER_PROTO_APT) {
             fprintf(f, "apt:\n  repositories:\n");
             for (size_t i = 0; i < spec->apt_repos.n; i++) {
@@ -816,7 +883,7 @@ char *larder_seed_emit(const larder_seed_spec_t *spec)
             const larder_seed_item_t *it = &spec->items[i];
             if (it->proto != p)
                 continue;
-            fputs(p == LARDER_PROTO_PYPI || p == LARDER_PROTO_NPM ? "    - " : "  - ", f);
+            fputs(p == LARDER_PROTO_PYPI || p == LARDER_PROTO_NPM || p == LARDER_PROTO_OCI ? "    - " : "  - ", f);
             if (it->sha256) {
                 fputs("{path: ", f);
                 emit_str(f, it->ref);

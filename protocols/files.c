@@ -162,6 +162,8 @@ const larder_protocol_t *larder_protocol_get(int proto)
         return &larder_protocol_npm;
     case LARDER_PROTO_APT:
         return &larder_protocol_apt;
+    case LARDER_PROTO_OCI:
+        return &larder_protocol_oci;
     default:
         return NULL;
     }

@@ -1,0 +1,35 @@
+/* oci.h - the Docker/OCI registry mirror: request parsing (names, references, registry selection), Accept
+ * matching and image references for seeding. The pure functions are exposed for the unit tests and fuzzers. */
+#ifndef LARDER_OCI_H
+#define LARDER_OCI_H
+
+#include <stddef.h>
+
+enum { LARDER_OCI_ROOT = 1, LARDER_OCI_MANIFEST, LARDER_OCI_BLOB, LARDER_OCI_TAGS, LARDER_OCI_UPLOAD };
+
+typedef struct larder_oci_req {
+    int kind;
+    int ns_query;       /* the registry came from containerd's ?ns= parameter */
+    char registry[256]; /* canonical registry name: "docker.io", "ghcr.io", "127.0.0.1:5000" */
+    char name[256];     /* repository name within the registry ("library/alpine") */
+    char ref[160];      /* tag, or "sha256:<hex>" (manifests); "sha256:<hex>" (blobs) */
+    int ref_is_digest;
+} larder_oci_req_t;
+
+/* Parse a request path below /v2/ (no query) and its query string (may be NULL). The registry is containerd's
+ * ns= parameter, else a leading path component that looks like a host (has a '.' or ':', or is localhost), else
+ * docker.io; docker.io names without a '/' get library/. 0, or -1 with an OCI error code in *code and a message. */
+int larder_oci_parse(const char *path, size_t len, const char *query, size_t qlen, larder_oci_req_t *out,
+                     const char **code, char *err, size_t errlen);
+
+/* "docker.io" for index.docker.io / registry-1.docker.io / docker.io, otherwise the name lower-cased. */
+void larder_oci_canonical_registry(const char *in, size_t len, char *out, size_t outlen);
+
+/* Whether an Accept header value allows this media type (no header, or * / *, or a listed type with q > 0). */
+int larder_oci_accepts(const char *accept, size_t len, const char *media_type);
+
+/* An image reference as written by users: [registry/]name[:tag][@sha256:digest] -> parts (tag "latest" when
+ * neither is given). 0, or -1 with a message. */
+int larder_oci_parse_ref(const char *ref, larder_oci_req_t *out, char *err, size_t errlen);
+
+#endif
