@@ -765,7 +765,7 @@ static void finish(larder_fetcher_t *f, larder_fetch_t *fe, CURLcode res)
     } else if (res == CURLE_OK && p->head_phase) {
         char want[90];
         snprintf(want, sizeof(want), "sha256:%s", p->head_digest);
-        if (code == 200 && p->in_dcd && strcmp(p->in_dcd, want) == 0) {
+        if ((code == 200 && p->in_dcd && strcmp(p->in_dcd, want) == 0) || code == 304) {
             /* the tag still names the manifest we have: no GET (a HEAD is not a pull) */
             larder_store_refresh(f->store, fe->proto, fe->key, larder_now() + p->ttl, NULL, NULL);
             curl_multi_remove_handle(f->multi, p->easy);
