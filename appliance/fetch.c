@@ -321,6 +321,10 @@ static void publish_headers(larder_fetch_t *fe)
     struct larder_fetch_priv *p = fe->priv;
     fe->status = p->in_headers_status;
     fe->content_length = p->in_content_length;
+    /* a retried fetch (token auth, HEAD first) publishes again */
+    free(fe->content_type);
+    free(fe->etag);
+    free(fe->last_modified);
     fe->content_type = p->in_content_type;
     fe->etag = p->in_etag;
     fe->last_modified = p->in_last_modified;

@@ -429,8 +429,8 @@ static void add_ns_header(h2o_req_t *req, const larder_oci_req_t *o)
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("docker-distribution-api-version"), 1, NULL,
                           H2O_STRLIT("registry/2.0"));
     if (o->ns_query)
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("oci-namespace"), 1, NULL, o->registry,
-                              strlen(o->registry));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("oci-namespace"), 1, NULL,
+                              h2o_strdup(&req->pool, o->registry, SIZE_MAX).base, strlen(o->registry));
 }
 
 /* fill the parts of a mapping common to every upstream request of a repository */
