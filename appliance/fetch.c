@@ -478,7 +478,7 @@ static size_t collect(char *buf, size_t size, size_t n, void *ud)
 {
     char **acc = ud;
     size_t len = size * n, old = *acc ? strlen(*acc) : 0;
-    if (old + len > 64 * 1024)
+    if (old + len > (size_t)64 * 1024)
         return 0;
     char *nb = realloc(*acc, old + len + 1);
     if (!nb)

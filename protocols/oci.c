@@ -371,7 +371,7 @@ static int write_all(int fd, const char *p, size_t n)
 static int manifest_transform(larder_store_t *st, const larder_fetch_t *fe, int in_fd, uint64_t in_len, int out_fd,
                               char **content_type, char *err, size_t errlen)
 {
-    if (in_len > 4 * 1024 * 1024) {
+    if (in_len > (uint64_t)4 * 1024 * 1024) {
         snprintf(err, errlen, "manifest larger than 4 MiB");
         return -1;
     }

@@ -41,10 +41,11 @@
 #
 # Run skopeo_run / skopeo_pull with a redirection, not inside $(...) (a subshell would hide the process from the
 # EXIT trap). skopeo's configuration: $OCIFX_SKOPEO_DIR (default $WORK/skopeo) holds an empty auth file (auth.json,
-# "{}": ~/.docker/config.json and $XDG_RUNTIME_DIR/containers/auth.json never apply), a registries.conf with no
-# registries and no search registries (override: --registries-conf FILE in the ARGS, or SKOPEO_REGISTRIES_CONF),
-# a policy.json accepting anything, and tmp/ for --tmpdir. REGISTRY_AUTH_FILE, CONTAINERS_* and proxy variables
-# are removed from its environment. Not isolated (skopeo 1.9 has no option for it): the blob info cache, as root
+# "{}"), an empty home/ (skopeo runs with HOME there and no XDG_* variables, so the fallback auth files
+# ~/.docker/config.json, ~/.config/containers/auth.json... are never read), a registries.conf with no registries
+# and no search registries (override: --registries-conf FILE in the ARGS, or SKOPEO_REGISTRIES_CONF), a
+# policy.json accepting anything, and tmp/ for --tmpdir. REGISTRY_AUTH_FILE, CONTAINERS_*, DOCKER_CONFIG and proxy
+# variables are removed from its environment. Not isolated (skopeo 1.9 has no option for it): the blob info cache, as root
 # /var/lib/containers/cache/blob-info-cache-v1.boltdb; it only lets pushes try cross-repository mounts.
 # skopeo with --src-tls-verify=false (or a registries.conf `insecure = true`) first tries HTTPS: it sends a TLS
 # ClientHello to the plain HTTP port, then, after the handshake fails, does the same requests over HTTP. Each skopeo
@@ -112,7 +113,7 @@ _ocifx_skopeo_conf() {
     OCIFX_SKOPEO_DIR=${OCIFX_SKOPEO_DIR:-$WORK/skopeo}
     local d=$OCIFX_SKOPEO_DIR
     [ -f "$d/policy.json" ] && return 0
-    mkdir -p "$d/tmp"
+    mkdir -p "$d/tmp" "$d/home"
     echo '{}' >"$d/auth.json"
     printf '# no registries: every reference is fully qualified\nunqualified-search-registries = []\n' \
         >"$d/registries.conf"
@@ -132,12 +133,12 @@ skopeo_run() {
     done
     local unset=() v
     for v in $(compgen -e); do
-        case "$v" in REGISTRY_AUTH_FILE | CONTAINERS_* | DOCKER_CONFIG | http_proxy | https_proxy | HTTP_PROXY | \
+        case "$v" in REGISTRY_AUTH_FILE | CONTAINERS_* | DOCKER_CONFIG | XDG_* | http_proxy | https_proxy | HTTP_PROXY | \
             HTTPS_PROXY | all_proxy | ALL_PROXY | no_proxy | NO_PROXY) unset+=(-u "$v") ;;
         esac
     done
     local pid rc=0
-    env "${unset[@]+"${unset[@]}"}" skopeo "${conf[@]+"${conf[@]}"}" --policy "$d/policy.json" --tmpdir "$d/tmp" \
+    env "${unset[@]+"${unset[@]}"}" HOME="$d/home" skopeo "${conf[@]+"${conf[@]}"}" --policy "$d/policy.json" --tmpdir "$d/tmp" \
         "$@" </dev/null &
     pid=$!
     track_pid "$pid"
