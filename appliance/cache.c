@@ -14,6 +14,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -59,6 +60,7 @@ typedef struct tailer {
     size_t sbufsz;
     int pass; /* pass-through: upstream failures are 503, never 502/404 from the cache */
     int digest_header;
+    int repr_digest, md5_etag;
     int (*acceptable)(h2o_req_t *req, const char *content_type);
     const char *unacceptable_body;
 } tailer_t;
@@ -341,7 +343,28 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
             h = (h ^ (unsigned char)*c) * 16777619U;
         snprintf(etag, sizeof(etag), "\"%s-%08x\"", e->digest, h);
     } else {
-        snprintf(etag, sizeof(etag), "\"%s\"", e->digest);
+        snprintf(etag, sizeof(etag), "\"%.*s\"", LARDER_SHA256_HEX, e->digest);
+    }
+    if (t->md5_etag) {
+        char mk[LARDER_SHA256_HEX + 8];
+        snprintf(mk, sizeof(mk), "md5/%.*s", LARDER_SHA256_HEX, e->digest);
+        char *md5 = larder_store_meta_get(t->app->store, t->proto, mk, NULL);
+        if (md5 && strlen(md5) == 32)
+            snprintf(etag, sizeof(etag), "\"%s\"", md5);
+        free(md5);
+    }
+    if (t->repr_digest) {
+        unsigned char raw[32];
+        for (int i = 0; i < 32; i++) {
+            unsigned int v = 0;
+            sscanf(e->digest + 2 * i, "%2x", &v);
+            raw[i] = (unsigned char)v;
+        }
+        unsigned char b64[64];
+        EVP_EncodeBlock(b64, raw, 32);
+        char rd[96];
+        snprintf(rd, sizeof(rd), "sha-256=:%s:", b64);
+        add_header(req, "repr-digest", rd);
     }
     uint64_t lmt = e->last_modified ? larder_parse_http_date(e->last_modified, strlen(e->last_modified)) : 0;
     if (!lmt)
@@ -708,6 +731,8 @@ void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_
     tailer_t *t = tailer_new(app, req, m->proto, m->key);
     t->content_type = m->content_type;
     t->digest_header = m->digest_header;
+    t->repr_digest = m->repr_digest;
+    t->md5_etag = m->md5_etag;
     t->acceptable = m->acceptable;
     t->unacceptable_body = m->unacceptable_body;
     if (m->subst_from && *m->subst_from && m->subst_to) {

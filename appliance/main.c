@@ -7,6 +7,7 @@
 #include "config.h"
 #include "jobs.h"
 #include "log.h"
+#include "gems.h"
 #include "npm.h"
 #include "pypi.h"
 #include "seedspec.h"
@@ -245,11 +246,42 @@ static char *prepare_spec(const char *spec_path, char *text, size_t *len)
         free(text);
         return NULL;
     }
-    if (!spec->pypi_requirement_files.n && !spec->npm_lockfiles.n) {
+    if (!spec->pypi_requirement_files.n && !spec->npm_lockfiles.n && !spec->gems_lockfiles.n) {
         larder_seed_free(spec);
         return text;
     }
     free(text);
+    for (size_t i = 0; i < spec->gems_lockfiles.n; i++) {
+        const char *f = spec->gems_lockfiles.v[i];
+        char p[4096];
+        const char *slash = strrchr(spec_path, '/');
+        if (f[0] == '/' || !slash)
+            snprintf(p, sizeof(p), "%s", f);
+        else
+            snprintf(p, sizeof(p), "%.*s/%s", (int)(slash - spec_path), spec_path, f);
+        size_t len;
+        char *text = larder_read_file(p, &len), **lines = NULL, gerr[300];
+        if (!text)
+            snprintf(gerr, sizeof(gerr), "cannot read it: %s", strerror(errno));
+        long n = text ? larder_gems_lockfile_lines(text, len, &lines, gerr, sizeof(gerr)) : -1;
+        free(text);
+        if (n < 0) {
+            fprintf(stderr, "larder seed: %s: %s\n", p, gerr);
+            larder_seed_free(spec);
+            return NULL;
+        }
+        int r = 0;
+        for (long k = 0; k < n; k++) {
+            if (r == 0 && larder_seed_append(spec, LARDER_PROTO_GEMS, lines[k], NULL) < 0)
+                r = -1;
+            free(lines[k]);
+        }
+        free(lines);
+        if (r < 0) {
+            larder_seed_free(spec);
+            return NULL;
+        }
+    }
     for (size_t i = 0; i < spec->npm_lockfiles.n; i++) {
         const char *f = spec->npm_lockfiles.v[i];
         char p[4096];

@@ -574,6 +574,49 @@ static int platform_ok2(const char *s, size_t len)
     return slashes == 1 || slashes == 2;
 }
 
+/* gems: {gems: ["name:version"], lockfiles: [Gemfile.lock]} */
+static int parse_gems(ctx_t *c, const yaml_node_t *n, int client)
+{
+    char qb[300];
+    if (is_null(n))
+        return 0;
+    if (n->type != YAML_MAPPING_NODE)
+        return fail(c, n, "section 'gems': expected a mapping (gems: [...], lockfiles: [...]), got %s", type_name(n));
+    larder_seed_strings_t gems = {0};
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node_at(c, p->key, n), *v = k ? node_at(c, p->value, k) : NULL;
+        if (!v)
+            goto bad;
+        const char *kv = scalar(c, k, "key");
+        if (!kv)
+            goto bad;
+        int r;
+        if (!strcmp(kv, "gems")) {
+            r = parse_strings(c, v, "gems.gems", &gems, NULL);
+        } else if (!strcmp(kv, "lockfiles")) {
+            if (!client) {
+                fail(c, k, "gems.lockfiles must be expanded by `larder seed` (it reads the files); post gems instead");
+                goto bad;
+            }
+            r = parse_strings(c, v, "gems.lockfiles", &c->spec->gems_lockfiles, NULL);
+        } else {
+            fail(c, k, "unknown key '%s' in gems (expected gems, lockfiles)",
+                 quote(kv, k->data.scalar.length, qb, sizeof(qb)));
+            goto bad;
+        }
+        if (r < 0)
+            goto bad;
+    }
+    for (size_t i = 0; i < gems.n; i++)
+        if (add_item(c, n, LARDER_PROTO_GEMS, gems.v[i], strlen(gems.v[i]), NULL) < 0)
+            goto bad;
+    free_strings(&gems);
+    return 0;
+bad:
+    free_strings(&gems);
+    return -1;
+}
+
 /* oci: {images: [refs], platforms: [os/arch]} */
 static int parse_oci(ctx_t *c, const yaml_node_t *n)
 {
@@ -659,6 +702,9 @@ static int parse_root(ctx_t *c, const yaml_node_t *root, int flags)
         } else if (proto == LARDER_PROTO_PYPI) {
             if (parse_pypi(c, v, flags & LARDER_SEED_CLIENT) < 0)
                 return -1;
+        } else if (proto == LARDER_PROTO_GEMS) {
+            if (parse_gems(c, v, flags & LARDER_SEED_CLIENT) < 0)
+                return -1;
         } else if (proto == LARDER_PROTO_OCI) {
             if (parse_oci(c, v) < 0)
                 return -1;
@@ -676,7 +722,8 @@ static int parse_root(ctx_t *c, const yaml_node_t *root, int flags)
     }
     if (!c->spec->pin_set)
         return fail(c, root, "pin_set is required (the name of the pin set that will keep these items)");
-    if (c->spec->nitems == 0 && c->spec->pypi_requirement_files.n == 0 && c->spec->npm_lockfiles.n == 0)
+    if (c->spec->nitems == 0 && c->spec->pypi_requirement_files.n == 0 && c->spec->npm_lockfiles.n == 0 &&
+        c->spec->gems_lockfiles.n == 0)
         return fail(c, root, "nothing to seed (no items in any section)");
     return 0;
 }
@@ -779,6 +826,7 @@ void larder_seed_free(larder_seed_spec_t *spec)
     free_strings(&spec->npm_lockfiles);
     free_strings(&spec->apt_repos);
     free_strings(&spec->oci_platforms);
+    free_strings(&spec->gems_lockfiles);
     free(spec);
 }
 
@@ -839,6 +887,8 @@ char *larder_seed_emit(const larder_seed_spec_t *spec)
             fprintf(f, "]\n  requirements:\n");
         } else if (p == LARDER_PROTO_NPM) {
             fprintf(f, "npm:\n  packages:\n");
+        } else if (p == LARDER_PROTO_GEMS) {
+            fprintf(f, "gems:\n  gems:\n");
         } else if (p == LARDER_PROTO_OCI) {
             fprintf(f, "oci:\n  platforms: [");
             for (size_t i = 0; i < spec->oci_platforms.n; i++) {
@@ -883,7 +933,10 @@ char *larder_seed_emit(const larder_seed_spec_t *spec)
             const larder_seed_item_t *it = &spec->items[i];
             if (it->proto != p)
                 continue;
-            fputs(p == LARDER_PROTO_PYPI || p == LARDER_PROTO_NPM || p == LARDER_PROTO_OCI ? "    - " : "  - ", f);
+            fputs(p == LARDER_PROTO_PYPI || p == LARDER_PROTO_NPM || p == LARDER_PROTO_OCI || p == LARDER_PROTO_GEMS
+                      ? "    - "
+                      : "  - ",
+                  f);
             if (it->sha256) {
                 fputs("{path: ", f);
                 emit_str(f, it->ref);

@@ -38,6 +38,7 @@ typedef struct larder_seed_spec {
      * ref is the space-separated package names (their closure is resolved together) */
     larder_seed_strings_t apt_repos;
     larder_seed_strings_t oci_platforms; /* "os/arch[/variant]", default {"linux/amd64"} */
+    larder_seed_strings_t gems_lockfiles; /* only with LARDER_SEED_CLIENT: Gemfile.lock files */
 } larder_seed_spec_t;
 
 /* NULL on error with a message ("line N: ...") in err. */

@@ -164,6 +164,8 @@ const larder_protocol_t *larder_protocol_get(int proto)
         return &larder_protocol_apt;
     case LARDER_PROTO_OCI:
         return &larder_protocol_oci;
+    case LARDER_PROTO_GEMS:
+        return &larder_protocol_gems;
     default:
         return NULL;
     }

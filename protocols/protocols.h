@@ -22,6 +22,7 @@ extern const larder_protocol_t larder_protocol_pypi;
 extern const larder_protocol_t larder_protocol_npm;
 extern const larder_protocol_t larder_protocol_apt;
 extern const larder_protocol_t larder_protocol_oci;
+extern const larder_protocol_t larder_protocol_gems;
 
 /* apt as an HTTP proxy: a request whose target is an absolute URI (or a CONNECT) */
 void larder_apt_handle_proxy(larder_app_t *app, h2o_req_t *req);

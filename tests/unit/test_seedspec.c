@@ -119,8 +119,12 @@ static void test_bad(void)
     EXPECT_ERROR(3, "pin_set: x\npypi:\n  python_versions: [three]\n  requirements: [a==1]\n", "is not valid");
     EXPECT_ERROR(3, "pin_set: x\npypi:\n  platforms: ['Linux x86']\n  requirements: [a==1]\n", "is not valid");
     EXPECT_ERROR(1, "pin_set: x\npypi:\n  python_versions: ['3.12']\n", "nothing to seed");
-    EXPECT_ERROR(2, "pin_set: x\noci: [alpine]\n", "section 'oci' is not supported by this version yet");
-    EXPECT_ERROR(2, "pin_set: x\ngems: [rails]\n", "section 'gems' is not supported");
+    EXPECT_ERROR(2, "pin_set: x\noci: [alpine]\n", "section 'oci': expected a mapping");
+    EXPECT_ERROR(4, "pin_set: x\noci:\n  images: [alpine]\n  platforms: [amd64]\n", "oci.platforms: 'amd64' is not valid");
+    EXPECT_ERROR(3, "pin_set: x\noci:\n  imgs: [alpine]\n", "unknown key 'imgs' in oci");
+    EXPECT_ERROR(3, "pin_set: x\ngems:\n  lockfiles: [Gemfile.lock]\n", "must be expanded by `larder seed`");
+    EXPECT_ERROR(3, "pin_set: x\ngems:\n  rubygems: [rails:7]\n", "unknown key 'rubygems' in gems");
+    EXPECT_ERROR(2, "pin_set: x\ngems: [rails]\n", "section 'gems': expected a mapping");
     EXPECT_ERROR(2, "pin_set: x\napt: [curl]\n", "section 'apt': expected a mapping");
     EXPECT_ERROR(3, "pin_set: x\napt:\n  packages: [Curl]\n", "apt.packages: 'Curl' is not valid");
     EXPECT_ERROR(4, "pin_set: x\napt:\n  repositories:\n    - {url: ftp://x/debian, suite: bookworm}\n",
@@ -247,6 +251,33 @@ static void test_apt(void)
     larder_seed_free(s);
 }
 
+static void test_oci_gems(void)
+{
+    char err[512];
+    static const char yaml[] = "pin_set: img\noci:\n  platforms: [linux/arm64/v8, linux/amd64]\n  images:\n"
+                               "    - alpine:3.19\n    - ghcr.io/astral-sh/uv:0.4\n"
+                               "gems:\n  gems: ['rails:7.1.2', 'nokogiri:1.15.4-x86_64-linux']\n";
+    larder_seed_spec_t *s = parse(yaml, err, sizeof(err));
+    CHECK(s && s->nitems == 4 && s->oci_platforms.n == 2 && !strcmp(s->oci_platforms.v[0], "linux/arm64/v8"));
+    char *text = s ? larder_seed_emit(s) : NULL;
+    larder_seed_spec_t *s2 = text ? parse(text, err, sizeof(err)) : NULL;
+    CHECK(s2 && s2->nitems == 4 && s2->oci_platforms.n == 2);
+    int oci = 0, gems = 0;
+    for (size_t i = 0; s2 && i < s2->nitems; i++) {
+        oci += s2->items[i].proto == LARDER_PROTO_OCI;
+        gems += s2->items[i].proto == LARDER_PROTO_GEMS;
+    }
+    CHECK(oci == 2 && gems == 2);
+    if (!s2 && text)
+        fprintf(stderr, "  re-parse: %s\n%s\n", err, text);
+    larder_seed_free(s2);
+    free(text);
+    larder_seed_free(s);
+    s = parse("pin_set: x\noci:\n  images: [alpine]\n", err, sizeof(err));
+    CHECK(s && s->oci_platforms.n == 1 && !strcmp(s->oci_platforms.v[0], "linux/amd64"));
+    larder_seed_free(s);
+}
+
 static void test_npm(void)
 {
     char err[512];
@@ -272,6 +303,7 @@ int main(void)
     test_pypi();
     test_npm();
     test_apt();
+    test_oci_gems();
     test_good();
     test_bad();
     if (failures) {
