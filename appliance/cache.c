@@ -355,7 +355,7 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
     }
     if (t->repr_digest) {
         unsigned char raw[32];
-        for (int i = 0; i < 32; i++) {
+        for (size_t i = 0; i < 32; i++) {
             unsigned int v = 0;
             sscanf(e->digest + 2 * i, "%2x", &v);
             raw[i] = (unsigned char)v;
