@@ -60,7 +60,7 @@ typedef struct tailer {
     size_t sbufsz;
     int pass; /* pass-through: upstream failures are 503, never 502/404 from the cache */
     int digest_header;
-    int repr_digest, md5_etag;
+    int repr_digest, md5_etag, range_full;
     int (*acceptable)(h2o_req_t *req, const char *content_type);
     const char *unacceptable_body;
 } tailer_t;
@@ -413,6 +413,8 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
     if (range.base && !t->subst_from && (!if_range.base || etag_matches(if_range, etag))) {
         uint64_t a, b;
         int r = parse_range(range, e->size, &a, &b);
+        if (r < 0 && t->range_full)
+            r = 1; /* the whole file: what bundler falls back to anyway */
         if (r < 0) {
             char cr[64];
             snprintf(cr, sizeof(cr), "bytes */%" PRIu64, e->size);
@@ -733,6 +735,7 @@ void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_
     t->digest_header = m->digest_header;
     t->repr_digest = m->repr_digest;
     t->md5_etag = m->md5_etag;
+    t->range_full = m->range_full;
     t->acceptable = m->acceptable;
     t->unacceptable_body = m->unacceptable_body;
     if (m->subst_from && *m->subst_from && m->subst_to) {

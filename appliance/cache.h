@@ -29,6 +29,7 @@ typedef struct larder_mapping {
     int head_revalidate; /* revalidate an expired entry with HEAD + Docker-Content-Digest (OCI tags) */
     int digest_header;   /* add Docker-Content-Digest: sha256:<stored digest> to the response */
     int repr_digest;     /* add Repr-Digest: sha-256=:<base64>: (the whole stored representation, 206s too) */
+    int range_full;      /* an unsatisfiable Range gets the whole representation (200) instead of 416 */
     int md5_etag;        /* the ETag is the quoted MD5 of the stored bytes (meta "md5/<sha256>" of the protocol,
                             recorded by its transform) instead of the sha256: what bundler checks */
     /* whether the stored content type may be served to this request (e.g. a manifest media type against the

@@ -335,6 +335,7 @@ static void gems_handle(larder_app_t *app, h2o_req_t *req, const char *rest, siz
         m.transform = compact_transform;
         m.md5_etag = 1;
         m.repr_digest = 1;
+        m.range_full = 1;
         m.content_type = "text/plain; charset=utf-8";
         break;
     case LARDER_GEMS_SPECS:
