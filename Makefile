@@ -47,6 +47,9 @@ bench: build test-tools
 	./bench/files.sh
 	./bench/pypi.sh
 	./bench/npm.sh
+	./bench/apt.sh
+	./bench/oci.sh
+	./bench/gems.sh
 
 clean:
 	rm -rf build build-asan build-fuzz
