@@ -309,6 +309,12 @@ static void gems_handle(larder_app_t *app, h2o_req_t *req, const char *rest, siz
         larder_send_error(app, req, LARDER_PROTO_GEMS, 503, "Service Unavailable", "gems.upstream is not configured");
         return;
     }
+    if (plen == 0) {
+        /* rubygems asks HEAD / to decide whether the source has a compact index (a 2xx: it has) */
+        static const char root[] = "larder gem cache: compact index at versions, names, info/<gem>\n";
+        larder_send_text(app, req, LARDER_PROTO_GEMS, 200, "OK", "text/plain; charset=utf-8", root, sizeof(root) - 1);
+        return;
+    }
     char arg[256];
     const char *err;
     int kind = larder_gems_route(rest, plen, arg, sizeof(arg), &err);
