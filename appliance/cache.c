@@ -761,7 +761,8 @@ void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_
                                  .auth_pass = m->auth_pass};
         if (r == 0) {
             int fresh = larder_entry_is_fresh(&e, larder_now());
-            if (fresh || app->cfg->offline || !m->url) {
+            /* an upstream that just failed to answer is not asked again for a while: stale at once */
+            if (fresh || app->cfg->offline || !m->url || larder_fetcher_host_down(app->fetcher, m->url)) {
                 start_blob_response(t, &e, fresh ? LARDER_CACHE_HIT : LARDER_CACHE_STALE);
                 larder_entry_clear(&e);
                 return;

@@ -85,6 +85,11 @@ struct larder_fetcher {
     pthread_cond_t ccond;
     larder_fetch_t *commit_head, *commit_tail;
     int commit_stop;
+    /* hosts that did not answer: "scheme://host[:port]" -> until when they are left alone (under mu) */
+    struct down_host {
+        char origin[300];
+        uint64_t until;
+    } down[32];
     /* registry bearer tokens by scope key (curl thread only) */
     struct token {
         char *key, *token;
@@ -418,6 +423,61 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* ---- hosts that do not answer ---- */
+
+static void origin_of(const char *url, char *out, size_t n)
+{
+    const char *s = strstr(url, "://");
+    size_t l = s ? (size_t)(s + 3 - url) + strcspn(s + 3, "/?#") : strlen(url);
+    if (l >= n)
+        l = n - 1;
+    memcpy(out, url, l);
+    out[l] = 0;
+}
+
+static void host_mark(larder_fetcher_t *f, const char *url, int down)
+{
+    char o[300];
+    origin_of(url, o, sizeof(o));
+    uint64_t now = larder_now();
+    pthread_mutex_lock(&f->mu);
+    size_t slot = sizeof(f->down) / sizeof(f->down[0]), empty = slot;
+    for (size_t i = 0; i < sizeof(f->down) / sizeof(f->down[0]); i++) {
+        if (!strcmp(f->down[i].origin, o))
+            slot = i;
+        else if (empty == sizeof(f->down) / sizeof(f->down[0]) && f->down[i].until <= now)
+            empty = i;
+    }
+    if (down) {
+        if (slot == sizeof(f->down) / sizeof(f->down[0]))
+            slot = empty;
+        if (slot < sizeof(f->down) / sizeof(f->down[0])) {
+            if (f->down[slot].until <= now)
+                larder_warn("fetch: %s does not answer: stale entries of it are served without asking for %d s", o,
+                            (int)(f->cfg->connect_timeout * 3 + 15));
+            snprintf(f->down[slot].origin, sizeof(f->down[slot].origin), "%s", o);
+            f->down[slot].until = now + f->cfg->connect_timeout * 3 + 15;
+        }
+    } else if (slot < sizeof(f->down) / sizeof(f->down[0])) {
+        f->down[slot].until = 0;
+        f->down[slot].origin[0] = 0;
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
+int larder_fetcher_host_down(larder_fetcher_t *f, const char *url)
+{
+    char o[300];
+    origin_of(url, o, sizeof(o));
+    uint64_t now = larder_now();
+    int r = 0;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < sizeof(f->down) / sizeof(f->down[0]) && !r; i++)
+        r = f->down[i].until > now && !strcmp(f->down[i].origin, o);
+    pthread_mutex_unlock(&f->mu);
+    return r;
+}
+
 /* ---- registry bearer tokens (curl thread only) ---- */
 
 static const char *token_get(larder_fetcher_t *f, const char *key)
@@ -499,6 +559,10 @@ static int fetch_token(larder_fetcher_t *f, larder_fetch_t *fe)
         challenge_param(p->in_www_auth, "realm", realm, sizeof(realm)) < 0 ||
         !(strncmp(realm, "https://", 8) == 0 || strncmp(realm, "http://", 7) == 0))
         return -1;
+    if (larder_fetcher_host_down(f, realm)) {
+        snprintf(fe->error, sizeof(fe->error), "registry token service %.200s does not answer", realm);
+        return -1;
+    }
     challenge_param(p->in_www_auth, "service", service, sizeof(service));
     challenge_param(p->in_www_auth, "scope", scope, sizeof(scope));
     CURL *e = curl_easy_init();
@@ -532,6 +596,8 @@ static int fetch_token(larder_fetcher_t *f, larder_fetch_t *fe)
     CURLcode rc = curl_easy_perform(e);
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_cleanup(e);
+    if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_OPERATION_TIMEDOUT)
+        host_mark(f, realm, 1);
     int r = -1;
     if (rc == CURLE_OK && code == 200 && body) {
         /* {"token": "...", "access_token": "...", "expires_in": 300} */
@@ -761,6 +827,11 @@ static void finish(larder_fetcher_t *f, larder_fetch_t *fe, CURLcode res)
     if (atomic_load(&fe->state) == LARDER_FETCH_PENDING)
         publish_headers(fe);
     fe->status = (int)code;
+    if (code > 0)
+        host_mark(f, fe->url, 0);
+    else if (res == CURLE_COULDNT_CONNECT || res == CURLE_COULDNT_RESOLVE_HOST || res == CURLE_OPERATION_TIMEDOUT ||
+             res == CURLE_COULDNT_RESOLVE_PROXY)
+        host_mark(f, fe->url, 1);
     int retry = 0;
     if (res == CURLE_OK && code == 401 && p->scope_key && !p->auth_retried && atomic_load(&fe->state) ==
                                                                                    LARDER_FETCH_PENDING) {

@@ -91,5 +91,8 @@ void larder_fetch_release(larder_fetch_t *fe);
 void larder_fetch_on_done(larder_fetch_t *fe, larder_fetch_done_cb cb, void *ctx);
 /* number of fetches in flight */
 int larder_fetcher_active(larder_fetcher_t *f);
+/* 1 when the host of url could not be reached (no connection, no answer) within the last minute or so: stale
+ * entries are then served at once instead of waiting for another timeout. Any answer from the host clears it. */
+int larder_fetcher_host_down(larder_fetcher_t *f, const char *url);
 
 #endif

@@ -67,6 +67,31 @@ assert_status "$L/origin/b.bin" 502
 assert_gt "$(metric larder_cache_stale_total 'protocol="files"')" 0 "larder_cache_stale_total"
 assert_gt "$(metric larder_cache_revalidated_total 'protocol="files"')" 0 "larder_cache_revalidated_total"
 
+# ---- an upstream that accepts connections but never answers: one wait, then stale at once -----------------------------------
+stop_larder
+"$PY" -c 'import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64)
+held = []
+while True:
+    held.append(s.accept()[0])' "$NP" &
+BLACKHOLE_PID=$!
+track_pid "$BLACKHOLE_PID"
+wait_for "blackhole" 10 port_open "$NP" || fail "blackhole did not start"
+start_larder "$CFG" "$LP"
+t0=$(date +%s%N)
+out=$(fetch "$L/origin/a.bin" "$WORK/a.bh1") || fail "GET a.bin with a silent upstream"
+t1=$(date +%s%N)
+assert_eq "200 STALE" "$out" "a silent upstream: stale after the idle timeout"
+out=$(fetch "$L/origin/upd.bin" "$WORK/upd.bh2") || fail "GET upd.bin with a silent upstream"
+t2=$(date +%s%N)
+assert_eq "200 STALE" "$out" "the same upstream again: stale"
+assert_le $(((t2 - t1) / 1000000)) 1000 "stale at once, without waiting for another timeout ($(((t1 - t0) / 1000000)) ms the first time)"
+larder_log_has 'does not answer' || fail "the log says the upstream does not answer"
+stop_pid "$BLACKHOLE_PID"
+
 # ---- offline: true ---------------------------------------------------------------------------------------------------------
 stop_larder
 start_nginx "$ORIG" "$NP" # the upstream is back, but an offline daemon must not use it
