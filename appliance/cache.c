@@ -474,10 +474,25 @@ static int start_stream_response(tailer_t *t)
         t->end = (uint64_t)f->content_length;
     else if (st == LARDER_FETCH_DONE)
         t->end = written;
-    if (t->end != UINT64_MAX)
-        req->res.content_length = t->end;
     req->res.status = t->status = 200;
     req->res.reason = "OK";
+    /* a single Range is honoured while the object is still arriving when its size is known (its last byte is held
+     * back until the whole object is verified, like any response's) */
+    h2o_iovec_t range = find_header(req, H2O_TOKEN_RANGE);
+    if (range.base && t->end != UINT64_MAX && !find_header(req, H2O_TOKEN_IF_RANGE).base) {
+        uint64_t a, b;
+        if (parse_range(range, t->end, &a, &b) == 0) {
+            char cr[96];
+            snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, a, b - 1, t->end);
+            add_header(req, "content-range", cr);
+            req->res.status = t->status = 206;
+            req->res.reason = "Partial Content";
+            t->off = a;
+            t->end = b;
+        }
+    }
+    if (t->end != UINT64_MAX)
+        req->res.content_length = t->end - t->off;
     t->phase = PHASE_SEND;
     h2o_start_response(req, &t->super);
     if (t->is_head) {

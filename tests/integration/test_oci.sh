@@ -62,8 +62,10 @@ assert_header "$L/v2/larder-test/hello/manifests/1.0-docker" Content-Type "$MT_D
 assert_header "$L/v2/larder-test/hello/manifests/$HELLO" Docker-Content-Digest "$HELLO" -I -H "$A_ALL"
 assert_header "$L/v2/larder-test/hello/manifests/1.0?ns=$UH" OCI-Namespace "$UH" -H "$A_ALL"
 assert_status "$L/v2/$UH/larder-test/hello/manifests/1.0" 200 -H "$A_ALL"
-# a cold blob streams whole (a Range is answered once it is stored)
-curl -sS -o /dev/null "$L/v2/larder-test/hello/blobs/$BIG"
+# Range on a cold blob (answered while it downloads) and on a stored one
+BIGFILE=$(find "$UD/storage" -path "*/blobs/sha256/*/${BIG#sha256:}/data" | head -1)
+assert_eq "$(dd if="$BIGFILE" bs=1 skip=1000 count=100 2>/dev/null | od -An -tx1)" \
+    "$(curl -sS -r 1000-1099 "$L/v2/larder-test/hello/blobs/$BIG" | od -An -tx1)" "Range on a cold blob"
 assert_cache_soon "$L/v2/larder-test/hello/blobs/$BIG" HIT
 assert_status "$L/v2/larder-test/hello/blobs/$BIG" 206 -r 0-99
 assert_header "$L/v2/larder-test/hello/blobs/$BIG" Docker-Content-Digest "$BIG" -I
