@@ -317,3 +317,38 @@ int larder_path_is_safe(const char *p, size_t len, char *err, size_t errlen)
     return 1;
 }
 
+
+int larder_pread_all(int fd, uint64_t len, char **out)
+{
+    char *buf = malloc(len + 1);
+    if (!buf)
+        return -1;
+    uint64_t off = 0;
+    while (off < len) {
+        ssize_t r = pread(fd, buf + off, len - off, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            free(buf);
+            return -1;
+        }
+        off += (uint64_t)r;
+    }
+    buf[len] = 0;
+    *out = buf;
+    return 0;
+}
+
+int larder_write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t r = write(fd, p, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}

@@ -22,6 +22,10 @@ int larder_sha256_file(const char *path, char out[LARDER_SHA256_HEX]);
 int larder_mkdirs(const char *path, int mode);
 /* read a whole file into a malloc'd NUL-terminated buffer; NULL on error (errno set) */
 char *larder_read_file(const char *path, size_t *len);
+/* the first len bytes of fd (pread, from offset 0) into a malloc'd NUL-terminated buffer; 0, or -1 */
+int larder_pread_all(int fd, uint64_t len, char **out);
+/* write all n bytes (retrying short writes and EINTR); 0, or -1 */
+int larder_write_all(int fd, const char *p, size_t n);
 
 /* format an HTTP date (RFC 7231) into out (at least 30 bytes) */
 void larder_http_date(uint64_t t, char *out, size_t outlen);

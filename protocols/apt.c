@@ -624,36 +624,7 @@ static int in_list(char *const *list, size_t n, const char *host)
     return 0;
 }
 
-static int read_all(int fd, uint64_t len, char **out)
-{
-    char *buf = malloc(len + 1);
-    if (!buf)
-        return -1;
-    uint64_t off = 0;
-    while (off < len) {
-        ssize_t r = pread(fd, buf + off, len - off, (off_t)off);
-        if (r <= 0) {
-            free(buf);
-            return -1;
-        }
-        off += (uint64_t)r;
-    }
-    buf[len] = 0;
-    *out = buf;
-    return 0;
-}
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t r = write(fd, p, n);
-        if (r <= 0)
-            return -1;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
 
 /* "<host><prefix>" of a cache key "<host><prefix>/dists/..." (or NULL) */
 static char *key_repo(const char *key)
@@ -684,7 +655,7 @@ static int release_transform(larder_store_t *st, const larder_fetch_t *fe, int i
                              char **content_type, char *err, size_t errlen)
 {
     char *in;
-    if (in_len > (uint64_t)64 * 1024 * 1024 || read_all(in_fd, in_len, &in) < 0) {
+    if (in_len > (uint64_t)64 * 1024 * 1024 || larder_pread_all(in_fd, in_len, &in) < 0) {
         snprintf(err, errlen, "cannot read the Release file");
         return -1;
     }
@@ -708,7 +679,7 @@ static int release_transform(larder_store_t *st, const larder_fetch_t *fe, int i
         }
     }
     free(repo);
-    if (r == 0 && write_all(out_fd, in, in_len) < 0) {
+    if (r == 0 && larder_write_all(out_fd, in, in_len) < 0) {
         snprintf(err, errlen, "writing the Release file failed");
         r = -1;
     }
@@ -740,7 +711,7 @@ static int index_transform(larder_store_t *st, const larder_fetch_t *fe, int in_
                            char **content_type, char *err, size_t errlen)
 {
     char *in;
-    if (in_len > (uint64_t)512 * 1024 * 1024 || read_all(in_fd, in_len, &in) < 0) {
+    if (in_len > (uint64_t)512 * 1024 * 1024 || larder_pread_all(in_fd, in_len, &in) < 0) {
         snprintf(err, errlen, "cannot read the index");
         return -1;
     }
@@ -762,7 +733,7 @@ static int index_transform(larder_store_t *st, const larder_fetch_t *fe, int in_
         free(text);
     }
     free(repo);
-    if (r == 0 && write_all(out_fd, in, in_len) < 0) {
+    if (r == 0 && larder_write_all(out_fd, in, in_len) < 0) {
         snprintf(err, errlen, "writing the index failed");
         r = -1;
     }

@@ -224,17 +224,6 @@ int larder_gems_parse_seed_ref(const char *ref, char *name, size_t namelen, char
 
 static const char *upstream_base(const larder_config_t *cfg) { return cfg->proto[LARDER_PROTO_GEMS].upstream; }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t r = write(fd, p, n);
-        if (r <= 0)
-            return -1;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
 
 typedef struct info_rec {
     larder_meta_batch_t *b;
@@ -291,7 +280,7 @@ static int compact_transform(larder_store_t *st, const larder_fetch_t *fe, int i
         larder_gems_parse_info(buf, in_len, record_gem, &ic);
     }
     int r = larder_store_meta_commit(st, b);
-    if (r == 0 && write_all(out_fd, buf, in_len) < 0) {
+    if (r == 0 && larder_write_all(out_fd, buf, in_len) < 0) {
         snprintf(err, errlen, "writing the file failed");
         r = -1;
     }

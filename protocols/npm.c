@@ -477,36 +477,7 @@ static void record_tarball(void *arg, const larder_npm_tarball_t *t)
         larder_meta_batch_put(c->b, LARDER_PROTO_NPM, key, val, (size_t)n);
 }
 
-static int read_all(int fd, uint64_t len, char **out)
-{
-    char *buf = malloc(len + 1);
-    if (!buf)
-        return -1;
-    uint64_t off = 0;
-    while (off < len) {
-        ssize_t r = pread(fd, buf + off, len - off, (off_t)off);
-        if (r <= 0) {
-            free(buf);
-            return -1;
-        }
-        off += (uint64_t)r;
-    }
-    buf[len] = 0;
-    *out = buf;
-    return 0;
-}
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t r = write(fd, p, n);
-        if (r <= 0)
-            return -1;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
 
 /* key "pk/<name>/full" or "pk/<name>/abbr"; runs on the fetch thread */
 static int transform_packument(larder_store_t *st, const larder_fetch_t *fe, int in_fd, uint64_t in_len, int out_fd,
@@ -527,7 +498,7 @@ static int transform_packument(larder_store_t *st, const larder_fetch_t *fe, int
         return -1;
     }
     char *in;
-    if (read_all(in_fd, in_len, &in) < 0) {
+    if (larder_pread_all(in_fd, in_len, &in) < 0) {
         snprintf(err, errlen, "cannot read the downloaded packument");
         return -1;
     }
@@ -546,7 +517,7 @@ static int transform_packument(larder_store_t *st, const larder_fetch_t *fe, int
         larder_info("npm: rewriting the %s packument of %s (%" PRIu64 " bytes) took %" PRIu64 " ms",
                     abbr ? "abbreviated" : "full", name, in_len, ms);
     *content_type = strdup(abbr ? "application/vnd.npm.install-v1+json" : "application/json");
-    if (r == 0 && write_all(out_fd, out.p ? out.p : "", out.len) < 0) {
+    if (r == 0 && larder_write_all(out_fd, out.p ? out.p : "", out.len) < 0) {
         snprintf(err, errlen, "writing the rewritten packument failed");
         r = -1;
     }

@@ -354,17 +354,6 @@ static const char unacceptable[] =
     "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"the manifest exists, but not in a media type the "
     "client accepts (larder never converts manifests)\"}]}";
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t r = write(fd, p, n);
-        if (r <= 0)
-            return -1;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
 
 /* manifests: stored byte for byte; the media type (the upstream's Content-Type, else the document's mediaType) is
  * recorded by digest so a later request by digest is answered from the store */
@@ -416,7 +405,7 @@ static int manifest_transform(larder_store_t *st, const larder_fetch_t *fe, int 
     larder_meta_batch_t *b = larder_store_meta_begin(st);
     larder_meta_batch_put(b, LARDER_PROTO_OCI, mkey, *content_type, strlen(*content_type));
     int r = larder_store_meta_commit(st, b);
-    if (r == 0 && write_all(out_fd, buf, in_len) < 0) {
+    if (r == 0 && larder_write_all(out_fd, buf, in_len) < 0) {
         snprintf(err, errlen, "writing the manifest failed");
         r = -1;
     }

@@ -951,34 +951,7 @@ static void record_file(void *arg, const larder_pypi_file_t *f)
     larder_meta_batch_put(c->b, LARDER_PROTO_PYPI, key, val, (size_t)n);
 }
 
-static int read_all(int fd, uint64_t len, char **out)
-{
-    char *buf = malloc(len + 1);
-    uint64_t off = 0;
-    while (off < len) {
-        ssize_t r = pread(fd, buf + off, len - off, (off_t)off);
-        if (r <= 0) {
-            free(buf);
-            return -1;
-        }
-        off += (uint64_t)r;
-    }
-    buf[len] = 0;
-    *out = buf;
-    return 0;
-}
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t r = write(fd, p, n);
-        if (r <= 0)
-            return -1;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
 
 /* key "page/<project>/<fmt>" or "index/<fmt>" */
 static int transform_page(larder_store_t *st, const larder_fetch_t *fe, int in_fd, uint64_t in_len, int out_fd,
@@ -1001,7 +974,7 @@ static int transform_page(larder_store_t *st, const larder_fetch_t *fe, int in_f
         return -1;
     }
     char *in;
-    if (read_all(in_fd, in_len, &in) < 0) {
+    if (larder_pread_all(in_fd, in_len, &in) < 0) {
         snprintf(err, errlen, "cannot read the downloaded page");
         return -1;
     }
@@ -1057,7 +1030,7 @@ static int transform_page(larder_store_t *st, const larder_fetch_t *fe, int in_f
         *content_type = strdup(fmt == LARDER_PYPI_JSON ? "application/vnd.pypi.simple.v1+json" : "text/html");
     }
     free(in);
-    if (r == 0 && write_all(out_fd, out.p ? out.p : "", out.len) < 0) {
+    if (r == 0 && larder_write_all(out_fd, out.p ? out.p : "", out.len) < 0) {
         snprintf(err, errlen, "writing the rewritten page failed");
         r = -1;
     }
