@@ -13,6 +13,7 @@
 #include "util.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -317,100 +318,6 @@ static int platform_ok(const char *s, size_t len)
 }
 
 /* pypi: {python_versions, platforms, requirements, requirement_files} */
-static int parse_pypi(ctx_t *c, const yaml_node_t *n, int client)
-{
-    char qb[300];
-    if (is_null(n))
-        return 0;
-    if (n->type != YAML_MAPPING_NODE)
-        return fail(c, n, "section 'pypi': expected a mapping (requirements: [...], python_versions: [...]), got %s",
-                    type_name(n));
-    larder_seed_strings_t reqs = {0};
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = node_at(c, p->key, n), *v = k ? node_at(c, p->value, k) : NULL;
-        if (!v)
-            goto bad;
-        const char *kv = scalar(c, k, "key");
-        if (!kv)
-            goto bad;
-        int r;
-        if (!strcmp(kv, "python_versions"))
-            r = parse_strings(c, v, "pypi.python_versions", &c->spec->pypi_python_versions, pyver_ok);
-        else if (!strcmp(kv, "platforms"))
-            r = parse_strings(c, v, "pypi.platforms", &c->spec->pypi_platforms, platform_ok);
-        else if (!strcmp(kv, "requirements"))
-            r = parse_strings(c, v, "pypi.requirements", &reqs, NULL);
-        else if (!strcmp(kv, "requirement_files")) {
-            if (!client) {
-                fail(c, k, "pypi.requirement_files must be expanded by `larder seed` (it reads the files); "
-                           "post requirements instead");
-                goto bad;
-            }
-            r = parse_strings(c, v, "pypi.requirement_files", &c->spec->pypi_requirement_files, NULL);
-        } else {
-            fail(c, k, "unknown key '%s' in pypi (expected requirements, requirement_files, python_versions, "
-                       "platforms)",
-                 quote(kv, k->data.scalar.length, qb, sizeof(qb)));
-            goto bad;
-        }
-        if (r < 0)
-            goto bad;
-    }
-    for (size_t i = 0; i < reqs.n; i++)
-        if (add_item(c, n, LARDER_PROTO_PYPI, reqs.v[i], strlen(reqs.v[i]), NULL) < 0)
-            goto bad;
-    free_strings(&reqs);
-    return 0;
-bad:
-    free_strings(&reqs);
-    return -1;
-}
-
-/* npm: {packages: ["name@version", ...], lockfiles: [package-lock.json, ...]} */
-static int parse_npm(ctx_t *c, const yaml_node_t *n, int client)
-{
-    char qb[300];
-    if (is_null(n))
-        return 0;
-    if (n->type != YAML_MAPPING_NODE)
-        return fail(c, n, "section 'npm': expected a mapping (packages: [...], lockfiles: [...]), got %s",
-                    type_name(n));
-    larder_seed_strings_t pkgs = {0};
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = node_at(c, p->key, n), *v = k ? node_at(c, p->value, k) : NULL;
-        if (!v)
-            goto bad;
-        const char *kv = scalar(c, k, "key");
-        if (!kv)
-            goto bad;
-        int r;
-        if (!strcmp(kv, "packages")) {
-            r = parse_strings(c, v, "npm.packages", &pkgs, NULL);
-        } else if (!strcmp(kv, "lockfiles")) {
-            if (!client) {
-                fail(c, k, "npm.lockfiles must be expanded by `larder seed` (it reads the files); post packages "
-                           "instead");
-                goto bad;
-            }
-            r = parse_strings(c, v, "npm.lockfiles", &c->spec->npm_lockfiles, NULL);
-        } else {
-            fail(c, k, "unknown key '%s' in npm (expected packages, lockfiles)",
-                 quote(kv, k->data.scalar.length, qb, sizeof(qb)));
-            goto bad;
-        }
-        if (r < 0)
-            goto bad;
-    }
-    for (size_t i = 0; i < pkgs.n; i++)
-        if (add_item(c, n, LARDER_PROTO_NPM, pkgs.v[i], strlen(pkgs.v[i]), NULL) < 0)
-            goto bad;
-    free_strings(&pkgs);
-    return 0;
-bad:
-    free_strings(&pkgs);
-    return -1;
-}
-
 static int word_ok(const char *s, size_t len)
 {
     if (len == 0 || len > 100)
@@ -574,15 +481,34 @@ static int platform_ok2(const char *s, size_t len)
     return slashes == 1 || slashes == 2;
 }
 
-/* gems: {gems: ["name:version"], lockfiles: [Gemfile.lock]} */
-static int parse_gems(ctx_t *c, const yaml_node_t *n, int client)
+/* A protocol section made of string lists: one key whose strings are the protocol's items, the others options of
+ * the spec. Keys that name local files (client_only) are read by `larder seed` and never accepted by the daemon. */
+typedef struct list_key {
+    const char *key;
+    ptrdiff_t spec_off; /* offset of the larder_seed_strings_t in larder_seed_spec_t; -1: the section's items */
+    int client_only;
+    int (*ok)(const char *, size_t);
+} list_key_t;
+
+typedef struct list_section {
+    int proto;
+    const char *shape; /* for the "expected a mapping (...)" message */
+    const list_key_t *keys;
+} list_section_t;
+
+static int parse_list_section(ctx_t *c, const yaml_node_t *n, const list_section_t *sec, int client)
 {
-    char qb[300];
+    char qb[300], what[96];
+    const char *name = larder_proto_name(sec->proto);
+    const char *items_key = NULL;
+    for (const list_key_t *lk = sec->keys; lk->key; lk++)
+        if (lk->spec_off < 0)
+            items_key = lk->key;
     if (is_null(n))
         return 0;
     if (n->type != YAML_MAPPING_NODE)
-        return fail(c, n, "section 'gems': expected a mapping (gems: [...], lockfiles: [...]), got %s", type_name(n));
-    larder_seed_strings_t gems = {0};
+        return fail(c, n, "section '%s': expected a mapping (%s), got %s", name, sec->shape, type_name(n));
+    larder_seed_strings_t items = {0};
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node_at(c, p->key, n), *v = k ? node_at(c, p->value, k) : NULL;
         if (!v)
@@ -590,72 +516,62 @@ static int parse_gems(ctx_t *c, const yaml_node_t *n, int client)
         const char *kv = scalar(c, k, "key");
         if (!kv)
             goto bad;
-        int r;
-        if (!strcmp(kv, "gems")) {
-            r = parse_strings(c, v, "gems.gems", &gems, NULL);
-        } else if (!strcmp(kv, "lockfiles")) {
-            if (!client) {
-                fail(c, k, "gems.lockfiles must be expanded by `larder seed` (it reads the files); post gems instead");
-                goto bad;
+        const list_key_t *lk = sec->keys;
+        while (lk->key && strcmp(kv, lk->key) != 0)
+            lk++;
+        if (!lk->key) {
+            char expected[200] = "";
+            for (const list_key_t *e = sec->keys; e->key; e++) {
+                size_t l = strlen(expected);
+                snprintf(expected + l, sizeof(expected) - l, "%s%s", l ? ", " : "", e->key);
             }
-            r = parse_strings(c, v, "gems.lockfiles", &c->spec->gems_lockfiles, NULL);
-        } else {
-            fail(c, k, "unknown key '%s' in gems (expected gems, lockfiles)",
-                 quote(kv, k->data.scalar.length, qb, sizeof(qb)));
+            fail(c, k, "unknown key '%s' in %s (expected %s)", quote(kv, k->data.scalar.length, qb, sizeof(qb)), name,
+                 expected);
             goto bad;
         }
-        if (r < 0)
+        if (lk->client_only && !client) {
+            fail(c, k, "%s.%s must be expanded by `larder seed` (it reads the files); post %s instead", name, lk->key,
+                 items_key ? items_key : "items");
+            goto bad;
+        }
+        snprintf(what, sizeof(what), "%s.%s", name, lk->key);
+        larder_seed_strings_t *dest =
+            lk->spec_off < 0 ? &items : (larder_seed_strings_t *)(void *)((char *)c->spec + lk->spec_off);
+        if (parse_strings(c, v, what, dest, lk->ok) < 0)
             goto bad;
     }
-    for (size_t i = 0; i < gems.n; i++)
-        if (add_item(c, n, LARDER_PROTO_GEMS, gems.v[i], strlen(gems.v[i]), NULL) < 0)
+    for (size_t i = 0; i < items.n; i++)
+        if (add_item(c, n, sec->proto, items.v[i], strlen(items.v[i]), NULL) < 0)
             goto bad;
-    free_strings(&gems);
+    free_strings(&items);
     return 0;
 bad:
-    free_strings(&gems);
+    free_strings(&items);
     return -1;
 }
 
+#define SPEC_LIST(field) ((ptrdiff_t)offsetof(larder_seed_spec_t, field))
+/* pypi: {requirements, requirement_files, python_versions, platforms} */
+static const list_key_t pypi_keys[] = {{"requirements", -1, 0, NULL},
+                                       {"requirement_files", SPEC_LIST(pypi_requirement_files), 1, NULL},
+                                       {"python_versions", SPEC_LIST(pypi_python_versions), 0, pyver_ok},
+                                       {"platforms", SPEC_LIST(pypi_platforms), 0, platform_ok},
+                                       {NULL, 0, 0, NULL}};
+/* npm: {packages: ["name@version"], lockfiles: [package-lock.json]} */
+static const list_key_t npm_keys[] = {
+    {"packages", -1, 0, NULL}, {"lockfiles", SPEC_LIST(npm_lockfiles), 1, NULL}, {NULL, 0, 0, NULL}};
+/* gems: {gems: ["name:version"], lockfiles: [Gemfile.lock]} */
+static const list_key_t gems_keys[] = {
+    {"gems", -1, 0, NULL}, {"lockfiles", SPEC_LIST(gems_lockfiles), 1, NULL}, {NULL, 0, 0, NULL}};
 /* oci: {images: [refs], platforms: [os/arch]} */
-static int parse_oci(ctx_t *c, const yaml_node_t *n)
-{
-    char qb[300];
-    if (is_null(n))
-        return 0;
-    if (n->type != YAML_MAPPING_NODE)
-        return fail(c, n, "section 'oci': expected a mapping (images: [...], platforms: [...]), got %s",
-                    type_name(n));
-    larder_seed_strings_t imgs = {0};
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = node_at(c, p->key, n), *v = k ? node_at(c, p->value, k) : NULL;
-        if (!v)
-            goto bad;
-        const char *kv = scalar(c, k, "key");
-        if (!kv)
-            goto bad;
-        int r;
-        if (!strcmp(kv, "images"))
-            r = parse_strings(c, v, "oci.images", &imgs, NULL);
-        else if (!strcmp(kv, "platforms"))
-            r = parse_strings(c, v, "oci.platforms", &c->spec->oci_platforms, platform_ok2);
-        else {
-            fail(c, k, "unknown key '%s' in oci (expected images, platforms)",
-                 quote(kv, k->data.scalar.length, qb, sizeof(qb)));
-            goto bad;
-        }
-        if (r < 0)
-            goto bad;
-    }
-    for (size_t i = 0; i < imgs.n; i++)
-        if (add_item(c, n, LARDER_PROTO_OCI, imgs.v[i], strlen(imgs.v[i]), NULL) < 0)
-            goto bad;
-    free_strings(&imgs);
-    return 0;
-bad:
-    free_strings(&imgs);
-    return -1;
-}
+static const list_key_t oci_keys[] = {
+    {"images", -1, 0, NULL}, {"platforms", SPEC_LIST(oci_platforms), 0, platform_ok2}, {NULL, 0, 0, NULL}};
+static const list_section_t list_sections[] = {
+    {LARDER_PROTO_PYPI, "requirements: [...], python_versions: [...]", pypi_keys},
+    {LARDER_PROTO_NPM, "packages: [...], lockfiles: [...]", npm_keys},
+    {LARDER_PROTO_GEMS, "gems: [...], lockfiles: [...]", gems_keys},
+    {LARDER_PROTO_OCI, "images: [...], platforms: [...]", oci_keys},
+};
 
 static int pin_set_ok(const char *s, size_t len)
 {
@@ -699,23 +615,18 @@ static int parse_root(ctx_t *c, const yaml_node_t *root, int flags)
                             ps ? quote(ps, v->data.scalar.length, qb, sizeof(qb)) : "", ps ? "')" : "");
             if (!(c->spec->pin_set = strdup(ps)))
                 return fail(c, v, "out of memory");
-        } else if (proto == LARDER_PROTO_PYPI) {
-            if (parse_pypi(c, v, flags & LARDER_SEED_CLIENT) < 0)
-                return -1;
-        } else if (proto == LARDER_PROTO_GEMS) {
-            if (parse_gems(c, v, flags & LARDER_SEED_CLIENT) < 0)
-                return -1;
-        } else if (proto == LARDER_PROTO_OCI) {
-            if (parse_oci(c, v) < 0)
-                return -1;
         } else if (proto == LARDER_PROTO_APT) {
             if (parse_apt(c, v) < 0)
                 return -1;
-        } else if (proto == LARDER_PROTO_NPM) {
-            if (parse_npm(c, v, flags & LARDER_SEED_CLIENT) < 0)
-                return -1;
         } else if (proto != LARDER_PROTO_FILES) {
-            return fail(c, k, "section '%s' is not supported by this version yet", kv);
+            const list_section_t *sec = NULL;
+            for (size_t i = 0; i < sizeof(list_sections) / sizeof(list_sections[0]); i++)
+                if (list_sections[i].proto == proto)
+                    sec = &list_sections[i];
+            if (!sec)
+                return fail(c, k, "section '%s' is not supported by this version yet", kv);
+            if (parse_list_section(c, v, sec, flags & LARDER_SEED_CLIENT) < 0)
+                return -1;
         } else if (parse_section(c, v, proto) < 0) {
             return -1;
         }
