@@ -165,8 +165,31 @@ static void progress(long done, long failed, long total)
     fflush(stderr);
 }
 
+/* name, relative to the directory of file (absolute names as they are) */
+static void path_beside(const char *file, const char *name, char *out, size_t outlen)
+{
+    const char *slash = strrchr(file, '/');
+    if (name[0] == '/' || !slash)
+        snprintf(out, outlen, "%s", name);
+    else
+        snprintf(out, outlen, "%.*s/%s", (int)(slash - file), file, name);
+}
+
+/* append n lines as items of proto, freeing them and the array; 0 or -1 */
+static int append_lines(larder_seed_spec_t *spec, int proto, char **lines, size_t n)
+{
+    int r = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r == 0 && larder_seed_append(spec, proto, lines[i], NULL) < 0)
+            r = -1;
+        free(lines[i]);
+    }
+    free(lines);
+    return r;
+}
+
 /* read a requirements file (and the files it includes with -r) into pypi items of spec */
-static int expand_requirements(larder_seed_spec_t *spec, const char *path, int depth)
+static int expand_requirements_at(larder_seed_spec_t *spec, const char *path, int depth)
 {
     size_t len;
     char *text = larder_read_file(path, &len);
@@ -177,12 +200,7 @@ static int expand_requirements(larder_seed_spec_t *spec, const char *path, int d
     char **lines, **inc;
     size_t ninc, n = larder_pypi_requirement_lines(text, len, &lines, &inc, &ninc);
     free(text);
-    int r = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (r == 0 && larder_seed_append(spec, LARDER_PROTO_PYPI, lines[i], NULL) < 0)
-            r = -1;
-        free(lines[i]);
-    }
+    int r = append_lines(spec, LARDER_PROTO_PYPI, lines, n);
     for (size_t i = 0; i < ninc; i++) {
         if (r == 0) {
             if (depth > 8) {
@@ -190,19 +208,19 @@ static int expand_requirements(larder_seed_spec_t *spec, const char *path, int d
                 r = -1;
             } else {
                 char sub[4096];
-                const char *slash = strrchr(path, '/');
-                if (inc[i][0] == '/' || !slash)
-                    snprintf(sub, sizeof(sub), "%s", inc[i]);
-                else
-                    snprintf(sub, sizeof(sub), "%.*s/%s", (int)(slash - path), path, inc[i]);
-                r = expand_requirements(spec, sub, depth + 1);
+                path_beside(path, inc[i], sub, sizeof(sub));
+                r = expand_requirements_at(spec, sub, depth + 1);
             }
         }
         free(inc[i]);
     }
-    free(lines);
     free(inc);
     return r;
+}
+
+static int expand_requirements(larder_seed_spec_t *spec, const char *path)
+{
+    return expand_requirements_at(spec, path, 0);
 }
 
 static void lock_skipped(void *ctx, const char *what, const char *why)
@@ -226,17 +244,30 @@ static int expand_lockfile(larder_seed_spec_t *spec, const char *path)
         fprintf(stderr, "larder seed: %s: %s\n", path, err);
         return -1;
     }
-    int r = 0;
-    for (long i = 0; i < n; i++) {
-        if (r == 0 && larder_seed_append(spec, LARDER_PROTO_NPM, lines[i], NULL) < 0)
-            r = -1;
-        free(lines[i]);
-    }
-    free(lines);
-    return r;
+    return append_lines(spec, LARDER_PROTO_NPM, lines, (size_t)n);
 }
 
-/* the spec as the daemon takes it: requirement files read here, on the client's machine */
+/* read a Gemfile.lock into gems items of spec */
+static int expand_gemfile_lock(larder_seed_spec_t *spec, const char *path)
+{
+    size_t len;
+    char *text = larder_read_file(path, &len);
+    if (!text) {
+        fprintf(stderr, "larder seed: %s: cannot read it: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char **lines = NULL, err[300];
+    long n = larder_gems_lockfile_lines(text, len, &lines, err, sizeof(err));
+    free(text);
+    if (n < 0) {
+        fprintf(stderr, "larder seed: %s: %s\n", path, err);
+        return -1;
+    }
+    return append_lines(spec, LARDER_PROTO_GEMS, lines, (size_t)n);
+}
+
+/* the spec as the daemon takes it: requirement files and lockfiles read here, on the client's machine, relative to
+ * the spec */
 static char *prepare_spec(const char *spec_path, char *text, size_t *len)
 {
     char err[1024];
@@ -246,66 +277,28 @@ static char *prepare_spec(const char *spec_path, char *text, size_t *len)
         free(text);
         return NULL;
     }
-    if (!spec->pypi_requirement_files.n && !spec->npm_lockfiles.n && !spec->gems_lockfiles.n) {
+    const struct {
+        const larder_seed_strings_t *files;
+        int (*expand)(larder_seed_spec_t *spec, const char *path);
+    } local[] = {{&spec->gems_lockfiles, expand_gemfile_lock},
+                 {&spec->npm_lockfiles, expand_lockfile},
+                 {&spec->pypi_requirement_files, expand_requirements}};
+    size_t nlocal = 0;
+    for (size_t k = 0; k < sizeof(local) / sizeof(local[0]); k++)
+        nlocal += local[k].files->n;
+    if (!nlocal) {
         larder_seed_free(spec);
         return text;
     }
     free(text);
-    for (size_t i = 0; i < spec->gems_lockfiles.n; i++) {
-        const char *f = spec->gems_lockfiles.v[i];
-        char p[4096];
-        const char *slash = strrchr(spec_path, '/');
-        if (f[0] == '/' || !slash)
-            snprintf(p, sizeof(p), "%s", f);
-        else
-            snprintf(p, sizeof(p), "%.*s/%s", (int)(slash - spec_path), spec_path, f);
-        size_t len;
-        char *text = larder_read_file(p, &len), **lines = NULL, gerr[300];
-        if (!text)
-            snprintf(gerr, sizeof(gerr), "cannot read it: %s", strerror(errno));
-        long n = text ? larder_gems_lockfile_lines(text, len, &lines, gerr, sizeof(gerr)) : -1;
-        free(text);
-        if (n < 0) {
-            fprintf(stderr, "larder seed: %s: %s\n", p, gerr);
-            larder_seed_free(spec);
-            return NULL;
-        }
-        int r = 0;
-        for (long k = 0; k < n; k++) {
-            if (r == 0 && larder_seed_append(spec, LARDER_PROTO_GEMS, lines[k], NULL) < 0)
-                r = -1;
-            free(lines[k]);
-        }
-        free(lines);
-        if (r < 0) {
-            larder_seed_free(spec);
-            return NULL;
-        }
-    }
-    for (size_t i = 0; i < spec->npm_lockfiles.n; i++) {
-        const char *f = spec->npm_lockfiles.v[i];
-        char p[4096];
-        const char *slash = strrchr(spec_path, '/');
-        if (f[0] == '/' || !slash)
-            snprintf(p, sizeof(p), "%s", f);
-        else
-            snprintf(p, sizeof(p), "%.*s/%s", (int)(slash - spec_path), spec_path, f);
-        if (expand_lockfile(spec, p) < 0) {
-            larder_seed_free(spec);
-            return NULL;
-        }
-    }
-    for (size_t i = 0; i < spec->pypi_requirement_files.n; i++) {
-        const char *f = spec->pypi_requirement_files.v[i];
-        char p[4096];
-        const char *slash = strrchr(spec_path, '/');
-        if (f[0] == '/' || !slash)
-            snprintf(p, sizeof(p), "%s", f);
-        else
-            snprintf(p, sizeof(p), "%.*s/%s", (int)(slash - spec_path), spec_path, f);
-        if (expand_requirements(spec, p, 0) < 0) {
-            larder_seed_free(spec);
-            return NULL;
+    for (size_t k = 0; k < sizeof(local) / sizeof(local[0]); k++) {
+        for (size_t i = 0; i < local[k].files->n; i++) {
+            char p[4096];
+            path_beside(spec_path, local[k].files->v[i], p, sizeof(p));
+            if (local[k].expand(spec, p) < 0) {
+                larder_seed_free(spec);
+                return NULL;
+            }
         }
     }
     char *out = larder_seed_emit(spec);
