@@ -278,6 +278,21 @@ long larder_apt_parse_packages(const char *text, size_t len, larder_apt_pkg_cb c
     return n;
 }
 
+/* double a full output buffer, up to max + 1 bytes (one more than allowed, so an overflow shows): 1 grown,
+ * 0 already at the limit, -1 out of memory */
+static int grow(char **out, size_t *cap, size_t max)
+{
+    if (*cap > max)
+        return 0;
+    size_t ncap = *cap * 2 > max + 1 ? max + 1 : *cap * 2;
+    char *nb = realloc(*out, ncap + 1);
+    if (!nb)
+        return -1;
+    *out = nb;
+    *cap = ncap;
+    return 1;
+}
+
 char *larder_apt_decompress(const char *in, size_t len, size_t max, size_t *outlen)
 {
     size_t cap = len * 4 + 4096, n = 0;
@@ -295,17 +310,13 @@ char *larder_apt_decompress(const char *in, size_t len, size_t max, size_t *outl
         s.avail_in = len;
         lzma_ret r;
         do {
-            if (n == cap) {
-                if (cap > max)
-                    break;
-                cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
-                char *nb = realloc(out, cap + 1);
-                if (!nb) {
-                    lzma_end(&s);
-                    goto bad;
-                }
-                out = nb;
+            int g = n == cap ? grow(&out, &cap, max) : 1;
+            if (g < 0) {
+                lzma_end(&s);
+                goto bad;
             }
+            if (g == 0)
+                break;
             s.next_out = (uint8_t *)out + n;
             s.avail_out = cap - n;
             r = lzma_code(&s, LZMA_FINISH);
@@ -323,17 +334,13 @@ char *larder_apt_decompress(const char *in, size_t len, size_t max, size_t *outl
         z.avail_in = (uInt)len;
         int r;
         do {
-            if (n == cap) {
-                if (cap > max)
-                    break;
-                cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
-                char *nb = realloc(out, cap + 1);
-                if (!nb) {
-                    inflateEnd(&z);
-                    goto bad;
-                }
-                out = nb;
+            int g = n == cap ? grow(&out, &cap, max) : 1;
+            if (g < 0) {
+                inflateEnd(&z);
+                goto bad;
             }
+            if (g == 0)
+                break;
             z.next_out = (Bytef *)out + n;
             z.avail_out = (uInt)(cap - n);
             r = inflate(&z, Z_NO_FLUSH);
