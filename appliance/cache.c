@@ -239,6 +239,24 @@ static tailer_t *tailer_new(larder_app_t *app, h2o_req_t *req, int proto, const 
     return t;
 }
 
+/* how a mapping wants its responses made */
+static void tailer_apply(tailer_t *t, const larder_mapping_t *m)
+{
+    t->content_type = m->content_type;
+    t->digest_header = m->digest_header;
+    t->repr_digest = m->repr_digest;
+    t->md5_etag = m->md5_etag;
+    t->range_full = m->range_full;
+    t->acceptable = m->acceptable;
+    t->unacceptable_body = m->unacceptable_body;
+    if (m->subst_from && *m->subst_from && m->subst_to) {
+        t->subst_from = m->subst_from;
+        t->subst_to = m->subst_to;
+        t->subst_flen = strlen(m->subst_from);
+        t->subst_tlen = strlen(m->subst_to);
+    }
+}
+
 static int tailer_error(tailer_t *t, int status, const char *reason, const char *msg)
 {
     t->phase = PHASE_DONE;
@@ -746,19 +764,7 @@ void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_
         return;
     }
     tailer_t *t = tailer_new(app, req, m->proto, m->key);
-    t->content_type = m->content_type;
-    t->digest_header = m->digest_header;
-    t->repr_digest = m->repr_digest;
-    t->md5_etag = m->md5_etag;
-    t->range_full = m->range_full;
-    t->acceptable = m->acceptable;
-    t->unacceptable_body = m->unacceptable_body;
-    if (m->subst_from && *m->subst_from && m->subst_to) {
-        t->subst_from = m->subst_from;
-        t->subst_to = m->subst_to;
-        t->subst_flen = strlen(m->subst_from);
-        t->subst_tlen = strlen(m->subst_to);
-    }
+    tailer_apply(t, m);
     for (int attempt = 0; attempt < 2; attempt++) {
         larder_entry_t e;
         int r = larder_store_get(app->store, m->proto, m->key, &e);
@@ -848,21 +854,12 @@ void larder_cache_serve_digest(larder_app_t *app, h2o_req_t *req, int proto, con
         larder_send_error(app, req, proto, 405, "Method Not Allowed", "only GET and HEAD are supported here");
         return;
     }
-    uint64_t size;
-    if (!larder_store_has_blob(app->store, digest, &size)) {
+    larder_mapping_t m = {.proto = proto};
+    if (larder_cache_serve_stored_digest(app, req, &m, digest) < 0) {
         add_header(req, "x-larder-cache", "MISS");
         larder_send_error(app, req, proto, 404, "Not Found",
                           "no cached object has sha256 %s; fetch it once through a pin or mirror, or seed it", digest);
-        return;
     }
-    tailer_t *t = tailer_new(app, req, proto, digest);
-    larder_entry_t e = {0};
-    memcpy(e.digest, digest, LARDER_SHA256_HEX);
-    e.size = size;
-    e.flags = LARDER_ENTRY_IMMUTABLE;
-    e.atime = larder_now(); /* no entry to touch */
-    e.fetched_at = e.atime;
-    start_blob_response(t, &e, LARDER_CACHE_HIT);
 }
 
 int larder_cache_serve_stored_digest(larder_app_t *app, h2o_req_t *req, const larder_mapping_t *m, const char *digest)
@@ -875,15 +872,12 @@ int larder_cache_serve_stored_digest(larder_app_t *app, h2o_req_t *req, const la
         return 0;
     }
     tailer_t *t = tailer_new(app, req, m->proto, m->key ? m->key : digest);
-    t->content_type = m->content_type;
-    t->digest_header = m->digest_header;
-    t->acceptable = m->acceptable;
-    t->unacceptable_body = m->unacceptable_body;
+    tailer_apply(t, m);
     larder_entry_t e = {0};
     memcpy(e.digest, digest, LARDER_SHA256_HEX);
     e.size = size;
     e.flags = LARDER_ENTRY_IMMUTABLE;
-    e.atime = larder_now();
+    e.atime = larder_now(); /* no entry to touch */
     e.fetched_at = e.atime;
     start_blob_response(t, &e, LARDER_CACHE_HIT);
     return 0;
