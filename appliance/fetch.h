@@ -19,8 +19,9 @@ enum larder_fetch_state {
 };
 
 typedef struct larder_fetch larder_fetch_t;
-/* Rewrites a complete, verified upstream body (in_fd, in_len bytes) into out_fd before it is committed; runs on
- * the fetch thread. Sets *content_type (malloc'd) for the stored object. 0, or -1 with a message in err. */
+/* Rewrites a complete, verified upstream body (in_fd, in_len bytes; fe->digest is its sha256) into out_fd before it
+ * is committed; runs on a commit thread. Sets *content_type (malloc'd) for the stored object. 0, or -1 with a
+ * message in err. */
 typedef int (*larder_transform_fn)(larder_store_t *st, const larder_fetch_t *fe, int in_fd, uint64_t in_len, int out_fd,
                                    char **content_type, char *err, size_t errlen);
 

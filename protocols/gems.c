@@ -263,16 +263,15 @@ static int compact_transform(larder_store_t *st, const larder_fetch_t *fe, int i
         off += (uint64_t)r;
     }
     buf[in_len] = 0;
-    unsigned char md5[16], sha[32];
-    unsigned int l1 = 0, l2 = 0;
+    /* stored as received, so the stored digest is the body's (fe->digest) */
+    unsigned char md5[16];
+    unsigned int l1 = 0;
     EVP_Digest(buf, in_len, md5, &l1, EVP_md5(), NULL);
-    EVP_Digest(buf, in_len, sha, &l2, EVP_sha256(), NULL);
-    char md5hex[33], shahex[LARDER_SHA256_HEX + 1];
+    char md5hex[33];
     larder_hex(md5, 16, md5hex);
     md5hex[32] = 0;
-    larder_hex(sha, 32, shahex);
     char mk[100];
-    snprintf(mk, sizeof(mk), "md5/%.64s", shahex);
+    snprintf(mk, sizeof(mk), "md5/%.64s", fe->digest);
     larder_meta_batch_t *b = larder_store_meta_begin(st);
     larder_meta_batch_put(b, LARDER_PROTO_GEMS, mk, md5hex, 32);
     if (strncmp(fe->key, "info/", 5) == 0) {

@@ -17,7 +17,6 @@
 
 #include <ctype.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -392,16 +391,10 @@ static int manifest_transform(larder_store_t *st, const larder_fetch_t *fe, int 
     }
     *content_type = strdup(type);
     json_decref(j);
-    /* media type by digest (the digest of these bytes) */
-    unsigned char raw[32];
-    unsigned int rl = 0;
-    EVP_Digest(buf, in_len, raw, &rl, EVP_sha256(), NULL);
-    char hex[LARDER_SHA256_HEX + 1];
-    larder_hex(raw, 32, hex);
-    hex[LARDER_SHA256_HEX] = 0;
+    /* media type by digest: the manifest is stored as received, so its digest is the body's (fe->digest) */
     const char *slash = strchr(fe->key + 2, '/');
     char mkey[400];
-    snprintf(mkey, sizeof(mkey), "mt/%.*s/%s", slash ? (int)(slash - fe->key - 2) : 0, fe->key + 2, hex);
+    snprintf(mkey, sizeof(mkey), "mt/%.*s/%.64s", slash ? (int)(slash - fe->key - 2) : 0, fe->key + 2, fe->digest);
     larder_meta_batch_t *b = larder_store_meta_begin(st);
     larder_meta_batch_put(b, LARDER_PROTO_OCI, mkey, *content_type, strlen(*content_type));
     int r = larder_store_meta_commit(st, b);
