@@ -372,12 +372,8 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
         free(md5);
     }
     if (t->repr_digest) {
-        unsigned char raw[32];
-        for (size_t i = 0; i < 32; i++) {
-            unsigned int v = 0;
-            sscanf(e->digest + 2 * i, "%2x", &v);
-            raw[i] = (unsigned char)v;
-        }
+        unsigned char raw[32] = {0};
+        larder_unhex(e->digest, 32, raw);
         unsigned char b64[64];
         EVP_EncodeBlock(b64, raw, 32);
         char rd[96];

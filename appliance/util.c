@@ -352,3 +352,20 @@ int larder_write_all(int fd, const char *p, size_t n)
     }
     return 0;
 }
+
+int larder_unhex(const char *hex, size_t n, unsigned char *out)
+{
+    for (size_t i = 0; i < 2 * n; i++) {
+        int c = (unsigned char)hex[i], v = c >= '0' && c <= '9' ? c - '0'
+                                          : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                          : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                                 : -1;
+        if (v < 0)
+            return -1;
+        if (i % 2 == 0)
+            out[i / 2] = (unsigned char)(v << 4);
+        else
+            out[i / 2] |= (unsigned char)v;
+    }
+    return 0;
+}

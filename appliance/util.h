@@ -15,6 +15,8 @@ uint64_t larder_now_ms(void);
 int larder_is_sha256_hex(const char *s);
 /* raw 32-byte digest to lower-case hex (out has LARDER_SHA256_HEX bytes) */
 void larder_hex(const unsigned char *raw, size_t n, char *out);
+/* 2n hex digits (either case) to n raw bytes; 0, or -1 when a character is not a hex digit */
+int larder_unhex(const char *hex, size_t n, unsigned char *out);
 /* sha256 of a whole file, hex; 0 on success, -errno on failure */
 int larder_sha256_file(const char *path, char out[LARDER_SHA256_HEX]);
 

@@ -610,15 +610,8 @@ static void serve_tarball_after_refresh(larder_app_t *app, h2o_req_t *req, int s
 static int shasum_integrity(const char *hex, char *out, size_t outlen)
 {
     unsigned char raw[20];
-    if (!hex || strlen(hex) != 40)
+    if (!hex || strlen(hex) != 40 || larder_unhex(hex, 20, raw) < 0)
         return -1;
-    for (size_t i = 0; i < 20; i++) {
-        unsigned int v;
-        if (!isxdigit((unsigned char)hex[2 * i]) || !isxdigit((unsigned char)hex[2 * i + 1]) ||
-            sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return -1;
-        raw[i] = (unsigned char)v;
-    }
     unsigned char b64[40];
     EVP_EncodeBlock(b64, raw, 20);
     snprintf(out, outlen, "sha1-%s", b64);

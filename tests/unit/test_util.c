@@ -37,6 +37,9 @@ static void test_hex(void)
     char out[9];
     larder_hex(raw, 4, out);
     CHECK(strcmp(out, "0001abff") == 0);
+    unsigned char back[4] = {0};
+    CHECK(larder_unhex("0001ABff", 4, back) == 0 && memcmp(back, raw, 4) == 0);
+    CHECK(larder_unhex("0001abfg", 4, back) < 0);
     CHECK(larder_is_sha256_hex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
     CHECK(!larder_is_sha256_hex("E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"));
     CHECK(!larder_is_sha256_hex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85"));
