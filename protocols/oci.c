@@ -60,15 +60,11 @@ static int component_ok(const char *s, size_t n)
             size_t j = i;
             while (j < n && (s[j] == '.' || s[j] == '_' || s[j] == '-'))
                 j++;
+            /* a separator: one of . _ -, or "__", or a run of '-' of any length */
             size_t run = j - i;
-            int ok = (run == 1) || (run == 2 && s[i] == '_' && s[i + 1] == '_');
-            for (size_t k = i; k < j && !ok; k++)
-                ok = 0;
-            if (!ok) { /* runs of '-' of any length */
-                ok = 1;
-                for (size_t k = i; k < j; k++)
-                    ok &= s[k] == '-';
-            }
+            int ok = run == 1 || (run == 2 && s[i] == '_' && s[i + 1] == '_');
+            for (size_t k = i; !ok && k < j && s[k] == '-'; k++)
+                ok = k + 1 == j;
             if (!ok)
                 return 0;
             i = j - 1;

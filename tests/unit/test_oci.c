@@ -49,6 +49,12 @@ static void test_parse(void)
     /* a repository whose name contains "manifests" */
     CHECK(parse("me/manifests/manifests/v1", NULL, &o, &code) == 0 && !strcmp(o.name, "me/manifests") &&
           !strcmp(o.ref, "v1"));
+    /* separators: one of . _ -, "__", or a run of '-' */
+    CHECK(parse("a--b/c__d/e.f/manifests/1", NULL, &o, &code) == 0);
+    CHECK(parse("a._b/manifests/1", NULL, &o, &code) < 0);
+    CHECK(parse("a___b/manifests/1", NULL, &o, &code) < 0);
+    CHECK(parse("a-_b/manifests/1", NULL, &o, &code) < 0);
+    CHECK(parse("a-/manifests/1", NULL, &o, &code) < 0);
     /* refused */
     CHECK(parse("alpine/blobs/uploads/", NULL, &o, &code) < 0 && !strcmp(code, "UNSUPPORTED"));
     CHECK(parse("Alpine/manifests/3", NULL, &o, &code) < 0 && !strcmp(code, "NAME_INVALID"));
