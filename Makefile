@@ -3,18 +3,23 @@ JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 CLANG ?= clang
 
-.PHONY: all build deps test-tools run test test-asan test-fuzz lint bench clean
+.PHONY: all build deps deps-build test-tools run test test-asan test-fuzz lint bench clean
 
 all: build
 
+# what building and running need (`make run`, `make`)
+deps-build:
+	@./scripts/install-deps build
+
+# everything: also the test peers and tools (nginx, apt-cacher-ng, docker-registry, ruby, clang, ...)
 deps:
 	@./scripts/install-deps
 
-# verdaccio (the npm tests' upstream) from the npm registry, pinned by tests/tools/package-lock.json
+# verdaccio (the npm tests' upstream) and yarn 1 from the npm registry, pinned by tests/tools/package-lock.json
 test-tools: deps
 	@./scripts/install-test-tools
 
-build: deps
+build: deps-build
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
 	@cmake --build build -j $(JOBS)
 
@@ -23,7 +28,7 @@ run: build
 
 # unit + integration tests on the release build, then all of them again under
 # ASan/UBSan, then short libFuzzer runs of every fuzz target
-test: build test-tools
+test: deps build test-tools
 	cd build && ctest --output-on-failure
 	$(MAKE) test-asan test-fuzz lint
 

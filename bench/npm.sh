@@ -181,7 +181,7 @@ small_size=$(curl -sS -H "Accept: $A" "${REG[larder]}/@larder-test%2fcore" | wc 
 docs_size=$(curl -sS "${REG[larder]}/larder-test-docs" | wc -c)
 huge_size=$(curl -sS "${REG[larder]}/huge-pkg" | wc -c)
 rewrite_ms=$(grep -o 'rewriting the full packument of huge-pkg ([0-9]* bytes) took [0-9]* ms' "$WORK/larder.log" |
-    awk '{ print $(NF-1) }' | head -1)
+    awk '{ print $(NF-1) }' | sed -n 1p)
 
 # ---- peak RSS ----------------------------------------------------------------------------------------------------------
 hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }

@@ -109,7 +109,7 @@ for t in nginx larder; do
     done
 done
 # nginx must really have rewritten the file links, or pip would not have needed it
-curl -sS "${BASE[nginx]}/alpha/" | grep -q "127.0.0.1:$XP/files-host/" || fail "nginx sub_filter did not rewrite links"
+curl -sS "${BASE[nginx]}/alpha/" | grep "127.0.0.1:$XP/files-host/" >/dev/null || fail "nginx sub_filter did not rewrite links"
 
 # ---- wrk on the project page -------------------------------------------------------------------------------------
 to_ms() {

@@ -265,7 +265,7 @@ make_apt_repo() {
     command -v gpg >/dev/null 2>&1 || fail "gpg not found (install gnupg: scripts/install-deps)"
     local p top=()
     for p in $APTFX_PACKAGES; do
-        if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "install ok installed" >/dev/null; then
             log "make_apt_repo: $p is installed on this machine: left out of packages.txt"
         else
             top+=("$p")

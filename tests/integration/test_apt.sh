@@ -129,8 +129,8 @@ bad=0
 while read -r line; do
     case "$line" in
     FAILED*) dep=${line#FAILED }; dep=${dep%%:*}
-        if dpkg-query -W -f='${Status}' "$dep" 2>/dev/null | grep -q "install ok installed" ||
-            dpkg-query -W -f='${Provides}\n' 2>/dev/null | tr ',' '\n' | sed 's/ *(.*//; s/^ *//' | grep -qx "$dep"; then :; else
+        if dpkg-query -W -f='${Status}' "$dep" 2>/dev/null | grep "install ok installed" >/dev/null ||
+            dpkg-query -W -f='${Provides}\n' 2>/dev/null | tr ',' '\n' | sed 's/ *(.*//; s/^ *//' | grep -x "$dep" >/dev/null; then :; else
             bad=1; log "unexpected seed failure: $line"; fi ;;
     esac
 done <"$WORK/seed.log"

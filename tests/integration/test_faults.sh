@@ -167,10 +167,10 @@ for v in victim victim2; do
 done
 VIC_SHA=$(sha256_file "$ORIG/root/victim.bin")
 VIC2_SHA=$(sha256_file "$ORIG/root/victim2.bin")
-blob_of() { find "$DATA/blobs/sha256" -type f 2>/dev/null | grep -- "${1:2}" | head -1; }
+blob_of() { find "$DATA/blobs/sha256" -type f 2>/dev/null | grep -- "${1:2}" | sed -n 1p; }
 VIC_BLOB=$(blob_of "$VIC_SHA")
 VIC2_BLOB=$(blob_of "$VIC2_SHA")
-[ -n "$VIC_BLOB" ] || fail "blob file for $VIC_SHA not found under $DATA/blobs/sha256 ($(find "$DATA/blobs" -type f | head -3))"
+[ -n "$VIC_BLOB" ] || fail "blob file for $VIC_SHA not found under $DATA/blobs/sha256 ($(find "$DATA/blobs" -type f | sed -n 1,3p))"
 [ -n "$VIC2_BLOB" ] || fail "blob file for $VIC2_SHA not found"
 pass "blob files found: ${VIC_BLOB#"$DATA"/}"
 

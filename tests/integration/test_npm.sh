@@ -88,7 +88,7 @@ check_tree() { # check_tree DIR
     pass "$1: the tree is complete and loads"
 }
 check_tree "$WORK/cold"
-assert_contains "$(grep '"resolved"' "$WORK/cold/package-lock.json" | head -1)" "$R/" "npm recorded our tarball URLs"
+assert_contains "$(grep '"resolved"' "$WORK/cold/package-lock.json" | sed -n 1p)" "$R/" "npm recorded our tarball URLs"
 assert_eq 1 "$(verdaccio_count "$UPD" GET /larder-test-assets/-/larder-test-assets-1.0.0.tgz)" "tarball fetched once"
 
 # ---- npm ci, warm, with a lockfile that names the public registry ---------------------------------------------------
@@ -108,7 +108,7 @@ assert_status "$R/-/v1/search?text=larder&size=5" 200
 assert_cache "$R/-/v1/search?text=larder&size=5" BYPASS
 
 # ---- a tampered tarball is refused and not cached ------------------------------------------------------------------
-tgz=$(find "$UPD/storage" -name 'core-1.0.0.tgz' | head -1)
+tgz=$(find "$UPD/storage" -name 'core-1.0.0.tgz' | sed -n 1p)
 [ -n "$tgz" ] || fail "verdaccio's copy of core-1.0.0.tgz not found"
 printf 'tampered' | dd of="$tgz" bs=1 seek=100 conv=notrunc 2>/dev/null
 TF=$R/@larder-test/core/-/core-1.0.0.tgz

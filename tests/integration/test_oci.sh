@@ -63,7 +63,7 @@ assert_header "$L/v2/larder-test/hello/manifests/$HELLO" Docker-Content-Digest "
 assert_header "$L/v2/larder-test/hello/manifests/1.0?ns=$UH" OCI-Namespace "$UH" -H "$A_ALL"
 assert_status "$L/v2/$UH/larder-test/hello/manifests/1.0" 200 -H "$A_ALL"
 # Range on a cold blob (answered while it downloads) and on a stored one
-BIGFILE=$(find "$UD/storage" -path "*/blobs/sha256/*/${BIG#sha256:}/data" | head -1)
+BIGFILE=$(find "$UD/storage" -path "*/blobs/sha256/*/${BIG#sha256:}/data" | sed -n 1p)
 assert_eq "$(dd if="$BIGFILE" bs=1 skip=1000 count=100 2>/dev/null | od -An -tx1)" \
     "$(curl -sS -r 1000-1099 "$L/v2/larder-test/hello/blobs/$BIG" | od -An -tx1)" "Range on a cold blob"
 assert_cache_soon "$L/v2/larder-test/hello/blobs/$BIG" HIT
@@ -118,7 +118,7 @@ stop_larder
 start_oci_registry "$UD" "$UPP"
 write_larder_config "$CFG" "$WORK/data-corrupt"
 start_larder "$CFG" "$LP"
-data=$(find "$UD/storage" -path "*/blobs/sha256/*/${BIG#sha256:}/data" | head -1)
+data=$(find "$UD/storage" -path "*/blobs/sha256/*/${BIG#sha256:}/data" | sed -n 1p)
 [ -n "$data" ] || fail "the big layer's file in the registry storage was not found"
 cp "$data" "$WORK/big.orig"
 printf 'corrupted' | dd of="$data" bs=1 seek=1000 conv=notrunc 2>/dev/null

@@ -57,8 +57,8 @@ done
 
 # ---- exactly one upstream GET ---------------------------------------------------------------------------------
 assert_eq 1 "$(nginx_count "$ALOG" GET /big.bin)" "upstream GETs for $CLIENTS concurrent clients (access log: $(grep -c big.bin "$ALOG" || true) lines)"
-UP_RT=$(awk '/"GET \/big.bin / { sub(/^rt=/, "", $NF); print $NF }' "$ALOG" | head -1)
-UP_BYTES=$(awk '/"GET \/big.bin / { print $(NF-1) }' "$ALOG" | head -1)
+UP_RT=$(awk '/"GET \/big.bin / { sub(/^rt=/, "", $NF); print $NF }' "$ALOG" | sed -n 1p)
+UP_BYTES=$(awk '/"GET \/big.bin / { print $(NF-1) }' "$ALOG" | sed -n 1p)
 assert_eq "$BIG_SIZE" "$UP_BYTES" "upstream sent the whole file once"
 
 # ---- every client: exit 0, status 200, identical correct bytes ---------------------------------------------------
@@ -70,7 +70,7 @@ for i in $(seq 1 "$CLIENTS"); do
     code=$(echo "$timing" | awk '{ print $2 }')
     if [ "$rc" != 0 ] || [ "$code" != 200 ] || [ "$sha" != "$BIG_SHA" ]; then
         bad=$((bad + 1))
-        log "client $i: curl rc=$rc status=$code sha256=$sha ($(grep -v '^TIMING' "$C/err.$i" | head -2 | tr '\n' ' '))"
+        log "client $i: curl rc=$rc status=$code sha256=$sha ($(grep -v '^TIMING' "$C/err.$i" | sed -n 1,2p | tr '\n' ' '))"
     fi
 done
 assert_eq 0 "$bad" "clients with a failed transfer or wrong bytes (of $CLIENTS)"
