@@ -117,6 +117,44 @@ static int looks_like_registry(const char *s, size_t n)
     return memchr(s, '.', n) || memchr(s, ':', n) || (n == 9 && !memcmp(s, "localhost", 9));
 }
 
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decode a query value (%XX escapes; '+' is a space as in form encoding, which no registry name contains, so it is
+ * rejected later) into out (NUL-terminated). 0, or -1 on a bad escape, a NUL byte or when it does not fit. */
+static int percent_decode(const char *in, size_t n, char *out, size_t outsz, size_t *outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        if (c == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (c == '+') {
+            c = ' ';
+        }
+        if (c == 0 || o + 1 >= outsz)
+            return -1;
+        out[o++] = c;
+    }
+    out[o] = 0;
+    *outlen = o;
+    return 0;
+}
+
 /* split registry from name and apply docker.io's library/ rule */
 static int set_name(larder_oci_req_t *out, const char *name, size_t nl, const char *ns, size_t nsl)
 {
@@ -153,12 +191,18 @@ int larder_oci_parse(const char *path, size_t len, const char *query, size_t qle
     }
     const char *ns = NULL;
     size_t nsl = 0;
+    char nsbuf[sizeof(out->registry)];
     for (const char *q = query, *qe = query ? query + qlen : NULL; q && q < qe;) {
         const char *amp = memchr(q, '&', (size_t)(qe - q));
         const char *pe = amp ? amp : qe;
         if (pe - q > 3 && !memcmp(q, "ns=", 3)) {
-            ns = q + 3;
-            nsl = (size_t)(pe - ns);
+            /* containerd and BuildKit encode it with Go's url.Values.Encode: ns=127.0.0.1%3A5000 */
+            if (percent_decode(q + 3, (size_t)(pe - q - 3), nsbuf, sizeof(nsbuf), &nsl) < 0) {
+                snprintf(err, errlen, "invalid ns= parameter (bad percent-encoding or longer than %zu bytes)",
+                         sizeof(nsbuf) - 1);
+                return -1;
+            }
+            ns = nsbuf;
             out->ns_query = 1;
         }
         q = amp ? amp + 1 : qe;

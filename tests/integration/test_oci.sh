@@ -30,6 +30,7 @@ oci:
   registries:
     docker.io: $U
     "$UH": $U
+    registry-5000.local: $U
 EOF
 }
 CFG=$WORK/larder.yaml
@@ -61,6 +62,10 @@ assert_contains "$(curl -sS -H "Accept: $MT_D2" "$L/v2/larder-test/hello/manifes
 assert_header "$L/v2/larder-test/hello/manifests/1.0-docker" Content-Type "$MT_D2" -H "Accept: $MT_D2"
 assert_header "$L/v2/larder-test/hello/manifests/$HELLO" Docker-Content-Digest "$HELLO" -I -H "$A_ALL"
 assert_header "$L/v2/larder-test/hello/manifests/1.0?ns=$UH" OCI-Namespace "$UH" -H "$A_ALL"
+# containerd and BuildKit send ns= percent-encoded (Go's url.Values.Encode): ns=127.0.0.1%3A5000
+assert_header "$L/v2/larder-test/hello/manifests/1.0?ns=${UH//:/%3A}" OCI-Namespace "$UH" -H "$A_ALL"
+assert_status "$L/v2/larder-test/hello/manifests/$HELLO?ns=${UH//:/%3a}" 200 -H "$A_ALL"
+assert_status "$L/v2/larder-test/hello/manifests/1.0?ns=${UH//:/%3G}" 400 -H "$A_ALL"
 assert_status "$L/v2/$UH/larder-test/hello/manifests/1.0" 200 -H "$A_ALL"
 # Range on a cold blob (answered while it downloads) and on a stored one
 BIGFILE=$(find "$UD/storage" -path "*/blobs/sha256/*/${BIG#sha256:}/data" | sed -n 1p)
@@ -95,6 +100,11 @@ assert_eq "$blob_gets" "$(oci_requests "$UD" | grep -c '^GET /v2/.*/blobs/' || t
 skopeo_registries_conf "$WORK/mirror.conf" "$LH"
 pull mirror "docker.io/larder-hello:1.0" "$WORK/p6" --registries-conf "$WORK/mirror.conf"
 assert_eq "$HELLO" "$(oci_dir_digest "$WORK/p6")" "docker.io/larder-hello through the mirror"
+# a registry with a port (registry.invalid:5000, which does not resolve: only the mirror can answer) through an
+# alias name in oci.registries: a registries.conf mirror location cannot hold a second host:port
+skopeo_registries_conf "$WORK/alias.conf" "$LH/registry-5000.local" "registry.invalid:5000"
+pull alias "registry.invalid:5000/larder-test/hello:1.0" "$WORK/p6b" --registries-conf "$WORK/alias.conf"
+assert_eq "$HELLO" "$(oci_dir_digest "$WORK/p6b")" "a registry with a port, through its alias"
 
 # ---- tags past their TTL are revalidated with HEAD, not GET ---------------------------------------------------------------
 sleep 2.2

@@ -66,6 +66,17 @@ static void test_parse(void)
     CHECK(parse("alpine", NULL, &o, &code) < 0 && !strcmp(code, "NAME_UNKNOWN"));
     CHECK(parse("alpine/tags/list/x", NULL, &o, &code) < 0);
     CHECK(parse("a/manifests/1", "ns=evil host", &o, &code) < 0);
+    /* ns= is percent-encoded by containerd and BuildKit (Go's url.Values.Encode) */
+    CHECK(parse("team/app/manifests/1", "ns=127.0.0.1%3A5000", &o, &code) == 0 &&
+          !strcmp(o.registry, "127.0.0.1:5000") && !strcmp(o.name, "team/app") && o.ns_query);
+    CHECK(parse("team/app/manifests/1", "x=1&ns=localhost%3a5000&y", &o, &code) == 0 &&
+          !strcmp(o.registry, "localhost:5000"));
+    CHECK(parse("a/manifests/1", "ns=evil%20host", &o, &code) < 0);
+    CHECK(parse("a/manifests/1", "ns=evil+host", &o, &code) < 0);
+    CHECK(parse("a/manifests/1", "ns=a%2", &o, &code) < 0);
+    CHECK(parse("a/manifests/1", "ns=a%zz", &o, &code) < 0);
+    CHECK(parse("a/manifests/1", "ns=a%00b", &o, &code) < 0);
+    CHECK(parse("a/manifests/1", "ns=a%2Fb", &o, &code) < 0);
 }
 
 static void test_accept(void)
