@@ -7,7 +7,8 @@
  * by-hash copy (or a copy keyed by that hash): every client sees indexes consistent with the Release it got, and a
  * new Release never mixes with old indexes. When a Packages index is stored, the SHA256 of each package it lists is
  * recorded (meta "d/<host><prefix>/<Filename>"), and .deb downloads are verified against it before commit.
- * Seeding resolves the dependency closure of package names over the repositories' Packages indexes. */
+ * Seeding resolves the dependency closure of package names over the repositories' Packages indexes, taking for
+ * each package the version apt would install (its candidate: see "the package universe" below). */
 #include "apt.h"
 #include "apt_version.h"
 #include "cache.h"
