@@ -41,6 +41,7 @@ int larder_apt_parse_release(const char *text, size_t len, larder_apt_release_cb
 typedef struct larder_apt_pkg {
     const char *package, *version, *filename, *sha256, *depends, *pre_depends, *provides, *architecture;
     uint64_t size;
+    const char *multi_arch, *essential, *priority;
 } larder_apt_pkg_t;
 typedef void (*larder_apt_pkg_cb)(void *ctx, const larder_apt_pkg_t *p);
 /* Parse an uncompressed Packages file; returns the number of stanzas with a Package field. */
@@ -50,18 +51,27 @@ long larder_apt_parse_packages(const char *text, size_t len, larder_apt_pkg_cb c
  * Returns a malloc'd NUL-terminated buffer (length in *outlen) or NULL. `max` caps the output size. */
 char *larder_apt_decompress(const char *in, size_t len, size_t max, size_t *outlen);
 
-/* Dependency closure over a set of Packages files: add stanzas, then resolve names. */
+/* Dependency closure over a set of Packages files: add stanzas, then resolve names, the way apt would with nothing
+ * installed and no preferences: each package name contributes its candidate, the highest version (Debian ordering)
+ * of the native architecture or `all` among all added stanzas (equal versions: the first added, so add indexes in a
+ * fixed order). Depends and Pre-Depends are followed: a group "a (>= 1) | b:any | c" takes its first alternative
+ * whose candidate satisfies it (version constraint; Multi-Arch: allowed for :any), else a candidate that Provides
+ * the name (versioned dependencies need a versioned "Provides: name (= v)"). Recommends are not followed. */
 typedef struct larder_apt_universe larder_apt_universe_t;
 larder_apt_universe_t *larder_apt_universe_new(void);
 void larder_apt_universe_free(larder_apt_universe_t *u);
+/* the native architecture (stanzas of other architectures answer only name:arch); NULL or "" accepts all */
+void larder_apt_universe_set_arch(larder_apt_universe_t *u, const char *arch);
 /* add every stanza of an uncompressed Packages text; `repo` is an opaque tag returned with each package */
 long larder_apt_universe_add(larder_apt_universe_t *u, const char *text, size_t len, int repo);
 typedef void (*larder_apt_closure_cb)(void *ctx, const char *package, const char *version, const char *filename,
                                       const char *sha256, uint64_t size, int repo);
-typedef void (*larder_apt_missing_cb)(void *ctx, const char *name, const char *needed_by);
-/* Resolve the closure of `names` over Depends and Pre-Depends (first satisfiable alternative; virtual packages via
- * Provides; version constraints are not checked). cb once per package in the closure; missing for names nothing
- * provides (top-level ones, and dependencies with no satisfiable alternative). Returns the closure size. */
+/* a name nothing answers to (why NULL; needed_by NULL for a top-level name), or a relation that no candidate
+ * satisfies, a virtual top-level name with several providers (why says so) */
+typedef void (*larder_apt_missing_cb)(void *ctx, const char *name, const char *needed_by, const char *why);
+/* cb once per package file in the closure (the candidate; also the same version with other bytes in another
+ * repository, since apt may take either); missing as above; a dependency no candidate satisfies still pins the
+ * candidate of its first alternative (what apt would take before failing). Returns the number of cb calls. */
 long larder_apt_closure(larder_apt_universe_t *u, char *const *names, size_t n, larder_apt_closure_cb cb,
                         larder_apt_missing_cb missing, void *ctx);
 

@@ -6,6 +6,8 @@
 #
 #   make_apt_repo DIR                  builds DIR/root (pool/ + dists/bookworm/, signed), DIR/keyring.gpg,
 #                                      DIR/packages.txt, DIR/all-debs.txt (see below)
+#   make_apt_versions_repo DIR         builds DIR/root with two suites (bookworm, bookworm-updates) listing different
+#                                      versions of the same tiny packages made with dpkg-deb (see there)
 #   start_apt_upstream DIR PORT [RATE] nginx serving DIR/root as http://127.0.0.1:PORT/debian/ (ETag and
 #                                      Last-Modified are nginx's own), access log DIR/logs/access.log; sets
 #                                      NGINX_PID and APT_UPSTREAM_URL. RATE: nginx limit_rate (e.g. 20m);
@@ -231,10 +233,13 @@ PYEOF
         done
 }
 
-# _aptfx_sign DIR - throwaway key in DIR/gnupg, InRelease + Release.gpg, DIR/keyring.gpg
+# _aptfx_sign DIR [SUITE...] - throwaway key in DIR/gnupg, InRelease + Release.gpg of each suite (default
+# APTFX_DIST), DIR/keyring.gpg
 _aptfx_sign() {
-    local dir=$1 gh=$1/gnupg rc=0
-    local dists=$1/root/dists/$APTFX_DIST
+    local dir=$1 gh=$1/gnupg rc=0 suite
+    shift
+    local suites=("$@")
+    [ "${#suites[@]}" -gt 0 ] || suites=("$APTFX_DIST")
     rm -rf "$gh"
     mkdir -m 700 "$gh"
     local g=(gpg --homedir "$gh" --batch --no-tty --quiet --pinentry-mode loopback --passphrase '')
@@ -242,17 +247,27 @@ _aptfx_sign() {
         "${g[@]}" --quick-gen-key "Larder test repository <larder-test@example.invalid>" ed25519 sign never &&
             APTFX_KEY=$("${g[@]}" --with-colons --list-secret-keys | awk -F: '$1 == "fpr" { print $10; exit }') &&
             [ -n "$APTFX_KEY" ] &&
-            "${g[@]}" --yes --local-user "$APTFX_KEY" --digest-algo SHA256 --clearsign -o "$dists/InRelease" "$dists/Release" &&
-            "${g[@]}" --yes --local-user "$APTFX_KEY" --digest-algo SHA256 --armor --detach-sign -o "$dists/Release.gpg" "$dists/Release" &&
             "${g[@]}" --export "$APTFX_KEY" >"$dir/keyring.gpg"
     } >>"$dir/logs/gpg.log" 2>&1 || rc=$?
+    for suite in "${suites[@]}"; do
+        [ "$rc" = 0 ] || break
+        {
+            "${g[@]}" --yes --local-user "$APTFX_KEY" --digest-algo SHA256 --clearsign \
+                -o "$dir/root/dists/$suite/InRelease" "$dir/root/dists/$suite/Release" &&
+                "${g[@]}" --yes --local-user "$APTFX_KEY" --digest-algo SHA256 --armor --detach-sign \
+                    -o "$dir/root/dists/$suite/Release.gpg" "$dir/root/dists/$suite/Release"
+        } >>"$dir/logs/gpg.log" 2>&1 || rc=$?
+    done
     # gpg started an agent (a daemon, not ours to track by PID): stop it by its home directory
     gpgconf --homedir "$gh" --kill all >>"$dir/logs/gpg.log" 2>&1 || true
     [ "$rc" = 0 ] || fail "make_apt_repo: signing failed: $(tail -n 20 "$dir/logs/gpg.log")"
-    gpgv --keyring "$dir/keyring.gpg" "$dists/InRelease" >>"$dir/logs/gpg.log" 2>&1 ||
-        fail "make_apt_repo: InRelease does not verify: $(tail -n 5 "$dir/logs/gpg.log")"
-    gpgv --keyring "$dir/keyring.gpg" "$dists/Release.gpg" "$dists/Release" >>"$dir/logs/gpg.log" 2>&1 ||
-        fail "make_apt_repo: Release.gpg does not verify: $(tail -n 5 "$dir/logs/gpg.log")"
+    for suite in "${suites[@]}"; do
+        local dists=$dir/root/dists/$suite
+        gpgv --keyring "$dir/keyring.gpg" "$dists/InRelease" >>"$dir/logs/gpg.log" 2>&1 ||
+            fail "make_apt_repo: $suite InRelease does not verify: $(tail -n 5 "$dir/logs/gpg.log")"
+        gpgv --keyring "$dir/keyring.gpg" "$dists/Release.gpg" "$dists/Release" >>"$dir/logs/gpg.log" 2>&1 ||
+            fail "make_apt_repo: $suite Release.gpg does not verify: $(tail -n 5 "$dir/logs/gpg.log")"
+    done
 }
 
 # make_apt_repo DIR
@@ -293,6 +308,99 @@ make_apt_repo() {
     find "$dir/root" -type d -exec chmod 755 {} + && find "$dir/root" -type f -exec chmod 644 {} +
     APT_REPO_DEBS=$(wc -l <"$dir/all-debs.txt")
     APT_REPO_BYTES=$total
+}
+
+# make_apt_versions_repo DIR - a small repository with two suites listing different versions of the same packages,
+# for apt's candidate selection: DIR/root/dists/{bookworm,bookworm-updates}/ (signed with one throwaway key,
+# DIR/keyring.gpg; by-hash; no Translation), one pool of tiny .debs made with dpkg-deb (no payload but a doc file).
+# The top-level package is vtop; DIR/expected-debs.txt lists the pool files apt installs for it (apt's own choice
+# is checked against it by the test), DIR/all-debs.txt every pool file ("POOL_PATH SHA256 SIZE").
+#   vtop 1.0            Pre-Depends: vpre; Depends: vlib (>= 1:1.0-1+deb12u1), vold (>= 5) | valt, vgone | valt2,
+#                       vvirt (>= 3), vany:any
+#   vlib   bookworm 1:1.0-1 (all)          updates 1:1.0-1+deb12u1 (native)   <- updates (epoch, +deb12u1)
+#   vpre   bookworm 2.0-1                  updates 2.0~rc1-1                  <- bookworm ('~')
+#   valt   bookworm 1.0-1                  updates 1.0-2                      <- updates (vold 1.0 is too old)
+#   valt2  bookworm 3                                                         <- (vgone exists nowhere)
+#   vprov  bookworm 3.0-1 Provides: vvirt (= 3.0)   updates 2.9-1 Provides: vvirt  <- bookworm (versioned Provides)
+#   vany   both suites 1.0, the same file, Multi-Arch: allowed
+#   vold   bookworm 1.0 (not installed: its version does not satisfy vold (>= 5))
+APTFX_VSUITES="bookworm bookworm-updates"
+
+# _aptfx_fake_deb DIR SUITE NAME VERSION ARCH [CONTROL_LINES] - builds the .deb into the pool, notes it for SUITE
+_aptfx_fake_deb() {
+    local dir=$1 suite=$2 name=$3 ver=$4 arch=$5 extra=${6:-}
+    local fver=${ver#*:}
+    local pool=pool/main/v/$name/${name}_${fver}_${arch}.deb
+    echo "$pool" >>"$dir/work/suite-$suite.txt"
+    [ -f "$dir/root/$pool" ] && return 0
+    local b=$dir/work/build/${name}_${fver}_$arch
+    mkdir -p "$b/DEBIAN" "$b/usr/share/doc/$name" "$dir/root/${pool%/*}"
+    echo "$name $ver ($arch), made by apt_fixture.sh" >"$b/usr/share/doc/$name/README"
+    {
+        echo "Package: $name"
+        echo "Version: $ver"
+        echo "Architecture: $arch"
+        echo "Maintainer: Larder tests <larder-test@example.invalid>"
+        echo "Section: misc"
+        echo "Priority: optional"
+        [ -z "$extra" ] || printf '%b\n' "$extra"
+        echo "Description: $name $ver for the candidate tests"
+    } >"$b/DEBIAN/control"
+    dpkg-deb --root-owner-group -Zgzip -z1 --build "$b" "$dir/root/$pool" >>"$dir/logs/dpkg-deb.log" 2>&1 ||
+        fail "make_apt_versions_repo: dpkg-deb failed: $(tail -n 5 "$dir/logs/dpkg-deb.log")"
+}
+
+make_apt_versions_repo() {
+    local dir=$1 a=$APTFX_ARCH
+    rm -rf "$dir/root" "$dir/work"
+    mkdir -p "$dir/root/pool/main" "$dir/work/build" "$dir/logs"
+    chmod 755 "$dir" "$dir/root"
+    command -v apt-ftparchive >/dev/null 2>&1 || fail "apt-ftparchive not found (install apt-utils: scripts/install-deps)"
+    local A=bookworm B=bookworm-updates
+    _aptfx_fake_deb "$dir" $A vtop 1.0 "$a" "Pre-Depends: vpre\nDepends: vlib (>= 1:1.0-1+deb12u1), vold (>= 5) | valt, vgone | valt2, vvirt (>= 3), vany:any"
+    _aptfx_fake_deb "$dir" $A vlib 1:1.0-1 all
+    _aptfx_fake_deb "$dir" $B vlib 1:1.0-1+deb12u1 "$a"
+    _aptfx_fake_deb "$dir" $A vpre 2.0-1 "$a"
+    _aptfx_fake_deb "$dir" $B vpre 2.0~rc1-1 "$a"
+    _aptfx_fake_deb "$dir" $A vold 1.0 all
+    _aptfx_fake_deb "$dir" $A valt 1.0-1 all
+    _aptfx_fake_deb "$dir" $B valt 1.0-2 all
+    _aptfx_fake_deb "$dir" $A valt2 3 all
+    _aptfx_fake_deb "$dir" $A vprov 3.0-1 all "Provides: vvirt (= 3.0)"
+    _aptfx_fake_deb "$dir" $B vprov 2.9-1 all "Provides: vvirt"
+    _aptfx_fake_deb "$dir" $A vany 1.0 "$a" "Multi-Arch: allowed"
+    _aptfx_fake_deb "$dir" $B vany 1.0 "$a" "Multi-Arch: allowed"
+    printf '%s\n' "pool/main/v/vtop/vtop_1.0_$a.deb" "pool/main/v/vlib/vlib_1.0-1+deb12u1_$a.deb" \
+        "pool/main/v/vpre/vpre_2.0-1_$a.deb" "pool/main/v/valt/valt_1.0-2_all.deb" "pool/main/v/valt2/valt2_3_all.deb" \
+        "pool/main/v/vprov/vprov_3.0-1_all.deb" "pool/main/v/vany/vany_1.0_$a.deb" | sort >"$dir/expected-debs.txt"
+    # every stanza once, then each suite's Packages: the stanzas of its own files
+    (cd "$dir/root" && apt-ftparchive packages pool/main) >"$dir/work/Packages.all" 2>"$dir/logs/ftparchive.log" ||
+        fail "apt-ftparchive packages failed: $(cat "$dir/logs/ftparchive.log")"
+    local suite
+    for suite in $APTFX_VSUITES; do
+        local dists=$dir/root/dists/$suite bin=$dir/root/dists/$suite/main/binary-$a
+        mkdir -p "$bin"
+        awk -v list="$dir/work/suite-$suite.txt" 'BEGIN { while ((getline l < list) > 0) want[l] = 1; RS = ""; ORS = "\n\n" }
+            { if (match($0, /\nFilename: [^\n]*/)) { f = substr($0, RSTART + 11, RLENGTH - 11); if (f in want) print } }' \
+            "$dir/work/Packages.all" >"$bin/Packages"
+        [ -s "$bin/Packages" ] || fail "make_apt_versions_repo: empty Packages for $suite"
+        gzip -9nc "$bin/Packages" >"$bin/Packages.gz"
+        xz -9c "$bin/Packages" >"$bin/Packages.xz"
+        (cd "$dists" && _aptfx_ftparchive -o APT::FTPArchive::Release::Suite="$suite" \
+            -o APT::FTPArchive::Release::Codename="$suite" release .) >"$dir/work/Release" 2>>"$dir/logs/ftparchive.log" ||
+            fail "apt-ftparchive release failed: $(cat "$dir/logs/ftparchive.log")"
+        mv "$dir/work/Release" "$dists/Release"
+        awk '/^[A-Za-z0-9-]+:/ { sec = $1 } sec == "SHA256:" && /^ / { print $1, $3 }' "$dists/Release" |
+            while read -r h f; do
+                mkdir -p "$dists/$(dirname "$f")/by-hash/SHA256"
+                cp -p "$dists/$f" "$dists/$(dirname "$f")/by-hash/SHA256/$h"
+            done
+    done
+    # shellcheck disable=SC2086 # a list of suites
+    _aptfx_sign "$dir" $APTFX_VSUITES
+    (cd "$dir/root" && find pool -name '*.deb' | sort | while read -r f; do echo "$f $(sha256_file "$f") $(file_size "$f")"; done) \
+        >"$dir/all-debs.txt"
+    find "$dir/root" -type d -exec chmod 755 {} + && find "$dir/root" -type f -exec chmod 644 {} +
 }
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -104,39 +104,44 @@ static const char packages[] =
     "Package: libfoo\nVersion: 1.3\nFilename: pool/main/libf/libfoo/libfoo_1.3_amd64.deb\nSHA256: " H2 "\n\n"
     "Package: postfix\nVersion: 3\nProvides: mail-transport-agent, default-mta (= 3)\nDepends: libfoo\n"
     "Filename: pool/main/p/postfix/postfix_3_amd64.deb\n\n"
-    "Package: perl\nVersion: 5\nFilename: pool/main/p/perl/perl_5_amd64.deb\n\n"
+    "Package: perl\nVersion: 5\nMulti-Arch: allowed\nFilename: pool/main/p/perl/perl_5_amd64.deb\n\n"
     "Package: lonely\nVersion: 1\nDepends: nothing-provides-this\nFilename: pool/main/l/lonely/lonely_1_amd64.deb\n";
 
 typedef struct clos {
     int n;
-    char names[16][32];
+    char names[32][64]; /* "name=version" */
     int missing;
-    char miss[4][64];
+    char miss[8][64];
+    char why[8][400];
 } clos_t;
 
 static void on_clos(void *ctx, const char *package, const char *version, const char *filename, const char *sha256,
                     uint64_t size, int repo)
 {
-    (void)version, (void)filename, (void)sha256, (void)size, (void)repo;
+    (void)filename, (void)sha256, (void)size, (void)repo;
     clos_t *c = ctx;
-    if (c->n < 16)
-        snprintf(c->names[c->n], 32, "%s", package);
+    if (c->n < 32)
+        snprintf(c->names[c->n], 64, "%s=%s", package, version);
     c->n++;
 }
 
-static void on_missing(void *ctx, const char *name, const char *needed_by)
+static void on_missing(void *ctx, const char *name, const char *needed_by, const char *why)
 {
     (void)needed_by;
     clos_t *c = ctx;
-    if (c->missing < 4)
+    if (c->missing < 8) {
         snprintf(c->miss[c->missing], 64, "%s", name);
+        snprintf(c->why[c->missing], 400, "%s", why ? why : "");
+    }
     c->missing++;
 }
 
+/* the closure has package n (any version), or exactly "n=version" */
 static int has(const clos_t *c, const char *n)
 {
-    for (int i = 0; i < c->n && i < 16; i++)
-        if (!strcmp(c->names[i], n))
+    size_t nl = strlen(n);
+    for (int i = 0; i < c->n && i < 32; i++)
+        if (!strcmp(c->names[i], n) || (!strchr(n, '=') && !strncmp(c->names[i], n, nl) && c->names[i][nl] == '='))
             return 1;
     return 0;
 }
@@ -166,6 +171,110 @@ static void test_packages_and_closure(void)
     CHECK(larder_apt_closure(u, l, 1, on_clos, on_missing, &c2) == 1 && c2.missing == 1 &&
           !strcmp(c2.miss[0], "nothing-provides-this"));
     larder_apt_universe_free(u);
+}
+
+/* two suites listing different versions of the same packages (the higher one sometimes in each) */
+#define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define SHA_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define SHA_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+static const char suite_main[] =
+    "Package: top\nVersion: 1.0\nArchitecture: amd64\n"
+    "Pre-Depends: pre\n"
+    "Depends: lib (>= 1:1.0-1+deb12u1), old (>= 5) | alt, gone | alt2, virt (>= 3), any:any, cut (<< 2.0)\n"
+    "Filename: pool/t/top_1.0_amd64.deb\nSHA256: " SHA_A "\n\n"
+    "Package: lib\nVersion: 1:1.0-1\nArchitecture: all\nFilename: pool/l/lib_1.0-1_all.deb\nSHA256: " SHA_A "\n\n"
+    "Package: pre\nVersion: 2.0-1\nArchitecture: amd64\nFilename: pool/p/pre_2.0-1_amd64.deb\nSHA256: " SHA_A "\n\n"
+    "Package: old\nVersion: 1.0\nArchitecture: all\nFilename: pool/o/old_1.0_all.deb\nSHA256: " SHA_A "\n\n"
+    "Package: alt\nVersion: 1.0-1\nArchitecture: all\nFilename: pool/a/alt_1.0-1_all.deb\nSHA256: " SHA_A "\n\n"
+    "Package: alt2\nVersion: 3\nArchitecture: all\nFilename: pool/a/alt2_3_all.deb\nSHA256: " SHA_A "\n\n"
+    "Package: prov\nVersion: 3.0-1\nArchitecture: all\nProvides: virt (= 3.0)\n"
+    "Filename: pool/p/prov_3.0-1_all.deb\nSHA256: " SHA_A "\n\n"
+    "Package: unver\nVersion: 9\nArchitecture: all\nProvides: virt\nFilename: pool/u/unver_9_all.deb\nSHA256: " SHA_A
+    "\n\n"
+    "Package: any\nVersion: 1.0\nArchitecture: amd64\nMulti-Arch: allowed\nFilename: pool/a/any_1.0_amd64.deb\n"
+    "SHA256: " SHA_C "\n\n"
+    "Package: cut\nVersion: 1.9\nArchitecture: all\nFilename: pool/c/cut_1.9_all.deb\nSHA256: " SHA_A "\n\n"
+    "Package: lib\nVersion: 9.0\nArchitecture: i386\nFilename: pool/l/lib_9.0_i386.deb\nSHA256: " SHA_A "\n";
+static const char suite_updates[] =
+    "Package: lib\nVersion: 1:1.0-1+deb12u1\nArchitecture: amd64\nFilename: pool/l/lib_1.0-1+deb12u1_amd64.deb\n"
+    "SHA256: " SHA_B "\n\n"
+    "Package: pre\nVersion: 2.0~rc1-1\nArchitecture: amd64\nFilename: pool/p/pre_2.0~rc1-1_amd64.deb\nSHA256: " SHA_B
+    "\n\n"
+    "Package: alt\nVersion: 1.0-2\nArchitecture: all\nFilename: pool/a/alt_1.0-2_all.deb\nSHA256: " SHA_B "\n\n"
+    "Package: prov\nVersion: 2.9-1\nArchitecture: all\nProvides: virt\nFilename: pool/p/prov_2.9-1_all.deb\nSHA256: " SHA_B
+    "\n\n"
+    "Package: any\nVersion: 1.0\nArchitecture: amd64\nMulti-Arch: allowed\nFilename: pool/a/any_1.0_amd64.deb\n"
+    "SHA256: " SHA_C "\n\n"
+    "Package: cut\nVersion: 2.0\nArchitecture: all\nFilename: pool/c/cut_2.0_all.deb\nSHA256: " SHA_B "\n";
+
+static void closure_of(const char *first, const char *second, const char *name, clos_t *c)
+{
+    larder_apt_universe_t *u = larder_apt_universe_new();
+    larder_apt_universe_set_arch(u, "amd64");
+    larder_apt_universe_add(u, first, strlen(first), 0);
+    larder_apt_universe_add(u, second, strlen(second), 1);
+    memset(c, 0, sizeof(*c));
+    char *names[] = {(char *)name};
+    larder_apt_closure(u, names, 1, on_clos, on_missing, c);
+    larder_apt_universe_free(u);
+}
+
+static void test_candidates(void)
+{
+    for (int swap = 0; swap < 2; swap++) {
+        clos_t c;
+        closure_of(swap ? suite_updates : suite_main, swap ? suite_main : suite_updates, "top", &c);
+        /* the highest version wins whichever index came first; i386 is not the native architecture */
+        CHECK(has(&c, "lib=1:1.0-1+deb12u1") && !has(&c, "lib=1:1.0-1") && !has(&c, "lib=9.0"));
+        CHECK(has(&c, "pre=2.0-1") && !has(&c, "pre=2.0~rc1-1"));
+        /* old's candidate (1.0) does not satisfy old (>= 5): the alternative alt, at its candidate */
+        CHECK(!has(&c, "old") && has(&c, "alt=1.0-2") && !has(&c, "alt=1.0-1"));
+        /* the first alternative exists nowhere: the second */
+        CHECK(has(&c, "alt2=3"));
+        /* virt (>= 3): only prov 3.0-1's versioned Provides satisfies it, not unver's unversioned one */
+        CHECK(has(&c, "prov=3.0-1") && !has(&c, "prov=2.9-1") && !has(&c, "unver"));
+        /* the same version with the same bytes in both suites: once */
+        int nany = 0;
+        for (int i = 0; i < c.n; i++)
+            nany += !strncmp(c.names[i], "any=", 4);
+        CHECK(nany == 1 && has(&c, "any=1.0"));
+        /* cut (<< 2.0): the candidate is 2.0, which apt would take and then fail on: pinned, and reported */
+        CHECK(has(&c, "cut=2.0") && !has(&c, "cut=1.9"));
+        CHECK(c.missing == 1 && !strcmp(c.miss[0], "cut") && strstr(c.why[0], "needed by top 1.0") &&
+              strstr(c.why[0], "cut (<< 2.0)") && strstr(c.why[0], "the candidate of cut is 2.0"));
+        CHECK(c.n == 8);
+    }
+}
+
+static void test_providers_and_variants(void)
+{
+    static const char a[] =
+        "Package: app\nVersion: 1\nDepends: mta, perl:any, shell\nFilename: pool/app_1.deb\nSHA256: " SHA_A "\n\n"
+        "Package: postfix\nVersion: 3\nPriority: optional\nProvides: mta, sendmail\nFilename: pool/postfix_3.deb\n\n"
+        "Package: exim4\nVersion: 4\nPriority: standard\nProvides: mta\nFilename: pool/exim4_4.deb\n\n"
+        "Package: perl\nVersion: 5\nFilename: pool/perl_5.deb\n\n"
+        "Package: zsh\nVersion: 5\nProvides: shell\nFilename: pool/zsh_5.deb\n\n"
+        "Package: dash\nVersion: 0.5\nEssential: yes\nPriority: required\nProvides: shell\nFilename: pool/dash.deb\n\n"
+        "Package: dup\nVersion: 1.0\nFilename: pool/one/dup_1.0.deb\nSHA256: " SHA_A "\n";
+    static const char b[] = "Package: dup\nVersion: 1.0\nFilename: pool/two/dup_1.0.deb\nSHA256: " SHA_B "\n\n"
+                            "Package: dup\nVersion: 1.0-0\nFilename: pool/three/dup_1.0.deb\nSHA256: " SHA_B "\n";
+    clos_t c;
+    closure_of(a, b, "app", &c);
+    /* several providers: the higher Priority (Essential first) */
+    CHECK(has(&c, "exim4") && !has(&c, "postfix") && has(&c, "dash") && !has(&c, "zsh"));
+    /* perl:any, perl not Multi-Arch: allowed: apt cannot satisfy it; the candidate is pinned and it is reported */
+    CHECK(has(&c, "perl") && c.missing == 1 && strstr(c.why[0], "perl:any"));
+    /* a top-level virtual name with several providers: apt refuses to choose */
+    closure_of(a, b, "mta", &c);
+    CHECK(c.n == 0 && c.missing == 1 && strstr(c.why[0], "postfix") && strstr(c.why[0], "exim4"));
+    closure_of(a, b, "shell", &c);
+    CHECK(c.n == 0 && c.missing == 1 && strstr(c.why[0], "zsh") && strstr(c.why[0], "dash"));
+    /* ... with one provider it takes that one */
+    closure_of(a, b, "sendmail", &c);
+    CHECK(c.n == 1 && c.missing == 0 && has(&c, "postfix=3"));
+    /* the same version with other bytes in another suite: both files, once each (1.0 and 1.0-0 are equal) */
+    closure_of(a, b, "dup", &c);
+    CHECK(c.n == 2 && c.missing == 0);
 }
 
 static void test_decompress(void)
@@ -207,6 +316,8 @@ int main(void)
     test_map();
     test_release();
     test_packages_and_closure();
+    test_candidates();
+    test_providers_and_variants();
     test_decompress();
     if (failures) {
         fprintf(stderr, "test_apt: %d check(s) failed\n", failures);
