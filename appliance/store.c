@@ -274,10 +274,11 @@ static int dir_is_empty(const char *dir)
     return empty;
 }
 
-/* RocksDB reports a held LOCK file as "IO error: While lock file: <dir>/LOCK: Resource temporarily unavailable" */
+/* RocksDB reports a held LOCK file as "IO error: While lock file: <dir>/LOCK: Resource temporarily unavailable"
+ * (another process) or "IO error: lock hold by current process, ...: <dir>/LOCK: No locks available" */
 static int is_lock_conflict(const char *msg)
 {
-    return strstr(msg, "lock file") && (strstr(msg, "temporarily unavailable") || strstr(msg, "No locks available"));
+    return strstr(msg, "IO error") && strstr(msg, "/LOCK: ");
 }
 
 /* Read every key once: a damaged table or a lost file shows up here instead of as 500s (or worse, as "absent")
