@@ -268,7 +268,7 @@ static int dir_is_empty(const char *dir)
     struct dirent *de;
     int empty = 1;
     while (empty && (de = readdir(d)))
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, ".."))
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
             empty = 0;
     closedir(d);
     return empty;

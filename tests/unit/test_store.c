@@ -27,11 +27,14 @@ static int put(larder_store_t *st, int proto, const char *key, size_t n, char fi
         return fd;
     char *buf = malloc(n);
     memset(buf, fill, n);
-    if (write(fd, buf, n) != (ssize_t)n)
+    ssize_t w = write(fd, buf, n);
+    free(buf);
+    if (w != (ssize_t)n) {
+        close(fd);
         return -EIO;
+    }
     fsync(fd);
     close(fd);
-    free(buf);
     larder_entry_t e = {0};
     if (larder_sha256_file(path, e.digest) < 0)
         return -EIO;
@@ -60,7 +63,7 @@ int main(void)
     }
     larder_config_t cfg = {0};
     cfg.data_dir = dir;
-    cfg.quota_total = 10 * 1024;
+    cfg.quota_total = 10ULL * 1024;
     larder_store_t *st;
     char err[1024], d1[LARDER_SHA256_HEX], d2[LARDER_SHA256_HEX], path[4096];
     CHECK(larder_store_open(&cfg, &st, err, sizeof(err)) == 0);
