@@ -174,7 +174,11 @@ static void entries(larder_app_t *app, h2o_req_t *req)
     entries_ctx_t c = {app, json_array(), 1000};
     if (query_param(req, "limit", lbuf, sizeof(lbuf)) && atoi(lbuf) > 0)
         c.limit = (size_t)atoi(lbuf);
-    larder_store_each_entry(app->store, proto, entry_cb, &c);
+    if (larder_store_each_entry(app->store, proto, entry_cb, &c) < 0) { /* never a silently partial list */
+        json_decref(c.arr);
+        json_error(app, req, 500, "Internal Server Error", "metadata store read failed; see the log");
+        return;
+    }
     send_json(app, req, 200, json_pack("{s:o}", "entries", c.arr));
 }
 
@@ -258,7 +262,11 @@ static void pins(larder_app_t *app, h2o_req_t *req, const char *set, size_t setl
         return;
     }
     pins_ctx_t c = {app, set ? json_array() : json_object(), set != NULL};
-    larder_store_each_pin(app->store, set ? name : NULL, pin_cb, &c);
+    if (larder_store_each_pin(app->store, set ? name : NULL, pin_cb, &c) < 0) {
+        json_decref(c.obj);
+        json_error(app, req, 500, "Internal Server Error", "metadata store read failed; see the log");
+        return;
+    }
     if (set) {
         if (json_array_size(c.obj) == 0) {
             json_decref(c.obj);

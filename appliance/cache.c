@@ -8,6 +8,8 @@
  * pushes buffers to h2o. A tailer that has sent everything written so far parks on this worker thread's
  * `blocked` list until the fetch thread wakes the thread (larder_cache_on_wake). A fetch that fails after bytes
  * were sent ends the response with an error, so clients see an aborted transfer, never a short success.
+ * A whole stored blob is hashed as it is sent (verify_on_read) and its last buffer is held back until the digest
+ * matches: bit rot aborts the transfer and the blob goes to quarantine (store.c), so the next request refetches.
  * This file never talks to upstreams or RocksDB directly beyond lookups: fetch.c and store.c own those. */
 #include "cache.h"
 #include "log.h"
@@ -63,6 +65,8 @@ typedef struct tailer {
     int repr_digest, md5_etag, range_full;
     int (*acceptable)(h2o_req_t *req, const char *content_type);
     const char *unacceptable_body;
+    EVP_MD_CTX *verify; /* sha256 of the stored bytes sent so far, when the whole blob is sent; else NULL */
+    char digest[LARDER_SHA256_HEX]; /* what the verified blob must hash to */
 } tailer_t;
 
 static __thread h2o_linklist_t blocked_anchor; /* zeroed per thread; initialised on first use */
@@ -184,6 +188,7 @@ static void tailer_dispose(void *p)
     free(t->key);
     free(t->logpath);
     free(t->sbuf);
+    EVP_MD_CTX_free(t->verify);
 }
 
 static void finish_log(tailer_t *t, const char *note)
@@ -447,6 +452,16 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
     }
     t->status = req->res.status;
     req->res.content_length = t->subst_from ? SIZE_MAX : t->end - t->off;
+    /* only a response that reads every stored byte can check them all (a partial Range cannot) */
+    if (t->app->cfg->verify_on_read && !t->is_head && t->off == 0 && t->end == e->size && e->size > 0 && !t->verify) {
+        t->verify = EVP_MD_CTX_new();
+        if (t->verify && EVP_DigestInit_ex(t->verify, EVP_sha256(), NULL) != 1) {
+            EVP_MD_CTX_free(t->verify);
+            t->verify = NULL;
+        }
+        memcpy(t->digest, e->digest, LARDER_SHA256_HEX);
+        t->digest[LARDER_SHA256_HEX - 1] = 0;
+    }
     t->phase = PHASE_SEND;
     h2o_start_response(req, &t->super);
     if (t->is_head || t->off == t->end) {
@@ -621,6 +636,39 @@ static size_t substitute(tailer_t *t, size_t n, h2o_iovec_t *out)
     return keep;
 }
 
+/* The last buffer of a verified blob is still held back: 1 when the bytes read match the digest. Otherwise the
+ * response is aborted (the client is short of Content-Length, or sees no last chunk), the blob is quarantined
+ * with every entry that names it, and 0 is returned: the response is over. */
+static int verified(tailer_t *t)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char hex[LARDER_SHA256_HEX];
+    int ok = EVP_DigestFinal_ex(t->verify, md, &mdlen) == 1 && mdlen == 32;
+    EVP_MD_CTX_free(t->verify);
+    t->verify = NULL;
+    if (ok) {
+        larder_hex(md, 32, hex);
+        if (strcmp(hex, t->digest) == 0)
+            return 1;
+    } else {
+        snprintf(hex, sizeof(hex), "(hash failed)");
+    }
+    char qpath[4400];
+    int r = larder_store_quarantine(t->app->store, t->digest, t->fd, qpath, sizeof(qpath));
+    larder_err("cache: stored blob %s of %s %s is corrupt (its bytes hash to %s): transfer aborted after %" PRIu64
+               " bytes; %s, %d entr%s dropped; the next request fetches it again",
+               t->digest, larder_proto_name(t->proto), t->key, hex, t->sent,
+               r == -ESTALE ? "already quarantined or replaced" : qpath[0] ? "blob moved to quarantine" : "blob removed",
+               r < 0 ? 0 : r, r == 1 ? "y" : "ies");
+    if (qpath[0])
+        larder_err("cache: quarantined blob kept as %s", qpath);
+    atomic_fetch_add(&t->app->metrics.errors[t->proto], 1);
+    finish_log(t, "stored blob failed verification");
+    h2o_send(t->req, NULL, 0, H2O_SEND_STATE_ERROR);
+    return 0;
+}
+
 /* Push the next buffer. Returns 1 when the response is over (t must not be touched after). */
 static int send_step(tailer_t *t)
 {
@@ -664,7 +712,11 @@ static int send_step(tailer_t *t)
         if (t->subst_from && !f) {
             r = (ssize_t)substitute(t, (size_t)r, &v);
         }
+        if (t->verify && !f)
+            EVP_DigestUpdate(t->verify, t->buf, (size_t)r); /* the stored bytes consumed, before substitution */
         t->off += (uint64_t)r;
+        if (t->off >= t->end && t->verify && !f && !verified(t))
+            return 1;
         t->sent += v.len;
         if (t->off >= t->end) {
             finish_log(t, NULL);

@@ -917,6 +917,20 @@ static int parse_timeouts(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
     return r;
 }
 
+static int parse_store(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
+{
+    static const char *const names[] = {"verify_on_read", NULL};
+    map_iter_t it;
+    yaml_node_t *v;
+    int which, r;
+    if (map_begin(c, n, "store", &it) < 0)
+        return -1;
+    while ((r = map_next(c, &it, names, "store", &which, &v)) > 0)
+        if (get_bool(c, v, "store.verify_on_read", &cfg->verify_on_read) < 0)
+            return -1;
+    return r;
+}
+
 static int parse_admin(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
 {
     static const char *const names[] = {"token", NULL};
@@ -951,9 +965,9 @@ static int parse_proxy(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
 static int parse_root(ctx_t *c, const yaml_node_t *root, larder_config_t *cfg)
 {
     enum { K_LISTEN, K_DATA_DIR, K_OFFLINE, K_THREADS, K_QUOTA, K_ADMIN, K_PROXY, K_CA, K_TIMEOUTS, K_MAXOBJ,
-           K_PROTO0 };
+           K_STORE, K_PROTO0 };
     static const char *const names[] = {"listen",   "data_dir",        "offline", "threads", "quota", "admin",
-                                        "upstream_proxy", "upstream_ca", "timeouts", "max_object_size", "files",
+                                        "upstream_proxy", "upstream_ca", "timeouts", "max_object_size", "store", "files",
                                         "pypi",     "npm",             "apt",     "gems",    "oci",     NULL};
     map_iter_t it;
     yaml_node_t *v;
@@ -995,6 +1009,9 @@ static int parse_root(ctx_t *c, const yaml_node_t *root, larder_config_t *cfg)
         case K_MAXOBJ:
             r = get_size(c, v, "max_object_size", &cfg->max_object_size);
             break;
+        case K_STORE:
+            r = parse_store(c, v, cfg);
+            break;
         default:
             r = parse_proto(c, v, which - K_PROTO0, cfg);
             break;
@@ -1022,6 +1039,7 @@ static int set_defaults(larder_config_t *cfg, const char *source)
     cfg->min_free = 1ULL << 30;
     cfg->connect_timeout = 10;
     cfg->idle_timeout = 60;
+    cfg->verify_on_read = 1;
     for (int p = 0; p < LARDER_NPROTO; p++) {
         cfg->proto[p].enabled = 1;
         cfg->proto[p].ttl = proto_default_ttl[p];

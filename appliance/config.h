@@ -78,6 +78,7 @@ typedef struct larder_config {
     uint64_t connect_timeout; /* seconds, default 10 */
     uint64_t idle_timeout;    /* seconds without upstream bytes, default 60 */
     uint64_t max_object_size; /* bytes, default 0 = unlimited */
+    int verify_on_read;       /* store.verify_on_read: hash whole blobs as they are served (default 1) */
     larder_proto_config_t proto[LARDER_NPROTO];
     larder_file_pin_t *pins;
     size_t npins;

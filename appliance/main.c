@@ -26,7 +26,7 @@
 static void usage(FILE *out)
 {
     fprintf(out, "usage: larder serve [--config FILE]\n"
-                 "       larder fsck  [--config FILE]\n"
+                 "       larder fsck  [--config FILE] [--repair-db]\n"
                  "       larder seed  [--config FILE] [--url BASE] SPEC.yaml\n"
                  "       larder version\n"
                  "With no --config, an embedded default is used (./larder-data, 0.0.0.0:3142, public upstreams).\n");
@@ -74,28 +74,46 @@ static int cmd_serve(const char *config_path)
     return r;
 }
 
-static int cmd_fsck(const char *config_path)
+/* exit status: 0 clean (or --repair-db succeeded), 1 problems found and repaired, 2 failed (nothing deleted when
+ * the metadata could not be read) */
+static int cmd_fsck(const char *config_path, int repair_db)
 {
     larder_config_t *cfg = load_config(config_path);
     if (!cfg)
         return 2;
     char err[1024];
     larder_store_t *st;
+    if (repair_db && larder_store_repair_db(cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "larder fsck: %s\n", err);
+        larder_config_free(cfg);
+        return 2;
+    }
     if (larder_store_open(cfg, &st, err, sizeof(err)) < 0) {
         fprintf(stderr, "larder fsck: %s\n", err);
         larder_config_free(cfg);
         return 2;
     }
     larder_fsck_report_t rep;
-    int r = larder_store_fsck(st, &rep);
+    int r = repair_db ? larder_store_fsck_reindex(st, &rep) : larder_store_fsck(st, &rep);
     larder_store_close(st);
-    larder_config_free(cfg);
     uint64_t problems = rep.blobs_corrupt + rep.entries_dropped + rep.blobs_orphaned;
-    printf("fsck: %llu blobs checked, %llu corrupt removed, %llu orphaned removed, %llu entries dropped: %s\n",
+    printf("fsck: %llu blobs checked, %llu corrupt removed, %llu orphaned removed, %llu entries dropped, "
+           "%llu kept without an entry: %s\n",
            (unsigned long long)rep.blobs_checked, (unsigned long long)rep.blobs_corrupt,
            (unsigned long long)rep.blobs_orphaned, (unsigned long long)rep.entries_dropped,
-           r < 0 ? "FAILED to write repairs" : problems ? "repaired" : "clean");
-    return r < 0 ? 2 : problems ? 1 : 0;
+           (unsigned long long)rep.blobs_unindexed,
+           rep.metadata_unreadable ? "FAILED: the metadata store could not be read; nothing was changed "
+                                     "(run `larder fsck --repair-db`)"
+           : r < 0                 ? "FAILED to write repairs"
+           : repair_db             ? "metadata store repaired"
+           : problems              ? "repaired"
+                                   : "clean");
+    if (repair_db && r == 0)
+        printf("fsck: damaged RocksDB files, if any, were moved to %s/db/lost/; blobs without an entry are served by "
+               "digest and adopted by the next fetch of the same bytes\n",
+               cfg->data_dir);
+    larder_config_free(cfg);
+    return r < 0 ? 2 : repair_db ? 0 : problems ? 1 : 0;
 }
 
 /* ---- seed client ---- */
@@ -410,15 +428,18 @@ int main(int argc, char **argv)
         return 0;
     }
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"url", required_argument, NULL, 'u'}, {NULL, 0, NULL, 0}};
+        {"config", required_argument, NULL, 'c'}, {"url", required_argument, NULL, 'u'},
+        {"repair-db", no_argument, NULL, 'R'},    {NULL, 0, NULL, 0}};
     const char *config = NULL, *url = NULL;
-    int c;
+    int c, repair_db = 0;
     optind = 2;
     while ((c = getopt_long(argc, argv, "c:u:", opts, NULL)) != -1) {
         if (c == 'c')
             config = optarg;
         else if (c == 'u')
             url = optarg;
+        else if (c == 'R' && !strcmp(cmd, "fsck"))
+            repair_db = 1;
         else {
             usage(stderr);
             return 2;
@@ -427,7 +448,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "serve"))
         return cmd_serve(config);
     if (!strcmp(cmd, "fsck"))
-        return cmd_fsck(config);
+        return cmd_fsck(config, repair_db);
     if (!strcmp(cmd, "seed")) {
         if (optind >= argc) {
             usage(stderr);

@@ -5,6 +5,10 @@
  *   e/<proto>/<key>        entry (binary, see encode_entry)      b/<digest>       number of entries using the blob
  *   l/<atime:016x>/<proto>/<key>  LRU order for eviction         u/<proto>, u/_blobs  byte counters
  *   p/<set>/<proto>/<key>  membership of a pin set               c/<proto>/<key>  number of sets pinning it
+ *   o/<digest>             size of a blob no entry references, kept after `fsck --repair-db` (served by digest)
+ * quarantine/<digest>.<time> holds blob files that failed verification while being served (evidence, never read).
+ * A metadata read error (iterator or get) is never taken for "absent": open refuses a damaged database, fsck
+ * deletes nothing it cannot prove unreferenced, and `fsck --repair-db` is the way back (see docs/operations.md).
  * Readers (lookups) are lock-free; everything that changes counters (commit, evict, pin, fsck) runs under one
  * mutex and lands in one WriteBatch, so a crash leaves either the old or the new state. Blob files are renamed
  * into place before the batch that references them and unlinked only after the batch that drops the last
@@ -96,6 +100,19 @@ static int write_batch(larder_store_t *st, rocksdb_writebatch_t *b)
         return -EIO;
     }
     return 0;
+}
+
+/* 0 when the iteration that just ended saw every key; -EIO (logged) when RocksDB stopped it with an error, which
+ * must never be mistaken for the end of the data */
+static int iter_end(rocksdb_iterator_t *it, const char *what)
+{
+    char *errptr = NULL;
+    rocksdb_iter_get_error(it, &errptr);
+    if (!errptr)
+        return 0;
+    larder_err("store: %s: metadata read failed: %s (stop larder and run `larder fsck --repair-db`)", what, errptr);
+    free(errptr);
+    return -EIO;
 }
 
 /* ---- entry encoding: fixed header then four length-prefixed strings ---- */
@@ -242,6 +259,90 @@ static void batch_counters(larder_store_t *st, rocksdb_writebatch_t *b, int prot
     batch_put_u64(b, "n/_blobs", 8, st->blob_count);
 }
 
+/* 1 when dir does not exist or holds nothing: the only case where an empty database may be created */
+static int dir_is_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT;
+    struct dirent *de;
+    int empty = 1;
+    while (empty && (de = readdir(d)))
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            empty = 0;
+    closedir(d);
+    return empty;
+}
+
+/* RocksDB reports a held LOCK file as "IO error: While lock file: <dir>/LOCK: Resource temporarily unavailable"
+ * (another process) or "IO error: lock hold by current process, ...: <dir>/LOCK: No locks available" */
+static int is_lock_conflict(const char *msg)
+{
+    return strstr(msg, "IO error") && strstr(msg, "/LOCK: ");
+}
+
+/* Read every key once: a damaged table or a lost file shows up here instead of as 500s (or worse, as "absent")
+ * later. The metadata is small (no blob bytes), so this costs little at start-up. */
+static int verify_all(larder_store_t *st, char *err, size_t errlen)
+{
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_verify_checksums(ro, 1);
+    rocksdb_readoptions_set_fill_cache(ro, 0);
+    rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, ro);
+    uint64_t n = 0;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t vlen;
+        (void)rocksdb_iter_value(it, &vlen);
+        n++;
+    }
+    char *errptr = NULL;
+    rocksdb_iter_get_error(it, &errptr);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    if (errptr) {
+        snprintf(err, errlen, "reading %s/db failed after %" PRIu64 " keys: %s", st->dir, n, errptr);
+        free(errptr);
+        return -EIO;
+    }
+    return 0;
+}
+
+static const char repair_hint[] = "the metadata store is damaged; nothing was changed. Stop every larder using this "
+                                  "data_dir and run `larder fsck --repair-db` (see docs/operations.md, "
+                                  "\"Recovering a damaged metadata store\")";
+
+static int open_db(larder_store_t *st, int allow_create, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/db", st->dir);
+    st->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(st->opts, allow_create);
+    rocksdb_options_set_paranoid_checks(st->opts, 1);
+    rocksdb_options_set_max_open_files(st->opts, 256);
+    rocksdb_options_set_keep_log_file_num(st->opts, 2);
+    rocksdb_options_increase_parallelism(st->opts, 2);
+    st->ropts = rocksdb_readoptions_create();
+    st->wopts = rocksdb_writeoptions_create();
+    char *errptr = NULL;
+    st->db = rocksdb_open(st->opts, path, &errptr);
+    if (errptr) {
+        if (is_lock_conflict(errptr))
+            snprintf(err, errlen, "cannot open metadata store %s: %s (is another larder using this data_dir?)", path,
+                     errptr);
+        else
+            snprintf(err, errlen, "cannot open metadata store %s: %s: %s", path, errptr, repair_hint);
+        free(errptr);
+        st->db = NULL;
+        return -EIO;
+    }
+    char why[1024];
+    if (verify_all(st, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "%s: %s", why, repair_hint);
+        return -EIO;
+    }
+    return 0;
+}
+
 int larder_store_open(const larder_config_t *cfg, larder_store_t **out, char *err, size_t errlen)
 {
     larder_store_t *st = calloc(1, sizeof(*st));
@@ -249,6 +350,10 @@ int larder_store_open(const larder_config_t *cfg, larder_store_t **out, char *er
     st->cfg = cfg;
     st->dir = strdup(cfg->data_dir);
     pthread_mutex_init(&st->mu, NULL);
+    /* An existing database is never re-created: with CURRENT lost, create_if_missing would start an empty one
+     * over the old tables and every blob would then look unreferenced. */
+    snprintf(path, sizeof(path), "%s/db", st->dir);
+    int new_db = dir_is_empty(path);
     const char *subs[] = {"", "/db", "/blobs/sha256", "/tmp"};
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
         snprintf(path, sizeof(path), "%s%s", st->dir, subs[i]);
@@ -258,22 +363,8 @@ int larder_store_open(const larder_config_t *cfg, larder_store_t **out, char *er
             goto fail;
         }
     }
-    st->opts = rocksdb_options_create();
-    rocksdb_options_set_create_if_missing(st->opts, 1);
-    rocksdb_options_set_max_open_files(st->opts, 256);
-    rocksdb_options_set_keep_log_file_num(st->opts, 2);
-    rocksdb_options_increase_parallelism(st->opts, 2);
-    st->ropts = rocksdb_readoptions_create();
-    st->wopts = rocksdb_writeoptions_create();
-    snprintf(path, sizeof(path), "%s/db", st->dir);
-    char *errptr = NULL;
-    st->db = rocksdb_open(st->opts, path, &errptr);
-    if (errptr) {
-        snprintf(err, errlen, "cannot open metadata store %s: %s (is another larder using this data_dir?)", path,
-                 errptr);
-        free(errptr);
+    if (open_db(st, new_db, err, errlen) < 0)
         goto fail;
-    }
     clean_tmp(st);
     load_counters(st);
     *out = st;
@@ -281,6 +372,29 @@ int larder_store_open(const larder_config_t *cfg, larder_store_t **out, char *er
 fail:
     larder_store_close(st);
     return -EIO;
+}
+
+int larder_store_repair_db(const larder_config_t *cfg, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/db", cfg->data_dir);
+    struct stat sb;
+    if (stat(path, &sb) < 0) {
+        snprintf(err, errlen, "no metadata store at %s: %s", path, strerror(errno));
+        return -ENOENT;
+    }
+    rocksdb_options_t *o = rocksdb_options_create();
+    rocksdb_options_set_paranoid_checks(o, 1);
+    char *errptr = NULL;
+    larder_info("store: repairing %s (damaged tables are moved to %s/lost/)", path, path);
+    rocksdb_repair_db(o, path, &errptr);
+    rocksdb_options_destroy(o);
+    if (errptr) {
+        snprintf(err, errlen, "RocksDB repair of %s failed: %s", path, errptr);
+        free(errptr);
+        return -EIO;
+    }
+    return 0;
 }
 
 void larder_store_close(larder_store_t *st)
@@ -334,9 +448,14 @@ int larder_store_has_blob(larder_store_t *st, const char *digest, uint64_t *size
 {
     char k[80], path[4096];
     uint64_t refs;
-    size_t n = mkkey(k, sizeof(k), "b/%s", digest);
-    if (!larder_is_sha256_hex(digest) || db_get_u64(st, k, n, &refs) < 0 || refs == 0)
+    if (!larder_is_sha256_hex(digest))
         return 0;
+    size_t n = mkkey(k, sizeof(k), "b/%s", digest);
+    if (db_get_u64(st, k, n, &refs) < 0 || refs == 0) {
+        n = mkkey(k, sizeof(k), "o/%s", digest); /* kept by fsck --repair-db: content-addressed, so still valid */
+        if (db_get_u64(st, k, n, &refs) < 0)
+            return 0;
+    }
     larder_store_blob_path(st, digest, path, sizeof(path));
     struct stat sb;
     if (stat(path, &sb) < 0)
@@ -368,7 +487,8 @@ static void drop_blob_ref(larder_store_t *st, rocksdb_writebatch_t *b, const cha
     char k[80];
     size_t n = mkkey(k, sizeof(k), "b/%s", digest);
     uint64_t refs = 0;
-    db_get_u64(st, k, n, &refs);
+    if (db_get_u64(st, k, n, &refs) == -EIO)
+        return; /* an unreadable count is not a zero count: the file stays (fsck --repair-db settles it) */
     if (refs <= 1) {
         rocksdb_writebatch_delete(b, k, n);
         if (st->blob_bytes >= size)
@@ -445,7 +565,39 @@ static int make_room_locked(larder_store_t *st, int proto, uint64_t incoming)
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     unlink_list_t ul = {0};
     int evicted = 0;
-    for (rocksdb_iter_seek(it, "l/", 2); why && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+    /* blobs kept by fsck --repair-db that no entry has adopted yet go first (they count in the total only) */
+    for (rocksdb_iter_seek(it, "o/", 2); (why == 1 || why == 3) && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < 2 || memcmp(k, "o/", 2) != 0)
+            break;
+        if (klen != 2 + LARDER_SHA256_HEX - 1)
+            continue;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        char num[32];
+        size_t nl = vlen < sizeof(num) - 1 ? vlen : sizeof(num) - 1;
+        memcpy(num, v, nl);
+        num[nl] = 0;
+        uint64_t size = strtoull(num, NULL, 10);
+        rocksdb_writebatch_delete(b, k, klen);
+        st->blob_bytes = st->blob_bytes >= size ? st->blob_bytes - size : 0;
+        if (st->blob_count)
+            st->blob_count--;
+        if (ul.n == ul.cap) {
+            ul.cap = ul.cap ? ul.cap * 2 : 8;
+            ul.digests = realloc(ul.digests, ul.cap * sizeof(*ul.digests));
+        }
+        memcpy(ul.digests[ul.n], k + 2, LARDER_SHA256_HEX - 1);
+        ul.digests[ul.n++][LARDER_SHA256_HEX - 1] = 0;
+        pending_free += size;
+        evicted++;
+        larder_info("store: removed unindexed blob %.*s (%" PRIu64 " bytes) to make room", (int)(klen - 2), k + 2, size);
+        why = over_quota(st, proto, incoming, &pending_free);
+    }
+    if (why && iter_end(it, "eviction") < 0)
+        why = 4;
+    for (rocksdb_iter_seek(it, "l/", 2); (why == 1 || why == 2 || why == 3) && rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
         size_t klen;
         const char *k = rocksdb_iter_key(it, &klen);
         if (klen < 2 || memcmp(k, "l/", 2) != 0)
@@ -485,6 +637,9 @@ static int make_room_locked(larder_store_t *st, int proto, uint64_t incoming)
         larder_entry_clear(&old);
         why = over_quota(st, proto, incoming, &pending_free);
     }
+    /* what was evicted before a read error is still consistent; only "every remaining entry is pinned" would be a
+     * lie, so the error is reported as such */
+    int ierr = why == 4 ? -EIO : why ? iter_end(it, "eviction") : 0;
     rocksdb_iter_destroy(it);
     for (int p = 0; p < LARDER_NPROTO; p++)
         batch_counters(st, b, p);
@@ -494,6 +649,8 @@ static int make_room_locked(larder_store_t *st, int proto, uint64_t incoming)
         unlink_blobs(st, &ul);
     else
         free(ul.digests);
+    if (why && ierr < 0)
+        return ierr;
     if (why) {
         const char *what = why == 1 ? "quota.total" : why == 2 ? "the protocol quota" : "the free-disk watermark";
         larder_warn("store: cannot make room for %" PRIu64 " bytes: %s reached and every remaining entry is pinned",
@@ -555,7 +712,12 @@ int larder_store_commit(larder_store_t *st, int proto, const char *key, const ch
     uint64_t blob_refs = 0;
     size_t bn = mkkey(k, sizeof(k), "b/%s", e->digest);
     int blob_known = db_get_u64(st, k, bn, &blob_refs) == 0 && blob_refs > 0;
-    if ((r = make_room_locked(st, proto, blob_known ? 0 : e->size)) < 0) {
+    /* a blob re-indexed by fsck --repair-db is already counted: this entry adopts it */
+    char ok_[80];
+    uint64_t osize = 0;
+    size_t okn = mkkey(ok_, sizeof(ok_), "o/%s", e->digest);
+    int unindexed = !blob_known && db_get_u64(st, ok_, okn, &osize) == 0;
+    if ((r = make_room_locked(st, proto, blob_known || unindexed ? 0 : e->size)) < 0) {
         unlink(tmp_path);
         goto out;
     }
@@ -563,6 +725,7 @@ int larder_store_commit(larder_store_t *st, int proto, const char *key, const ch
     had_old = larder_store_get(st, proto, key, &old) == 0;
     int same_blob = had_old && strcmp(old.digest, e->digest) == 0;
     blob_known = db_get_u64(st, k, bn, &blob_refs) == 0 && blob_refs > 0;
+    unindexed = !blob_known && db_get_u64(st, ok_, okn, &osize) == 0;
     if (blob_known) {
         unlink(tmp_path); /* identical bytes already stored */
     } else {
@@ -589,6 +752,12 @@ int larder_store_commit(larder_store_t *st, int proto, const char *key, const ch
             ul.n--;
             st->blob_bytes += e->size;
             st->blob_count++;
+        }
+    } else if (unindexed) {
+        rocksdb_writebatch_delete(b, ok_, okn); /* the verified download replaced the file: same bytes, now owned */
+        if (osize != e->size) {
+            st->blob_bytes = st->blob_bytes >= osize ? st->blob_bytes - osize : 0;
+            st->blob_bytes += e->size;
         }
     } else if (!blob_known) {
         st->blob_bytes += e->size;
@@ -695,7 +864,8 @@ int larder_store_is_pinned(larder_store_t *st, int proto, const char *key)
     char k[KEYMAX];
     uint64_t c = 0;
     size_t n = mkkey(k, sizeof(k), "c/%s/%s", larder_proto_name(proto), key);
-    return db_get_u64(st, k, n, &c) == 0 && c > 0;
+    int r = db_get_u64(st, k, n, &c);
+    return r == -EIO || (r == 0 && c > 0); /* unreadable: never evict it */
 }
 
 int larder_store_pin(larder_store_t *st, const char *set, int proto, const char *key)
@@ -735,8 +905,10 @@ int larder_store_delete_pin_set(larder_store_t *st, const char *set)
             batch_put_u64(b, k, n, c - 1);
         count++;
     }
+    int r = iter_end(it, "deleting a pin set");
     rocksdb_iter_destroy(it);
-    int r = count ? write_batch(st, b) : -ENOENT;
+    if (r == 0) /* a set read only in part is not deleted in part */
+        r = count ? write_batch(st, b) : -ENOENT;
     rocksdb_writebatch_destroy(b);
     pthread_mutex_unlock(&st->mu);
     return r < 0 ? r : count;
@@ -763,6 +935,8 @@ int larder_store_each_pin(larder_store_t *st, const char *set, larder_pin_cb cb,
         if ((r = cb(ctx, buf, larder_proto_from_name(s1 + 1), s2 + 1)) != 0)
             break;
     }
+    if (r == 0)
+        r = iter_end(it, "listing pins");
     rocksdb_iter_destroy(it);
     return r;
 }
@@ -795,8 +969,103 @@ int larder_store_each_entry(larder_store_t *st, int proto, larder_entry_cb cb, v
         if (r)
             break;
     }
+    if (r == 0)
+        r = iter_end(it, "listing entries");
     rocksdb_iter_destroy(it);
     return r;
+}
+
+/* ---- quarantine ---- */
+
+int larder_store_quarantine(larder_store_t *st, const char *digest, int fd, char *qpath, size_t qlen)
+{
+    char blob[4096], qdir[4096], k[KEYMAX];
+    if (qlen)
+        qpath[0] = 0;
+    if (!larder_is_sha256_hex(digest))
+        return -EINVAL;
+    larder_store_blob_path(st, digest, blob, sizeof(blob));
+    snprintf(qdir, sizeof(qdir), "%s/quarantine", st->dir);
+    pthread_mutex_lock(&st->mu);
+    /* only the very file that was read: a good copy committed since (same name) is left alone */
+    struct stat a, b;
+    if (stat(blob, &a) < 0 || (fd >= 0 && (fstat(fd, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino))) {
+        pthread_mutex_unlock(&st->mu);
+        return -ESTALE;
+    }
+    int r = larder_mkdirs(qdir, 0750);
+    char dest[4200];
+    snprintf(dest, sizeof(dest), "%s/%s.%" PRIu64, qdir, digest, larder_now_ms());
+    if (r == 0 && rename(blob, dest) < 0)
+        r = -errno;
+    if (r < 0) {
+        larder_err("store: cannot move %s to %s: %s; removing it", blob, qdir, strerror(-r));
+        unlink(blob);
+        dest[0] = 0;
+    } else {
+        fsync_dir(qdir);
+    }
+    if (qlen)
+        snprintf(qpath, qlen, "%s", dest);
+
+    /* drop every entry that references the digest, then the blob's records */
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    unlink_list_t ul = {0};
+    rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, st->ropts);
+    int dropped = 0;
+    /* blob counters change once for the file, whatever the entries' reference counting did */
+    uint64_t blob_bytes = st->blob_bytes, blob_count = st->blob_count, refs = 0;
+    size_t n = mkkey(k, sizeof(k), "b/%s", digest);
+    if (db_get_u64(st, k, n, &refs) == 0 && refs > 0) {
+        blob_bytes = blob_bytes >= (uint64_t)a.st_size ? blob_bytes - (uint64_t)a.st_size : 0;
+        blob_count = blob_count ? blob_count - 1 : 0;
+    }
+    for (rocksdb_iter_seek(it, "e/", 2); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *ek = rocksdb_iter_key(it, &klen);
+        if (klen < 2 || memcmp(ek, "e/", 2) != 0)
+            break;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        /* the digest sits at a fixed place in an encoded entry: no need to decode the others */
+        if (vlen < 2 + 64 || memcmp(v + 2, digest, 64) != 0 || klen >= sizeof(k))
+            continue;
+        larder_entry_t e;
+        if (decode_entry(v, vlen, &e) < 0)
+            continue;
+        memcpy(k, ek + 2, klen - 2);
+        k[klen - 2] = 0;
+        char *slash = strchr(k, '/');
+        int p = slash ? (*slash = 0, larder_proto_from_name(k)) : -1;
+        if (p >= 0) {
+            /* pins (p/, c/) stay: the next fetch of the key lands in the same sets */
+            batch_remove_entry(st, wb, p, slash + 1, &e, &ul);
+            dropped++;
+        }
+        larder_entry_clear(&e);
+    }
+    int ierr = iter_end(it, "quarantine");
+    rocksdb_iter_destroy(it);
+    st->blob_bytes = blob_bytes;
+    st->blob_count = blob_count;
+    n = mkkey(k, sizeof(k), "b/%s", digest);
+    rocksdb_writebatch_delete(wb, k, n);
+    uint64_t osize;
+    n = mkkey(k, sizeof(k), "o/%s", digest);
+    if (db_get_u64(st, k, n, &osize) == 0) {
+        rocksdb_writebatch_delete(wb, k, n);
+        st->blob_bytes = st->blob_bytes >= osize ? st->blob_bytes - osize : 0;
+        if (st->blob_count)
+            st->blob_count--;
+    }
+    for (int p = 0; p < LARDER_NPROTO; p++)
+        batch_counters(st, wb, p);
+    r = write_batch(st, wb);
+    rocksdb_writebatch_destroy(wb);
+    free(ul.digests); /* the file is already in quarantine */
+    pthread_mutex_unlock(&st->mu);
+    if (r == 0 && ierr < 0)
+        r = ierr;
+    return r < 0 ? r : dropped;
 }
 
 /* ---- auxiliary records ---- */
@@ -893,15 +1162,58 @@ static long ds_find(digest_set_t *s, const char *d)
     return -1;
 }
 
-int larder_store_fsck(larder_store_t *st, larder_fsck_report_t *rep)
+static void ds_add(digest_set_t *s, const char *d, uint64_t size)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 64;
+        s->d = realloc(s->d, s->cap * sizeof(*s->d));
+        s->size = realloc(s->size, s->cap * sizeof(*s->size));
+    }
+    memcpy(s->d[s->n], d, LARDER_SHA256_HEX);
+    s->d[s->n][LARDER_SHA256_HEX - 1] = 0;
+    s->size[s->n] = size;
+    s->n++;
+}
+
+static void ds_free(digest_set_t *s)
+{
+    free(s->d);
+    free(s->size);
+    free(s->refs);
+    memset(s, 0, sizeof(*s));
+}
+
+/* sort digests together with their sizes; allocate the reference counts */
+static void ds_sort(digest_set_t *s)
+{
+    size_t n = s->n;
+    struct pair { char d[LARDER_SHA256_HEX]; uint64_t s; } *ps = malloc((n ? n : 1) * sizeof(*ps));
+    for (size_t i = 0; i < n; i++) {
+        memcpy(ps[i].d, s->d[i], LARDER_SHA256_HEX);
+        ps[i].s = s->size[i];
+    }
+    qsort(ps, n, sizeof(*ps), ds_cmp);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(s->d[i], ps[i].d, LARDER_SHA256_HEX);
+        s->size[i] = ps[i].s;
+    }
+    free(ps);
+    s->refs = calloc(n ? n : 1, sizeof(uint64_t));
+}
+
+/* Everything is read (blob files hashed, every metadata key walked) before anything is changed: a metadata read
+ * error ends fsck with -EIO and no file deleted, since a blob can only be called unreferenced when every entry
+ * was seen. reindex (after `--repair-db`): blobs no entry references are kept and recorded under o/ instead of
+ * being deleted; o/ records from an earlier repair are kept by every fsck. */
+static int fsck_run(larder_store_t *st, larder_fsck_report_t *rep, int reindex)
 {
     memset(rep, 0, sizeof(*rep));
     char root[4096], path[8192];
     snprintf(root, sizeof(root), "%s/blobs/sha256", st->dir);
-    digest_set_t good = {0};
+    digest_set_t good = {0}, bad = {0}, kept = {0};
     pthread_mutex_lock(&st->mu);
 
-    /* 1. re-hash every blob file; a file whose content does not match its name is removed */
+    /* 1. re-hash every blob file; a file whose content does not match its name is removed (in step 4) */
     DIR *d = opendir(root);
     struct dirent *de;
     while (d && (de = readdir(d))) {
@@ -920,47 +1232,25 @@ int larder_store_fsck(larder_store_t *st, larder_fsck_report_t *rep)
             struct stat sb;
             if (!larder_is_sha256_hex(f->d_name) || larder_sha256_file(path, hex) < 0 || strcmp(hex, f->d_name) != 0 ||
                 stat(path, &sb) < 0) {
-                larder_warn("fsck: %s does not match its digest: removed", path);
-                unlink(path);
-                rep->blobs_corrupt++;
+                if (larder_is_sha256_hex(f->d_name))
+                    ds_add(&bad, f->d_name, 0);
+                else
+                    larder_warn("fsck: %s is not a blob (its name is not a sha256): left alone", path);
                 continue;
             }
-            if (good.n == good.cap) {
-                good.cap = good.cap ? good.cap * 2 : 64;
-                good.d = realloc(good.d, good.cap * sizeof(*good.d));
-                good.size = realloc(good.size, good.cap * sizeof(*good.size));
-            }
-            memcpy(good.d[good.n], hex, LARDER_SHA256_HEX);
-            good.size[good.n] = (uint64_t)sb.st_size;
-            good.n++;
+            ds_add(&good, hex, (uint64_t)sb.st_size);
         }
         if (d2)
             closedir(d2);
     }
     if (d)
         closedir(d);
-    /* sort digests together with their sizes */
-    {
-        size_t n = good.n;
-        struct pair { char d[LARDER_SHA256_HEX]; uint64_t s; } *ps = malloc((n ? n : 1) * sizeof(*ps));
-        for (size_t i = 0; i < n; i++) {
-            memcpy(ps[i].d, good.d[i], LARDER_SHA256_HEX);
-            ps[i].s = good.size[i];
-        }
-        qsort(ps, n, sizeof(*ps), ds_cmp);
-        for (size_t i = 0; i < n; i++) {
-            memcpy(good.d[i], ps[i].d, LARDER_SHA256_HEX);
-            good.size[i] = ps[i].s;
-        }
-        free(ps);
-        good.refs = calloc(n ? n : 1, sizeof(uint64_t));
-    }
+    ds_sort(&good);
 
     /* 2. walk entries: drop those whose blob is gone or whose size disagrees; count references */
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, st->ropts);
-    memset(st->usage, 0, sizeof(st->usage));
-    memset(st->count, 0, sizeof(st->count));
+    uint64_t usage[LARDER_NPROTO] = {0}, count[LARDER_NPROTO] = {0};
     for (rocksdb_iter_seek(it, "e/", 2); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;
         const char *k = rocksdb_iter_key(it, &klen);
@@ -990,45 +1280,90 @@ int larder_store_fsck(larder_store_t *st, larder_fsck_report_t *rep)
             rep->entries_dropped++;
         } else {
             good.refs[idx]++;
-            st->usage[p] += e.size;
-            st->count[p]++;
+            usage[p] += e.size;
+            count[p]++;
         }
         if (ok)
             larder_entry_clear(&e);
     }
+    int r = iter_end(it, "fsck (entries)");
     rocksdb_iter_destroy(it);
 
-    /* 3. rewrite blob reference counts; remove unreferenced blob files */
-    it = rocksdb_create_iterator(st->db, st->ropts);
-    for (rocksdb_iter_seek(it, "b/", 2); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t klen;
-        const char *k = rocksdb_iter_key(it, &klen);
-        if (klen < 2 || memcmp(k, "b/", 2) != 0)
-            break;
-        rocksdb_writebatch_delete(b, k, klen);
+    /* 3. old blob reference counts and re-indexed blobs are rewritten below */
+    static const char *const rewritten[] = {"b/", "o/"};
+    for (size_t i = 0; r == 0 && i < 2; i++) {
+        it = rocksdb_create_iterator(st->db, st->ropts);
+        for (rocksdb_iter_seek(it, rewritten[i], 2); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+            size_t klen;
+            const char *k = rocksdb_iter_key(it, &klen);
+            if (klen < 2 || memcmp(k, rewritten[i], 2) != 0)
+                break;
+            if (i == 1 && klen == 2 + LARDER_SHA256_HEX - 1) {
+                char dg[LARDER_SHA256_HEX];
+                memcpy(dg, k + 2, LARDER_SHA256_HEX - 1);
+                dg[LARDER_SHA256_HEX - 1] = 0;
+                ds_add(&kept, dg, 0);
+            }
+            rocksdb_writebatch_delete(b, k, klen);
+        }
+        r = iter_end(it, "fsck (blob records)");
+        rocksdb_iter_destroy(it);
     }
-    rocksdb_iter_destroy(it);
+    if (r < 0) {
+        /* nothing is changed on a metadata store that could not be read in full */
+        rocksdb_writebatch_destroy(b);
+        rep->metadata_unreadable = 1;
+        larder_err("fsck: the metadata store could not be read in full; no blob was deleted and nothing was "
+                   "changed. Run `larder fsck --repair-db`.");
+        pthread_mutex_unlock(&st->mu);
+        ds_free(&good);
+        ds_free(&bad);
+        ds_free(&kept);
+        return r;
+    }
+    ds_sort(&kept);
+
+    /* 4. the repairs: corrupt blobs go, counters are recomputed, unreferenced blobs go unless re-indexed */
+    for (size_t i = 0; i < bad.n; i++) {
+        larder_store_blob_path(st, bad.d[i], path, sizeof(path));
+        larder_warn("fsck: %s does not match its digest: removed", path);
+        unlink(path);
+        rep->blobs_corrupt++;
+    }
+    memcpy(st->usage, usage, sizeof(usage));
+    memcpy(st->count, count, sizeof(count));
     st->blob_bytes = st->blob_count = 0;
     for (size_t i = 0; i < good.n; i++) {
-        if (!good.refs[i]) {
-            larder_store_blob_path(st, good.d[i], path, sizeof(path));
-            unlink(path);
-            rep->blobs_orphaned++;
-            continue;
-        }
         char k[80];
-        size_t n = mkkey(k, sizeof(k), "b/%s", good.d[i]);
-        batch_put_u64(b, k, n, good.refs[i]);
+        size_t n;
+        if (!good.refs[i]) {
+            if (!reindex && ds_find(&kept, good.d[i]) < 0) {
+                larder_store_blob_path(st, good.d[i], path, sizeof(path));
+                unlink(path);
+                rep->blobs_orphaned++;
+                continue;
+            }
+            n = mkkey(k, sizeof(k), "o/%s", good.d[i]);
+            batch_put_u64(b, k, n, good.size[i]);
+            rep->blobs_unindexed++;
+        } else {
+            n = mkkey(k, sizeof(k), "b/%s", good.d[i]);
+            batch_put_u64(b, k, n, good.refs[i]);
+        }
         st->blob_bytes += good.size[i];
         st->blob_count++;
     }
     for (int p = 0; p < LARDER_NPROTO; p++)
         batch_counters(st, b, p);
-    int r = write_batch(st, b);
+    r = write_batch(st, b);
     rocksdb_writebatch_destroy(b);
     pthread_mutex_unlock(&st->mu);
-    free(good.d);
-    free(good.size);
-    free(good.refs);
+    ds_free(&good);
+    ds_free(&bad);
+    ds_free(&kept);
     return r;
 }
+
+int larder_store_fsck(larder_store_t *st, larder_fsck_report_t *rep) { return fsck_run(st, rep, 0); }
+
+int larder_store_fsck_reindex(larder_store_t *st, larder_fsck_report_t *rep) { return fsck_run(st, rep, 1); }

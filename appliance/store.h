@@ -36,9 +36,15 @@ typedef struct larder_store_stats {
 
 typedef struct larder_fsck_report {
     uint64_t blobs_checked, blobs_corrupt, blobs_orphaned, entries_dropped, tmp_removed;
+    uint64_t blobs_unindexed; /* kept without an entry (o/ records: after --repair-db), served by digest */
+    int metadata_unreadable;  /* the metadata could not be read in full: nothing was changed */
 } larder_fsck_report_t;
 
+/* Opens (creating only when <data>/db is absent or empty) and reads every metadata key once; a damaged database
+ * is refused with a message naming `larder fsck --repair-db`. The "another larder?" hint only on a LOCK conflict. */
 int larder_store_open(const larder_config_t *cfg, larder_store_t **out, char *err, size_t errlen);
+/* RocksDB's repair of <data>/db (the store must not be open anywhere); follow with larder_store_fsck_reindex */
+int larder_store_repair_db(const larder_config_t *cfg, char *err, size_t errlen);
 void larder_store_close(larder_store_t *st);
 const char *larder_store_data_dir(larder_store_t *st);
 
@@ -48,7 +54,7 @@ void larder_entry_clear(larder_entry_t *e);
 int larder_entry_is_fresh(const larder_entry_t *e, uint64_t now);
 
 void larder_store_blob_path(larder_store_t *st, const char *digest, char *out, size_t outlen);
-/* 1 when a blob of that digest is on disk and referenced */
+/* 1 when a blob of that digest is on disk and referenced (or kept unindexed by fsck --repair-db) */
 int larder_store_has_blob(larder_store_t *st, const char *digest, uint64_t *size);
 
 /* create a temp file for a download; returns fd (>=0) and its path, or -errno */
@@ -92,7 +98,17 @@ char *larder_store_meta_get(larder_store_t *st, int proto, const char *key, size
 
 void larder_store_get_stats(larder_store_t *st, larder_store_stats_t *out);
 
-/* re-hash every blob, drop corrupt blobs and entries pointing at them, rebuild counters */
+/* re-hash every blob, drop corrupt blobs and entries pointing at them, rebuild counters. Unreferenced blobs are
+ * deleted, except those kept by a reindex. -EIO with nothing changed when the metadata cannot be read in full. */
 int larder_store_fsck(larder_store_t *st, larder_fsck_report_t *report);
+/* the same after a repair: every intact blob no entry references is kept and recorded (o/<digest>), so that it
+ * is served by digest and adopted by the next commit of the same bytes instead of being deleted */
+int larder_store_fsck_reindex(larder_store_t *st, larder_fsck_report_t *report);
+
+/* A blob failed verification while being served: move its file (if it is still the file open as fd; fd < 0:
+ * whatever is there) to <data>/quarantine/, drop every entry that references it and its records. Returns the
+ * number of entries dropped, -ESTALE when the file was already replaced or moved, or -errno. qpath gets the
+ * quarantine path (empty when the file could not be moved and was deleted). */
+int larder_store_quarantine(larder_store_t *st, const char *digest, int fd, char *qpath, size_t qlen);
 
 #endif

@@ -9,6 +9,7 @@
 #   BENCH_BIG_C      connections for the large object (default 4)
 #   BENCH_THREADS    wrk threads (default 2)
 #   BENCH_TARGETS    which servers to measure (default "nginx larder")
+#   BENCH_VERIFY     larder's store.verify_on_read: true / false (default: the daemon's default, true)
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 # reuse the integration helpers: free_port, start_nginx/run_nginx, start_larder, PID tracking and cleanup
@@ -78,6 +79,7 @@ files:
     - name: origin
       url: http://127.0.0.1:$OP/
 EOF
+if [ -n "${BENCH_VERIFY:-}" ]; then printf 'store:\n  verify_on_read: %s\n' "$BENCH_VERIFY" >>"$CFG"; fi
 LARDER_URL=http://127.0.0.1:$LP
 if has_target larder; then start_larder "$CFG" "$LP" "$WORK/larder.log"; fi
 
@@ -147,7 +149,7 @@ if has_target larder; then larder_hwm=$(hwm_kb "$LARDER_PID"); fi
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a + 0 == 0 || b + 0 == 0) print "-"; else printf "%.2fx\n", a / b }'; }
 row() { printf '%-28s %14s %14s %10s\n' "$@"; }
 echo
-echo "larder vs nginx proxy_cache, objects served from cache; $(nproc) cores; wrk -t$WRK_T -d$DUR; loopback"
+echo "larder vs nginx proxy_cache, objects served from cache; $(nproc) cores; wrk -t$WRK_T -d$DUR; loopback${BENCH_VERIFY:+; larder store.verify_on_read: $BENCH_VERIFY}"
 row "" larder nginx ratio
 row "10 KB  req/s   (c=$SMALL_C)" "${R[larder.small.rps]}" "${R[nginx.small.rps]}" "$(ratio "${R[larder.small.rps]}" "${R[nginx.small.rps]}")"
 row "10 KB  MiB/s" "${R[larder.small.mbs]}" "${R[nginx.small.mbs]}" "$(ratio "${R[larder.small.mbs]}" "${R[nginx.small.mbs]}")"

@@ -127,6 +127,7 @@ static void check_defaults(const larder_config_t *cfg)
     CHECK(cfg->min_free == 1ULL << 30);
     CHECK(cfg->admin_token == NULL && cfg->upstream_proxy == NULL);
     CHECK(cfg->connect_timeout == 10 && cfg->idle_timeout == 60 && cfg->max_object_size == 0);
+    CHECK(cfg->verify_on_read == 1);
     CHECK(cfg->proto[LARDER_PROTO_FILES].ttl == 86400);
     CHECK(cfg->proto[LARDER_PROTO_PYPI].ttl == 600);
     CHECK(cfg->proto[LARDER_PROTO_NPM].ttl == 600);
@@ -204,6 +205,7 @@ static void test_full(void)
         "upstream_proxy: http://proxy.example:3128\n"
         "timeouts: {connect: 5s, idle: 2m}\n"
         "max_object_size: 4GB\n"
+        "store: {verify_on_read: false}\n"
         "files:\n"
         "  enabled: true\n"
         "  quota: 50GiB\n"
@@ -242,6 +244,7 @@ static void test_full(void)
     CHECK(cfg->upstream_proxy && strcmp(cfg->upstream_proxy, "http://proxy.example:3128") == 0);
     CHECK(cfg->connect_timeout == 5 && cfg->idle_timeout == 120);
     CHECK(cfg->max_object_size == 4000000000ULL);
+    CHECK(cfg->verify_on_read == 0);
     const larder_proto_config_t *f = &cfg->proto[LARDER_PROTO_FILES];
     CHECK(f->enabled == 1 && f->quota == 50ULL << 30 && f->ttl == 172800);
     CHECK(f->upstream && strcmp(f->upstream, "https://files.example/base/") == 0);
@@ -359,6 +362,7 @@ static void test_errors(void)
     EXPECT_ERROR(2, "files:\n  quota: 1.5G\n", "key 'files.quota'", "not a size");
     EXPECT_ERROR(1, "max_object_size: 99999999999999999999\n", "key 'max_object_size'", "not a size");
     EXPECT_ERROR(1, "max_object_size: 20000000T\n", "key 'max_object_size'", "not a size");
+    EXPECT_ERROR(2, "store:\n  verify_on_read: maybe\n", "key 'store.verify_on_read'", "");
     EXPECT_ERROR(2, "npm:\n  ttl: 10y\n", "key 'npm.ttl'", "not a duration");
     EXPECT_ERROR(2, "npm:\n  ttl: 99999999999w\n", "key 'npm.ttl'", "too long");
     EXPECT_ERROR(1, "timeouts: {connect: 0}\n", "key 'timeouts.connect'", "at least 1s");
