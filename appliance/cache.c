@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,6 +64,9 @@ typedef struct tailer {
     int repr_digest, md5_etag, range_full;
     int (*acceptable)(h2o_req_t *req, const char *content_type);
     const char *unacceptable_body;
+    char *(*render)(void *ctx, const char *in, size_t len, size_t *outlen);
+    void *render_ctx;
+    const char *render_tag;
 } tailer_t;
 
 static __thread h2o_linklist_t blocked_anchor; /* zeroed per thread; initialised on first use */
@@ -249,6 +253,9 @@ static void tailer_apply(tailer_t *t, const larder_mapping_t *m)
     t->range_full = m->range_full;
     t->acceptable = m->acceptable;
     t->unacceptable_body = m->unacceptable_body;
+    t->render = m->render;
+    t->render_ctx = m->render_ctx;
+    t->render_tag = m->render_tag ? m->render_tag : "r";
     if (m->subst_from && *m->subst_from && m->subst_to) {
         t->subst_from = m->subst_from;
         t->subst_to = m->subst_to;
@@ -326,6 +333,30 @@ static int etag_matches(h2o_iovec_t inm, const char *etag)
     return 0;
 }
 
+/* The rendered representation of the blob in fd (size bytes) in an anonymous file, so that Range and the chunked
+ * sending below work on it as on any blob; its size in *outsize. The descriptor, or -1. */
+static int render_blob(tailer_t *t, int fd, uint64_t size, uint64_t *outsize)
+{
+    char *in = NULL;
+    if (size > (uint64_t)256 * 1024 * 1024 || larder_pread_all(fd, size, &in) < 0) {
+        free(in);
+        return -1;
+    }
+    size_t olen = 0;
+    char *out = t->render(t->render_ctx, in, (size_t)size, &olen);
+    free(in);
+    if (!out)
+        return -1;
+    int mfd = memfd_create("larder-render", MFD_CLOEXEC);
+    if (mfd >= 0 && larder_write_all(mfd, out, olen) < 0) {
+        close(mfd);
+        mfd = -1;
+    }
+    free(out);
+    *outsize = olen;
+    return mfd;
+}
+
 /* Start a response from a complete blob. Returns 1 when the response is over. */
 static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_status)
 {
@@ -340,6 +371,16 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
             close(fd);
         larder_err("cache: blob %s for %s is missing or has the wrong size (run larder fsck)", e->digest, t->key);
         return tailer_error(t, 502, "Bad Gateway", "cached copy is damaged; run `larder fsck`");
+    }
+    uint64_t size = e->size;
+    if (t->render) {
+        int rfd = render_blob(t, fd, e->size, &size);
+        close(fd);
+        if (rfd < 0) {
+            larder_err("cache: the stored %s could not be converted for this request", t->key);
+            return tailer_error(t, 502, "Bad Gateway", "the cached document could not be converted to the requested format");
+        }
+        fd = rfd;
     }
     if (t->fd >= 0)
         close(t->fd);
@@ -360,6 +401,8 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
         for (const char *c = t->subst_to; *c; c++)
             h = (h ^ (unsigned char)*c) * 16777619U;
         snprintf(etag, sizeof(etag), "\"%s-%08x\"", e->digest, h);
+    } else if (t->render) {
+        snprintf(etag, sizeof(etag), "\"%.*s-%.16s\"", LARDER_SHA256_HEX, e->digest, t->render_tag);
     } else {
         snprintf(etag, sizeof(etag), "\"%.*s\"", LARDER_SHA256_HEX, e->digest);
     }
@@ -371,7 +414,7 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
             snprintf(etag, sizeof(etag), "\"%s\"", md5);
         free(md5);
     }
-    if (t->repr_digest) {
+    if (t->repr_digest && !t->render) {
         unsigned char raw[32] = {0};
         larder_unhex(e->digest, 32, raw);
         unsigned char b64[64];
@@ -419,25 +462,25 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, h2o_strdup(&req->pool, ct, SIZE_MAX).base,
                    strlen(ct));
     t->off = 0;
-    t->end = e->size;
+    t->end = size;
     req->res.status = 200;
     req->res.reason = "OK";
     h2o_iovec_t range = find_header(req, H2O_TOKEN_RANGE);
     h2o_iovec_t if_range = find_header(req, H2O_TOKEN_IF_RANGE);
     if (range.base && !t->subst_from && (!if_range.base || etag_matches(if_range, etag))) {
         uint64_t a, b;
-        int r = parse_range(range, e->size, &a, &b);
+        int r = parse_range(range, size, &a, &b);
         if (r < 0 && t->range_full)
             r = 1; /* the whole file: what bundler falls back to anyway */
         if (r < 0) {
             char cr[64];
-            snprintf(cr, sizeof(cr), "bytes */%" PRIu64, e->size);
+            snprintf(cr, sizeof(cr), "bytes */%" PRIu64, size);
             add_header(req, "content-range", cr);
             return tailer_error(t, 416, "Range Not Satisfiable", "requested range not satisfiable");
         }
         if (r == 0) {
             char cr[96];
-            snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, a, b - 1, e->size);
+            snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, a, b - 1, size);
             add_header(req, "content-range", cr);
             req->res.status = 206;
             req->res.reason = "Partial Content";
