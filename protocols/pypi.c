@@ -3,11 +3,13 @@
  *   /pypi/simple/                          root index (cached, links made relative)
  *   /pypi/simple/<project>/                project page; non-normalised names get a 301 to the PEP 503 name
  *   /pypi/files/<project>/<scheme>/<host>/<path>[.metadata]   a distribution file or its core metadata
- * A project page is fetched in the format the client negotiated (Accept, q-values; JSON and HTML cached under
- * separate keys) and rewritten before it is stored: every file link becomes a relative link to /pypi/files/,
- * fragments and data-* attributes / JSON fields are kept, and each file's upstream URL with its sha256 (and its
- * metadata sha256) is recorded in the store. A file request is served only when such a record exists, so only
- * what an upstream page linked to can be fetched (never an open proxy), and the recorded sha256 is verified
+ * The project list and each project page are fetched once (JSON preferred, HTML accepted) and stored in one form,
+ * PEP 691 JSON, whatever the upstream sent: every file link becomes a relative link to /pypi/files/ (no fragment;
+ * hashes, data-* attributes and JSON fields are carried over), and each file's upstream URL with its sha256 (and
+ * its metadata sha256) is recorded in the store under the project. Clients negotiate JSON or HTML (Accept, PEP 691);
+ * HTML is rendered from the stored JSON per request, so one upstream fetch serves both, offline too. A file request
+ * is served only when the record exists for that project, so only what an upstream page linked to can be fetched
+ * (never an open proxy), a file is never served under another project's URL, and the recorded sha256 is verified
  * before the file is committed. A file missing from the records makes us refresh the project page once.
  * Files are immutable; pages live for pypi.ttl and are then revalidated (ETag/Last-Modified), or served STALE. */
 #include "pypi.h"
