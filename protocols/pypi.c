@@ -1172,7 +1172,7 @@ static char *canon_full_url(const char *url)
 /* ---- the protocol: pages ---- */
 
 /* One stored form per document: the project list and each project page are kept as PEP 691 JSON (under
- * "index/json" and "page/<project>/json"), whatever the upstream sent; HTML clients get it rendered per request
+ * "index/list" and "page/<project>/json"), whatever the upstream sent; HTML clients get it rendered per request
  * (larder_pypi_render_html). One upstream fetch per project, and offline both formats come from what is cached. */
 #define UPSTREAM_ACCEPT "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 #define JSON_TYPE "application/vnd.pypi.simple.v1+json"
@@ -1211,7 +1211,9 @@ static int upstream_is_json(const larder_fetch_t *fe, const char *in, size_t len
     return i < len && in[i] == '{';
 }
 
-/* key "page/<project>/json" or "index/json": the upstream document (HTML or JSON) becomes our JSON */
+/* key "page/<project>/json" or "index/list": the upstream document (HTML or JSON) becomes our JSON. (Project
+ * pages were always stored as JSON under that key, so pages seeded by older versions are still used; the project
+ * list moved from "index/json", which held an HTML upstream's HTML as it came.) */
 static int transform_page(larder_store_t *st, const larder_fetch_t *fe, int in_fd, uint64_t in_len, int out_fd,
                           char **content_type, char *err, size_t errlen)
 {
@@ -1294,7 +1296,7 @@ static void serve_page(larder_app_t *app, h2o_req_t *req, const char *project)
         snprintf(key, sizeof(key), "page/%s/json", project);
         snprintf(url, sizeof(url), "%s%s/", up, project);
     } else {
-        snprintf(key, sizeof(key), "index/json");
+        snprintf(key, sizeof(key), "index/list");
         snprintf(url, sizeof(url), "%s", up);
     }
     larder_mapping_t m = {
@@ -1433,6 +1435,11 @@ static void pypi_handle(larder_app_t *app, h2o_req_t *req, const char *rest, siz
 {
     const char *q = memchr(rest, '?', len);
     size_t plen = q ? (size_t)(q - rest) : len;
+    if (plen == 6 && memcmp(rest, "simple", 6) == 0) { /* PEP 503: pages end with '/' */
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, H2O_STRLIT("/pypi/simple/"));
+        larder_send_text(app, req, LARDER_PROTO_PYPI, 301, "Moved Permanently", "text/plain", "", 0);
+        return;
+    }
     if (plen >= 7 && memcmp(rest, "simple/", 7) == 0) {
         const char *name = rest + 7;
         size_t nl = plen - 7;

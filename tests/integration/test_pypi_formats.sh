@@ -131,6 +131,7 @@ assert_cache "$S/alpha/" HIT -H 'Accept: text/html'
 # names (PEP 503): any spelling redirects to the normalized project page
 assert_header "$S/Gamma_Utils.X--y/" Location /pypi/simple/gamma-utils-x-y/
 assert_header "$S/LEGACY.meta" Location /pypi/simple/legacy-meta/
+assert_header "$S" Location /pypi/simple/
 
 # a file listed under one project is not served under another project's URL (nor fetched)
 AW=http/127.0.0.1:$FP/packages/alpha/alpha-1.0-py3-none-any.whl
