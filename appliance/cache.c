@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,6 +68,9 @@ typedef struct tailer {
     const char *unacceptable_body;
     EVP_MD_CTX *verify; /* sha256 of the stored bytes sent so far, when the whole blob is sent; else NULL */
     char digest[LARDER_SHA256_HEX]; /* what the verified blob must hash to */
+    char *(*render)(void *ctx, const char *in, size_t len, size_t *outlen);
+    void *render_ctx;
+    const char *render_tag;
 } tailer_t;
 
 static __thread h2o_linklist_t blocked_anchor; /* zeroed per thread; initialised on first use */
@@ -254,6 +258,9 @@ static void tailer_apply(tailer_t *t, const larder_mapping_t *m)
     t->range_full = m->range_full;
     t->acceptable = m->acceptable;
     t->unacceptable_body = m->unacceptable_body;
+    t->render = m->render;
+    t->render_ctx = m->render_ctx;
+    t->render_tag = m->render_tag ? m->render_tag : "r";
     if (m->subst_from && *m->subst_from && m->subst_to) {
         t->subst_from = m->subst_from;
         t->subst_to = m->subst_to;
@@ -331,6 +338,52 @@ static int etag_matches(h2o_iovec_t inm, const char *etag)
     return 0;
 }
 
+/* The rendered representation of the blob in fd (size bytes) in an anonymous file, so that Range and the chunked
+ * sending below work on it as on any blob; its size in *outsize. The descriptor, or -1. */
+static int render_blob(tailer_t *t, int fd, const char *digest, uint64_t size, uint64_t *outsize)
+{
+    char *in = NULL;
+    if (size > (uint64_t)256 * 1024 * 1024 || larder_pread_all(fd, size, &in) < 0) {
+        free(in);
+        return -1;
+    }
+    if (t->app->cfg->verify_on_read) {
+        /* the whole stored document is in memory: check it before anything is built from it (verify_on_read) */
+        char hex[LARDER_SHA256_HEX];
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int mdlen = 0;
+        if (EVP_Digest(in, (size_t)size, md, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32)
+            larder_hex(md, 32, hex);
+        else
+            snprintf(hex, sizeof(hex), "(hash failed)");
+        if (strcmp(hex, digest) != 0) {
+            char qpath[4400];
+            int r = larder_store_quarantine(t->app->store, digest, fd, qpath, sizeof(qpath));
+            larder_err("cache: stored blob %s of %s %s is corrupt (its bytes hash to %s): not converted; %s, %d "
+                       "entr%s dropped; the next request fetches it again",
+                       digest, larder_proto_name(t->proto), t->key, hex,
+                       r == -ESTALE ? "already quarantined or replaced" : qpath[0] ? "blob moved to quarantine" : "blob removed",
+                       r < 0 ? 0 : r, r == 1 ? "y" : "ies");
+            atomic_fetch_add(&t->app->metrics.errors[t->proto], 1);
+            free(in);
+            return -1;
+        }
+    }
+    size_t olen = 0;
+    char *out = t->render(t->render_ctx, in, (size_t)size, &olen);
+    free(in);
+    if (!out)
+        return -1;
+    int mfd = memfd_create("larder-render", MFD_CLOEXEC);
+    if (mfd >= 0 && larder_write_all(mfd, out, olen) < 0) {
+        close(mfd);
+        mfd = -1;
+    }
+    free(out);
+    *outsize = olen;
+    return mfd;
+}
+
 /* Start a response from a complete blob. Returns 1 when the response is over. */
 static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_status)
 {
@@ -345,6 +398,16 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
             close(fd);
         larder_err("cache: blob %s for %s is missing or has the wrong size (run larder fsck)", e->digest, t->key);
         return tailer_error(t, 502, "Bad Gateway", "cached copy is damaged; run `larder fsck`");
+    }
+    uint64_t size = e->size;
+    if (t->render) {
+        int rfd = render_blob(t, fd, e->digest, e->size, &size);
+        close(fd);
+        if (rfd < 0) {
+            larder_err("cache: the stored %s could not be converted for this request", t->key);
+            return tailer_error(t, 502, "Bad Gateway", "the cached document could not be converted to the requested format");
+        }
+        fd = rfd;
     }
     if (t->fd >= 0)
         close(t->fd);
@@ -365,6 +428,8 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
         for (const char *c = t->subst_to; *c; c++)
             h = (h ^ (unsigned char)*c) * 16777619U;
         snprintf(etag, sizeof(etag), "\"%s-%08x\"", e->digest, h);
+    } else if (t->render) {
+        snprintf(etag, sizeof(etag), "\"%.*s-%.16s\"", LARDER_SHA256_HEX, e->digest, t->render_tag);
     } else {
         snprintf(etag, sizeof(etag), "\"%.*s\"", LARDER_SHA256_HEX, e->digest);
     }
@@ -376,7 +441,7 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
             snprintf(etag, sizeof(etag), "\"%s\"", md5);
         free(md5);
     }
-    if (t->repr_digest) {
+    if (t->repr_digest && !t->render) {
         unsigned char raw[32] = {0};
         larder_unhex(e->digest, 32, raw);
         unsigned char b64[64];
@@ -424,25 +489,25 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, h2o_strdup(&req->pool, ct, SIZE_MAX).base,
                    strlen(ct));
     t->off = 0;
-    t->end = e->size;
+    t->end = size;
     req->res.status = 200;
     req->res.reason = "OK";
     h2o_iovec_t range = find_header(req, H2O_TOKEN_RANGE);
     h2o_iovec_t if_range = find_header(req, H2O_TOKEN_IF_RANGE);
     if (range.base && !t->subst_from && (!if_range.base || etag_matches(if_range, etag))) {
         uint64_t a, b;
-        int r = parse_range(range, e->size, &a, &b);
+        int r = parse_range(range, size, &a, &b);
         if (r < 0 && t->range_full)
             r = 1; /* the whole file: what bundler falls back to anyway */
         if (r < 0) {
             char cr[64];
-            snprintf(cr, sizeof(cr), "bytes */%" PRIu64, e->size);
+            snprintf(cr, sizeof(cr), "bytes */%" PRIu64, size);
             add_header(req, "content-range", cr);
             return tailer_error(t, 416, "Range Not Satisfiable", "requested range not satisfiable");
         }
         if (r == 0) {
             char cr[96];
-            snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, a, b - 1, e->size);
+            snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, a, b - 1, size);
             add_header(req, "content-range", cr);
             req->res.status = 206;
             req->res.reason = "Partial Content";
@@ -453,7 +518,8 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
     t->status = req->res.status;
     req->res.content_length = t->subst_from ? SIZE_MAX : t->end - t->off;
     /* only a response that reads every stored byte can check them all (a partial Range cannot) */
-    if (t->app->cfg->verify_on_read && !t->is_head && t->off == 0 && t->end == e->size && e->size > 0 && !t->verify) {
+    if (t->app->cfg->verify_on_read && !t->render && !t->is_head && t->off == 0 && t->end == e->size && e->size > 0 &&
+        !t->verify) {
         t->verify = EVP_MD_CTX_new();
         if (t->verify && EVP_DigestInit_ex(t->verify, EVP_sha256(), NULL) != 1) {
             EVP_MD_CTX_free(t->verify);

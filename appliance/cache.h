@@ -36,6 +36,13 @@ typedef struct larder_mapping {
      * client's Accept); when not, `unacceptable_body` (JSON) is sent with status 404. NULL: always */
     int (*acceptable)(h2o_req_t *req, const char *content_type);
     const char *unacceptable_body;
+    /* Serve another representation of the stored document, made per request from the stored bytes (a document
+     * stored once and offered in two formats, e.g. a PyPI page stored as JSON and asked for as HTML): render
+     * returns the new body (malloc'd, *outlen) or NULL (a 502 naming the key). The ETag gets "-<render_tag>"
+     * appended; Range, HEAD and conditional requests apply to the rendered body. NULL: serve the bytes as stored. */
+    char *(*render)(void *ctx, const char *in, size_t len, size_t *outlen);
+    void *render_ctx;
+    const char *render_tag;
 } larder_mapping_t;
 
 /* Serve a GET/HEAD through the cache. Always answers the request (possibly asynchronously). */

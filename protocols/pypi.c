@@ -3,11 +3,13 @@
  *   /pypi/simple/                          root index (cached, links made relative)
  *   /pypi/simple/<project>/                project page; non-normalised names get a 301 to the PEP 503 name
  *   /pypi/files/<project>/<scheme>/<host>/<path>[.metadata]   a distribution file or its core metadata
- * A project page is fetched in the format the client negotiated (Accept, q-values; JSON and HTML cached under
- * separate keys) and rewritten before it is stored: every file link becomes a relative link to /pypi/files/,
- * fragments and data-* attributes / JSON fields are kept, and each file's upstream URL with its sha256 (and its
- * metadata sha256) is recorded in the store. A file request is served only when such a record exists, so only
- * what an upstream page linked to can be fetched (never an open proxy), and the recorded sha256 is verified
+ * The project list and each project page are fetched once (JSON preferred, HTML accepted) and stored in one form,
+ * PEP 691 JSON, whatever the upstream sent: every file link becomes a relative link to /pypi/files/ (no fragment;
+ * hashes, data-* attributes and JSON fields are carried over), and each file's upstream URL with its sha256 (and
+ * its metadata sha256) is recorded in the store under the project. Clients negotiate JSON or HTML (Accept, PEP 691);
+ * HTML is rendered from the stored JSON per request, so one upstream fetch serves both, offline too. A file request
+ * is served only when the record exists for that project, so only what an upstream page linked to can be fetched
+ * (never an open proxy), a file is never served under another project's URL, and the recorded sha256 is verified
  * before the file is committed. A file missing from the records makes us refresh the project page once.
  * Files are immutable; pages live for pypi.ttl and are then revalidated (ETag/Last-Modified), or served STALE. */
 #include "pypi.h"
@@ -84,17 +86,17 @@ int larder_pypi_normalize(const char *name, size_t len, char *out, size_t outlen
 
 int larder_pypi_negotiate(const char *accept, size_t len, int *legacy_html)
 {
+    /* candidates: 0 v1+json, 1 v1+html, 2 text/html; per candidate the q and specificity (3 exact, 2 a type
+     * wildcard, 1 the catch-all) of the most specific media range that matches it */
+    double q_of[3] = {0, 0, 0};
+    int spec_of[3] = {0, 0, 0};
     *legacy_html = 1;
-    if (!accept || len == 0)
-        return LARDER_PYPI_HTML;
-    double best_q = 0;
-    int best = -1, best_legacy = 1;
     size_t i = 0;
-    while (i < len) {
+    int any = 0;
+    while (accept && i < len) {
         size_t end = i;
         while (end < len && accept[end] != ',')
             end++;
-        /* one media range: type [; params] */
         size_t ts = i;
         while (ts < end && (accept[ts] == ' ' || accept[ts] == '\t'))
             ts++;
@@ -102,48 +104,71 @@ int larder_pypi_negotiate(const char *accept, size_t len, int *legacy_html)
         while (te < end && accept[te] != ';' && accept[te] != ' ' && accept[te] != '\t')
             te++;
         double q = 1.0;
+        int q_ok = 1;
         for (size_t p = te; p < end; p++) {
-            if (accept[p] == ';') {
-                size_t k = p + 1;
-                while (k < end && accept[k] == ' ')
-                    k++;
-                if (k + 2 <= end && (accept[k] == 'q' || accept[k] == 'Q') && accept[k + 1] == '=') {
-                    char num[16];
-                    size_t nl = 0;
-                    for (size_t m = k + 2; m < end && nl < sizeof(num) - 1 && accept[m] != ';' && accept[m] != ' '; m++)
-                        num[nl++] = accept[m];
-                    num[nl] = 0;
-                    q = strtod(num, NULL);
-                    if (!(q >= 0 && q <= 1))
-                        q = 0;
-                }
+            if (accept[p] != ';')
+                continue;
+            size_t k = p + 1;
+            while (k < end && (accept[k] == ' ' || accept[k] == '\t'))
+                k++;
+            if (k + 2 <= end && (accept[k] == 'q' || accept[k] == 'Q') && accept[k + 1] == '=') {
+                char num[16];
+                size_t nl = 0;
+                for (size_t m = k + 2; m < end && nl < sizeof(num) - 1 && accept[m] != ';' && accept[m] != ' ' &&
+                                       accept[m] != '\t';
+                     m++)
+                    num[nl++] = accept[m];
+                num[nl] = 0;
+                char *e;
+                q = strtod(num, &e);
+                q_ok = nl > 0 && *e == 0 && q >= 0 && q <= 1;
             }
         }
         size_t tl = te - ts;
         const char *t = accept + ts;
-        int fmt = -1, legacy = 0;
+        if (tl)
+            any = 1;
 #define MT(lit) (tl == sizeof(lit) - 1 && strncasecmp(t, lit, tl) == 0)
+        int match[3] = {0, 0, 0}; /* specificity per candidate */
         if (MT("application/vnd.pypi.simple.v1+json") || MT("application/vnd.pypi.simple.latest+json"))
-            fmt = LARDER_PYPI_JSON;
+            match[0] = 3;
         else if (MT("application/vnd.pypi.simple.v1+html") || MT("application/vnd.pypi.simple.latest+html"))
-            fmt = LARDER_PYPI_HTML;
-        else if (MT("text/html") || MT("text/*") || MT("*/*")) {
-            fmt = LARDER_PYPI_HTML;
-            legacy = 1;
-        }
+            match[1] = 3;
+        else if (MT("text/html"))
+            match[2] = 3;
+        else if (MT("application/*"))
+            match[0] = match[1] = 2;
+        else if (MT("text/*"))
+            match[2] = 2;
+        else if (MT("*/*"))
+            match[0] = match[1] = match[2] = 1;
 #undef MT
-        /* on equal q prefer JSON, then v1 HTML, then text/html */
-        if (fmt >= 0 && q > 0 &&
-            (q > best_q || (q == best_q && (fmt > best || (fmt == best && legacy < best_legacy))))) {
-            best_q = q;
-            best = fmt;
-            best_legacy = legacy;
+        for (int c = 0; q_ok && c < 3; c++) {
+            if (!match[c] || match[c] < spec_of[c])
+                continue;
+            if (match[c] > spec_of[c] || q > q_of[c])
+                q_of[c] = q;
+            spec_of[c] = match[c];
         }
         i = end + 1;
     }
-    if (best >= 0)
-        *legacy_html = best == LARDER_PYPI_HTML ? best_legacy : 0;
-    return best;
+    if (!any) /* no Accept header: as the catch-all range */
+        return LARDER_PYPI_HTML;
+    /* tie order: exact matches JSON, v1 HTML, text/html; wildcard matches text/html first */
+    static const int exact_order[3] = {0, 1, 2}, wild_order[3] = {2, 0, 1};
+    int best = -1;
+    for (int k = 0; k < 6; k++) {
+        int c = k < 3 ? exact_order[k] : wild_order[k - 3];
+        int exact = spec_of[c] == 3;
+        if ((k < 3) != exact || q_of[c] <= 0)
+            continue;
+        if (best < 0 || q_of[c] > q_of[best] || (q_of[c] == q_of[best] && spec_of[c] > spec_of[best]))
+            best = c;
+    }
+    if (best < 0)
+        return -1;
+    *legacy_html = best == 2;
+    return best == 0 ? LARDER_PYPI_JSON : LARDER_PYPI_HTML;
 }
 
 /* ---- URLs ---- */
@@ -215,6 +240,11 @@ char *larder_url_resolve(const char *base, const char *ref, size_t reflen, char 
             buf_add(&b, h, (size_t)(p - h));
             remove_dot_segments(&b, p, (size_t)(e - p));
         }
+        return b.p;
+    }
+    if (k > 0 && k < reflen && ref[k] == ':' && isalpha((unsigned char)ref[0])) {
+        /* another absolute URI (mailto:, javascript:, ...): kept as it is, never something we fetch */
+        buf_add(&b, ref, reflen);
         return b.p;
     }
     if (reflen >= 2 && ref[0] == '/' && ref[1] == '/') {
@@ -430,7 +460,9 @@ static const char *hash_value(char *v)
 
 typedef struct file_rec {
     char *filename, *url, *fragment, *sha256, *requires_python, *yanked, *meta_sha256;
+    char *hash_alg, *hash_hex; /* a fragment hash other than sha256 (HTML input), kept for the client */
     int yanked_flag, has_meta;
+    int gpg_sig;   /* data-gpg-sig: -1 not given, 0, 1 */
     json_t *extra; /* JSON input: the original object (fields kept) */
 } file_rec_t;
 
@@ -450,6 +482,8 @@ static void page_free(page_t *pg)
         free(f->requires_python);
         free(f->yanked);
         free(f->meta_sha256);
+        free(f->hash_alg);
+        free(f->hash_hex);
         if (f->extra)
             json_decref(f->extra);
     }
@@ -461,9 +495,12 @@ static file_rec_t *page_add(page_t *pg)
     if (pg->n == pg->cap) {
         pg->cap = pg->cap ? pg->cap * 2 : 32;
         pg->files = realloc(pg->files, pg->cap * sizeof(*pg->files));
+        if (!pg->files)
+            abort();
     }
     file_rec_t *f = &pg->files[pg->n++];
     memset(f, 0, sizeof(*f));
+    f->gpg_sig = -1;
     return f;
 }
 
@@ -474,11 +511,58 @@ static char *fragment_sha256(const char *frag)
     return NULL;
 }
 
-/* HTML in, HTML out: copy the page, rewriting hrefs of anchors; every anchor also lands in pg */
-static int html_rewrite(const char *page_url, const char *project, const char *in, size_t len, page_t *pg,
-                        larder_pypi_buf_t *out)
+/* the hash names PEP 503 lets an index use (hashlib's guaranteed ones) and their hex lengths */
+static const struct {
+    const char *name;
+    size_t hexlen;
+} hash_algs[] = {{"sha256", 64}, {"sha512", 128}, {"sha384", 96}, {"sha224", 56}, {"sha1", 40}, {"md5", 32}};
+
+static int is_lower_hex(const char *s, size_t n)
 {
-    const char *p = in, *end = in + len, *copied = in;
+    if (!s || strlen(s) != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* "<alg>=<hex>" with a known algorithm: its index in hash_algs, *hex pointing into s; or -1 */
+static int parse_hash(const char *s, const char **hex)
+{
+    for (size_t i = 0; s && i < sizeof(hash_algs) / sizeof(hash_algs[0]); i++) {
+        size_t nl = strlen(hash_algs[i].name);
+        if (strncmp(s, hash_algs[i].name, nl) == 0 && s[nl] == '=' && is_lower_hex(s + nl + 1, hash_algs[i].hexlen)) {
+            *hex = s + nl + 1;
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static char *trimmed_text(const char *s, size_t n)
+{
+    char *text = malloc(n + 1);
+    if (!text)
+        abort();
+    size_t tl = html_unescape(s, n, text);
+    text[tl] = 0;
+    char *ts = text;
+    while (*ts && isspace((unsigned char)*ts))
+        ts++;
+    size_t tsl = strlen(ts);
+    while (tsl && isspace((unsigned char)ts[tsl - 1]))
+        ts[--tsl] = 0;
+    char *r = strdup(ts);
+    free(text);
+    return r;
+}
+
+/* Calls fn for every <a ...>text</a> of an HTML document: its attributes and its (unescaped, trimmed) text. */
+typedef void (*anchor_fn)(void *ctx, const attr_t *attrs, size_t na, const char *text);
+static void for_each_anchor(const char *in, size_t len, anchor_fn fn, void *ctx)
+{
+    const char *p = in, *end = in + len;
     while (p < end) {
         const char *lt = memchr(p, '<', (size_t)(end - p));
         if (!lt)
@@ -491,128 +575,72 @@ static int html_rewrite(const char *page_url, const char *project, const char *i
         const char *after = parse_attrs(p + 1, end, attrs, &na);
         if (!after)
             break;
-        const attr_t *href = find_attr(attrs, na, "href");
-        if (!href || !href->val) {
-            p = after;
-            continue;
-        }
-        /* anchor text up to </a> is the filename */
         const char *close = after;
         while (close < end && *close != '<')
             close++;
-        char *hv = attr_value(href);
-        file_rec_t *f = page_add(pg);
-        f->url = larder_url_resolve(page_url, hv, strlen(hv), &f->fragment);
-        free(hv);
-        if (!is_http_url(f->url)) { /* not something we could fetch: left as it is */
-            free(f->url);
-            free(f->fragment);
-            pg->n--;
-            p = after;
-            continue;
-        }
-        char *text = malloc((size_t)(close - after) + 1);
-        size_t tl = html_unescape(after, (size_t)(close - after), text);
-        text[tl] = 0;
-        /* trim */
-        char *ts = text;
-        while (*ts && isspace((unsigned char)*ts))
-            ts++;
-        size_t tsl = strlen(ts);
-        while (tsl && isspace((unsigned char)ts[tsl - 1]))
-            ts[--tsl] = 0;
-        f->filename = strdup(ts);
+        char *text = trimmed_text(after, (size_t)(close - after));
+        fn(ctx, attrs, na, text);
         free(text);
-        f->sha256 = fragment_sha256(f->fragment);
-        f->requires_python = attr_value(find_attr(attrs, na, "data-requires-python"));
-        const attr_t *y = find_attr(attrs, na, "data-yanked");
-        if (y) {
-            f->yanked_flag = 1;
-            f->yanked = attr_value(y);
-        }
-        const attr_t *m = find_attr(attrs, na, "data-core-metadata");
-        if (!m)
-            m = find_attr(attrs, na, "data-dist-info-metadata");
-        if (m) {
-            char *mv = attr_value(m);
-            if (mv && strcasecmp(mv, "false") != 0) {
-                f->has_meta = 1;
-                const char *h = hash_value(mv);
-                f->meta_sha256 = h ? strdup(h) : NULL;
-            }
-            free(mv);
-        }
-        if (out) {
-            /* copy up to the href value, write ours, continue after it */
-            buf_add(out, copied, (size_t)(href->vstart - copied));
-            larder_pypi_buf_t link = {0};
-            if (local_link(&link, project, f->url, f->fragment) == 0) {
-                buf_add(out, "\"", 1);
-                buf_html(out, link.p, link.len);
-                buf_add(out, "\"", 1);
-            } else {
-                buf_add(out, href->vstart, (size_t)(href->vend - href->vstart));
-            }
-            free(link.p);
-            copied = href->vend;
-        }
         p = after;
     }
-    if (out)
-        buf_add(out, copied, (size_t)(end - copied));
-    return 0;
 }
 
-static void emit_html(const char *project, page_t *pg, larder_pypi_buf_t *out)
+typedef struct html_page_ctx {
+    const char *page_url;
+    page_t *pg;
+} html_page_ctx_t;
+
+static void html_file_anchor(void *arg, const attr_t *attrs, size_t na, const char *text)
 {
-    buf_str(out, "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.1\">\n"
-                 "    <title>Links for ");
-    buf_html(out, project, strlen(project));
-    buf_str(out, "</title>\n  </head>\n  <body>\n    <h1>Links for ");
-    buf_html(out, project, strlen(project));
-    buf_str(out, "</h1>\n");
-    for (size_t i = 0; i < pg->n; i++) {
-        file_rec_t *f = &pg->files[i];
-        larder_pypi_buf_t link = {0};
-        char frag[80];
-        if (f->sha256)
-            snprintf(frag, sizeof(frag), "sha256=%s", f->sha256);
-        if (local_link(&link, project, f->url, f->sha256 ? frag : NULL) < 0) {
-            free(link.p);
-            continue;
-        }
-        buf_str(out, "    <a href=\"");
-        buf_html(out, link.p, link.len);
-        buf_str(out, "\"");
-        free(link.p);
-        if (f->requires_python) {
-            buf_str(out, " data-requires-python=\"");
-            buf_html(out, f->requires_python, strlen(f->requires_python));
-            buf_str(out, "\"");
-        }
-        if (f->yanked_flag) {
-            buf_str(out, " data-yanked=\"");
-            if (f->yanked)
-                buf_html(out, f->yanked, strlen(f->yanked));
-            buf_str(out, "\"");
-        }
-        if (f->has_meta) {
-            const char *v = f->meta_sha256 ? f->meta_sha256 : NULL;
-            for (int k = 0; k < 2; k++) {
-                buf_str(out, k ? " data-core-metadata=\"" : " data-dist-info-metadata=\"");
-                if (v) {
-                    buf_str(out, "sha256=");
-                    buf_str(out, v);
-                } else
-                    buf_str(out, "true");
-                buf_str(out, "\"");
-            }
-        }
-        buf_str(out, ">");
-        buf_html(out, f->filename ? f->filename : "", f->filename ? strlen(f->filename) : 0);
-        buf_str(out, "</a><br/>\n");
+    html_page_ctx_t *c = arg;
+    const attr_t *href = find_attr(attrs, na, "href");
+    if (!href || !href->val)
+        return;
+    char *hv = attr_value(href);
+    char *frag = NULL;
+    char *url = larder_url_resolve(c->page_url, hv, strlen(hv), &frag);
+    free(hv);
+    if (!is_http_url(url)) { /* not something we could fetch */
+        free(url);
+        free(frag);
+        return;
     }
-    buf_str(out, "  </body>\n</html>\n");
+    file_rec_t *f = page_add(c->pg);
+    f->url = url;
+    f->fragment = frag;
+    f->filename = strdup(text);
+    f->sha256 = fragment_sha256(frag);
+    const char *hex;
+    int alg = parse_hash(frag, &hex);
+    if (alg > 0) {
+        f->hash_alg = strdup(hash_algs[alg].name);
+        f->hash_hex = strdup(hex);
+    }
+    f->requires_python = attr_value(find_attr(attrs, na, "data-requires-python"));
+    const attr_t *y = find_attr(attrs, na, "data-yanked");
+    if (y) {
+        f->yanked_flag = 1;
+        f->yanked = attr_value(y);
+    }
+    const attr_t *g = find_attr(attrs, na, "data-gpg-sig");
+    if (g) {
+        char *gv = attr_value(g);
+        f->gpg_sig = gv && strcasecmp(gv, "true") == 0;
+        free(gv);
+    }
+    /* PEP 714: data-core-metadata wins; data-dist-info-metadata is the older name */
+    const attr_t *m = find_attr(attrs, na, "data-core-metadata");
+    if (!m)
+        m = find_attr(attrs, na, "data-dist-info-metadata");
+    if (m) {
+        char *mv = attr_value(m);
+        if (!mv || strcasecmp(mv, "false") != 0) {
+            f->has_meta = 1;
+            const char *h = hash_value(mv);
+            f->meta_sha256 = h ? strdup(h) : NULL;
+        }
+        free(mv);
+    }
 }
 
 /* ---- JSON ---- */
@@ -621,6 +649,12 @@ static const char *json_sha256(json_t *o)
 {
     const char *h = json_string_value(json_object_get(json_object_get(o, "hashes"), "sha256"));
     return h && larder_is_sha256_hex(h) ? h : NULL;
+}
+
+/* PEP 691 metadata value: true, or a non-empty object of hashes (what Python would call truthy) */
+static int json_truthy_meta(json_t *m)
+{
+    return json_is_true(m) || (json_is_object(m) && json_object_size(m) > 0);
 }
 
 static int json_parse_page(const char *page_url, json_t *root, page_t *pg)
@@ -635,14 +669,16 @@ static int json_parse_page(const char *page_url, json_t *root, page_t *pg)
         const char *url = json_string_value(json_object_get(fo, "url"));
         if (!json_is_object(fo) || !url)
             continue;
-        file_rec_t *f = page_add(pg);
-        f->url = larder_url_resolve(page_url, url, strlen(url), &f->fragment);
-        if (!is_http_url(f->url)) {
-            free(f->url);
-            free(f->fragment);
-            pg->n--;
+        char *frag = NULL;
+        char *abs = larder_url_resolve(page_url, url, strlen(url), &frag);
+        if (!is_http_url(abs)) {
+            free(abs);
+            free(frag);
             continue;
         }
+        file_rec_t *f = page_add(pg);
+        f->url = abs;
+        f->fragment = frag;
         const char *fn = json_string_value(json_object_get(fo, "filename"));
         f->filename = fn ? strdup(fn) : NULL;
         const char *h = json_sha256(fo);
@@ -661,7 +697,7 @@ static int json_parse_page(const char *page_url, json_t *root, page_t *pg)
             m = json_object_get(fo, "dist-info-metadata");
         if (!m) /* how PyPI spelled it for a while in 2023 */
             m = json_object_get(fo, "data-dist-info-metadata");
-        if (json_is_true(m) || json_is_object(m)) {
+        if (json_truthy_meta(m)) {
             f->has_meta = 1;
             const char *mh = json_is_object(m) ? json_string_value(json_object_get(m, "sha256")) : NULL;
             f->meta_sha256 = mh && larder_is_sha256_hex(mh) ? strdup(mh) : NULL;
@@ -671,33 +707,52 @@ static int json_parse_page(const char *page_url, json_t *root, page_t *pg)
     return 0;
 }
 
+/* The stored form of a project page: PEP 691 JSON whose file URLs are our links (no fragment: the hashes are in
+ * "hashes"). From an HTML upstream it says api-version 1.0 (1.1 would need the sizes HTML does not carry); from a
+ * JSON upstream every field is kept as it came, except the metadata keys (below). */
 static void emit_json(const char *project, json_t *orig_root, page_t *pg, larder_pypi_buf_t *out)
 {
-    json_t *root = orig_root ? json_deep_copy(orig_root) : json_pack("{s:{s:s}, s:s}", "meta", "api-version", "1.1",
-                                                                      "name", project);
+    json_t *root = orig_root ? json_deep_copy(orig_root) : json_object();
+    json_t *meta = json_object_get(root, "meta");
+    if (!json_is_object(meta) || !json_is_string(json_object_get(meta, "api-version")))
+        json_object_set_new(root, "meta", json_pack("{s:s}", "api-version", "1.0"));
+    json_object_set_new(root, "name", json_string(project));
     json_t *files = json_array();
     for (size_t i = 0; i < pg->n; i++) {
         file_rec_t *f = &pg->files[i];
         larder_pypi_buf_t link = {0};
-        if (local_link(&link, project, f->url, f->fragment) < 0) {
+        if (local_link(&link, project, f->url, NULL) < 0) {
             free(link.p);
             continue;
         }
         json_t *o = f->extra ? json_deep_copy(f->extra) : json_object();
         json_object_set_new(o, "url", json_string(link.p));
         free(link.p);
-        if (!f->extra) {
+        if (!json_is_string(json_object_get(o, "filename")) || !*json_string_value(json_object_get(o, "filename"))) {
             const char *fn = f->filename;
             if (!fn || !*fn) {
                 const char *slash = strrchr(f->url, '/');
                 fn = slash ? slash + 1 : f->url;
             }
             json_object_set_new(o, "filename", json_string(fn));
-            json_object_set_new(o, "hashes", f->sha256 ? json_pack("{s:s}", "sha256", f->sha256) : json_object());
+        }
+        /* "hashes" must be there (PEP 691); a hash that came in the URL fragment moves into it */
+        json_t *hashes = json_object_get(o, "hashes");
+        if (!json_is_object(hashes)) {
+            hashes = json_object();
+            json_object_set_new(o, "hashes", hashes);
+        }
+        if (f->sha256 && !json_object_get(hashes, "sha256"))
+            json_object_set_new(hashes, "sha256", json_string(f->sha256));
+        if (f->hash_alg && !json_object_get(hashes, f->hash_alg))
+            json_object_set_new(hashes, f->hash_alg, json_string(f->hash_hex));
+        if (!f->extra) {
             if (f->requires_python)
                 json_object_set_new(o, "requires-python", json_string(f->requires_python));
             if (f->yanked_flag)
                 json_object_set_new(o, "yanked", f->yanked && *f->yanked ? json_string(f->yanked) : json_true());
+            if (f->gpg_sig >= 0)
+                json_object_set_new(o, "gpg-sig", json_boolean(f->gpg_sig));
         }
         /* PEP 714: JSON carries the metadata hash as core-metadata only; the old dist-info-metadata key makes
          * pip 22.3-23.0 (Debian bookworm's pip) crash, so it never reaches a client, whatever the upstream sent */
@@ -719,6 +774,137 @@ static void emit_json(const char *project, json_t *orig_root, page_t *pg, larder
     }
 }
 
+/* ---- rendering the stored JSON as PEP 503 HTML ---- */
+
+static void html_head(larder_pypi_buf_t *out, json_t *root, const char *title)
+{
+    /* the API version of the stored JSON when it is a plain Major.Minor, else 1.0 */
+    const char *v = json_string_value(json_object_get(json_object_get(root, "meta"), "api-version"));
+    int ok = v && *v && strlen(v) < 12;
+    for (const char *c = v; ok && *c; c++)
+        ok = isdigit((unsigned char)*c) || *c == '.';
+    buf_str(out, "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"");
+    buf_str(out, ok ? v : "1.0");
+    buf_str(out, "\">\n    <title>");
+    buf_html(out, title, strlen(title));
+    buf_str(out, "</title>\n  </head>\n  <body>\n");
+}
+
+static void render_index_html(json_t *root, larder_pypi_buf_t *out)
+{
+    html_head(out, root, "Simple index");
+    size_t i;
+    json_t *po;
+    json_array_foreach(json_object_get(root, "projects"), i, po)
+    {
+        const char *name = json_string_value(json_object_get(po, "name"));
+        char norm[256];
+        if (!name || larder_pypi_normalize(name, strlen(name), norm, sizeof(norm)) < 0)
+            continue;
+        buf_str(out, "    <a href=\"");
+        buf_str(out, norm);
+        buf_str(out, "/\">");
+        buf_html(out, name, strlen(name));
+        buf_str(out, "</a><br/>\n");
+    }
+    buf_str(out, "  </body>\n</html>\n");
+}
+
+static void attr_str(larder_pypi_buf_t *out, const char *name, const char *v)
+{
+    buf_str(out, " ");
+    buf_str(out, name);
+    buf_str(out, "=\"");
+    buf_html(out, v, strlen(v));
+    buf_str(out, "\"");
+}
+
+static void render_page_html(json_t *root, larder_pypi_buf_t *out)
+{
+    const char *name = json_string_value(json_object_get(root, "name"));
+    char title[300];
+    snprintf(title, sizeof(title), "Links for %s", name ? name : "");
+    html_head(out, root, title);
+    buf_str(out, "    <h1>");
+    buf_html(out, title, strlen(title));
+    buf_str(out, "</h1>\n");
+    size_t i;
+    json_t *fo;
+    json_array_foreach(json_object_get(root, "files"), i, fo)
+    {
+        const char *url = json_string_value(json_object_get(fo, "url"));
+        if (!url)
+            continue;
+        const char *hash = strchr(url, '#');
+        size_t ul = hash ? (size_t)(hash - url) : strlen(url);
+        const char *fn = json_string_value(json_object_get(fo, "filename"));
+        if (!fn) {
+            const char *slash = memrchr(url, '/', ul);
+            fn = slash ? slash + 1 : url;
+        }
+        buf_str(out, "    <a href=\"");
+        buf_html(out, url, ul);
+        /* one hash in the fragment (PEP 503): sha256 when there is one */
+        json_t *hashes = json_object_get(fo, "hashes");
+        for (size_t k = 0; k < sizeof(hash_algs) / sizeof(hash_algs[0]); k++) {
+            const char *hv = json_string_value(json_object_get(hashes, hash_algs[k].name));
+            if (is_lower_hex(hv, hash_algs[k].hexlen)) {
+                buf_str(out, "#");
+                buf_str(out, hash_algs[k].name);
+                buf_str(out, "=");
+                buf_str(out, hv);
+                break;
+            }
+        }
+        buf_str(out, "\"");
+        const char *rp = json_string_value(json_object_get(fo, "requires-python"));
+        if (rp)
+            attr_str(out, "data-requires-python", rp);
+        json_t *y = json_object_get(fo, "yanked");
+        if (json_is_string(y))
+            attr_str(out, "data-yanked", json_string_value(y));
+        else if (json_is_true(y))
+            attr_str(out, "data-yanked", "");
+        json_t *g = json_object_get(fo, "gpg-sig");
+        if (json_is_boolean(g))
+            attr_str(out, "data-gpg-sig", json_is_true(g) ? "true" : "false");
+        json_t *m = json_object_get(fo, "core-metadata");
+        if (!m)
+            m = json_object_get(fo, "dist-info-metadata");
+        if (json_truthy_meta(m)) {
+            const char *mh = json_string_value(json_object_get(m, "sha256"));
+            char v[80];
+            snprintf(v, sizeof(v), "%s%s", larder_is_sha256_hex(mh) ? "sha256=" : "true",
+                     larder_is_sha256_hex(mh) ? mh : "");
+            /* PEP 714 name, and the PEP 658 one (same value) for pip before 23.1 */
+            attr_str(out, "data-core-metadata", v);
+            attr_str(out, "data-dist-info-metadata", v);
+        }
+        buf_str(out, ">");
+        buf_html(out, fn, strlen(fn));
+        buf_str(out, "</a><br/>\n");
+    }
+    buf_str(out, "  </body>\n</html>\n");
+}
+
+char *larder_pypi_render_html(const char *in, size_t len, size_t *outlen)
+{
+    json_t *root = json_loadb(in, len, 0, NULL);
+    if (!json_is_object(root)) {
+        if (root)
+            json_decref(root);
+        return NULL;
+    }
+    larder_pypi_buf_t out = {0};
+    if (json_is_array(json_object_get(root, "files")))
+        render_page_html(root, &out);
+    else if (json_is_array(json_object_get(root, "projects")))
+        render_index_html(root, &out);
+    json_decref(root);
+    *outlen = out.len;
+    return out.p;
+}
+
 int larder_pypi_rewrite_page(const char *page_url, const char *project, int in_json, const char *in, size_t len,
                              int out_fmt, larder_pypi_buf_t *out, larder_pypi_file_cb cb, void *ctx, char *err,
                              size_t errlen)
@@ -729,20 +915,27 @@ int larder_pypi_rewrite_page(const char *page_url, const char *project, int in_j
     if (in_json) {
         json_error_t je;
         root = json_loadb(in, len, 0, &je);
-        if (!root || json_parse_page(page_url, root, &pg) < 0) {
+        if (!json_is_object(root) || json_parse_page(page_url, root, &pg) < 0) {
             snprintf(err, errlen, "upstream JSON page is not a PEP 691 project page%s%s", root ? "" : ": ",
                      root ? "" : je.text);
             r = -1;
             goto out;
         }
-        if (out_fmt == LARDER_PYPI_JSON)
-            emit_json(project, root, &pg, out);
-        else
-            emit_html(project, &pg, out);
     } else {
-        html_rewrite(page_url, project, in, len, &pg, out_fmt == LARDER_PYPI_HTML ? out : NULL);
-        if (out_fmt == LARDER_PYPI_JSON)
-            emit_json(project, NULL, &pg, out);
+        html_page_ctx_t hc = {page_url, &pg};
+        for_each_anchor(in, len, html_file_anchor, &hc);
+    }
+    if (out_fmt == LARDER_PYPI_JSON) {
+        emit_json(project, root, &pg, out);
+    } else {
+        larder_pypi_buf_t j = {0};
+        emit_json(project, root, &pg, &j);
+        size_t hl = 0;
+        char *h = j.p ? larder_pypi_render_html(j.p, j.len, &hl) : NULL;
+        if (h)
+            buf_add(out, h, hl);
+        free(h);
+        free(j.p);
     }
     if (!out->p)
         buf_add(out, "", 0);
@@ -755,6 +948,56 @@ out:
     if (root)
         json_decref(root);
     return r;
+}
+
+/* ---- the project list ---- */
+
+static void index_anchor(void *arg, const attr_t *attrs, size_t na, const char *text)
+{
+    char norm[256];
+    if (find_attr(attrs, na, "href") && larder_pypi_normalize(text, strlen(text), norm, sizeof(norm)) == 0)
+        json_array_append_new(arg, json_pack("{s:s}", "name", text));
+}
+
+int larder_pypi_rewrite_index(int in_json, const char *in, size_t len, larder_pypi_buf_t *out, char *err,
+                              size_t errlen)
+{
+    json_t *projects = json_array();
+    if (in_json) {
+        json_error_t je;
+        json_t *root = json_loadb(in, len, 0, &je);
+        json_t *list = json_object_get(root, "projects");
+        if (!json_is_array(list)) {
+            snprintf(err, errlen, "upstream JSON project list is not PEP 691 (no \"projects\" array)%s%s",
+                     root ? "" : ": ", root ? "" : je.text);
+            if (root)
+                json_decref(root);
+            json_decref(projects);
+            return -1;
+        }
+        size_t i;
+        json_t *po;
+        json_array_foreach(list, i, po)
+        {
+            const char *name = json_string_value(json_object_get(po, "name"));
+            char norm[256];
+            if (name && larder_pypi_normalize(name, strlen(name), norm, sizeof(norm)) == 0)
+                json_array_append_new(projects, json_pack("{s:s}", "name", name));
+        }
+        json_decref(root);
+    } else {
+        for_each_anchor(in, len, index_anchor, projects);
+    }
+    json_t *root = json_pack("{s:{s:s}, s:o}", "meta", "api-version", "1.0", "projects", projects);
+    char *s = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    buf_str(out, s);
+    free(s);
+    return 0;
 }
 
 /* ---- filenames and tags ---- */
@@ -928,12 +1171,18 @@ static char *canon_full_url(const char *url)
 
 /* ---- the protocol: pages ---- */
 
-static const char *const fmt_names[2] = {"html", "json"};
+/* One stored form per document: the project list and each project page are kept as PEP 691 JSON (under
+ * "index/list" and "page/<project>/json"), whatever the upstream sent; HTML clients get it rendered per request
+ * (larder_pypi_render_html). One upstream fetch per project, and offline both formats come from what is cached. */
+#define UPSTREAM_ACCEPT "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
+#define JSON_TYPE "application/vnd.pypi.simple.v1+json"
 
 typedef struct rec_ctx {
     larder_meta_batch_t *b;
+    const char *project;
 } rec_ctx_t;
 
+/* "f/<project>/<canonical url>": a file is served under the project whose page lists it, and no other */
 static void record_file(void *arg, const larder_pypi_file_t *f)
 {
     rec_ctx_t *c = arg;
@@ -945,23 +1194,32 @@ static void record_file(void *arg, const larder_pypi_file_t *f)
     char val[4300];
     int n = snprintf(val, sizeof(val), "%s %s %d %s", f->sha256 ? f->sha256 : "-",
                      f->meta_sha256 ? f->meta_sha256 : "-", f->has_meta, f->url);
-    char key[4200];
-    snprintf(key, sizeof(key), "f/%s", canon);
+    char key[4500];
+    snprintf(key, sizeof(key), "f/%s/%s", c->project, canon);
     free(canon);
     larder_meta_batch_put(c->b, LARDER_PROTO_PYPI, key, val, (size_t)n);
 }
 
+/* is the upstream document JSON? its content type says so; without one, its first character */
+static int upstream_is_json(const larder_fetch_t *fe, const char *in, size_t len)
+{
+    if (fe->content_type && *fe->content_type)
+        return strstr(fe->content_type, "json") != NULL;
+    size_t i = 0;
+    while (i < len && isspace((unsigned char)in[i]))
+        i++;
+    return i < len && in[i] == '{';
+}
 
-
-/* key "page/<project>/<fmt>" or "index/<fmt>" */
+/* key "page/<project>/json" or "index/list": the upstream document (HTML or JSON) becomes our JSON. (Project
+ * pages were always stored as JSON under that key, so pages seeded by older versions are still used; the project
+ * list moved from "index/json", which held an HTML upstream's HTML as it came.) */
 static int transform_page(larder_store_t *st, const larder_fetch_t *fe, int in_fd, uint64_t in_len, int out_fd,
                           char **content_type, char *err, size_t errlen)
 {
     char project[256] = "";
-    int fmt;
     int is_index = strncmp(fe->key, "index/", 6) == 0;
     const char *slash = strrchr(fe->key, '/');
-    fmt = slash && strcmp(slash + 1, "json") == 0 ? LARDER_PYPI_JSON : LARDER_PYPI_HTML;
     if (!is_index) {
         size_t pl = (size_t)(slash - fe->key) - 5;
         if (pl >= sizeof(project))
@@ -978,57 +1236,22 @@ static int transform_page(larder_store_t *st, const larder_fetch_t *fe, int in_f
         snprintf(err, errlen, "cannot read the downloaded page");
         return -1;
     }
-    int in_json = fe->content_type && strstr(fe->content_type, "json") != NULL;
+    int in_json = upstream_is_json(fe, in, in_len);
     larder_pypi_buf_t out = {0};
     int r = 0;
     if (is_index) {
-        /* the root index only lists projects: keep it as it is, links in HTML made relative to us */
-        if (!in_json) {
-            page_t pg = {0};
-            const char *p = in, *end = in + in_len, *copied = in;
-            while (p < end) {
-                const char *lt = memchr(p, '<', (size_t)(end - p));
-                if (!lt)
-                    break;
-                p = lt + 1;
-                if (end - p < 2 || (p[0] != 'a' && p[0] != 'A') || !isspace((unsigned char)p[1]))
-                    continue;
-                attr_t attrs[MAX_ATTRS];
-                size_t na;
-                const char *after = parse_attrs(p + 1, end, attrs, &na);
-                if (!after)
-                    break;
-                const attr_t *href = find_attr(attrs, na, "href");
-                const char *close = after;
-                while (close < end && *close != '<')
-                    close++;
-                char norm[256];
-                if (href && href->vstart &&
-                    larder_pypi_normalize(after, (size_t)(close - after), norm, sizeof(norm)) == 0) {
-                    buf_add(&out, copied, (size_t)(href->vstart - copied));
-                    buf_str(&out, "\"");
-                    buf_str(&out, norm);
-                    buf_str(&out, "/\"");
-                    copied = href->vend;
-                }
-                p = after;
-            }
-            buf_add(&out, copied, (size_t)(end - copied));
-            page_free(&pg);
-        } else {
-            buf_add(&out, in, in_len);
-        }
-        *content_type = strdup(in_json ? "application/vnd.pypi.simple.v1+json" : "text/html");
+        r = larder_pypi_rewrite_index(in_json, in, in_len, &out, err, errlen);
     } else {
         larder_meta_batch_t *b = larder_store_meta_begin(st);
-        rec_ctx_t rc = {b};
-        r = larder_pypi_rewrite_page(fe->url, project, in_json, in, in_len, fmt, &out, record_file, &rc, err, errlen);
+        rec_ctx_t rc = {b, project};
+        r = larder_pypi_rewrite_page(fe->url, project, in_json, in, in_len, LARDER_PYPI_JSON, &out, record_file, &rc,
+                                     err, errlen);
         if (r == 0)
             r = larder_store_meta_commit(st, b);
         else
             larder_store_meta_discard(b);
-        *content_type = strdup(fmt == LARDER_PYPI_JSON ? "application/vnd.pypi.simple.v1+json" : "text/html");
     }
+    *content_type = strdup(JSON_TYPE);
     free(in);
     if (r == 0 && larder_write_all(out_fd, out.p ? out.p : "", out.len) < 0) {
         snprintf(err, errlen, "writing the rewritten page failed");
@@ -1036,6 +1259,12 @@ static int transform_page(larder_store_t *st, const larder_fetch_t *fe, int in_f
     }
     free(out.p);
     return r;
+}
+
+static char *render_html(void *ctx, const char *in, size_t len, size_t *outlen)
+{
+    (void)ctx;
+    return larder_pypi_render_html(in, len, outlen);
 }
 
 static char *upstream_base(const larder_config_t *cfg)
@@ -1064,10 +1293,10 @@ static void serve_page(larder_app_t *app, h2o_req_t *req, const char *project)
     }
     char key[400], url[4400];
     if (project) {
-        snprintf(key, sizeof(key), "page/%s/%s", project, fmt_names[fmt]);
+        snprintf(key, sizeof(key), "page/%s/json", project);
         snprintf(url, sizeof(url), "%s%s/", up, project);
     } else {
-        snprintf(key, sizeof(key), "index/%s", fmt_names[fmt]);
+        snprintf(key, sizeof(key), "index/list");
         snprintf(url, sizeof(url), "%s", up);
     }
     larder_mapping_t m = {
@@ -1075,12 +1304,13 @@ static void serve_page(larder_app_t *app, h2o_req_t *req, const char *project)
         .key = h2o_strdup(&req->pool, key, SIZE_MAX).base,
         .url = h2o_strdup(&req->pool, url, SIZE_MAX).base,
         .ttl = cfg->proto[LARDER_PROTO_PYPI].ttl,
-        .accept = fmt == LARDER_PYPI_JSON ? "application/vnd.pypi.simple.v1+json"
-                                          : "application/vnd.pypi.simple.v1+html, text/html;q=0.5",
+        .accept = UPSTREAM_ACCEPT,
         .transform = transform_page,
-        .content_type = fmt == LARDER_PYPI_JSON ? "application/vnd.pypi.simple.v1+json"
+        .content_type = fmt == LARDER_PYPI_JSON ? JSON_TYPE
                         : legacy                ? "text/html; charset=utf-8"
                                                 : "application/vnd.pypi.simple.v1+html",
+        .render = fmt == LARDER_PYPI_HTML ? render_html : NULL,
+        .render_tag = "html",
     };
     larder_cache_serve(app, req, &m);
 }
@@ -1099,21 +1329,21 @@ static void serve_file_after_refresh(larder_app_t *app, h2o_req_t *req, int stat
 
 static void serve_file_step(larder_app_t *app, h2o_req_t *req, file_req_t *fr)
 {
-    char rkey[4200];
-    snprintf(rkey, sizeof(rkey), "f/%s", fr->key_url);
+    char rkey[4500];
+    snprintf(rkey, sizeof(rkey), "f/%s/%s", fr->project, fr->key_url);
     char *rec = larder_store_meta_get(app->store, LARDER_PROTO_PYPI, rkey, NULL);
     if (!rec) {
         if (!fr->refreshed && !app->cfg->offline && upstream_base(app->cfg)) {
             /* not listed in the page we know: refresh the project page once, then look again */
             fr->refreshed = 1;
             char key[400], url[4400];
-            snprintf(key, sizeof(key), "page/%s/html", fr->project);
+            snprintf(key, sizeof(key), "page/%s/json", fr->project);
             snprintf(url, sizeof(url), "%s%s/", upstream_base(app->cfg), fr->project);
             larder_fetch_req_t f = {.proto = LARDER_PROTO_PYPI,
                                     .key = key,
                                     .url = url,
                                     .ttl = app->cfg->proto[LARDER_PROTO_PYPI].ttl,
-                                    .accept = "application/vnd.pypi.simple.v1+html, text/html;q=0.5",
+                                    .accept = UPSTREAM_ACCEPT,
                                     .transform = transform_page,
                                     .force = 1};
             int how;
@@ -1205,6 +1435,11 @@ static void pypi_handle(larder_app_t *app, h2o_req_t *req, const char *rest, siz
 {
     const char *q = memchr(rest, '?', len);
     size_t plen = q ? (size_t)(q - rest) : len;
+    if (plen == 6 && memcmp(rest, "simple", 6) == 0) { /* PEP 503: pages end with '/' */
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, H2O_STRLIT("/pypi/simple/"));
+        larder_send_text(app, req, LARDER_PROTO_PYPI, 301, "Moved Permanently", "text/plain", "", 0);
+        return;
+    }
     if (plen >= 7 && memcmp(rest, "simple/", 7) == 0) {
         const char *name = rest + 7;
         size_t nl = plen - 7;
@@ -1376,8 +1611,8 @@ static void seed_page_done(larder_seed_ctx_t *c, int proto, const char *key, voi
         if (!s3)
             continue;
         char *canon = canon_url(s1 + 1, (size_t)(s2 - s1 - 1), s2 + 1, (size_t)(s3 - s2 - 1), s3, (size_t)(r + rl - s3));
-        char rkey[4200];
-        snprintf(rkey, sizeof(rkey), "f/%s", canon);
+        char rkey[4500];
+        snprintf(rkey, sizeof(rkey), "f/%s/%s", sr->name, canon);
         char *rec = larder_store_meta_get(app->store, LARDER_PROTO_PYPI, rkey, NULL);
         char fsha[80] = "", msha[80] = "";
         int has_meta = 0, off = 0;
@@ -1442,23 +1677,17 @@ static void pypi_seed(larder_app_t *app, const larder_seed_item_t *item, larder_
     snprintf(sr->label, sizeof(sr->label), "%s==%s", req.name, req.version);
     char url[4400];
     snprintf(url, sizeof(url), "%s%s/", up, req.name);
-    /* the JSON page (whose callback owns sr, possibly at once when cached) last */
-    for (int fmt = LARDER_PYPI_HTML; fmt <= LARDER_PYPI_JSON; fmt++) {
-        char key[400], label[500];
-        snprintf(key, sizeof(key), "page/%s/%s", req.name, fmt_names[fmt]);
-        snprintf(label, sizeof(label), "%s (index, %s)", sr->label, fmt_names[fmt]);
-        larder_fetch_req_t fr = {.proto = LARDER_PROTO_PYPI,
-                                 .key = key,
-                                 .url = url,
-                                 .ttl = app->cfg->proto[LARDER_PROTO_PYPI].ttl,
-                                 .accept = fmt == LARDER_PYPI_JSON ? "application/vnd.pypi.simple.v1+json"
-                                                                   : "application/vnd.pypi.simple.v1+html, text/html;q=0.5",
-                                 .transform = transform_page};
-        if (fmt == LARDER_PYPI_JSON)
-            larder_seed_add(ctx, label, &fr, seed_page_done, sr);
-        else
-            larder_seed_add(ctx, label, &fr, NULL, NULL);
-    }
+    /* the page's callback owns sr (and may run at once when the page is cached) */
+    char key[400], label[500];
+    snprintf(key, sizeof(key), "page/%s/json", req.name);
+    snprintf(label, sizeof(label), "%s (index)", sr->label);
+    larder_fetch_req_t fr = {.proto = LARDER_PROTO_PYPI,
+                             .key = key,
+                             .url = url,
+                             .ttl = app->cfg->proto[LARDER_PROTO_PYPI].ttl,
+                             .accept = UPSTREAM_ACCEPT,
+                             .transform = transform_page};
+    larder_seed_add(ctx, label, &fr, seed_page_done, sr);
 }
 
 const larder_protocol_t larder_protocol_pypi = {

@@ -11,8 +11,11 @@ enum { LARDER_PYPI_HTML = 0, LARDER_PYPI_JSON = 1 };
  * name is empty, too long or has characters outside [A-Za-z0-9._-]. */
 int larder_pypi_normalize(const char *name, size_t len, char *out, size_t outlen);
 
-/* Choose a format from an Accept header (NULL = none): LARDER_PYPI_JSON or LARDER_PYPI_HTML, with *legacy_html
- * set when text/html won; -1 when nothing acceptable (406). */
+/* Choose a format from an Accept header (NULL or empty = none, taken as "any type"), PEP 691 style: each of the three
+ * representations (v1+json, v1+html, text/html; "latest" is an alias of v1) gets the q of the most specific media
+ * range matching it (exact, "type/any", "any/any"); the highest q wins, then the more specific match, then JSON over HTML
+ * for exact matches and text/html for wildcards (a bare "any/any" gets text/html). Returns LARDER_PYPI_JSON or
+ * LARDER_PYPI_HTML, with *legacy_html set when text/html won; -1 when nothing acceptable (406). */
 int larder_pypi_negotiate(const char *accept, size_t len, int *legacy_html);
 
 /* Resolve `ref` against the absolute URL `base` (RFC 3986 subset: absolute, scheme-relative, path-absolute,
@@ -35,10 +38,22 @@ typedef void (*larder_pypi_file_cb)(void *ctx, const larder_pypi_file_t *f);
 
 /* Rewrite an upstream project page (HTML or JSON, `in_json`) fetched from page_url into format out_fmt, every
  * file link pointing back at /pypi/files/<project>/<scheme>/<host>/<path> relative to /pypi/simple/<project>/.
- * Reports each file through cb. 0, or -1 with a message. Pure: safe to fuzz. */
+ * JSON out is what is stored: PEP 691 with "hashes" always present and URLs without a fragment; HTML out is that
+ * JSON rendered by larder_pypi_render_html. Reports each file through cb. 0, or -1 with a message. Pure: safe to
+ * fuzz. */
 int larder_pypi_rewrite_page(const char *page_url, const char *project, int in_json, const char *in, size_t len,
                              int out_fmt, larder_pypi_buf_t *out, larder_pypi_file_cb cb, void *ctx, char *err,
                              size_t errlen);
+
+/* The upstream project list (HTML anchors or PEP 691 JSON) as PEP 691 JSON: {"meta":{"api-version":"1.0"},
+ * "projects":[{"name":...}]}, names that are not valid project names dropped. 0, or -1 with a message. */
+int larder_pypi_rewrite_index(int in_json, const char *in, size_t len, larder_pypi_buf_t *out, char *err,
+                              size_t errlen);
+
+/* Our stored JSON (a project page or the project list) as PEP 503 HTML: data-requires-python, data-yanked,
+ * data-gpg-sig, data-core-metadata and data-dist-info-metadata, one hash as the URL fragment; project links
+ * relative ("<normalized>/"). malloc'd with its length in *outlen, or NULL when the input is not such JSON. */
+char *larder_pypi_render_html(const char *in, size_t len, size_t *outlen);
 
 /* Parse a wheel or sdist filename: name (normalised) and version; for wheels the tag triple. 0 or -1. */
 typedef struct larder_pypi_dist {

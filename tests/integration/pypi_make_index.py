@@ -174,7 +174,8 @@ def main():
              "path": rel}
         entries[norm].append(f)
         manifest["files"][fn] = {"project": norm, "sha256": digest, "listed_sha256": listed, "path": rel,
-                                 "absolute": norm in ABSOLUTE, "metadata_sha256": f["meta_sha256"]}
+                                 "absolute": norm in ABSOLUTE, "metadata_sha256": f["meta_sha256"],
+                                 "requires_python": requires_python, "yanked": yanked}
 
     for proj, releases in projects.items():
         norm = normalize(proj)

@@ -79,7 +79,7 @@ assert_header "$S/alpha/" Content-Type "application/vnd.pypi.simple.v1+html" -H 
 assert_header "$S/alpha/" Content-Type "text/html; charset=utf-8" -H "Accept: $J;q=0.1, text/html"
 assert_header "$S/alpha/" Content-Type "$J" -H "Accept: text/html;q=0.2, $J"
 assert_status "$S/alpha/" 406 -H 'Accept: image/png'
-# both formats cached separately
+# both formats come from the one cached page
 assert_cache "$S/alpha/" HIT -H "Accept: $J"
 assert_cache "$S/alpha/" HIT -H 'Accept: text/html'
 

@@ -54,6 +54,85 @@ static void on_file(void *ctx, const larder_pypi_file_t *f)
 #define H1 "1111111111111111111111111111111111111111111111111111111111111111"
 #define H2 "2222222222222222222222222222222222222222222222222222222222222222"
 
+/* both directions with the rarer attributes: other hash names, gpg-sig, yanked without a reason, metadata
+ * without a hash; and the stored JSON rendered as HTML */
+static void test_conversions(void)
+{
+    static const char html[] =
+        "<html><body>\n"
+        "<a href=\"https://f.example/x-1.0.tar.gz#md5=0123456789abcdef0123456789abcdef\" data-gpg-sig=\"true\" "
+        "data-yanked data-dist-info-metadata=\"true\">x-1.0.tar.gz</a>\n"
+        "<a href=\"https://f.example/x-1.1.tar.gz#sha256=" H1 "\" data-gpg-sig=\"false\" "
+        "data-core-metadata=\"false\" data-dist-info-metadata=\"sha256=" H2 "\">\n  x-1.1.tar.gz\n</a>\n"
+        "<a href=\"mailto:someone@example\">not a file</a>\n"
+        "</body></html>\n";
+    larder_pypi_buf_t out = {0};
+    char err[256];
+    seen_t s = {0};
+    CHECK(larder_pypi_rewrite_page("http://up/simple/x/", "x", 0, html, sizeof(html) - 1, LARDER_PYPI_JSON, &out,
+                                   on_file, &s, err, sizeof(err)) == 0);
+    CHECK(s.n == 2);
+    CHECK(out.p && strstr(out.p, "\"hashes\":{\"md5\":\"0123456789abcdef0123456789abcdef\"}"));
+    CHECK(out.p && strstr(out.p, "\"gpg-sig\":true") && strstr(out.p, "\"gpg-sig\":false"));
+    CHECK(out.p && strstr(out.p, "\"yanked\":true"));
+    CHECK(out.p && strstr(out.p, "\"core-metadata\":true"));
+    /* data-core-metadata wins over the older attribute (PEP 714) */
+    CHECK(strcmp(s.meta[1], "-") == 0);
+    CHECK(out.p && strstr(out.p, "\"filename\":\"x-1.1.tar.gz\""));
+    CHECK(out.p && !strstr(out.p, "dist-info-metadata") && !strstr(out.p, "mailto"));
+    size_t hl = 0;
+    char *h = out.p ? larder_pypi_render_html(out.p, out.len, &hl) : NULL;
+    CHECK(h && hl == strlen(h));
+    CHECK(h && strstr(h, "<a href=\"../../files/x/https/f.example/x-1.0.tar.gz#md5=0123456789abcdef0123456789abcdef\" "
+                         "data-yanked=\"\" data-gpg-sig=\"true\" data-core-metadata=\"true\" "
+                         "data-dist-info-metadata=\"true\">x-1.0.tar.gz</a>"));
+    CHECK(h && strstr(h, "<a href=\"../../files/x/https/f.example/x-1.1.tar.gz#sha256=" H1 "\" data-gpg-sig=\"false\">"));
+    CHECK(h && strstr(h, "<meta name=\"pypi:repository-version\" content=\"1.0\">"));
+    free(h);
+    free(out.p);
+
+    /* JSON 1.1 upstream: version kept; yanked reason and requires-python escaped in HTML; an old stored page whose
+     * url still has a fragment gets exactly one */
+    static const char json[] =
+        "{\"meta\":{\"api-version\":\"1.1\"},\"name\":\"x\",\"files\":[{\"filename\":\"x-2.0-py3-none-any.whl\","
+        "\"url\":\"../../files/x/https/f.example/x-2.0-py3-none-any.whl#sha256=" H2 "\",\"hashes\":{\"sha256\":\"" H1
+        "\"},\"requires-python\":\">=3.8,<4\",\"yanked\":\"bad \\\"quote\\\" & <tag>\",\"core-metadata\":{\"sha256\":\"" H2
+        "\"},\"size\":10}]}";
+    h = larder_pypi_render_html(json, sizeof(json) - 1, &hl);
+    CHECK(h && strstr(h, "content=\"1.1\""));
+    CHECK(h && strstr(h, "href=\"../../files/x/https/f.example/x-2.0-py3-none-any.whl#sha256=" H1 "\""));
+    CHECK(h && strstr(h, "data-requires-python=\"&gt;=3.8,&lt;4\""));
+    CHECK(h && strstr(h, "data-yanked=\"bad &quot;quote&quot; &amp; &lt;tag&gt;\""));
+    CHECK(h && strstr(h, "data-core-metadata=\"sha256=" H2 "\" data-dist-info-metadata=\"sha256=" H2 "\""));
+    free(h);
+    CHECK(larder_pypi_render_html("{\"x\":1}", 7, &hl) == NULL || hl == 0);
+    CHECK(larder_pypi_render_html("<html>", 6, &hl) == NULL);
+
+    /* the project list, both ways */
+    static const char idx[] = "<html><body><a href=\"/simple/foo-bar/\">\n Foo.Bar\n</a>"
+                              "<a href=\"/simple/x/\">x &amp; y</a><a href=\"/simple/zope-interface/\">zope.interface</a>"
+                              "<a>no-href</a></body></html>";
+    out = (larder_pypi_buf_t){0};
+    CHECK(larder_pypi_rewrite_index(0, idx, sizeof(idx) - 1, &out, err, sizeof(err)) == 0);
+    CHECK(out.p && strcmp(out.p, "{\"meta\":{\"api-version\":\"1.0\"},\"projects\":[{\"name\":\"Foo.Bar\"},"
+                                 "{\"name\":\"zope.interface\"}]}") == 0);
+    h = out.p ? larder_pypi_render_html(out.p, out.len, &hl) : NULL;
+    CHECK(h && strstr(h, "<a href=\"foo-bar/\">Foo.Bar</a>") && strstr(h, "<a href=\"zope-interface/\">zope.interface</a>"));
+    free(h);
+    free(out.p);
+    static const char idxj[] = "{\"meta\":{\"api-version\":\"1.1\"},\"projects\":[{\"name\":\"Alpha\"},{\"name\":1},"
+                               "{\"name\":\"../etc\"},{\"nom\":\"x\"},{\"name\":\"b_c\",\"_private\":1}]}";
+    out = (larder_pypi_buf_t){0};
+    CHECK(larder_pypi_rewrite_index(1, idxj, sizeof(idxj) - 1, &out, err, sizeof(err)) == 0);
+    CHECK(out.p && strcmp(out.p, "{\"meta\":{\"api-version\":\"1.0\"},\"projects\":[{\"name\":\"Alpha\"},"
+                                 "{\"name\":\"b_c\"}]}") == 0);
+    free(out.p);
+    out = (larder_pypi_buf_t){0};
+    CHECK(larder_pypi_rewrite_index(1, "<html>", 6, &out, err, sizeof(err)) < 0 && strstr(err, "projects"));
+    CHECK(larder_pypi_rewrite_index(1, "{\"projects\":{}}", 15, &out, err, sizeof(err)) < 0);
+    free(out.p);
+}
+
 static void test_rewrite(void)
 {
     static const char html[] =
@@ -87,7 +166,13 @@ static void test_rewrite(void)
     out = (larder_pypi_buf_t){0};
     CHECK(larder_pypi_rewrite_page("http://up.example:8080/simple/demo/", "demo", 0, html, sizeof(html) - 1,
                                    LARDER_PYPI_JSON, &out, NULL, NULL, err, sizeof(err)) == 0);
-    CHECK(out.p && strstr(out.p, "\"url\":\"../../files/demo/http/up.example:8080/packages/demo-1.0-py3-none-any.whl#sha256=" H1 "\""));
+    /* PEP 691: the hash goes into "hashes", the url carries no fragment */
+    CHECK(out.p && strstr(out.p, "\"url\":\"../../files/demo/http/up.example:8080/packages/demo-1.0-py3-none-any.whl\""));
+    CHECK(out.p && !strstr(out.p, "#sha256="));
+    CHECK(out.p && strstr(out.p, "\"hashes\":{\"sha256\":\"" H1 "\"}"));
+    CHECK(out.p && strstr(out.p, "\"meta\":{\"api-version\":\"1.0\"}") && strstr(out.p, "\"name\":\"demo\""));
+    CHECK(out.p && strstr(out.p, "\"url\":\"../../files/demo/http/up.example:8080/abs/demo-0.9.zip\",\"filename\":"
+                                 "\"demo-0.9.zip\",\"hashes\":{}"));
     CHECK(out.p && strstr(out.p, "\"requires-python\":\">=3.8\""));
     CHECK(out.p && strstr(out.p, "\"yanked\":\"bad & broken\""));
     CHECK(out.p && strstr(out.p, "\"core-metadata\":{\"sha256\":\"" H2 "\"}"));
@@ -116,6 +201,8 @@ static void test_rewrite(void)
     CHECK(out.p && strstr(out.p, "data-requires-python=\"&gt;=3.8\""));
     free(out.p);
 
+    test_conversions();
+
     /* not a project page */
     out = (larder_pypi_buf_t){0};
     CHECK(larder_pypi_rewrite_page("http://u/simple/d/", "d", 1, "[1,2]", 5, LARDER_PYPI_JSON, &out, NULL, NULL, err,
@@ -141,7 +228,28 @@ int main(void)
     CHECK(NEG("application/vnd.pypi.simple.v1+json;q=0.2, text/html;q=0.5") == LARDER_PYPI_HTML && legacy);
     CHECK(NEG("application/vnd.pypi.simple.v1+json;q=0") == -1);
     CHECK(NEG("application/json") == -1);
-    CHECK(NEG("*/*") == LARDER_PYPI_HTML);
+    CHECK(NEG("*/*") == LARDER_PYPI_HTML && legacy);
+    CHECK(NEG("") == LARDER_PYPI_HTML && legacy);
+    CHECK(NEG("application/vnd.pypi.simple.latest+json") == LARDER_PYPI_JSON);
+    CHECK(NEG("application/vnd.pypi.simple.latest+html") == LARDER_PYPI_HTML && !legacy);
+    CHECK(NEG("Application/Vnd.Pypi.Simple.V1+JSON") == LARDER_PYPI_JSON);
+    CHECK(NEG("application/*") == LARDER_PYPI_JSON);
+    CHECK(NEG("text/*") == LARDER_PYPI_HTML && legacy);
+    /* uv and pip 23 */
+    CHECK(NEG("application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01") ==
+          LARDER_PYPI_JSON);
+    /* a more specific range overrides a wildcard, also with q=0 */
+    CHECK(NEG("*/*;q=0.5, text/html;q=0") == LARDER_PYPI_JSON);
+    CHECK(NEG("text/html;q=0.5, */*;q=0.9") == LARDER_PYPI_JSON);
+    CHECK(NEG("text/html, */*;q=0.9") == LARDER_PYPI_HTML && legacy);
+    CHECK(NEG("application/vnd.pypi.simple.v1+json;q=0.5, application/vnd.pypi.simple.v1+html;q=0.5") == LARDER_PYPI_JSON);
+    CHECK(NEG("application/vnd.pypi.simple.v1+json;q=0.4, application/vnd.pypi.simple.v1+html;q=0.5") == LARDER_PYPI_HTML &&
+          !legacy);
+    CHECK(NEG("application/vnd.pypi.simple.v1+json ; q=1.0 ; charset=utf-8") == LARDER_PYPI_JSON);
+    CHECK(NEG("application/vnd.pypi.simple.v1+json;q=abc") == -1);
+    CHECK(NEG("application/vnd.pypi.simple.v1+json;q=2") == -1);
+    CHECK(NEG("image/png, application/vnd.pypi.simple.v2+json") == -1);
+    CHECK(NEG(",,, ;q=1") == LARDER_PYPI_HTML); /* no media range at all: as no header */
 
     CHECK(strcmp(resolve("http://h/simple/p/", "../../packages/x.whl#sha256=ab"), "http://h/packages/x.whl#sha256=ab") == 0);
     CHECK(strcmp(resolve("http://h/simple/p/", "/a/./b/../x.whl"), "http://h/a/x.whl") == 0);
@@ -149,6 +257,8 @@ int main(void)
     CHECK(strcmp(resolve("http://h/simple/p/", "x.whl"), "http://h/simple/p/x.whl") == 0);
     CHECK(strcmp(resolve("http://h/simple/p/", "https://f/a/../../b"), "https://f/b") == 0);
     CHECK(strcmp(resolve("http://h/simple/p/", "../../../../../etc"), "http://h/etc") == 0);
+    CHECK(strcmp(resolve("http://h/simple/p/", "mailto:a@b"), "mailto:a@b") == 0);
+    CHECK(strcmp(resolve("http://h/simple/p/", "HTTPS://h2/x.whl"), "https://h2/x.whl") == 0);
 
     larder_pypi_dist_t d;
     CHECK(larder_pypi_parse_filename("Django-4.2.7-py3-none-any.whl", &d) == 0 && d.is_wheel &&
