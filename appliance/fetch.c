@@ -428,8 +428,7 @@ static void publish_headers(larder_fetch_t *fe)
     fe->upstream_ms = larder_now_ms() - p->started_ms;
 }
 
-/* a Content-Length value: digits, or a comma-separated list of the same digits; -1 when malformed */
-static int64_t parse_content_length(const char *v)
+int64_t larder_parse_content_length(const char *v)
 {
     int64_t val = -1;
     for (const char *s = v;;) {
@@ -473,7 +472,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
     } else if ((v = header_value(buf, len, "content-length"))) {
         /* digits only; a list ("10, 10") or a repeated header must agree (RFC 9110 8.6). curl itself reads a
          * prefix ("10x00" as 10), so anything else fails the download rather than storing a short body */
-        int64_t cl = parse_content_length(v);
+        int64_t cl = larder_parse_content_length(v);
         if (cl < 0 || (p->in_content_length >= 0 && p->in_content_length != cl))
             p->in_bad_length = 1;
         else

@@ -57,6 +57,10 @@ typedef struct larder_fetch_req {
 /* Parse an SRI string: the strongest supported algorithm's digest. 0 and *md/raw/rawlen set, or -1. */
 int larder_parse_integrity(const char *sri, const char **alg_name, unsigned char *raw, unsigned int *rawlen);
 
+/* An upstream Content-Length value (NUL-terminated, surrounding blanks allowed): digits, or a comma-separated list of
+ * the same number (RFC 9110 8.6); -1 when malformed ("10x00", "", "-1", "10, 11", overflow). */
+int64_t larder_parse_content_length(const char *v);
+
 /* 1 when a stored entry may answer a request expecting `sha256` and/or `integrity` (either may be NULL; an
  * integrity string that cannot be parsed expects nothing, as larder_fetch_start does): its digest is the expected
  * one, and its bytes match the SRI digest (recorded when a download was verified against it, else computed once from
