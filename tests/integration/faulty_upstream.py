@@ -13,6 +13,7 @@ own cache key):
   /chunked[...]   200, the OK content chunked (no Content-Length) in 8 chunks, 50 ms apart
   /chunkflip[...] the same with one bit flipped (digest differs from the OK content)
   /closeshort[...] 200, no Content-Length, Connection: close, the first 100000 bytes of OK, then FIN
+  /closereset[...] like /closeshort, but the connection ends with a TCP RST
   /flip[...]      200 with Content-Length, the OK content with one bit flipped
   /oncebad[...]   like /flip on the first request of that exact path, like /ok afterwards
   /slowflip[...]  like /slow (Content-Length) with one bit flipped
@@ -170,6 +171,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(0.05)
             self.wfile.write(b"0\r\n\r\n")
+        elif name == "closereset":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            if self.head_only():
+                return
+            self.wfile.write(OK[:100000])
+            time.sleep(0.2)
+            self.rst_close()
         elif name == "closeshort":
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")

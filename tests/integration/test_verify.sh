@@ -113,6 +113,10 @@ not_success "$L/chunkflip10" "chunked body with a flipped bit, HTTP/1.0 client" 
 not_success "$L/chunkflip11" "chunked body with a flipped bit, HTTP/1.1 client" --http1.1
 not_success "$L/short10" "close-delimited short body, HTTP/1.0 client" --http1.0
 not_success "$L/short11" "close-delimited short body, HTTP/1.1 client" --http1.1
+# no digest to compare, but the upstream connection broke: never a success either, and never cached
+not_success "$L/faulty/closereset/10" "close-delimited body ended by a reset, HTTP/1.0 client" --http1.0
+not_success "$L/faulty/closereset/11" "close-delimited body ended by a reset, HTTP/1.1 client" --http1.1
+assert_ne HIT "$(http_header "$L/faulty/closereset/10" X-Larder-Cache)" "close-delimited reset body not cached"
 
 # ---- item 9: malformed Content-Length --------------------------------------------------------------------------------
 for p in badcl dupcl; do
