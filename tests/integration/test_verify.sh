@@ -103,6 +103,28 @@ wait "$mpid" || true
 untrack_pid "$mpid"
 assert_ne HIT "$(http_header "$L/joined" X-Larder-Cache)" "pin after the unverified download is never a HIT"
 
+# seeds: an item with a sha256 is never satisfied by an entry a mirror path stored with other bytes
+# run_seed NAME SPEC_BODY -> the job's final state
+run_seed() {
+    printf 'pin_set: %s\nfiles:\n%s\n' "$1" "$2" >"$WORK/$1.yaml"
+    local resp jid state=running job
+    resp=$(api POST jobs --data-binary "@$WORK/$1.yaml" -H 'Content-Type: application/yaml')
+    jid=$(json_get "$resp" 'd["id"]')
+    for _ in $(seq 1 300); do
+        job=$(api GET "jobs/$jid")
+        state=$(json_get "$job" 'd.get("state", "")')
+        [ "$state" = running ] || break
+        sleep 0.1
+    done
+    echo "$state"
+}
+assert_eq failed "$(run_seed seedpoison "  - {path: faulty/flip/1, sha256: $OK_SHA}")" "seed with a sha256 refuses the mismatching entry"
+fetch "$L/faulty/oncebad/2" "$WORK/oncebad.seed" >/dev/null || fail "mirror path oncebad/2"
+assert_ne "$OK_SHA" "$(sha256_file "$WORK/oncebad.seed")" "oncebad/2: the mirror stored the bad answer"
+assert_eq done "$(run_seed seedheal "  - {path: faulty/oncebad/2, sha256: $OK_SHA}")" "seed with a sha256 refetches and verifies"
+fetch "$L/faulty/oncebad/2" "$WORK/oncebad.seed2" >/dev/null || fail "mirror path oncebad/2 after the seed"
+assert_eq "$OK_SHA" "$(sha256_file "$WORK/oncebad.seed2")" "the seed's verified object replaced the mismatching one"
+
 # ---- item 7: unknown length + expected digest ----------------------------------------------------------------------
 for v in 1.0 1.1; do
     out=$(fetch "$L/goodchunks" "$WORK/goodchunks.$v" "--http$v") || fail "chunked pin, HTTP/$v: curl failed"
