@@ -1,13 +1,16 @@
 /* fetch.c - every upstream download, on one thread driving a libcurl multi handle.
  *
  * Worker threads call larder_fetch_start(); under the table mutex it either joins the fetch already running for
- * that (protocol, key) or queues a new one and wakes the curl thread. The curl thread writes the body to a temp
+ * that (protocol, key) -- only one that verifies every digest the request expects, so a pin never shares a mirror
+ * path's unverified download -- or queues a new one and wakes the curl thread. The curl thread writes the body to a temp
  * file while hashing it, publishing progress through the atomic `written` counter and the `wake` callback, so
  * clients tail the growing file instead of waiting for the end. When the transfer ends the thread verifies
  * length and sha256 and hands the body to a commit thread, which transforms, fsyncs and commits it through the
  * store (rename + one write batch) and only then removes the
  * fetch from the table: a request that misses the table afterwards finds the committed entry. A failed,
- * truncated or mismatching body is never committed; the fetch ends FAILED and tailers abort their responses.
+ * truncated or mismatching body, or one announced with a malformed Content-Length, is never committed; the fetch
+ * ends FAILED and tailers abort their responses. larder_entry_satisfies() decides whether a stored entry may answer
+ * a request that expects a digest (sha256, or an SRI digest recorded beside the blob when it was verified).
  * Fetch objects are reference counted; the file descriptor lives as long as the last reader. */
 #include "fetch.h"
 #include "log.h"
