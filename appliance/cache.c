@@ -3,8 +3,9 @@
  * A protocol maps a request to a larder_mapping_t and calls larder_cache_serve(). Here the store is consulted:
  * an entry whose digest differs from the one the mapping expects is a miss (never served, never revalidated);
  * freshness is fetched_at + the mapping's (current) ttl; a fresh entry is served from its blob file (HEAD, single
- * Range, If-None-Match/If-Modified-Since); a stale one is revalidated with a conditional fetch, or served STALE when offline or when upstream fails; a miss joins or
- * starts the single-flight fetch and streams the growing temp file as the fetch thread writes it.
+ * Range, If-None-Match/If-Modified-Since); a stale one is revalidated with a conditional fetch, or served STALE
+ * when offline or when upstream fails; a miss joins or starts the single-flight fetch and streams the growing temp
+ * file as the fetch thread writes it.
  * Each response is a `tailer`: an h2o generator living in the request's pool that reads its file with pread and
  * pushes buffers to h2o. A tailer that has sent everything written so far parks on this worker thread's
  * `blocked` list until the fetch thread wakes the thread (larder_cache_on_wake). A fetch that fails after bytes
