@@ -2,9 +2,9 @@
  *
  * Worker threads call larder_fetch_start(); under the table mutex it either joins the fetch already running for
  * that (protocol, key) -- only one that verifies every digest the request expects, so a pin never shares a mirror
- * path's unverified download -- or queues a new one and wakes the curl thread. The curl thread writes the body to a temp
- * file while hashing it, publishing progress through the atomic `written` counter and the `wake` callback, so
- * clients tail the growing file instead of waiting for the end. When the transfer ends the thread verifies
+ * path's unverified download -- or queues a new one and wakes the curl thread. The curl thread writes the body to
+ * a temp file while hashing it, publishing progress through the atomic `written` counter and the `wake` callback,
+ * so clients tail the growing file instead of waiting for the end. When the transfer ends the thread verifies
  * length and sha256 and hands the body to a commit thread, which transforms, fsyncs and commits it through the
  * store (rename + one write batch) and only then removes the
  * fetch from the table: a request that misses the table afterwards finds the committed entry. A failed,
