@@ -157,8 +157,10 @@ static int entry_cb(void *arg, int proto, const char *key, const larder_entry_t 
                           (json_int_t)e->fetched_at, "last_access", (json_int_t)e->atime, "immutable",
                           (e->flags & LARDER_ENTRY_IMMUTABLE) != 0, "pinned",
                           larder_store_is_pinned(c->app->store, proto, key));
-    if (!(e->flags & LARDER_ENTRY_IMMUTABLE))
-        json_object_set_new(o, "fresh_until", json_integer((json_int_t)e->fresh_until));
+    if (!(e->flags & LARDER_ENTRY_IMMUTABLE)) {
+        uint64_t until = e->fetched_at + c->app->cfg->proto[proto].ttl; /* the ttl in force now applies */
+        json_object_set_new(o, "fresh_until", json_integer((json_int_t)until));
+    }
     json_array_append_new(c->arr, o);
     return json_array_size(c->arr) >= c->limit;
 }

@@ -1,13 +1,17 @@
 /* cache.c - the one request flow every protocol uses (DESIGN.md section 3).
  *
  * A protocol maps a request to a larder_mapping_t and calls larder_cache_serve(). Here the store is consulted:
- * a fresh entry is served from its blob file (HEAD, single Range, If-None-Match/If-Modified-Since); a stale one
- * is revalidated with a conditional fetch, or served STALE when offline or when upstream fails; a miss joins or
- * starts the single-flight fetch and streams the growing temp file as the fetch thread writes it.
+ * an entry whose digest differs from the one the mapping expects is a miss (never served, never revalidated);
+ * freshness is fetched_at + the mapping's (current) ttl; a fresh entry is served from its blob file (HEAD, single
+ * Range, If-None-Match/If-Modified-Since); a stale one is revalidated with a conditional fetch, or served STALE
+ * when offline or when upstream fails; a miss joins or starts the single-flight fetch and streams the growing temp
+ * file as the fetch thread writes it.
  * Each response is a `tailer`: an h2o generator living in the request's pool that reads its file with pread and
  * pushes buffers to h2o. A tailer that has sent everything written so far parks on this worker thread's
  * `blocked` list until the fetch thread wakes the thread (larder_cache_on_wake). A fetch that fails after bytes
- * were sent ends the response with an error, so clients see an aborted transfer, never a short success.
+ * were sent ends the response with an error, so clients see an aborted transfer, never a short success: the last
+ * byte written is held back until the fetch is verified, and an HTTP/1.0 client (which cannot tell an aborted
+ * body of unknown length from a complete one) waits for the verified end when the upstream sent no length.
  * A whole stored blob is hashed as it is sent (verify_on_read) and its last buffer is held back until the digest
  * matches: bit rot aborts the transfer and the blob goes to quarantine (store.c), so the next request refetches.
  * This file never talks to upstreams or RocksDB directly beyond lookups: fetch.c and store.c own those. */
@@ -71,6 +75,7 @@ typedef struct tailer {
     char *(*render)(void *ctx, const char *in, size_t len, size_t *outlen);
     void *render_ctx;
     const char *render_tag;
+    const char *want_sha256, *want_integrity; /* digests the request expects (request pool), or NULL */
 } tailer_t;
 
 static __thread h2o_linklist_t blocked_anchor; /* zeroed per thread; initialised on first use */
@@ -261,6 +266,8 @@ static void tailer_apply(tailer_t *t, const larder_mapping_t *m)
     t->render = m->render;
     t->render_ctx = m->render_ctx;
     t->render_tag = m->render_tag ? m->render_tag : "r";
+    t->want_sha256 = m->sha256;
+    t->want_integrity = m->integrity;
     if (m->subst_from && *m->subst_from && m->subst_to) {
         t->subst_from = m->subst_from;
         t->subst_to = m->subst_to;
@@ -544,6 +551,10 @@ static int serve_stored(tailer_t *t, int cache_status, const char *why)
     larder_entry_t e;
     if (larder_store_get(t->app->store, t->proto, t->key, &e) < 0)
         return tailer_error(t, 502, "Bad Gateway", why ? why : "cached copy vanished; retry");
+    if (!larder_entry_satisfies(t->app->store, t->proto, &e, t->want_sha256, t->want_integrity)) {
+        larder_entry_clear(&e); /* replaced meanwhile by a download that verified nothing */
+        return tailer_error(t, 502, "Bad Gateway", "the cached copy does not match the expected digest; retry");
+    }
     int r = start_blob_response(t, &e, cache_status);
     larder_entry_clear(&e);
     return r;
@@ -628,6 +639,13 @@ static int wait_step(tailer_t *t)
         park(t);
         return 0;
     case LARDER_FETCH_STREAMING:
+        /* An HTTP/1.0 response of unknown length ends when the connection closes, so an aborted one looks
+         * complete: such a client waits for the verified end and then gets a Content-Length */
+        if (f->content_length < 0 && t->req->version < 0x101) {
+            park(t);
+            return 0;
+        }
+        return start_stream_response(t);
     case LARDER_FETCH_DONE:
         return start_stream_response(t);
     case LARDER_FETCH_NOT_MODIFIED:
@@ -754,9 +772,12 @@ static int send_step(tailer_t *t)
             t->end = w;
         limit = w < t->end ? w : t->end;
         /* Hold back the last byte until the body is verified and committed: a client must never receive a
-         * complete response whose digest turns out wrong (its connection is aborted instead). */
+         * complete response whose digest turns out wrong (its connection is aborted instead). Of unknown length,
+         * the last byte written so far is the one held back. */
         if (st != LARDER_FETCH_DONE && t->end != UINT64_MAX && limit == t->end)
             limit = t->end - 1;
+        else if (st != LARDER_FETCH_DONE && t->end == UINT64_MAX && limit > 0)
+            limit--;
     }
     if (t->off < limit) {
         if (!t->buf) {
@@ -894,8 +915,30 @@ void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_
                                  .auth_scope_key = m->auth_scope_key,
                                  .auth_user = m->auth_user,
                                  .auth_pass = m->auth_pass};
-        if (r == 0) {
-            int fresh = larder_entry_is_fresh(&e, larder_now());
+        if (r == 0 && !larder_entry_satisfies(app->store, m->proto, &e, m->sha256, m->integrity)) {
+            /* stored by a request that expected no digest (a mirror path naming a pin's URL, a tarball requested
+             * before its packument): never an answer to one that does. A miss: fetch and verify, and the verified
+             * object replaces it; never a conditional request that could renew the wrong entry */
+            larder_warn("cache: stored %s (sha256 %.16s...) does not match the expected %s; fetching it again",
+                        m->key, e.digest, m->sha256 ? "sha256" : "integrity");
+            larder_entry_clear(&e);
+            if (app->cfg->offline || !m->url) {
+                char msg[1200];
+                snprintf(msg, sizeof(msg),
+                         "the cached copy of %s does not match the expected %s %.100s, and %s.\n"
+                         "Seed it while online: list it in a seed spec and run `larder seed SPEC.yaml`.",
+                         m->url ? m->url : m->key, m->sha256 ? "sha256" : "integrity",
+                         m->sha256 ? m->sha256 : m->integrity,
+                         m->url ? "larder is offline" : "it can only come from the cache");
+                tailer_error(t, m->url ? 504 : 502, m->url ? "Gateway Timeout" : "Bad Gateway", msg);
+                return;
+            }
+            int how;
+            t->fetch = larder_fetch_start(app->fetcher, &fr, &how);
+            if (!t->fetch && how == LARDER_FETCH_NOW_CACHED)
+                continue; /* a verified copy was committed meanwhile: look again */
+        } else if (r == 0) {
+            int fresh = larder_entry_is_fresh(&e, larder_now(), m->ttl);
             /* an upstream that just failed to answer is not asked again for a while: stale at once */
             if (fresh || app->cfg->offline || !m->url || larder_fetcher_host_down(app->fetcher, m->url)) {
                 start_blob_response(t, &e, fresh ? LARDER_CACHE_HIT : LARDER_CACHE_STALE);

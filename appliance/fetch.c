@@ -1,13 +1,16 @@
 /* fetch.c - every upstream download, on one thread driving a libcurl multi handle.
  *
  * Worker threads call larder_fetch_start(); under the table mutex it either joins the fetch already running for
- * that (protocol, key) or queues a new one and wakes the curl thread. The curl thread writes the body to a temp
- * file while hashing it, publishing progress through the atomic `written` counter and the `wake` callback, so
- * clients tail the growing file instead of waiting for the end. When the transfer ends the thread verifies
+ * that (protocol, key) -- only one that verifies every digest the request expects, so a pin never shares a mirror
+ * path's unverified download -- or queues a new one and wakes the curl thread. The curl thread writes the body to
+ * a temp file while hashing it, publishing progress through the atomic `written` counter and the `wake` callback,
+ * so clients tail the growing file instead of waiting for the end. When the transfer ends the thread verifies
  * length and sha256 and hands the body to a commit thread, which transforms, fsyncs and commits it through the
  * store (rename + one write batch) and only then removes the
  * fetch from the table: a request that misses the table afterwards finds the committed entry. A failed,
- * truncated or mismatching body is never committed; the fetch ends FAILED and tailers abort their responses.
+ * truncated or mismatching body, or one announced with a malformed Content-Length, is never committed; the fetch
+ * ends FAILED and tailers abort their responses. larder_entry_satisfies() decides whether a stored entry may answer
+ * a request that expects a digest (sha256, or an SRI digest recorded beside the blob when it was verified).
  * Fetch objects are reference counted; the file descriptor lives as long as the last reader. */
 #include "fetch.h"
 #include "log.h"
@@ -21,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,6 +52,7 @@ struct larder_fetch_priv {
     EVP_MD_CTX *md;
     EVP_MD_CTX *md2;              /* integrity algorithm, when one is given */
     const EVP_MD *md2_alg;
+    const char *md2_name;         /* its name as larder_parse_integrity gives it ("SHA512"; static) */
     unsigned char want2[64];
     unsigned int want2_len;
     char *integrity;
@@ -59,6 +64,7 @@ struct larder_fetch_priv {
     char tmp_path[4096];
     int in_headers_status; /* status of the response currently being received */
     int64_t in_content_length;
+    int in_bad_length;     /* its Content-Length was malformed or given twice with different values */
     char *in_content_type, *in_etag, *in_last_modified;
     uint64_t started_ms;
     done_waiter_t *waiters;
@@ -150,6 +156,92 @@ int larder_parse_integrity(const char *sri, const char **alg_name, unsigned char
     return -1;
 }
 
+/* the SRI digest of a blob is recorded, as hex, under the protocol's meta key "sri/<ALG>/<sha256 of the blob>": a
+ * fact about content-addressed bytes, true whichever request stored them */
+static void sri_meta_key(char *out, size_t n, const char *alg, const char *digest)
+{
+    snprintf(out, n, "sri/%s/%.64s", alg, digest);
+}
+
+static void record_sri(larder_store_t *st, int proto, const char *alg, const char *digest, const unsigned char *raw,
+                       unsigned int len)
+{
+    char k[96], hex[2 * 64 + 1];
+    sri_meta_key(k, sizeof(k), alg, digest);
+    larder_hex(raw, len, hex);
+    larder_meta_batch_t *b = larder_store_meta_begin(st);
+    if (!b)
+        return;
+    larder_meta_batch_put(b, proto, k, hex, 2 * (size_t)len);
+    if (larder_store_meta_commit(st, b) < 0)
+        larder_warn("fetch: recording the %s digest of blob %.16s... failed", alg, digest);
+}
+
+/* digest of a stored blob with another algorithm (entries stored before their SRI digest was recorded) */
+static int hash_blob(larder_store_t *st, const char *digest, const EVP_MD *md, unsigned char *out, unsigned int *len)
+{
+    char path[4096];
+    larder_store_blob_path(st, digest, path, sizeof(path));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(ctx, md, NULL);
+    unsigned char buf[65536];
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof(buf))) > 0 || (r < 0 && errno == EINTR))
+        if (r > 0)
+            EVP_DigestUpdate(ctx, buf, (size_t)r);
+    close(fd);
+    int ok = r == 0 && EVP_DigestFinal_ex(ctx, out, len) == 1;
+    EVP_MD_CTX_free(ctx);
+    return ok ? 0 : -1;
+}
+
+int larder_entry_satisfies(larder_store_t *st, int proto, const larder_entry_t *e, const char *sha256,
+                           const char *integrity)
+{
+    if (sha256 && strncasecmp(e->digest, sha256, LARDER_SHA256_HEX) != 0)
+        return 0;
+    const char *alg;
+    unsigned char want[64], have[64];
+    unsigned int wlen = 0, hlen = 0;
+    if (!integrity || larder_parse_integrity(integrity, &alg, want, &wlen) < 0)
+        return 1;
+    if (strcmp(alg, "SHA256") == 0) {
+        if (larder_unhex(e->digest, 32, have) == 0)
+            hlen = 32;
+    } else {
+        char k[96];
+        size_t len = 0;
+        sri_meta_key(k, sizeof(k), alg, e->digest);
+        char *v = larder_store_meta_get(st, proto, k, &len);
+        if (v && len == 2 * (size_t)wlen && larder_unhex(v, wlen, have) == 0)
+            hlen = wlen;
+        free(v);
+        const EVP_MD *md = EVP_get_digestbyname(alg);
+        if (!hlen && md && hash_blob(st, e->digest, md, have, &hlen) == 0)
+            record_sri(st, proto, alg, e->digest, have, hlen);
+    }
+    return hlen == wlen && memcmp(have, want, wlen) == 0;
+}
+
+/* whether a request may share fetch fe: every digest the request expects is verified by fe too */
+static int joinable(const larder_fetch_t *fe, const larder_fetch_req_t *req)
+{
+    const struct larder_fetch_priv *p = fe->priv;
+    if (req->sha256 && (!p->sha256 || strcasecmp(p->sha256, req->sha256) != 0))
+        return 0;
+    const char *alg;
+    unsigned char raw[64];
+    unsigned int rawlen;
+    if (req->integrity && larder_parse_integrity(req->integrity, &alg, raw, &rawlen) == 0 &&
+        (!p->md2_alg || strcmp(p->md2_name, alg) != 0 || p->want2_len != rawlen ||
+         memcmp(p->want2, raw, rawlen) != 0))
+        return 0;
+    return 1;
+}
+
 void larder_fetch_retain(larder_fetch_t *fe) { atomic_fetch_add(&fe->priv->refs, 1); }
 
 void larder_fetch_release(larder_fetch_t *fe)
@@ -210,7 +302,7 @@ larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t
 
     pthread_mutex_lock(&f->mu);
     for (larder_fetch_t *fe = *bucket; fe; fe = fe->priv->table_next) {
-        if (strcmp(fe->priv->table_key, tkey) == 0) {
+        if (strcmp(fe->priv->table_key, tkey) == 0 && joinable(fe, req)) {
             larder_fetch_retain(fe);
             pthread_mutex_unlock(&f->mu);
             free(tkey);
@@ -222,7 +314,8 @@ larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t
     if (!req->if_none_match && !req->if_modified_since && !req->force) {
         larder_entry_t e;
         if (larder_store_get(f->store, req->proto, req->key, &e) == 0) {
-            int fresh = larder_entry_is_fresh(&e, larder_now());
+            int fresh = larder_entry_is_fresh(&e, larder_now(), req->ttl) &&
+                        larder_entry_satisfies(f->store, req->proto, &e, req->sha256, req->integrity);
             larder_entry_clear(&e);
             if (fresh) {
                 pthread_mutex_unlock(&f->mu);
@@ -268,6 +361,7 @@ larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t
         const char *alg;
         if (larder_parse_integrity(req->integrity, &alg, p->want2, &p->want2_len) == 0) {
             p->md2_alg = EVP_get_digestbyname(alg);
+            p->md2_name = alg;
             p->integrity = strdup(req->integrity);
         }
     }
@@ -337,6 +431,32 @@ static void publish_headers(larder_fetch_t *fe)
     fe->upstream_ms = larder_now_ms() - p->started_ms;
 }
 
+int64_t larder_parse_content_length(const char *v)
+{
+    int64_t val = -1;
+    for (const char *s = v;;) {
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (*s < '0' || *s > '9')
+            return -1;
+        int64_t n = 0;
+        for (; *s >= '0' && *s <= '9'; s++) {
+            if (n > (INT64_MAX - 9) / 10)
+                return -1;
+            n = n * 10 + (*s - '0');
+        }
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (val >= 0 && n != val)
+            return -1;
+        val = n;
+        if (!*s)
+            return val;
+        if (*s++ != ',')
+            return -1;
+    }
+}
+
 static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 {
     larder_fetch_t *fe = ud;
@@ -347,14 +467,19 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
         const char *sp = memchr(buf, ' ', len);
         p->in_headers_status = sp ? atoi(sp + 1) : 0;
         p->in_content_length = -1;
+        p->in_bad_length = 0;
         free(p->in_content_type);
         free(p->in_etag);
         free(p->in_last_modified);
         p->in_content_type = p->in_etag = p->in_last_modified = NULL;
     } else if ((v = header_value(buf, len, "content-length"))) {
-        char *end;
-        long long cl = strtoll(v, &end, 10);
-        p->in_content_length = (*v && !*end && cl >= 0) ? cl : -1;
+        /* digits only; a list ("10, 10") or a repeated header must agree (RFC 9110 8.6). curl itself reads a
+         * prefix ("10x00" as 10), so anything else fails the download rather than storing a short body */
+        int64_t cl = larder_parse_content_length(v);
+        if (cl < 0 || (p->in_content_length >= 0 && p->in_content_length != cl))
+            p->in_bad_length = 1;
+        else
+            p->in_content_length = cl;
         free(v);
     } else if ((v = header_value(buf, len, "content-type"))) {
         free(p->in_content_type);
@@ -375,6 +500,10 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
         /* end of one response's headers; redirects are followed by curl, a 200 starts the stream */
         int s = p->in_headers_status;
         if (s == 200 && !p->head_phase && atomic_load(&fe->state) == LARDER_FETCH_PENDING) {
+            if (p->in_bad_length) {
+                snprintf(fe->error, sizeof(fe->error), "upstream sent a malformed or contradictory Content-Length");
+                return 0; /* aborts the transfer: FAILED, never stored */
+            }
             if (fe->fd < 0) {
                 int fd = larder_store_tmp_create(p->owner->store, p->tmp_path, sizeof(p->tmp_path));
                 if (fd < 0) {
@@ -785,6 +914,8 @@ static int finish_body(larder_fetcher_t *f, larder_fetch_t *fe)
     e.last_modified = fe->last_modified;
     int r = larder_store_commit(f->store, fe->proto, fe->key, p->tmp_path, &e, p->pin_set);
     free(ct);
+    if (r == 0 && p->md2 && !p->transform) /* verified above: later requests with this integrity need no re-hash */
+        record_sri(f->store, fe->proto, p->md2_name, fe->digest, p->want2, p->want2_len);
     if (r < 0) {
         /* the body is complete and verified: waiting clients still get it, it is just not kept */
         fe->uncached = 1;

@@ -57,6 +57,18 @@ typedef struct larder_fetch_req {
 /* Parse an SRI string: the strongest supported algorithm's digest. 0 and *md/raw/rawlen set, or -1. */
 int larder_parse_integrity(const char *sri, const char **alg_name, unsigned char *raw, unsigned int *rawlen);
 
+/* An upstream Content-Length value (NUL-terminated, surrounding blanks allowed): digits, or a comma-separated list of
+ * the same number (RFC 9110 8.6); -1 when malformed ("10x00", "", "-1", "10, 11", overflow). */
+int64_t larder_parse_content_length(const char *v);
+
+/* 1 when a stored entry may answer a request expecting `sha256` and/or `integrity` (either may be NULL; an
+ * integrity string that cannot be parsed expects nothing, as larder_fetch_start does): its digest is the expected
+ * one, and its bytes match the SRI digest (recorded when a download was verified against it, else computed once from
+ * the blob and recorded). 0 when it differs: the entry must not satisfy the request (a mirror path or a request
+ * without a digest may have stored other bytes under the same key); fetch and verify instead. */
+int larder_entry_satisfies(larder_store_t *st, int proto, const larder_entry_t *e, const char *sha256,
+                           const char *integrity);
+
 struct larder_fetch {
     _Atomic int state;
     _Atomic uint64_t written; /* bytes of body in fd, readable by tailers */
@@ -84,7 +96,10 @@ void larder_fetcher_destroy(larder_fetcher_t *f);
 
 enum { LARDER_FETCH_STARTED = 0, LARDER_FETCH_JOINED = 1, LARDER_FETCH_NOW_CACHED = 2 };
 /* Join the in-flight fetch of (proto, key) or start one. Returns a referenced fetch (release it), or NULL with
- * *how = LARDER_FETCH_NOW_CACHED when a fresh entry was committed meanwhile (look it up again). */
+ * *how = LARDER_FETCH_NOW_CACHED when a fresh entry satisfying req's digests was committed meanwhile (look it up
+ * again). A request that expects a digest joins only a fetch verified against the same digest; otherwise its own
+ * fetch runs beside the other one (both commit; the store keeps the later, and a mismatching entry never
+ * satisfies a request expecting a digest). */
 larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t *req, int *how);
 void larder_fetch_retain(larder_fetch_t *fe);
 void larder_fetch_release(larder_fetch_t *fe);

@@ -205,8 +205,11 @@ void larder_seed_add(larder_seed_ctx_t *c, const char *label, const larder_fetch
     larder_fetch_req_t fr = *fr_in;
     fr.pin_set = c->job->pin_set;
     larder_entry_t ent;
+    int mismatch = 0;
     if (larder_store_get(app->store, it->proto, it->key, &ent) == 0) {
-        int usable = larder_entry_is_fresh(&ent, larder_now()) || app->cfg->offline;
+        /* an entry stored without the digest this item expects (a mirror path, an unpinned request) never counts */
+        mismatch = !larder_entry_satisfies(app->store, it->proto, &ent, fr.sha256, fr.integrity);
+        int usable = !mismatch && (larder_entry_is_fresh(&ent, larder_now(), fr.ttl) || app->cfg->offline);
         it->bytes = ent.size;
         larder_entry_clear(&ent);
         if (usable) {
@@ -218,7 +221,8 @@ void larder_seed_add(larder_seed_ctx_t *c, const char *label, const larder_fetch
         }
     }
     if (app->cfg->offline) {
-        item_failed(c, it, "offline and not cached");
+        item_failed(c, it, mismatch ? "offline, and the cached copy does not match the expected digest"
+                                    : "offline and not cached");
         return;
     }
     int how;

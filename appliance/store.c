@@ -198,9 +198,9 @@ void larder_entry_clear(larder_entry_t *e)
     e->content_type = e->url = e->etag = e->last_modified = NULL;
 }
 
-int larder_entry_is_fresh(const larder_entry_t *e, uint64_t now)
+int larder_entry_is_fresh(const larder_entry_t *e, uint64_t now, uint64_t ttl)
 {
-    return (e->flags & LARDER_ENTRY_IMMUTABLE) || now < e->fresh_until;
+    return (e->flags & LARDER_ENTRY_IMMUTABLE) || now < e->fetched_at + ttl;
 }
 
 /* ---- paths ---- */

@@ -16,8 +16,9 @@ enum {
 typedef struct larder_entry {
     char digest[LARDER_SHA256_HEX];
     uint64_t size;
-    uint64_t fetched_at;  /* seconds */
-    uint64_t fresh_until; /* seconds; ignored when immutable */
+    uint64_t fetched_at;  /* seconds; set again by every successful revalidation */
+    uint64_t fresh_until; /* seconds: fetched_at + the ttl in force then (informational: freshness is computed
+                             from fetched_at and the ttl in force now, see larder_entry_is_fresh) */
     uint64_t atime;       /* last access, coarse (see larder_store_touch) */
     uint32_t flags;
     char *content_type; /* malloc'd or NULL */
@@ -51,7 +52,9 @@ const char *larder_store_data_dir(larder_store_t *st);
 /* 0 and a filled entry (free with larder_entry_clear), -ENOENT, or another -errno */
 int larder_store_get(larder_store_t *st, int proto, const char *key, larder_entry_t *out);
 void larder_entry_clear(larder_entry_t *e);
-int larder_entry_is_fresh(const larder_entry_t *e, uint64_t now);
+/* immutable, or fetched (or revalidated) less than ttl seconds ago: the protocol's ttl of the current configuration,
+ * so that a lowered ttl applies to objects cached before the change */
+int larder_entry_is_fresh(const larder_entry_t *e, uint64_t now, uint64_t ttl);
 
 void larder_store_blob_path(larder_store_t *st, const char *digest, char *out, size_t outlen);
 /* 1 when a blob of that digest is on disk and referenced (or kept unindexed by fsck --repair-db) */

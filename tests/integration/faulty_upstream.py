@@ -10,6 +10,15 @@ own cache key):
   /404[...]       404 Not Found
   /slow[...]      200, SLOW_SIZE bytes sent in SLOW_CHUNKS chunks with SLOW_DELAY seconds between them
   /hang[...]      200 with Content-Length: 1000000, sends 4 KiB, then stays silent for 120 s
+  /chunked[...]   200, the OK content chunked (no Content-Length) in 8 chunks, 50 ms apart
+  /chunkflip[...] the same with one bit flipped (digest differs from the OK content)
+  /closeshort[...] 200, no Content-Length, Connection: close, the first 100000 bytes of OK, then FIN
+  /closereset[...] like /closeshort, but the connection ends with a TCP RST
+  /flip[...]      200 with Content-Length, the OK content with one bit flipped
+  /oncebad[...]   like /flip on the first request of that exact path, like /ok afterwards
+  /slowflip[...]  like /slow (Content-Length) with one bit flipped
+  /badcl[...]     200 with "Content-Length: 10x00", 1000 bytes, then close
+  /dupcl[...]     200 with "Content-Length: 10" and "Content-Length: 1000", 1000 bytes, then close
 
 Every request is appended to --log as "METHOD PATH" (one line, flushed), so tests can count upstream hits.
 """
@@ -42,6 +51,15 @@ def ok_body(size=OK_SIZE):
 
 OK = ok_body()
 SLOW = ok_body(SLOW_SIZE)
+
+
+def flipped(b):
+    return b[:1000] + bytes([b[1000] ^ 0x10]) + b[1001:]
+
+
+FLIP = flipped(OK)
+SLOWFLIP = flipped(SLOW)
+_seen = set()
 
 _log_lock = threading.Lock()
 
@@ -138,6 +156,77 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(120)
             self.close_connection = True
+        elif name in ("chunked", "chunkflip"):
+            body = OK if name == "chunked" else FLIP
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            if self.head_only():
+                return
+            step = len(body) // 8
+            for i in range(8):
+                part = body[i * step:(i + 1) * step if i < 7 else len(body)]
+                self.wfile.write(b"%x\r\n" % len(part) + part + b"\r\n")
+                self.wfile.flush()
+                time.sleep(0.05)
+            self.wfile.write(b"0\r\n\r\n")
+        elif name == "closereset":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            if self.head_only():
+                return
+            self.wfile.write(OK[:100000])
+            time.sleep(0.2)
+            self.rst_close()
+        elif name == "closeshort":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            if self.head_only():
+                return
+            self.wfile.write(OK[:100000])
+            self.wfile.flush()
+            time.sleep(0.2)
+            self.connection.shutdown(socket.SHUT_WR)
+        elif name == "flip":
+            self.send_simple(200, FLIP, "application/octet-stream")
+        elif name == "oncebad":
+            with _log_lock:
+                first = path not in _seen
+                _seen.add(path)
+            self.send_simple(200, FLIP if first else OK, "application/octet-stream")
+        elif name == "slowflip":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(SLOWFLIP)))
+            self.end_headers()
+            if self.head_only():
+                return
+            step = len(SLOWFLIP) // SLOW_CHUNKS
+            for i in range(SLOW_CHUNKS):
+                self.wfile.write(SLOWFLIP[i * step:(i + 1) * step])
+                self.wfile.flush()
+                time.sleep(SLOW_DELAY)
+        elif name in ("badcl", "dupcl"):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            if name == "badcl":
+                self.send_header("Content-Length", "10x00")
+            else:
+                self.send_header("Content-Length", "10")
+                self.send_header("Content-Length", "1000")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            if not self.head_only():
+                self.wfile.write(OK[:1000])
+                self.wfile.flush()
         else:
             self.send_simple(404, b"unknown fault\n")
 
