@@ -179,4 +179,18 @@ check_doc page-html "$S/badpkg/" "text/html" "$TH" badpkg
 check_doc page-json "$S/zeta/" "$J" "$J" zeta
 stop_larder
 
+# ==== bit rot in a stored page is caught before it is converted (verify_on_read) =======================================
+start_phase json data-json
+ents=$(api GET "entries?protocol=pypi&limit=1000")
+page_sha=$(json_get "$ents" '[e["sha256"] for e in d["entries"] if e["key"].startswith("page/alpha")][0]')
+blob=$WORK/data-json/blobs/sha256/${page_sha:0:2}/$page_sha
+[ -f "$blob" ] || fail "blob of the alpha page not found ($blob)"
+printf 'X' | dd of="$blob" bs=1 seek=10 conv=notrunc status=none
+assert_status "$S/alpha/" 502 -H 'Accept: text/html'
+assert_contains "$(cat "$LARDER_LOG")" "stored blob $page_sha of pypi page/alpha/json is corrupt" "the damaged page is logged"
+[ -n "$(find "$WORK/data-json/quarantine" -name "$page_sha.*" 2>/dev/null)" ] || fail "the damaged page is not in quarantine"
+assert_cache "$S/alpha/" MISS -H 'Accept: text/html'
+check_doc page-html "$S/alpha/" "text/html" "$TH" alpha
+stop_larder
+
 finish
