@@ -1,7 +1,10 @@
 /* npm.c - the npm registry at /npm/ (or at / of a listener dedicated to npm).
  *
- * Packuments are fetched whole from the upstream and rewritten once, on the fetch thread, into the form clients
- * get: the full document, or the abbreviated "install" document (kept with `time`), each cached under its own key.
+ * Packuments: the upstream is only ever asked for the full document (key pk/<name>/full), rewritten once on a commit
+ * thread. The abbreviated "install" document (kept with `time`; yarn 1 and pnpm ask for it, npm 11 asks for the full
+ * one) is derived from the cached full form by a local fetch (no upstream) and cached as pk/<name>/abbr; meta
+ * pa/<name> names the two digests it was made from and of, so it is served only while it matches the full form.
+ * One upstream fetch per package serves both forms, and offline whichever full form is cached serves both.
  * Every dist.tarball becomes LARDER_NPM_BASE_TOKEN/<name>/-/<file>; the token is replaced by the public base
  * (npm.public_url, or the scheme and Host of the request) chunk by chunk while the document is sent, so one stored
  * copy serves every host name without a per-request rewrite of the whole document. While rewriting, a record

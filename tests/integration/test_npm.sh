@@ -243,7 +243,15 @@ for dir in npm-then-yarn yarn-then-npm; do
         yarn_isolated "$WORK/$dir/online" "$R/" install >"$WORK/$dir/online.log" 2>&1 || rc=$?
     fi
     assert_eq 0 "$rc" "$dir: online install: $(tail -5 "$WORK/$dir/online.log" | tr '\n' ' ')"
-    assert_eq 12 "$(($(packument_gets) - g0))" "$dir: one upstream packument GET per package (12 packages)"
+    # the other client's form, still online: no second upstream GET
+    [ "$dir" = npm-then-yarn ] && acc="application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*" ||
+        acc="application/json"
+    for p in @larder-test%2fcore @larder-test%2futil @larder-test%2fconfig @larder-test%2ftypes larder-test-left-pad \
+        larder-test-colors larder-test-logger larder-test-cli larder-test-server larder-test-native larder-test-docs \
+        larder-test-assets; do
+        assert_status "$R/$p" 200 -H "Accept: $acc"
+    done
+    assert_eq 12 "$(($(packument_gets) - g0))" "$dir: one upstream packument GET per package (12 packages), both forms"
     stop_larder
     sed -i 's/^offline: false/offline: true/' "$CFG4"
     start_larder "$CFG4" "$LP"
