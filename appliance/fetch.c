@@ -57,6 +57,7 @@ struct larder_fetch_priv {
     unsigned int want2_len;
     char *integrity;
     int nostore;
+    int local; /* no upstream: straight to a commit thread, the transform makes the body */
     char *body, *body_type;
     size_t body_len;
     char *scope_key, *auth_user, *auth_pass, *in_www_auth, *head_digest, *in_dcd;
@@ -344,6 +345,7 @@ larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t
     p->transform = req->transform;
     fe->buffered = req->transform != NULL;
     p->nostore = req->nostore;
+    p->local = req->local && req->transform;
     p->scope_key = xstrdup(req->auth_scope_key);
     p->auth_user = xstrdup(req->auth_user);
     p->auth_pass = xstrdup(req->auth_pass);
@@ -371,9 +373,23 @@ larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t
     p->started_ms = larder_now_ms();
     p->table_next = *bucket;
     *bucket = fe;
+    atomic_fetch_add(&f->active, 1);
+    if (p->local) {
+        pthread_mutex_unlock(&f->mu);
+        p->queue_next = NULL;
+        pthread_mutex_lock(&f->cmu);
+        if (f->commit_tail)
+            f->commit_tail->priv->queue_next = fe;
+        else
+            f->commit_head = fe;
+        f->commit_tail = fe;
+        pthread_cond_signal(&f->ccond);
+        pthread_mutex_unlock(&f->cmu);
+        *how = LARDER_FETCH_STARTED;
+        return fe;
+    }
     p->queue_next = f->queue;
     f->queue = fe;
-    atomic_fetch_add(&f->active, 1);
     pthread_mutex_unlock(&f->mu);
     curl_multi_wakeup(f->multi);
     *how = LARDER_FETCH_STARTED;
@@ -846,6 +862,8 @@ static int finish_body(larder_fetcher_t *f, larder_fetch_t *fe)
     uint64_t w = atomic_load(&fe->written);
     unsigned char raw[32];
     unsigned int rawlen = 0;
+    if (p->local)
+        goto transform; /* nothing was downloaded: nothing to verify */
     EVP_DigestFinal_ex(p->md, raw, &rawlen);
     larder_hex(raw, 32, fe->digest);
     if (fe->content_length >= 0 && (uint64_t)fe->content_length != w) {
@@ -872,6 +890,7 @@ static int finish_body(larder_fetcher_t *f, larder_fetch_t *fe)
         p->tmp_path[0] = 0;
         return LARDER_FETCH_DONE;
     }
+transform:;
     char *ct = NULL;
     if (p->transform) {
         /* rewrite into a second temp file; what is stored (and hashed) is the rewritten document */
@@ -891,9 +910,11 @@ static int finish_body(larder_fetcher_t *f, larder_fetch_t *fe)
             free(ct);
             return LARDER_FETCH_FAILED;
         }
-        unlink(p->tmp_path);
+        if (p->tmp_path[0])
+            unlink(p->tmp_path);
         memcpy(p->tmp_path, out_path, sizeof(out_path));
-        close(fe->fd);
+        if (fe->fd >= 0)
+            close(fe->fd);
         fe->fd = ofd;
         w = (uint64_t)sb.st_size;
     }

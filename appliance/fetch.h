@@ -52,6 +52,10 @@ typedef struct larder_fetch_req {
     /* revalidate with HEAD first: when the upstream's Docker-Content-Digest is "sha256:<head_digest>" the stored
      * entry is kept (NOT_MODIFIED) without a GET; otherwise the GET follows */
     const char *head_digest;
+    /* no upstream: the transform makes the document from what the store already holds (in_fd -1, in_len 0) on a
+     * commit thread, e.g. one format of a document derived from another; url is only a label then. Single flight
+     * by key like any fetch, so waiters and seed jobs treat it as one */
+    int local;
 } larder_fetch_req_t;
 
 /* Parse an SRI string: the strongest supported algorithm's digest. 0 and *md/raw/rawlen set, or -1. */

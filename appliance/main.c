@@ -183,6 +183,44 @@ static void progress(long done, long failed, long total)
     fflush(stderr);
 }
 
+/* Items of the spec's lockfiles and requirement files that `larder seed` cannot turn into seed lines (git sources,
+ * direct URLs, unpinned entries): each is a failure of the seed, listed and counted with the daemon's failures. */
+static struct {
+    char **v;
+    size_t n;
+} local_failed;
+
+static void local_fail(const char *file, const char *what, const char *why)
+{
+    char line[1500];
+    snprintf(line, sizeof(line), "%s: %s: %s", file, what, why);
+    char **nv = realloc(local_failed.v, (local_failed.n + 1) * sizeof(*nv));
+    if (!nv)
+        abort();
+    local_failed.v = nv;
+    if (!(nv[local_failed.n++] = strdup(line)))
+        abort();
+}
+
+/* an item that is not fetched: a failure, or (failed == 0) a local source, only said */
+static void not_seeded(const char *file, const char *what, const char *why, int failed)
+{
+    if (failed)
+        local_fail(file, what, why);
+    else
+        fprintf(stderr, "larder seed: %s: not fetched: %s: %s\n", file, what, why);
+}
+
+static void pypi_unseedable(void *ctx, const char *line, const char *why, int failed)
+{
+    not_seeded(ctx, line, why, failed);
+}
+
+static void gems_unseedable(void *ctx, const char *what, const char *why, int failed)
+{
+    not_seeded(ctx, what, why, failed);
+}
+
 /* name, relative to the directory of file (absolute names as they are) */
 static void path_beside(const char *file, const char *name, char *out, size_t outlen)
 {
@@ -216,7 +254,7 @@ static int expand_requirements_at(larder_seed_spec_t *spec, const char *path, in
         return -1;
     }
     char **lines, **inc;
-    size_t ninc, n = larder_pypi_requirement_lines(text, len, &lines, &inc, &ninc);
+    size_t ninc, n = larder_pypi_requirement_lines_ex(text, len, &lines, &inc, &ninc, pypi_unseedable, (void *)path);
     free(text);
     int r = append_lines(spec, LARDER_PROTO_PYPI, lines, n);
     for (size_t i = 0; i < ninc; i++) {
@@ -241,9 +279,9 @@ static int expand_requirements(larder_seed_spec_t *spec, const char *path)
     return expand_requirements_at(spec, path, 0);
 }
 
-static void lock_skipped(void *ctx, const char *what, const char *why)
+static void lock_skipped(void *ctx, const char *what, const char *why, int failed)
 {
-    fprintf(stderr, "larder seed: %s: skipping %s: %s\n", (const char *)ctx, what, why);
+    not_seeded(ctx, what, why, failed);
 }
 
 /* read a package-lock.json into npm items of spec */
@@ -275,7 +313,7 @@ static int expand_gemfile_lock(larder_seed_spec_t *spec, const char *path)
         return -1;
     }
     char **lines = NULL, err[300];
-    long n = larder_gems_lockfile_lines(text, len, &lines, err, sizeof(err));
+    long n = larder_gems_lockfile_lines_ex(text, len, &lines, gems_unseedable, (void *)path, err, sizeof(err));
     free(text);
     if (n < 0) {
         fprintf(stderr, "larder seed: %s: %s\n", path, err);
@@ -286,7 +324,7 @@ static int expand_gemfile_lock(larder_seed_spec_t *spec, const char *path)
 
 /* the spec as the daemon takes it: requirement files and lockfiles read here, on the client's machine, relative to
  * the spec */
-static char *prepare_spec(const char *spec_path, char *text, size_t *len)
+static char *prepare_spec(const char *spec_path, char *text, size_t *len, char **empty_pin_set)
 {
     char err[1024];
     larder_seed_spec_t *spec = larder_seed_parse_ex(text, *len, LARDER_SEED_CLIENT, err, sizeof(err));
@@ -319,10 +357,31 @@ static char *prepare_spec(const char *spec_path, char *text, size_t *len)
             }
         }
     }
+    if (spec->nitems == 0 && local_failed.n) { /* nothing left to ask the daemon for */
+        *empty_pin_set = strdup(spec->pin_set);
+        larder_seed_free(spec);
+        return NULL;
+    }
     char *out = larder_seed_emit(spec);
     larder_seed_free(spec);
     *len = out ? strlen(out) : 0;
     return out;
+}
+
+/* the items `larder seed` itself could not seed, as failures */
+static void print_local_failures(void)
+{
+    for (size_t i = 0; i < local_failed.n; i++)
+        fprintf(stderr, "FAILED %s\n", local_failed.v[i]);
+}
+
+static void free_local_failures(void)
+{
+    for (size_t i = 0; i < local_failed.n; i++)
+        free(local_failed.v[i]);
+    free(local_failed.v);
+    local_failed.v = NULL;
+    local_failed.n = 0;
 }
 
 static int cmd_seed(const char *config_path, const char *base, const char *spec_path)
@@ -336,9 +395,16 @@ static int cmd_seed(const char *config_path, const char *base, const char *spec_
         fprintf(stderr, "larder seed: cannot read %s: %s\n", spec_path, strerror(errno));
         return 2;
     }
-    if (!(spec = prepare_spec(spec_path, spec, &len))) {
+    char *empty_pin_set = NULL;
+    if (!(spec = prepare_spec(spec_path, spec, &len, &empty_pin_set))) {
         larder_config_free(cfg);
-        return 2;
+        if (!empty_pin_set)
+            return 2;
+        print_local_failures();
+        printf("pin set %s: 0 pinned, %zu failed\n", empty_pin_set, local_failed.n);
+        free(empty_pin_set);
+        free_local_failures();
+        return 1;
     }
     char url[1024];
     if (base)
@@ -367,6 +433,7 @@ static int cmd_seed(const char *config_path, const char *base, const char *spec_
         json_decref(j);
         free(resp.p);
         larder_config_free(cfg);
+        free_local_failures();
         return 2;
     }
     char id[64];
@@ -397,6 +464,8 @@ static int cmd_seed(const char *config_path, const char *base, const char *spec_
             size_t i;
             json_t *e;
             json_array_foreach(errs, i, e) fprintf(stderr, "FAILED %s\n", json_string_value(e));
+            print_local_failures();
+            failed += (long)local_failed.n;
             printf("pin set %s: %ld pinned, %ld failed\n", json_string_value(json_object_get(js, "pin_set")), done,
                    failed);
             rc = failed ? 1 : 0;
@@ -406,6 +475,7 @@ static int cmd_seed(const char *config_path, const char *base, const char *spec_
         json_decref(js);
         usleep(300 * 1000);
     }
+    free_local_failures();
     larder_config_free(cfg);
     return rc;
 }

@@ -139,10 +139,16 @@ static void push_line(char ***lines, long *n, size_t *cap, const char *s)
 
 long larder_gems_lockfile_lines(const char *text, size_t len, char ***lines, char *err, size_t errlen)
 {
+    return larder_gems_lockfile_lines_ex(text, len, lines, NULL, NULL, err, errlen);
+}
+
+long larder_gems_lockfile_lines_ex(const char *text, size_t len, char ***lines, larder_gems_unseedable_cb cb, void *ctx,
+                                   char *err, size_t errlen)
+{
     *lines = NULL;
     long n = 0;
     size_t cap = 0;
-    int in_gem = 0, in_specs = 0, saw_gem = 0;
+    int in_gem = 0, in_specs = 0, saw_gem = 0, in_other = 0; /* in_other: 1 GIT, 2 PATH */
     const char *p = text, *end = text + len;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -152,12 +158,23 @@ long larder_gems_lockfile_lines(const char *text, size_t len, char ***lines, cha
             ll--;
         if (ll > 0 && p[0] != ' ') { /* a section: GEM, GIT, PATH, PLATFORMS, DEPENDENCIES ... */
             in_gem = ll == 3 && !memcmp(p, "GEM", 3);
+            in_other = ll == 3 && !memcmp(p, "GIT", 3) ? 1 : ll == 4 && !memcmp(p, "PATH", 4) ? 2 : 0;
             saw_gem |= in_gem;
             in_specs = 0;
-        } else if (in_gem && ll >= 8 && !memcmp(p, "  specs:", 8)) {
+        } else if ((in_gem || in_other) && ll >= 8 && !memcmp(p, "  specs:", 8)) {
             in_specs = 1;
-        } else if (in_gem && ll >= 3 && p[0] == ' ' && p[1] == ' ' && p[2] != ' ') {
+        } else if ((in_gem || in_other) && ll >= 3 && p[0] == ' ' && p[1] == ' ' && p[2] != ' ') {
             in_specs = 0; /* "  remote: ..." */
+        } else if (in_specs && in_other && ll > 4 && !memcmp(p, "    ", 4) && p[4] != ' ') {
+            /* a gem from a git repository or a local path: not on the gem server */
+            char what[300];
+            snprintf(what, sizeof(what), "%.*s", (int)(ll - 4 > 250 ? 250 : ll - 4), p + 4);
+            if (cb)
+                cb(ctx, what,
+                   in_other == 1 ? "from a GIT section: the gems section cannot seed git sources (the git mirror "
+                                   "serves them)"
+                                 : "from a PATH section (a local directory): nothing to fetch",
+                   in_other == 1);
         } else if (in_specs && ll > 4 && !memcmp(p, "    ", 4) && p[4] != ' ') {
             /* "    name (version[-platform])" */
             const char *s = p + 4, *e = p + ll;

@@ -27,6 +27,11 @@ long larder_gems_parse_info(const char *text, size_t len, larder_gems_info_cb cb
 /* `larder seed` side: the gems of a Gemfile.lock (every GEM section's specs) as "name:version[-platform]" lines.
  * Returns the number of lines (malloc'd array of malloc'd strings) or -1 with a message. */
 long larder_gems_lockfile_lines(const char *text, size_t len, char ***lines, char *err, size_t errlen);
+/* The same, reporting the specs of GIT sections (failed=1: not seedable from a gem server) and PATH sections
+ * (failed=0: local, nothing to fetch) through cb (may be NULL). */
+typedef void (*larder_gems_unseedable_cb)(void *ctx, const char *what, const char *why, int failed);
+long larder_gems_lockfile_lines_ex(const char *text, size_t len, char ***lines, larder_gems_unseedable_cb cb, void *ctx,
+                                   char *err, size_t errlen);
 
 /* "name:version[-platform]" (also "name (version)") -> parts. 0, or -1 with a message. */
 int larder_gems_parse_seed_ref(const char *ref, char *name, size_t namelen, char *version, size_t versionlen,

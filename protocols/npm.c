@@ -1,7 +1,10 @@
 /* npm.c - the npm registry at /npm/ (or at / of a listener dedicated to npm).
  *
- * Packuments are fetched whole from the upstream and rewritten once, on the fetch thread, into the form clients
- * get: the full document, or the abbreviated "install" document (kept with `time`), each cached under its own key.
+ * Packuments: the upstream is only ever asked for the full document (key pk/<name>/full), rewritten once on a commit
+ * thread. The abbreviated "install" document (kept with `time`; yarn 1 and pnpm ask for it, npm 11 asks for the full
+ * one) is derived from the cached full form by a local fetch (no upstream) and cached as pk/<name>/abbr; meta
+ * pa/<name> names the two digests it was made from and of, so it is served only while it matches the full form.
+ * One upstream fetch per package serves both forms, and offline whichever full form is cached serves both.
  * Every dist.tarball becomes LARDER_NPM_BASE_TOKEN/<name>/-/<file>; the token is replaced by the public base
  * (npm.public_url, or the scheme and Host of the request) chunk by chunk while the document is sent, so one stored
  * copy serves every host name without a per-request rewrite of the whole document. While rewriting, a record
@@ -397,7 +400,7 @@ long larder_npm_lockfile_lines(const char *json, size_t len, char ***lines, lard
             continue; /* the project itself */
         if (json_is_true(json_object_get(e, "link"))) {
             if (skipped)
-                skipped(ctx, key, "a link to a local directory");
+                skipped(ctx, key, "a link to a local directory: nothing to fetch", 0);
             continue;
         }
         if (json_is_true(json_object_get(e, "inBundle")))
@@ -414,14 +417,30 @@ long larder_npm_lockfile_lines(const char *json, size_t len, char ***lines, lard
             }
             name = last ? last + 13 : key;
         }
-        if (!resolved || !is_http(resolved) || !strstr(resolved, "/-/")) {
+        if (resolved && strncmp(resolved, "file:", 5) == 0) {
             if (skipped)
-                skipped(ctx, key, resolved ? "not resolved from a registry (git, file or other URL)" : "no resolved URL");
+                skipped(ctx, key, "a local file or directory (file:): nothing to fetch", 0);
             continue;
         }
+        if (resolved && (!is_http(resolved) || !strstr(resolved, "/-/"))) {
+            if (skipped)
+                skipped(ctx, key,
+                        strncmp(resolved, "git", 3) == 0 || strstr(resolved, "://github.com/")
+                            ? "a git dependency: the npm section cannot seed git sources (see the git mirror)"
+                            : "not resolved from a registry (a tarball URL or other source): the npm section cannot "
+                              "seed it; a tarball URL can be pinned in the files section",
+                        1);
+            continue;
+        }
+        /* no `resolved` (npm's omit-lockfile-registry-resolved): a registry package by name and version, fetched
+         * through the configured upstream like any seed line */
         if (!version || !exact_version(version, strlen(version)) || !larder_npm_name_ok(name, strlen(name))) {
             if (skipped)
-                skipped(ctx, key, "no exact version or no valid name");
+                skipped(ctx, key,
+                        version && !strncmp(version, "file:", 5) ? "a local file or directory: nothing to fetch"
+                        : resolved ? "no exact version or no valid name"
+                                   : "no resolved URL and no exact registry version: not seedable",
+                        !(version && !strncmp(version, "file:", 5)));
             continue;
         }
         const char *integrity = json_string_value(json_object_get(e, "integrity"));
@@ -479,20 +498,100 @@ static void record_tarball(void *arg, const larder_npm_tarball_t *t)
 
 
 
-/* key "pk/<name>/full" or "pk/<name>/abbr"; runs on the fetch thread */
+/* the name in a key "pk/<name>/<form>"; 0 or -1 */
+static int packument_key_name(const char *k, char *name, size_t namelen, const char **form)
+{
+    const char *slash = strrchr(k, '/');
+    if (strncmp(k, "pk/", 3) != 0 || !slash || slash - k - 3 <= 0 || (size_t)(slash - k - 3) >= namelen)
+        return -1;
+    memcpy(name, k + 3, (size_t)(slash - k - 3));
+    name[slash - k - 3] = 0;
+    *form = slash + 1;
+    return 0;
+}
+
+/* meta "pa/<name>" -> "<sha256 of the full form>\n<sha256 of the abbreviated form>": which stored full document the
+ * stored abbreviated one was derived from. Both digests must match the entries for the abbreviated form to be
+ * served, so a full form refreshed since (or an abbreviated commit that failed) never serves an outdated one. */
+static int abbr_matches(larder_store_t *st, const char *name, const larder_entry_t *full, const larder_entry_t *abbr)
+{
+    char k[400];
+    snprintf(k, sizeof(k), "pa/%s", name);
+    size_t len = 0;
+    char *v = larder_store_meta_get(st, LARDER_PROTO_NPM, k, &len);
+    int ok = v && len == 2 * (LARDER_SHA256_HEX - 1) + 1 && memcmp(v, full->digest, LARDER_SHA256_HEX - 1) == 0 &&
+             memcmp(v + LARDER_SHA256_HEX, abbr->digest, LARDER_SHA256_HEX - 1) == 0;
+    free(v);
+    return ok;
+}
+
+/* "pk/<name>/abbr" made from the stored full form (never from the upstream: one upstream document per package
+ * serves both forms); runs on a commit thread */
+static int derive_abbreviated(larder_store_t *st, const char *name, int out_fd, char **content_type, char *err,
+                              size_t errlen)
+{
+    char fk[400], path[4096];
+    snprintf(fk, sizeof(fk), "pk/%s/full", name);
+    larder_entry_t fe;
+    if (larder_store_get(st, LARDER_PROTO_NPM, fk, &fe) < 0) {
+        snprintf(err, errlen, "the full packument of %s is not cached", name);
+        return -1;
+    }
+    char full_digest[LARDER_SHA256_HEX];
+    memcpy(full_digest, fe.digest, sizeof(full_digest));
+    larder_store_blob_path(st, fe.digest, path, sizeof(path));
+    larder_entry_clear(&fe);
+    size_t in_len = 0;
+    char *in = larder_read_file(path, &in_len);
+    if (!in) {
+        snprintf(err, errlen, "cannot read the cached full packument of %s", name);
+        return -1;
+    }
+    uint64_t t0 = larder_now_ms();
+    larder_npm_buf_t out = {0};
+    /* the stored tarball URLs are already ours (the base token is no http URL): only the fields are cut */
+    int r = larder_npm_rewrite_packument(in, in_len, name, 1, &out, NULL, NULL, err, errlen);
+    free(in);
+    uint64_t ms = larder_now_ms() - t0;
+    if (ms >= 200)
+        larder_info("npm: deriving the abbreviated packument of %s (%zu bytes) took %" PRIu64 " ms", name, in_len, ms);
+    if (r == 0 && larder_write_all(out_fd, out.p ? out.p : "", out.len) < 0) {
+        snprintf(err, errlen, "writing the abbreviated packument failed");
+        r = -1;
+    }
+    if (r == 0) {
+        unsigned char md[32];
+        unsigned int mdlen = 0;
+        char val[2 * LARDER_SHA256_HEX], k[400];
+        EVP_Digest(out.p ? out.p : "", out.len, md, &mdlen, EVP_sha256(), NULL);
+        memcpy(val, full_digest, LARDER_SHA256_HEX - 1);
+        val[LARDER_SHA256_HEX - 1] = '\n';
+        larder_hex(md, 32, val + LARDER_SHA256_HEX);
+        snprintf(k, sizeof(k), "pa/%s", name);
+        larder_meta_batch_t *b = larder_store_meta_begin(st);
+        larder_meta_batch_put(b, LARDER_PROTO_NPM, k, val, sizeof(val) - 1);
+        r = larder_store_meta_commit(st, b);
+        if (r < 0)
+            snprintf(err, errlen, "cannot record the abbreviated packument");
+    }
+    free(out.p);
+    *content_type = strdup("application/vnd.npm.install-v1+json");
+    return r;
+}
+
+/* key "pk/<name>/full": the upstream document rewritten (tarball URLs ours, tarball records written); key
+ * "pk/<name>/abbr": derived from the stored full form. Runs on a commit thread. */
 static int transform_packument(larder_store_t *st, const larder_fetch_t *fe, int in_fd, uint64_t in_len, int out_fd,
                                char **content_type, char *err, size_t errlen)
 {
-    const char *k = fe->key;
-    const char *slash = strrchr(k, '/');
-    if (strncmp(k, "pk/", 3) != 0 || !slash || slash - k - 3 <= 0 || slash - k - 3 > 300) {
+    char name[320];
+    const char *form;
+    if (packument_key_name(fe->key, name, sizeof(name), &form) < 0) {
         snprintf(err, errlen, "bad packument key");
         return -1;
     }
-    char name[320];
-    memcpy(name, k + 3, (size_t)(slash - k - 3));
-    name[slash - k - 3] = 0;
-    int abbr = strcmp(slash + 1, "abbr") == 0;
+    if (strcmp(form, "abbr") == 0)
+        return derive_abbreviated(st, name, out_fd, content_type, err, errlen);
     if (in_len > MAX_PACKUMENT) {
         snprintf(err, errlen, "packument larger than 512 MiB");
         return -1;
@@ -506,7 +605,7 @@ static int transform_packument(larder_store_t *st, const larder_fetch_t *fe, int
     larder_npm_buf_t out = {0};
     larder_meta_batch_t *b = larder_store_meta_begin(st);
     rec_ctx_t rc = {b, name};
-    int r = larder_npm_rewrite_packument(in, in_len, name, abbr, &out, record_tarball, &rc, err, errlen);
+    int r = larder_npm_rewrite_packument(in, in_len, name, 0, &out, record_tarball, &rc, err, errlen);
     free(in);
     if (r == 0)
         r = larder_store_meta_commit(st, b);
@@ -514,9 +613,8 @@ static int transform_packument(larder_store_t *st, const larder_fetch_t *fe, int
         larder_store_meta_discard(b);
     uint64_t ms = larder_now_ms() - t0;
     if (ms >= 200)
-        larder_info("npm: rewriting the %s packument of %s (%" PRIu64 " bytes) took %" PRIu64 " ms",
-                    abbr ? "abbreviated" : "full", name, in_len, ms);
-    *content_type = strdup(abbr ? "application/vnd.npm.install-v1+json" : "application/json");
+        larder_info("npm: rewriting the packument of %s (%" PRIu64 " bytes) took %" PRIu64 " ms", name, in_len, ms);
+    *content_type = strdup("application/json");
     if (r == 0 && larder_write_all(out_fd, out.p ? out.p : "", out.len) < 0) {
         snprintf(err, errlen, "writing the rewritten packument failed");
         r = -1;
@@ -571,6 +669,148 @@ static int wants_abbreviated(h2o_req_t *req)
     return 0;
 }
 
+/* One abbreviated-packument request on its way through abbr_step: the full form is fetched at most once (one
+ * upstream document per package serves both forms), the abbreviated form derived at most once. */
+typedef struct pk_req {
+    char name[256];
+    char url[4400];
+    const char *base;
+    int fetched, derived; /* steps already taken for this request */
+    int fetch_state, fetch_status;
+    larder_fetch_t *fe; /* our extra reference to the fetch waited for, to read its status */
+} pk_req_t;
+
+static void abbr_step(larder_app_t *app, h2o_req_t *req, pk_req_t *pr);
+
+static void abbr_after(larder_app_t *app, h2o_req_t *req, int state, void *data)
+{
+    pk_req_t *pr = data;
+    if (pr->fe) {
+        pr->fetch_status = pr->fe->status;
+        larder_fetch_release(pr->fe);
+        pr->fe = NULL;
+    }
+    pr->fetch_state = state;
+    abbr_step(app, req, pr);
+}
+
+/* wait for fe, then take the next step */
+static void abbr_wait(larder_app_t *app, h2o_req_t *req, pk_req_t *pr, const char *key, larder_fetch_t *fe)
+{
+    larder_fetch_retain(fe);
+    pr->fe = fe;
+    larder_cache_after_fetch(app, req, LARDER_PROTO_NPM, h2o_strdup(&req->pool, key, SIZE_MAX).base, fe, abbr_after,
+                             pr);
+}
+
+static void serve_stored_packument(larder_app_t *app, h2o_req_t *req, const char *key, const char *base, int abbr)
+{
+    larder_mapping_t m = {
+        .proto = LARDER_PROTO_NPM,
+        .key = h2o_strdup(&req->pool, key, SIZE_MAX).base,
+        .url = NULL, /* from the store: HIT or STALE by its freshness */
+        .content_type = abbr ? "application/vnd.npm.install-v1+json" : "application/json",
+        .subst_from = LARDER_NPM_BASE_TOKEN,
+        .subst_to = base,
+    };
+    larder_cache_serve(app, req, &m);
+}
+
+static void abbr_step(larder_app_t *app, h2o_req_t *req, pk_req_t *pr)
+{
+    char fk[400], ak[400];
+    snprintf(fk, sizeof(fk), "pk/%s/full", pr->name);
+    snprintf(ak, sizeof(ak), "pk/%s/abbr", pr->name);
+    larder_store_t *st = app->store;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        larder_entry_t f, a;
+        int have_f = larder_store_get(st, LARDER_PROTO_NPM, fk, &f) == 0;
+        int have_a = larder_store_get(st, LARDER_PROTO_NPM, ak, &a) == 0;
+        uint64_t now = larder_now();
+        int online = !app->cfg->offline && !larder_fetcher_host_down(app->fetcher, pr->url);
+        if (!pr->fetched && online && (!have_f || !larder_entry_is_fresh(&f, now))) {
+            /* the full document is what the upstream is asked for, whichever form the client wants */
+            larder_fetch_req_t fr = {.proto = LARDER_PROTO_NPM,
+                                     .key = fk,
+                                     .url = pr->url,
+                                     .ttl = app->cfg->proto[LARDER_PROTO_NPM].ttl,
+                                     .accept = "application/json",
+                                     .transform = transform_packument,
+                                     .if_none_match = have_f ? f.etag : NULL,
+                                     .if_modified_since = have_f ? f.last_modified : NULL};
+            int how;
+            larder_fetch_t *fe = larder_fetch_start(app->fetcher, &fr, &how);
+            if (have_f)
+                larder_entry_clear(&f);
+            if (have_a)
+                larder_entry_clear(&a);
+            if (fe) {
+                pr->fetched = 1;
+                abbr_wait(app, req, pr, fk, fe);
+                return;
+            }
+            continue; /* committed meanwhile: look again */
+        }
+        if (have_f) {
+            int match = have_a && abbr_matches(st, pr->name, &f, &a);
+            uint64_t f_until = f.fresh_until, a_until = have_a ? a.fresh_until : 0;
+            larder_entry_clear(&f);
+            if (have_a)
+                larder_entry_clear(&a);
+            if (match) {
+                if (a_until != f_until) /* the full form was revalidated: the derived one is as fresh */
+                    larder_store_refresh(st, LARDER_PROTO_NPM, ak, f_until, NULL, NULL);
+                serve_stored_packument(app, req, ak, pr->base, 1);
+                return;
+            }
+            if (!pr->derived) {
+                pr->derived = 1;
+                larder_fetch_req_t fr = {.proto = LARDER_PROTO_NPM,
+                                         .key = ak,
+                                         .url = pr->url,
+                                         .ttl = f_until > now ? f_until - now : 0,
+                                         .transform = transform_packument,
+                                         .force = 1,
+                                         .local = 1};
+                int how;
+                larder_fetch_t *fe = larder_fetch_start(app->fetcher, &fr, &how);
+                if (fe) {
+                    abbr_wait(app, req, pr, ak, fe);
+                    return;
+                }
+                continue;
+            }
+            larder_send_error(app, req, LARDER_PROTO_NPM, 502, "Bad Gateway",
+                              "the abbreviated packument of %s could not be derived from the cached full one; see "
+                              "the daemon log",
+                              pr->name);
+            return;
+        }
+        if (have_a) { /* only the abbreviated form is cached (the full one was evicted, or cached by an older
+                         version): it is all we have */
+            larder_entry_clear(&a);
+            serve_stored_packument(app, req, ak, pr->base, 1);
+            return;
+        }
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-larder-cache"), 1, NULL,
+                              H2O_STRLIT("MISS"));
+        if (app->cfg->offline)
+            larder_send_error(app, req, LARDER_PROTO_NPM, 504, "Gateway Timeout",
+                              "larder is offline and %s is not cached.\nSeed it while online: list it in a seed spec "
+                              "and run `larder seed SPEC.yaml`, or request it once with `offline: false`.",
+                              pr->url);
+        else if (pr->fetch_status == 404 || pr->fetch_status == 410)
+            larder_send_error(app, req, LARDER_PROTO_NPM, 404, "Not Found", "not found upstream: %s answered %d",
+                              pr->url, pr->fetch_status);
+        else
+            larder_send_error(app, req, LARDER_PROTO_NPM, pr->fetched ? 502 : 504,
+                              pr->fetched ? "Bad Gateway" : "Gateway Timeout",
+                              "the upstream fetch of %s failed and the packument is not cached", pr->url);
+        return;
+    }
+    larder_send_error(app, req, LARDER_PROTO_NPM, 503, "Service Unavailable", "the packument keeps changing; retry");
+}
+
 static void serve_packument(larder_app_t *app, h2o_req_t *req, const char *rest, const char *name)
 {
     const char *base = public_base(app, req, rest);
@@ -579,11 +819,36 @@ static void serve_packument(larder_app_t *app, h2o_req_t *req, const char *rest,
                           "the Host header is missing or not a host name; set npm.public_url");
         return;
     }
-    int abbr = wants_abbreviated(req);
-    char key[400], url[4400];
-    snprintf(key, sizeof(key), "pk/%s/%s", name, abbr ? "abbr" : "full");
-    packument_url(app->cfg, name, url, sizeof(url));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("Accept"));
+    char url[4400];
+    packument_url(app->cfg, name, url, sizeof(url));
+    if (wants_abbreviated(req)) {
+        pk_req_t *pr = h2o_mem_alloc_pool(&req->pool, sizeof(*pr));
+        memset(pr, 0, sizeof(*pr));
+        snprintf(pr->name, sizeof(pr->name), "%s", name);
+        memcpy(pr->url, url, sizeof(pr->url));
+        pr->base = base;
+        abbr_step(app, req, pr);
+        return;
+    }
+    char key[400], ak[400];
+    snprintf(key, sizeof(key), "pk/%s/full", name);
+    snprintf(ak, sizeof(ak), "pk/%s/abbr", name);
+    larder_entry_t e;
+    if ((app->cfg->offline || larder_fetcher_host_down(app->fetcher, url)) &&
+        larder_store_get(app->store, LARDER_PROTO_NPM, key, &e) < 0 &&
+        larder_store_get(app->store, LARDER_PROTO_NPM, ak, &e) == 0) {
+        larder_entry_clear(&e);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-larder-cache"), 1, NULL,
+                              H2O_STRLIT("MISS"));
+        larder_send_error(app, req, LARDER_PROTO_NPM, 504, "Gateway Timeout",
+                          "only the abbreviated packument of %s is cached (application/vnd.npm.install-v1+json), and "
+                          "the full document cannot be made from it (it lacks readme, scripts and other fields); "
+                          "the upstream %s is %s. Ask with Accept: application/vnd.npm.install-v1+json, or seed the "
+                          "package while online.",
+                          name, url, app->cfg->offline ? "switched off (offline: true)" : "unreachable");
+        return;
+    }
     larder_mapping_t m = {
         .proto = LARDER_PROTO_NPM,
         .key = h2o_strdup(&req->pool, key, SIZE_MAX).base,
@@ -591,7 +856,7 @@ static void serve_packument(larder_app_t *app, h2o_req_t *req, const char *rest,
         .ttl = app->cfg->proto[LARDER_PROTO_NPM].ttl,
         .accept = "application/json",
         .transform = transform_packument,
-        .content_type = abbr ? "application/vnd.npm.install-v1+json" : "application/json",
+        .content_type = "application/json",
         .subst_from = LARDER_NPM_BASE_TOKEN,
         .subst_to = base,
     };
@@ -763,7 +1028,21 @@ static void seed_packument_done(larder_seed_ctx_t *c, int proto, const char *key
         return;
     }
     larder_store_blob_path(app->store, e.digest, path, sizeof(path));
+    uint64_t now = larder_now(), until = e.fresh_until;
     larder_entry_clear(&e);
+    /* the abbreviated form (yarn 1, pnpm, older npm) derived from the full one just seeded, and pinned with it */
+    char ak[400], alabel[800], aurl[4400];
+    snprintf(ak, sizeof(ak), "pk/%s/abbr", sr->name);
+    packument_url(app->cfg, sr->name, aurl, sizeof(aurl));
+    snprintf(alabel, sizeof(alabel), "%s (abbreviated packument)", sr->label);
+    larder_fetch_req_t afr = {.proto = LARDER_PROTO_NPM,
+                              .key = ak,
+                              .url = aurl,
+                              .ttl = until > now ? until - now : 0,
+                              .transform = transform_packument,
+                              .force = 1,
+                              .local = 1};
+    larder_seed_add(c, alabel, &afr, NULL, NULL);
     json_t *root = json_load_file(path, JSON_ALLOW_NUL, NULL);
     json_t *dist = json_object_get(json_object_get(json_object_get(root, "versions"), sr->version), "dist");
     const char *tb = json_string_value(json_object_get(dist, "tarball"));
@@ -825,21 +1104,16 @@ static void npm_seed(larder_app_t *app, const larder_seed_item_t *item, larder_s
     snprintf(sr->label, sizeof(sr->label), "%s@%s", sr->name, sr->version);
     char url[4400];
     packument_url(app->cfg, sr->name, url, sizeof(url));
-    for (int abbr = 1; abbr >= 0; abbr--) {
-        char key[400], label[800];
-        snprintf(key, sizeof(key), "pk/%s/%s", sr->name, abbr ? "abbr" : "full");
-        snprintf(label, sizeof(label), "%s (packument%s)", sr->label, abbr ? ", abbreviated" : "");
-        larder_fetch_req_t fr = {.proto = LARDER_PROTO_NPM,
-                                 .key = key,
-                                 .url = url,
-                                 .ttl = app->cfg->proto[LARDER_PROTO_NPM].ttl,
-                                 .accept = "application/json",
-                                 .transform = transform_packument};
-        if (abbr)
-            larder_seed_add(ctx, label, &fr, NULL, NULL);
-        else
-            larder_seed_add(ctx, label, &fr, seed_packument_done, sr);
-    }
+    char key[400], label[800];
+    snprintf(key, sizeof(key), "pk/%s/full", sr->name);
+    snprintf(label, sizeof(label), "%s (packument)", sr->label);
+    larder_fetch_req_t fr = {.proto = LARDER_PROTO_NPM,
+                             .key = key,
+                             .url = url,
+                             .ttl = app->cfg->proto[LARDER_PROTO_NPM].ttl,
+                             .accept = "application/json",
+                             .transform = transform_packument};
+    larder_seed_add(ctx, label, &fr, seed_packument_done, sr);
 }
 
 const larder_protocol_t larder_protocol_npm = {

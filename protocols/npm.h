@@ -44,10 +44,12 @@ int larder_npm_rewrite_packument(const char *in, size_t len, const char *name, i
                                  larder_npm_tarball_cb cb, void *ctx, char *err, size_t errlen);
 
 /* `larder seed` side: the packages of a package-lock.json (lockfileVersion 2 or 3) as seed lines
- * "name@version integrity" (integrity omitted when the lockfile has none). Entries that are links, bundled in
- * another package, or not resolved from a registry tarball are skipped and reported through `skipped` (may be
- * NULL). Returns the number of lines (malloc'd array of malloc'd strings) or -1 with a message. */
-typedef void (*larder_npm_skip_cb)(void *ctx, const char *what, const char *why);
+ * "name@version integrity" (integrity omitted when the lockfile has none). Entries without `resolved` (npm's
+ * omit-lockfile-registry-resolved) are registry packages by name and version. Entries bundled in another package
+ * are covered by it; links and file: entries are local (reported with failed=0: nothing to fetch); git, tarball-URL
+ * and other sources cannot be seeded by the npm section (reported with failed=1). `skipped` may be NULL. Returns the
+ * number of lines (malloc'd array of malloc'd strings) or -1 with a message. */
+typedef void (*larder_npm_skip_cb)(void *ctx, const char *what, const char *why, int failed);
 long larder_npm_lockfile_lines(const char *json, size_t len, char ***lines, larder_npm_skip_cb skipped, void *ctx,
                                char *err, size_t errlen);
 

@@ -1705,7 +1705,41 @@ static void push(char ***arr, size_t *n, const char *s, size_t len)
     (*arr)[(*n)++] = strndup(s, len);
 }
 
+/* a requirement that names a version-control source: "git+https://...", "name @ git+ssh://..." */
+static int vcs_source(const char *s)
+{
+    static const char *const vcs[] = {"git+", "hg+", "svn+", "bzr+", NULL};
+    const char *at = strstr(s, " @ ");
+    const char *src = at ? at + 3 : s;
+    while (*src == ' ')
+        src++;
+    for (int i = 0; vcs[i]; i++)
+        if (!strncasecmp(src, vcs[i], strlen(vcs[i])))
+            return 1;
+    return 0;
+}
+
+/* the source of a requirement line, when it is not the index: 1 a URL, 2 a local path, 0 the index */
+static int direct_source(const char *s)
+{
+    const char *at = strstr(s, " @ ");
+    const char *src = at ? at + 3 : s;
+    while (*src == ' ')
+        src++;
+    if (!strncasecmp(src, "file:", 5) || src[0] == '.' || src[0] == '/' || src[0] == '~')
+        return 2;
+    if (!strncasecmp(src, "http://", 7) || !strncasecmp(src, "https://", 8) || strstr(src, "://"))
+        return 1;
+    return 0;
+}
+
 size_t larder_pypi_requirement_lines(const char *text, size_t len, char ***lines, char ***includes, size_t *nincludes)
+{
+    return larder_pypi_requirement_lines_ex(text, len, lines, includes, nincludes, NULL, NULL);
+}
+
+size_t larder_pypi_requirement_lines_ex(const char *text, size_t len, char ***lines, char ***includes,
+                                        size_t *nincludes, larder_pypi_unseedable_cb cb, void *ctx)
 {
     size_t n = 0;
     *lines = NULL;
@@ -1746,8 +1780,40 @@ size_t larder_pypi_requirement_lines(const char *text, size_t len, char ***lines
                     while (*f == ' ' || *f == '=')
                         f++;
                     push(includes, nincludes, f, sl - (size_t)(f - s));
+                } else if (!strncmp(s, "-e ", 3) || !strncmp(s, "-e", 2) || !strncmp(s, "--editable", 10)) {
+                    const char *t = s + (s[1] == 'e' ? 2 : 10);
+                    while (*t == ' ' || *t == '=')
+                        t++;
+                    char *one = strndup(s, sl);
+                    if (cb && one)
+                        cb(ctx, one,
+                           vcs_source(t) ? "an editable git (VCS) source: the pip section cannot seed git sources (the "
+                                           "git mirror serves them)"
+                           : direct_source(t) == 1 ? "an editable URL: the pip section cannot seed it"
+                                                   : "an editable local project: nothing to fetch",
+                           vcs_source(t) || direct_source(t) == 1);
+                    free(one);
                 } else if (s[0] != '-') {
-                    push(lines, &n, s, sl);
+                    char *one = strndup(s, sl);
+                    int d = one ? direct_source(one) : 0;
+                    if (one && vcs_source(one)) {
+                        if (cb)
+                            cb(ctx, one,
+                               "a git (VCS) source: the pip section cannot seed git sources (the git mirror serves them)",
+                               1);
+                    } else if (one && d == 1) {
+                        if (cb)
+                            cb(ctx, one,
+                               "a direct URL: the pip section seeds from the index only (pin the file in the files "
+                               "section)",
+                               1);
+                    } else if (one && d == 2) {
+                        if (cb)
+                            cb(ctx, one, "a local path: nothing to fetch", 0);
+                    } else {
+                        push(lines, &n, s, sl);
+                    }
+                    free(one);
                 }
                 /* other options (-c, -i, --index-url, -e, --hash on its own line...) are not requirements */
             }

@@ -80,5 +80,11 @@ int larder_pypi_parse_requirement(const char *line, larder_pypi_requirement_t *o
  * option lines dropped; `-r FILE` lines are returned in *includes (paths as written). Returns the number of
  * lines; both arrays are malloc'd (free each string and the array). */
 size_t larder_pypi_requirement_lines(const char *text, size_t len, char ***lines, char ***includes, size_t *nincludes);
+/* The same, reporting every line that is not an index requirement through cb (may be NULL): git/VCS sources and
+ * direct URLs (`-e git+https://...`, `git+https://...`, `name @ https://...`) with failed=1, since the pip section
+ * cannot seed them; local paths and editable local projects with failed=0 (nothing to fetch). */
+typedef void (*larder_pypi_unseedable_cb)(void *ctx, const char *line, const char *why, int failed);
+size_t larder_pypi_requirement_lines_ex(const char *text, size_t len, char ***lines, char ***includes,
+                                        size_t *nincludes, larder_pypi_unseedable_cb cb, void *ctx);
 
 #endif

@@ -201,4 +201,154 @@ assert_eq 0 "$rc" "npm ci from the seeded cache, upstream down: $(tail -5 "$WORK
 check_tree "$WORK/seeded"
 assert_cache "$R/larder-test-colors/-/larder-test-colors-1.0.1.tgz" HIT
 
+# ---- yarn 1 and npm share one upstream packument per package --------------------------------------------------------
+# npm 11 asks for the full packument (Accept: application/json), yarn 1 for the abbreviated one
+# (application/vnd.npm.install-v1+json; q=1.0, ...): the upstream is asked for the full one once and the abbreviated
+# one is derived from it, also when Larder has no upstream (offline: true). Both directions.
+stop_larder
+YARN=$REPO/tests/tools/node_modules/.bin/yarn
+[ -x "$YARN" ] || fail "yarn 1 not installed ($YARN): run make test-tools"
+start_verdaccio "$UPD" "$VP"
+yarn_isolated() { # yarn_isolated DIR REGISTRY ARGS... : empty cache, no ~/.yarnrc, no self-update check
+    local dir=$1 reg=$2
+    shift 2
+    printf 'registry "%s"\ndisable-self-update-check true\n' "$reg" >"$dir/.yarnrc"
+    mkdir -p "$dir/.home"
+    (cd "$dir" && HOME=$dir/.home timeout 240 "$YARN" "$@" --cache-folder "$(mktemp -d "$WORK/yarn-cache.XXXXXX")" \
+        --non-interactive --no-progress --network-timeout 5000)
+}
+packument_gets() { # upstream GETs of the fixture's 12 packuments
+    local n=0 p
+    for p in /@larder-test%2fcore /@larder-test%2futil /@larder-test%2fconfig /@larder-test%2ftypes /larder-test-left-pad \
+        /larder-test-colors /larder-test-logger /larder-test-cli /larder-test-server /larder-test-native \
+        /larder-test-docs /larder-test-assets; do
+        n=$((n + $(verdaccio_count "$UPD" GET "$p")))
+    done
+    echo "$n"
+}
+CFG4=$WORK/larder4.yaml
+for dir in npm-then-yarn yarn-then-npm; do
+    rm -rf "$WORK/data4"
+    write_config "$CFG4" "$LP" "$WORK/data4"
+    printf 'npm:\n  upstream: %s/\n' "$U" >>"$CFG4"
+    start_larder "$CFG4" "$LP"
+    g0=$(packument_gets)
+    mkdir -p "$WORK/$dir/online" "$WORK/$dir/offline"
+    cp "$FX/app/package.json" "$WORK/$dir/online/"
+    cp "$FX/app/package.json" "$WORK/$dir/offline/"
+    rc=0
+    if [ "$dir" = npm-then-yarn ]; then
+        npm_isolated "$NPMC" install --prefix "$WORK/$dir/online" --registry "$R/" >"$WORK/$dir/online.log" 2>&1 || rc=$?
+    else
+        yarn_isolated "$WORK/$dir/online" "$R/" install >"$WORK/$dir/online.log" 2>&1 || rc=$?
+    fi
+    assert_eq 0 "$rc" "$dir: online install: $(tail -5 "$WORK/$dir/online.log" | tr '\n' ' ')"
+    # the other client's form, still online: no second upstream GET
+    [ "$dir" = npm-then-yarn ] && acc="application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*" ||
+        acc="application/json"
+    for p in @larder-test%2fcore @larder-test%2futil @larder-test%2fconfig @larder-test%2ftypes larder-test-left-pad \
+        larder-test-colors larder-test-logger larder-test-cli larder-test-server larder-test-native larder-test-docs \
+        larder-test-assets; do
+        assert_status "$R/$p" 200 -H "Accept: $acc"
+    done
+    assert_eq 12 "$(($(packument_gets) - g0))" "$dir: one upstream packument GET per package (12 packages), both forms"
+    stop_larder
+    sed -i 's/^offline: false/offline: true/' "$CFG4"
+    start_larder "$CFG4" "$LP"
+    rc=0
+    if [ "$dir" = npm-then-yarn ]; then
+        yarn_isolated "$WORK/$dir/offline" "$R/" install >"$WORK/$dir/offline.log" 2>&1 || rc=$?
+    else
+        npm_isolated "$NPMC" install --prefix "$WORK/$dir/offline" --registry "$R/" >"$WORK/$dir/offline.log" 2>&1 || rc=$?
+    fi
+    assert_eq 0 "$rc" "$dir: the other client installs with larder offline: $(tail -5 "$WORK/$dir/offline.log" | tr '\n' ' ')"
+    check_tree "$WORK/$dir/offline"
+    assert_eq 12 "$(($(packument_gets) - g0))" "$dir: still one upstream packument GET per package"
+    stop_larder
+done
+# yarn 1 fetches tarballs from the URLs its yarn.lock records and does not move them to the configured registry
+# (it only swaps registry.npmjs.org for registry.yarnpkg.com when the registry is yarnpkg's): a yarn.lock naming
+# another registry host bypasses Larder; with its URLs rewritten to Larder's it installs offline
+yl=$WORK/npm-then-yarn/offline/yarn.lock
+assert_contains "$(cat "$yl")" "resolved \"$R/" "yarn.lock records Larder's tarball URLs"
+mkdir -p "$WORK/ylock" && cp "$FX/app/package.json" "$WORK/ylock/"
+sed "s#$R/#$U/#g" "$yl" >"$WORK/ylock/yarn.lock"
+sed -i 's/^offline: true/offline: false/' "$CFG4"
+start_larder "$CFG4" "$LP"
+t0=$(verdaccio_count "$UPD" GET /larder-test-assets/-/larder-test-assets-1.0.0.tgz)
+rc=0
+yarn_isolated "$WORK/ylock" "$R/" install --frozen-lockfile >"$WORK/ylock.log" 2>&1 || rc=$?
+assert_eq 0 "$rc" "yarn install with a yarn.lock naming the upstream host: $(tail -5 "$WORK/ylock.log" | tr '\n' ' ')"
+assert_eq $((t0 + 1)) "$(verdaccio_count "$UPD" GET /larder-test-assets/-/larder-test-assets-1.0.0.tgz)" \
+    "yarn 1 fetched the tarball from the host in yarn.lock, not through the configured registry"
+stop_larder
+sed -i 's/^offline: false/offline: true/' "$CFG4"
+start_larder "$CFG4" "$LP"
+mkdir -p "$WORK/ylock2" && cp "$FX/app/package.json" "$WORK/ylock2/"
+sed "s#$U/#$R/#g" "$WORK/ylock/yarn.lock" >"$WORK/ylock2/yarn.lock"
+rc=0
+yarn_isolated "$WORK/ylock2" "$R/" install --frozen-lockfile >"$WORK/ylock2.log" 2>&1 || rc=$?
+assert_eq 0 "$rc" "yarn install offline after rewriting yarn.lock to Larder: $(tail -5 "$WORK/ylock2.log" | tr '\n' ' ')"
+check_tree "$WORK/ylock2"
+stop_larder
+
+# ---- seeding: a lockfile without resolved URLs (omit-lockfile-registry-resolved); unseedable items fail -------------
+CFG3=$WORK/larder3.yaml
+write_config "$CFG3" "$LP" "$WORK/data3"
+printf 'npm:\n  upstream: %s/\n' "$U" >>"$CFG3"
+start_larder "$CFG3" "$LP"
+mkdir -p "$WORK/nores/app" "$WORK/nores/git"
+cp "$FX/app/package.json" "$WORK/nores/app/"
+npm_isolated "$NPMC" install --package-lock-only --ignore-scripts --omit-lockfile-registry-resolved --registry "$U/" \
+    --prefix "$WORK/nores/app" >"$WORK/nores-lock.log" 2>&1 ||
+    fail "npm --omit-lockfile-registry-resolved: $(tail -5 "$WORK/nores-lock.log")"
+assert_eq 0 "$(grep -c '"resolved"' "$WORK/nores/app/package-lock.json" || true)" "the lockfile records no resolved URLs"
+assert_contains "$(cat "$WORK/nores/app/package-lock.json")" '"integrity": "sha512-' "but integrity"
+printf 'pin_set: nores\nnpm:\n  lockfiles: [app/package-lock.json]\n' >"$WORK/nores/seed.yaml"
+rc=0
+timeout 180 "$LARDER_BIN" seed --config "$CFG3" "$WORK/nores/seed.yaml" >"$WORK/seed-nores.log" 2>&1 </dev/null || rc=$?
+assert_eq 0 "$rc" "larder seed of a lockfile without resolved: $(tail -5 "$WORK/seed-nores.log" | tr '\n' ' ')"
+assert_match "$(cat "$WORK/seed-nores.log")" "pin set nores: [1-9][0-9]* pinned, 0 failed" "every entry seeded"
+# a git dependency and a tarball URL are failures; a link to a local directory is not fetched
+"$PY" - "$WORK/nores/app/package-lock.json" "$WORK/nores/git/package-lock.json" <<'PYEOF'
+import json, sys
+lock = json.load(open(sys.argv[1]))
+p = lock["packages"]
+p["node_modules/gitdep"] = {"version": "1.0.0",
+                            "resolved": "git+ssh://git@github.com/example/gitdep.git#0123456789abcdef0123456789abcdef01234567"}
+p["node_modules/urldep"] = {"version": "1.0.0", "resolved": "https://example.invalid/downloads/urldep.tgz"}
+p["node_modules/localdep"] = {"resolved": "../localdep", "link": True}
+json.dump(lock, open(sys.argv[2], "w"), indent=2)
+PYEOF
+printf 'pin_set: gitdeps\nnpm:\n  lockfiles: [git/package-lock.json]\n' >"$WORK/nores/seed-git.yaml"
+rc=0
+timeout 180 "$LARDER_BIN" seed --config "$CFG3" "$WORK/nores/seed-git.yaml" >"$WORK/seed-git.log" 2>&1 </dev/null || rc=$?
+assert_eq 1 "$rc" "larder seed exits 1 when a lockfile entry cannot be seeded"
+out=$(cat "$WORK/seed-git.log")
+assert_match "$out" "FAILED [^ ]*package-lock.json: node_modules/gitdep: a git dependency" "the git entry is listed"
+assert_match "$out" "FAILED [^ ]*package-lock.json: node_modules/urldep: not resolved from a registry" "the URL entry is listed"
+assert_not_contains "$(grep '^FAILED' <<<"$out" || true)" "localdep" "a link is no failure"
+assert_match "$out" "pin set gitdeps: [1-9][0-9]* pinned, 2 failed" "both counted in the summary"
+# git requirement lines in the pip section
+cat >"$WORK/nores/requirements.txt" <<'REQEOF'
+git+https://github.com/example/tool.git@v1.0#egg=tool
+-e git+https://github.com/example/lib.git#egg=lib
+REQEOF
+printf 'pin_set: pipgit\npypi:\n  requirement_files: [requirements.txt]\n' >"$WORK/nores/seed-pip.yaml"
+rc=0
+timeout 60 "$LARDER_BIN" seed --config "$CFG3" "$WORK/nores/seed-pip.yaml" >"$WORK/seed-pip.log" 2>&1 </dev/null || rc=$?
+assert_eq 1 "$rc" "larder seed exits 1 for git requirement lines"
+out=$(cat "$WORK/seed-pip.log")
+assert_match "$out" "FAILED [^ ]*requirements.txt: git\+https://github.com/example/tool.git@v1.0#egg=tool: .*pip section cannot seed git" \
+    "a git+https line is a failure that says why"
+assert_match "$out" "FAILED [^ ]*requirements.txt: -e git\+https://github.com/example/lib.git#egg=lib: .*pip section cannot seed git" \
+    "an -e git+https line too"
+assert_contains "$out" "pin set pipgit: 0 pinned, 2 failed" "both counted"
+stop_pid "$VERDACCIO_PID"
+mkdir -p "$WORK/nores-ci" && cp "$WORK/nores/app/package.json" "$WORK/nores/app/package-lock.json" "$WORK/nores-ci/"
+rc=0
+npm_isolated "$NPMC" ci --prefix "$WORK/nores-ci" --registry "$R/" >"$WORK/npm-nores-ci.log" 2>&1 || rc=$?
+assert_eq 0 "$rc" "npm ci of the lockfile without resolved, upstream down: $(tail -5 "$WORK/npm-nores-ci.log" | tr '\n' ' ')"
+check_tree "$WORK/nores-ci"
+
 finish

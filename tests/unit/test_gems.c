@@ -74,6 +74,13 @@ static void test_info(void)
     CHECK(larder_gems_parse_info("<html>", 6, on_v, &s) < 0);
 }
 
+static void count_unseedable(void *ctx, const char *what, const char *why, int failed)
+{
+    int *counts = ctx;
+    counts[failed ? 1 : 0]++;
+    CHECK(failed ? strstr(what, "y (0.1)") && strstr(why, "git") : strstr(what, "mine (0.2)") != NULL);
+}
+
 static void test_lockfile(void)
 {
     static const char lock[] = "GIT\n  remote: https://github.com/x/y.git\n  specs:\n    y (0.1)\n\n"
@@ -94,6 +101,16 @@ static void test_lockfile(void)
         free(lines[i]);
     free(lines);
     CHECK(larder_gems_lockfile_lines("hello\n", 6, &lines, err, sizeof(err)) < 0);
+    /* GIT specs are failures, PATH specs local; neither becomes a line */
+    static const char lock2[] = "PATH\n  remote: engines/mine\n  specs:\n    mine (0.2)\n      rack\n\n";
+    char both[sizeof(lock) + sizeof(lock2)];
+    snprintf(both, sizeof(both), "%s%s", lock2, lock);
+    int counts[2] = {0, 0};
+    n = larder_gems_lockfile_lines_ex(both, strlen(both), &lines, count_unseedable, counts, err, sizeof(err));
+    CHECK(n == 4 && counts[1] == 1 && counts[0] == 1);
+    for (long i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
 }
 
 static void test_ref(void)

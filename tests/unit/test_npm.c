@@ -119,6 +119,21 @@ static void test_rewrite(void)
     free(out.p);
 }
 
+typedef struct skips {
+    int failed, local;
+} skips_t;
+
+static void count_skip(void *ctx, const char *what, const char *why, int failed)
+{
+    skips_t *s = ctx;
+    (void)what;
+    (void)why;
+    if (failed)
+        s->failed++;
+    else
+        s->local++;
+}
+
 static void test_lockfile(void)
 {
     static const char lock[] =
@@ -144,6 +159,32 @@ static void test_lockfile(void)
         CHECK(!strcmp(lines[1], "@s/b@2.0.0"));
         CHECK(!strcmp(lines[2], "c@0.1.0 sha1-BBBB"));
         CHECK(!strcmp(lines[3], "real@3.0.0"));
+    }
+    for (long i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
+    /* the same with the reasons: git is a failure, the link is local */
+    skips_t sk = {0};
+    n = larder_npm_lockfile_lines(lock, sizeof(lock) - 1, &lines, count_skip, &sk, err, sizeof(err));
+    CHECK(n == 4 && sk.failed == 1 && sk.local == 1);
+    for (long i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
+    /* omit-lockfile-registry-resolved: no resolved, seeded by name, version and integrity; tarball URLs and
+     * unversioned entries fail, file: entries are local */
+    static const char nores[] =
+        "{\"lockfileVersion\":3,\"packages\":{\"\":{\"name\":\"app\"},"
+        "\"node_modules/a\":{\"version\":\"1.2.3\",\"integrity\":\"sha512-AAAA\"},"
+        "\"node_modules/x\":{\"name\":\"real\",\"version\":\"3.0.0\",\"dev\":true,\"optional\":true},"
+        "\"node_modules/u\":{\"version\":\"1.0.0\",\"resolved\":\"https://example.com/u.tgz\"},"
+        "\"node_modules/f\":{\"version\":\"1.0.0\",\"resolved\":\"file:../f\"},"
+        "\"node_modules/nov\":{\"integrity\":\"sha512-AAAA\"}}}";
+    memset(&sk, 0, sizeof(sk));
+    n = larder_npm_lockfile_lines(nores, sizeof(nores) - 1, &lines, count_skip, &sk, err, sizeof(err));
+    CHECK(n == 2 && sk.failed == 2 && sk.local == 1);
+    if (n == 2) {
+        CHECK(!strcmp(lines[0], "a@1.2.3 sha512-AAAA"));
+        CHECK(!strcmp(lines[1], "real@3.0.0"));
     }
     for (long i = 0; i < n; i++)
         free(lines[i]);

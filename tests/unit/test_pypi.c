@@ -210,6 +210,15 @@ static void test_rewrite(void)
     free(out.p);
 }
 
+/* failures count 1, local lines 100 */
+static void count_unseedable(void *ctx, const char *line, const char *why, int failed)
+{
+    int *n = ctx;
+    *n += failed ? 1 : 100;
+    if (failed && strstr(line, "git+"))
+        CHECK(strstr(why, "cannot seed git sources") != NULL);
+}
+
 int main(void)
 {
     CHECK(norm("Django") && strcmp(norm("Django"), "django") == 0);
@@ -308,6 +317,24 @@ int main(void)
         free(lines[i]);
     for (size_t i = 0; i < ninc; i++)
         free(inc[i]);
+    free(lines);
+    free(inc);
+
+    static const char vcs[] = "git+https://github.com/example/tool.git@v1.0#egg=tool\n"
+                              "-e git+https://github.com/example/lib.git#egg=lib\n"
+                              "tool2 @ git+ssh://git@github.com/example/tool2.git\n"
+                              "pkg @ https://example.com/pkg-1.0-py3-none-any.whl\n"
+                              "-e .\n"
+                              "./local/pkg\n"
+                              "six==1.16.0\n";
+    int nfailed = 0, nlocal = 0;
+    n = larder_pypi_requirement_lines_ex(vcs, sizeof(vcs) - 1, &lines, &inc, &ninc, count_unseedable, &nfailed);
+    (void)nlocal;
+    CHECK(n == 1 && ninc == 0 && nfailed == 4 + 100 * 2);
+    if (n == 1)
+        CHECK(strcmp(lines[0], "six==1.16.0") == 0);
+    for (size_t i = 0; i < n; i++)
+        free(lines[i]);
     free(lines);
     free(inc);
 
