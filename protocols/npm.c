@@ -728,7 +728,7 @@ static void abbr_step(larder_app_t *app, h2o_req_t *req, pk_req_t *pr)
         int have_a = larder_store_get(st, LARDER_PROTO_NPM, ak, &a) == 0;
         uint64_t now = larder_now();
         int online = !app->cfg->offline && !larder_fetcher_host_down(app->fetcher, pr->url);
-        if (!pr->fetched && online && (!have_f || !larder_entry_is_fresh(&f, now))) {
+        if (!pr->fetched && online && (!have_f || !larder_entry_is_fresh(&f, now, app->cfg->proto[LARDER_PROTO_NPM].ttl))) {
             /* the full document is what the upstream is asked for, whichever form the client wants */
             larder_fetch_req_t fr = {.proto = LARDER_PROTO_NPM,
                                      .key = fk,
