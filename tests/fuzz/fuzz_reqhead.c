@@ -1,0 +1,27 @@
+/* fuzz_reqhead.c - request-head framing against arbitrary bytes: never reads outside the input, and whatever it
+ * returns is consistent (a parsed head lies inside the input, its method, path and Authorization value too). */
+#include "reqhead.h"
+
+#include <stdlib.h>
+
+static void inside(const unsigned char *data, size_t size, const char *p, size_t len)
+{
+    if (p && ((const unsigned char *)p < data || (const unsigned char *)p + len > data + size))
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+{
+    larder_reqhead_t h;
+    int r = larder_reqhead_parse((const char *)data, size, &h);
+    if (r == 0 || r < -2 || (r > 0 && (size_t)r > size))
+        abort();
+    if (r > 0) {
+        inside(data, size, h.method, h.method_len);
+        inside(data, size, h.path, h.path_len);
+        inside(data, size, h.authorization, h.authorization_len);
+        if (h.framing < LARDER_BODY_NONE || h.framing > LARDER_BODY_BAD_LENGTH)
+            abort();
+    }
+    return 0;
+}
