@@ -1052,9 +1052,9 @@ static int set_defaults(larder_config_t *cfg, const char *source)
     cfg->min_free = 1ULL << 30;
     cfg->connect_timeout = 10;
     cfg->idle_timeout = 60;
-    cfg->body_max = 64 * 1024;
-    cfg->seed_spec_max = 16 * 1024 * 1024;
-    cfg->bodies_total = 64 * 1024 * 1024;
+    cfg->body_max = (uint64_t)64 << 10;
+    cfg->seed_spec_max = (uint64_t)16 << 20;
+    cfg->bodies_total = (uint64_t)64 << 20;
     for (int p = 0; p < LARDER_NPROTO; p++) {
         cfg->proto[p].enabled = 1;
         cfg->proto[p].ttl = proto_default_ttl[p];

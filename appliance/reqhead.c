@@ -12,7 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
-_Static_assert(LARDER_REQHEAD_MAX == H2O_MAX_REQLEN, "LARDER_REQHEAD_MAX must follow h2o's H2O_MAX_REQLEN");
+_Static_assert(LARDER_REQHEAD_MAX == H2O_MAX_REQLEN, // NOLINT(misc-redundant-expression): equal is the point
+               "LARDER_REQHEAD_MAX must follow h2o's H2O_MAX_REQLEN");
 
 struct phr_header {
     const char *name;

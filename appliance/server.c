@@ -560,8 +560,10 @@ static void *worker_main(void *arg)
         h2o_socket_read_stop(wl->sock);
         h2o_socket_close(wl->sock);
     }
-    while (!h2o_linklist_is_empty(&w->guards))
-        guard_close(H2O_STRUCT_FROM_MEMBER(guard_t, link, w->guards.next));
+    for (h2o_linklist_t *n = w->guards.next, *next; n != &w->guards; n = next) {
+        next = n->next;
+        guard_close(H2O_STRUCT_FROM_MEMBER(guard_t, link, n));
+    }
     free(w->wls);
     return NULL;
 }

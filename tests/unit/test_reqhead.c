@@ -76,7 +76,7 @@ static void test_parse(void)
     size_t n = LARDER_REQHEAD_MAX + 100;
     char *big = malloc(n);
     if (big) {
-        memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+        snprintf(big, n, "GET / HTTP/1.1\r\nX: ");
         memset(big + 19, 'a', n - 19);
         CHECK(larder_reqhead_parse(big, n, &h) == -2);
         free(big);
