@@ -158,6 +158,26 @@ done
 assert_eq 202 "$(api_status)" "the budget is free again once the held uploads are gone ($resp)"
 stop_larder
 
+# ---- the same checks behind TLS (the head guard runs after the handshake; ALPN h2 goes straight to h2o) -----------
+openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 2 -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost" \
+    -keyout "$WORK/tls.key" -out "$WORK/tls.pem" >"$WORK/openssl.log" 2>&1 || fail "openssl req failed"
+LP4=$(free_port)
+CFG4=$WORK/larder4.yaml
+CFG_TLS_CERT=$WORK/tls.pem CFG_TLS_KEY=$WORK/tls.key write_config "$CFG4" "$LP4" "$WORK/data4"
+printf 'files:\n  mirrors:\n    - name: m\n      url: http://127.0.0.1:%s/\n' "$NP" >>"$CFG4"
+LARDER_SCHEME=https start_larder "$CFG4" "$LP4"
+assert_status "$LARDER_URL/-/health" 200 -k --http2
+assert_status "$LARDER_URL/files/m/x/a.bin" 200 -k --http2
+assert_status "$LARDER_URL/files/m/x/a.bin" 400 -k --http1.1 -H 'Content-Length: 5' -H 'Content-Length: 7' -d 'hello..'
+assert_status "$LARDER_URL/files/m/x/a.bin" 400 -k --http1.1 -H 'Transfer-Encoding: chunked' -H 'Content-Length: 7' -d 'hello..'
+head -c $((1024 * 1024)) /dev/zero >"$WORK/zeros"
+assert_status "$LARDER_URL/files/m/x/a.bin" 413 -k --http1.1 --data-binary "@$WORK/zeros"
+sed -i 's/^pin_set: .*/pin_set: big-spec-tls/' "$SPEC"
+rc=0
+LARDER_INSECURE=1 "$LARDER_BIN" seed --config "$CFG4" "$SPEC" >"$WORK/seed-tls.log" 2>&1 || rc=$?
+assert_eq 0 "$rc" "larder seed of a 1 MiB spec over https ($(tail -2 "$WORK/seed-tls.log" | tr '\n' ' '))"
+stop_larder
+
 # ---- 13: out of file descriptors -----------------------------------------------------------------------------------
 # larder under a low RLIMIT_NOFILE; 150 idle connections exhaust it, the rest wait in the backlog
 LP3=$(free_port)
