@@ -48,6 +48,11 @@ static int parse_length(const char *v, size_t len, uint64_t *out)
 
 int larder_reqhead_parse(const char *buf, size_t len, larder_reqhead_t *out)
 {
+    return larder_reqhead_parse_more(buf, len, 0, out);
+}
+
+int larder_reqhead_parse_more(const char *buf, size_t len, size_t last_len, larder_reqhead_t *out)
+{
     struct phr_header headers[H2O_MAX_HEADERS];
     size_t nheaders = H2O_MAX_HEADERS;
     int minor;
@@ -55,7 +60,7 @@ int larder_reqhead_parse(const char *buf, size_t len, larder_reqhead_t *out)
     if (len > LARDER_REQHEAD_MAX)
         len = LARDER_REQHEAD_MAX;
     int r = phr_parse_request(buf, len, &out->method, &out->method_len, &out->path, &out->path_len, &minor, headers,
-                              &nheaders, 0);
+                              &nheaders, last_len < len ? last_len : 0);
     if (r <= 0)
         return r == -2 ? -2 : -1;
     int nlength = 0, ntransfer = 0, bad = 0, differ = 0;

@@ -28,5 +28,8 @@ typedef struct larder_reqhead {
  * Returns the head's length (> 0) and fills out, -2 when the head is not complete yet, -1 when it is not an
  * HTTP/1 request head. Only the first LARDER_REQHEAD_MAX bytes are looked at, as h2o does. */
 int larder_reqhead_parse(const char *buf, size_t len, larder_reqhead_t *out);
+/* The same, for a head that arrives in pieces: last_len is how many bytes an earlier call found incomplete, so
+ * only the new bytes are searched for the end of the head (no quadratic rescans of a slowly sent head). */
+int larder_reqhead_parse_more(const char *buf, size_t len, size_t last_len, larder_reqhead_t *out);
 
 #endif

@@ -236,6 +236,7 @@ typedef struct guard {
     struct timeval connected_at;
     h2o_timeout_entry_t timeout;
     h2o_linklist_t link;
+    size_t seen;     /* bytes of an incomplete head already parsed */
     char resp[1024]; /* a refusal being written */
 } guard_t;
 
@@ -404,9 +405,11 @@ static void on_guard_read(h2o_socket_t *sock, const char *err)
         return;
     }
     larder_reqhead_t h;
-    int r = larder_reqhead_parse(sock->input->bytes, sock->input->size, &h);
-    if (r == -2 && sock->input->size < LARDER_REQHEAD_MAX)
+    int r = larder_reqhead_parse_more(sock->input->bytes, sock->input->size, g->seen, &h);
+    if (r == -2 && sock->input->size < LARDER_REQHEAD_MAX) {
+        g->seen = sock->input->size;
         return; /* more of the head to come (the timeout bounds the wait) */
+    }
     if (r < 0) {
         /* not an HTTP/1 head: h2o answers it (400, its own size limit) or takes it as HTTP/2 prior knowledge */
         guard_handoff(g, &g->wl->data, 0);

@@ -67,6 +67,12 @@ static void test_parse(void)
     CHECK(h.method_len == 4 && memcmp(h.method, "POST", 4) == 0);
     CHECK(h.path_len == 18 && memcmp(h.path, "/-/api/v1/jobs?x=1", 18) == 0);
     CHECK(h.authorization && h.authorization_len == 10 && memcmp(h.authorization, "Bearer t0k", 10) == 0);
+    /* a head that arrives in pieces: only the new bytes are searched, the result is the same */
+    const char *get = "GET /a HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n";
+    CHECK(larder_reqhead_parse_more(get, 20, 0, &h) == -2);
+    CHECK(larder_reqhead_parse_more(get, 40, 20, &h) == -2);
+    CHECK(larder_reqhead_parse_more(get, strlen(get), 40, &h) == (int)strlen(get) &&
+          h.framing == LARDER_BODY_AMBIGUOUS);
     /* partial heads wait, garbage and HTTP/2 prefaces are not HTTP/1 heads */
     CHECK(larder_reqhead_parse("GET / HTTP/1.1\r\nHost: a\r\n", 25, &h) == -2);
     CHECK(larder_reqhead_parse("", 0, &h) == -2);
