@@ -931,6 +931,30 @@ static int parse_store(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
     return r;
 }
 
+static int parse_limits(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
+{
+    static const char *const names[] = {"request_body", "seed_spec", "request_bodies", NULL};
+    static const char *const keys[] = {"limits.request_body", "limits.seed_spec", "limits.request_bodies"};
+    uint64_t *const fields[] = {&cfg->body_max, &cfg->seed_spec_max, &cfg->bodies_total};
+    map_iter_t it;
+    yaml_node_t *v;
+    int which, r;
+    if (map_begin(c, n, "limits", &it) < 0)
+        return -1;
+    while ((r = map_next(c, &it, names, "limits", &which, &v)) > 0) {
+        if (get_size(c, v, keys[which], fields[which]) < 0)
+            return -1;
+        if (*fields[which] > (1ULL << 30))
+            return fail(c, v, "key '%s': at most 1GiB", keys[which]);
+        if (which == 1 && cfg->seed_spec_max == 0)
+            return fail(c, v, "key 'limits.seed_spec': must be at least 1 byte");
+    }
+    if (r == 0 && cfg->seed_spec_max > cfg->bodies_total)
+        return fail(c, n, "key 'limits.seed_spec': %llu bytes do not fit in limits.request_bodies (%llu bytes)",
+                    (unsigned long long)cfg->seed_spec_max, (unsigned long long)cfg->bodies_total);
+    return r;
+}
+
 static int parse_admin(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
 {
     static const char *const names[] = {"token", NULL};
@@ -965,9 +989,10 @@ static int parse_proxy(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
 static int parse_root(ctx_t *c, const yaml_node_t *root, larder_config_t *cfg)
 {
     enum { K_LISTEN, K_DATA_DIR, K_OFFLINE, K_THREADS, K_QUOTA, K_ADMIN, K_PROXY, K_CA, K_TIMEOUTS, K_MAXOBJ,
-           K_STORE, K_PROTO0 };
+           K_STORE, K_LIMITS, K_PROTO0 };
     static const char *const names[] = {"listen",   "data_dir",        "offline", "threads", "quota", "admin",
-                                        "upstream_proxy", "upstream_ca", "timeouts", "max_object_size", "store", "files",
+                                        "upstream_proxy", "upstream_ca", "timeouts", "max_object_size", "store",
+                                        "limits", "files",
                                         "pypi",     "npm",             "apt",     "gems",    "oci",     NULL};
     map_iter_t it;
     yaml_node_t *v;
@@ -1012,6 +1037,9 @@ static int parse_root(ctx_t *c, const yaml_node_t *root, larder_config_t *cfg)
         case K_STORE:
             r = parse_store(c, v, cfg);
             break;
+        case K_LIMITS:
+            r = parse_limits(c, v, cfg);
+            break;
         default:
             r = parse_proto(c, v, which - K_PROTO0, cfg);
             break;
@@ -1040,6 +1068,9 @@ static int set_defaults(larder_config_t *cfg, const char *source)
     cfg->connect_timeout = 10;
     cfg->idle_timeout = 60;
     cfg->verify_on_read = 1;
+    cfg->body_max = (uint64_t)64 << 10;
+    cfg->seed_spec_max = (uint64_t)16 << 20;
+    cfg->bodies_total = (uint64_t)64 << 20;
     for (int p = 0; p < LARDER_NPROTO; p++) {
         cfg->proto[p].enabled = 1;
         cfg->proto[p].ttl = proto_default_ttl[p];

@@ -43,6 +43,8 @@ static larder_config_t *load_config(const char *path)
 
 static int cmd_serve(const char *config_path)
 {
+    /* RocksDB, the fetcher and the job runner start threads of their own: they must inherit the blocked mask */
+    larder_server_block_signals();
     larder_config_t *cfg = load_config(config_path);
     if (!cfg)
         return 2;
@@ -152,6 +154,8 @@ static long http(const char *method, const char *url, const char *token, const c
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    /* over HTTP/2 every request body is capped at limits.request_body; a seed spec may be larger */
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     if (getenv("LARDER_INSECURE")) { /* self-signed admin listener */
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);

@@ -6,29 +6,59 @@
  * admin module, protocol mounts to their handlers, anything else is a 404 that lists the mounts.
  * The fetch thread wakes workers through h2o multithread queues: one preallocated message per worker guarded
  * by an atomic flag, so a burst of progress costs at most one pending wake-up per thread. The main thread
- * waits for SIGINT/SIGTERM and pings the systemd watchdog. */
+ * waits for signals (INT/TERM stop, HUP checks the config file, USR1/USR2 are logged and ignored) and pings the
+ * systemd watchdog.
+ *
+ * Request bodies. h2o 2.2.5 reads a whole request body into memory before any handler runs, up to
+ * globalconf.max_request_entity_size, and its only hooks come after that. So the limit is chosen per
+ * connection, before h2o sees it: a worker has two h2o contexts on one loop, "data" (limits.request_body, small:
+ * every route but the seed upload) and "bodies" (limits.seed_spec). A new connection is first read by the head
+ * guard below (after the TLS handshake): it parses the first request head with h2o's own parser and
+ *   - answers 400 and closes when the framing is ambiguous (two Content-Length values, Transfer-Encoding with
+ *     Content-Length): h2o would silently pick one;
+ *   - for POST /-/api/v1/jobs with a body larger than limits.request_body: checks the admin token and reserves
+ *     the declared size (limits.seed_spec for chunked) in a process-wide budget of limits.request_bodies bytes,
+ *     all before a byte of the body is read (401/403, 413, or 503 with Retry-After when the budget is spent).
+ *     The connection then goes to the "bodies" context for this one request (Connection: close), and the
+ *     reservation is returned when its socket closes;
+ *   - hands every other connection to the "data" context, where h2o refuses a larger body with 413 and closes
+ *     as soon as it reads Content-Length, and after limits.request_body bytes of a chunked one.
+ * Later requests on a kept-alive data connection are framed by h2o alone; on_req parses their head again (it is
+ * still at the start of the socket's input buffer) and answers an ambiguous one 400 with the connection closed.
+ * HTTP/2 connections (ALPN h2, or the h2c preface) always get the data context: per stream at most
+ * limits.request_body. Everything under /-/ closes its connection after the answer, so a browser's seed upload
+ * is the first request of a fresh connection.
+ *
+ * Accepting. When accept() fails for want of file descriptors (EMFILE/ENFILE) the pending connection stays in
+ * the backlog and the listener stays readable; a worker then stops watching that listener for ACCEPT_BACKOFF_MS
+ * instead of spinning, and logs once per burst. */
 #include "server.h"
 #include "admin.h"
 #include "cache.h"
 #include "log.h"
 #include "protocols.h"
+#include "reqhead.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <jansson.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 #include <strings.h>
 #include <h2o.h>
+#include <h2o/http1.h>
 #include <h2o/http2.h>
 
 typedef struct listener {
@@ -38,12 +68,30 @@ typedef struct listener {
     int protocol; /* -1: every protocol under its mount; else a listener dedicated to one protocol, at / */
 } listener_t;
 
+#define ACCEPT_BACKOFF_MS 250
+
+struct worker;
+
+/* one listening socket as one worker watches it */
+typedef struct worker_listener {
+    struct worker *w;
+    const listener_t *l;
+    h2o_socket_t *sock;
+    h2o_accept_ctx_t data;      /* every connection, except: */
+    h2o_accept_ctx_t bodies;    /* one seed upload larger than limits.request_body */
+    h2o_timeout_entry_t resume; /* accept back-off */
+    uint64_t pauses;            /* back-offs in the current burst of EMFILE/ENFILE */
+} worker_listener_t;
+
 typedef struct worker {
     larder_server_t *srv;
     pthread_t tid;
     h2o_evloop_t *loop;
     h2o_context_t ctx;
-    h2o_accept_ctx_t *accept_ctxs;
+    h2o_context_t body_ctx;
+    h2o_timeout_t backoff;
+    h2o_linklist_t guards; /* connections whose first request head is still being read */
+    worker_listener_t *wls;
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t receiver;
     h2o_multithread_message_t wake_msg;
@@ -54,7 +102,8 @@ typedef struct worker {
 typedef struct route_handler {
     h2o_handler_t super;
     larder_app_t *app;
-    int dedicated; /* -1, or the protocol that gets every path of this listener */
+    int dedicated;   /* -1, or the protocol that gets every path of this listener */
+    int one_request; /* the "bodies" context: the connection closes after its one request */
 } route_handler_t;
 
 struct larder_server {
@@ -64,6 +113,9 @@ struct larder_server {
     size_t nlisteners;
     h2o_hostconf_t *main_hosts[2];                   /* NULL-terminated host lists given to accept contexts */
     h2o_hostconf_t *proto_hosts[LARDER_NPROTO][2];
+    h2o_globalconf_t body_conf; /* the "bodies" context's configuration: limits.seed_spec */
+    h2o_hostconf_t *body_hosts[2];
+    _Atomic uint64_t body_bytes; /* reserved by seed uploads in flight, at most cfg->bodies_total */
     worker_t *workers;
     size_t nworkers;
     _Atomic int stop;
@@ -71,12 +123,41 @@ struct larder_server {
 
 /* ---- routing ---- */
 
+/* A kept-alive HTTP/1 connection's later requests are framed by h2o alone, which takes the first of two
+ * Content-Length headers and prefers Transfer-Encoding to Content-Length. When a handler runs, the request head
+ * is still at the start of the socket's input buffer (h2o consumes it only after the response), so it can be
+ * parsed again here. Returns 1 when the request was answered (400, connection closed). */
+static int refuse_ambiguous(larder_app_t *app, h2o_req_t *req)
+{
+    if (req->version >= 0x200 || !req->conn->callbacks->get_socket)
+        return 0;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (!sock || !sock->input || sock->input->size == 0)
+        return 0;
+    larder_reqhead_t h;
+    if (larder_reqhead_parse(sock->input->bytes, sock->input->size, &h) <= 0)
+        return 0;
+    if (h.framing != LARDER_BODY_AMBIGUOUS && h.framing != LARDER_BODY_BAD_LENGTH)
+        return 0;
+    req->http1_is_persistent = 0;
+    larder_send_error(app, req, -1, 400, "Bad Request",
+                      h.framing == LARDER_BODY_AMBIGUOUS
+                          ? "ambiguous request framing: several different Content-Length values, or Transfer-Encoding "
+                            "together with Content-Length"
+                          : "Content-Length is not a decimal number");
+    return 1;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     larder_app_t *app = ((route_handler_t *)self)->app;
     int dedicated = ((route_handler_t *)self)->dedicated;
     const char *p = req->input.path.base;
     size_t len = req->input.path.len;
+    if (((route_handler_t *)self)->one_request)
+        req->http1_is_persistent = 0;
+    if (refuse_ambiguous(app, req))
+        return 0;
     if (dedicated >= 0) {
         /* a listener of one protocol: every path is that protocol's, mounted at / */
         const larder_protocol_t *proto = larder_protocol_get(dedicated);
@@ -98,6 +179,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     if (len >= 3 && memcmp(p, "/-/", 3) == 0) {
+        /* the next request from a browser (a seed upload) then starts a fresh connection and meets the head guard */
+        req->http1_is_persistent = 0;
         larder_admin_handle(app, req);
         return 0;
     }
@@ -145,18 +228,300 @@ void larder_server_wake(void *arg)
     }
 }
 
+/* ---- the head guard: a new connection's first request head, read before h2o reads any body ---- */
+
+typedef struct guard {
+    worker_listener_t *wl;
+    h2o_socket_t *sock;
+    struct timeval connected_at;
+    h2o_timeout_entry_t timeout;
+    h2o_linklist_t link;
+    size_t seen;     /* bytes of an incomplete head already parsed */
+    char resp[1024]; /* a refusal being written */
+} guard_t;
+
+typedef struct body_hold {
+    larder_server_t *srv;
+    uint64_t bytes;
+} body_hold_t;
+
+static void guard_free(guard_t *g)
+{
+    if (h2o_timeout_is_linked(&g->timeout))
+        h2o_timeout_unlink(&g->timeout);
+    if (h2o_linklist_is_linked(&g->link))
+        h2o_linklist_unlink(&g->link);
+    free(g);
+}
+
+static void guard_close(guard_t *g)
+{
+    h2o_socket_t *sock = g->sock;
+    sock->data = NULL;
+    guard_free(g);
+    h2o_socket_close(sock);
+}
+
+static void on_guard_timeout(h2o_timeout_entry_t *entry)
+{
+    guard_close(H2O_STRUCT_FROM_MEMBER(guard_t, timeout, entry));
+}
+
+/* give the connection to h2o; the bytes read so far stay in sock->input and h2o parses them first */
+static void guard_handoff(guard_t *g, h2o_accept_ctx_t *actx, int http2)
+{
+    h2o_socket_t *sock = g->sock;
+    struct timeval at = g->connected_at;
+    h2o_socket_read_stop(sock);
+    sock->data = NULL;
+    guard_free(g);
+    if (http2)
+        h2o_http2_accept(actx, sock, at);
+    else
+        h2o_http1_accept(actx, sock, at);
+}
+
+/* after a refusal: read and drop what the client still sends (a body it had started), for up to a second, so
+ * that closing does not reset the connection before the client has read the answer */
+static void on_linger_read(h2o_socket_t *sock, const char *err)
+{
+    guard_t *g = sock->data;
+    if (err) {
+        guard_close(g);
+        return;
+    }
+    h2o_buffer_consume(&sock->input, sock->input->size);
+}
+
+static void on_refusal_written(h2o_socket_t *sock, const char *err)
+{
+    guard_t *g = sock->data;
+    if (err) {
+        guard_close(g);
+        return;
+    }
+    h2o_buffer_consume(&sock->input, sock->input->size);
+    h2o_timeout_unlink(&g->timeout);
+    h2o_timeout_link(g->wl->w->loop, &g->wl->w->ctx.one_sec_timeout, &g->timeout);
+    h2o_socket_read_start(sock, on_linger_read);
+}
+
+/* answer the first request ourselves, with Connection: close, and log it like every other answer */
+static void guard_refuse(guard_t *g, const larder_reqhead_t *h, int status, const char *reason, const char *extra,
+                         const char *msg)
+{
+    char body[512];
+    json_t *j = json_pack("{s:s}", "error", msg);
+    char *js = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    int bl = snprintf(body, sizeof(body), "%s\n", js ? js : "{}");
+    free(js);
+    if (bl < 0 || (size_t)bl >= sizeof(body))
+        bl = snprintf(body, sizeof(body), "{}\n");
+    int n = snprintf(g->resp, sizeof(g->resp),
+                     "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %d\r\nServer: larder\r\nX-Larder-Cache: BYPASS\r\n%s\r\n%s",
+                     status, reason, bl, extra ? extra : "", body);
+    if (n < 0 || (size_t)n >= sizeof(g->resp))
+        n = snprintf(g->resp, sizeof(g->resp), "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                     status, reason);
+    char method[16], path[512];
+    snprintf(method, sizeof(method), "%.*s", (int)(h->method_len < 15 ? h->method_len : 15), h->method);
+    snprintf(path, sizeof(path), "%.*s", (int)(h->path_len < 511 ? h->path_len : 511), h->path);
+    larder_log_request("-", method, path, status, "BYPASS", 0, -1, msg);
+    h2o_socket_read_stop(g->sock);
+    h2o_iovec_t buf = h2o_iovec_init(g->resp, (size_t)n);
+    h2o_socket_write(g->sock, &buf, 1, on_refusal_written);
+}
+
+static void release_body(void *data)
+{
+    body_hold_t *hold = data;
+    atomic_fetch_sub(&hold->srv->body_bytes, hold->bytes);
+    free(hold);
+}
+
+static int is_seed_upload(const larder_reqhead_t *h)
+{
+    static const char path[] = "/-/api/v1/jobs";
+    size_t pl = sizeof(path) - 1;
+    return h->method_len == 4 && memcmp(h->method, "POST", 4) == 0 && h->path_len >= pl &&
+           memcmp(h->path, path, pl) == 0 && (h->path_len == pl || h->path[pl] == '?');
+}
+
+static int token_matches(const larder_config_t *cfg, const larder_reqhead_t *h)
+{
+    size_t tl = strlen(cfg->admin_token);
+    return h->authorization && h->authorization_len == 7 + tl && strncasecmp(h->authorization, "Bearer ", 7) == 0 &&
+           CRYPTO_memcmp(h->authorization + 7, cfg->admin_token, tl) == 0;
+}
+
+/* a seed upload too large for the data context: authenticate it and reserve its size before reading it */
+static void guard_seed_upload(guard_t *g, const larder_reqhead_t *h, uint64_t need)
+{
+    larder_server_t *srv = g->wl->w->srv;
+    const larder_config_t *cfg = srv->app->cfg;
+    char msg[300];
+    if (!cfg->admin_token) {
+        guard_refuse(g, h, 403, "Forbidden", NULL, "admin writes are disabled: set admin.token in larder.yaml");
+        return;
+    }
+    if (!token_matches(cfg, h)) {
+        guard_refuse(g, h, 401, "Unauthorized", "WWW-Authenticate: Bearer realm=\"larder\"\r\n",
+                     "missing or wrong admin token (Authorization: Bearer <admin.token>)");
+        return;
+    }
+    if (need > cfg->seed_spec_max) {
+        snprintf(msg, sizeof(msg), "a seed spec may have at most %llu bytes (limits.seed_spec); this one has %llu",
+                 (unsigned long long)cfg->seed_spec_max, (unsigned long long)need);
+        guard_refuse(g, h, 413, "Payload Too Large", NULL, msg);
+        return;
+    }
+    body_hold_t *hold = malloc(sizeof(*hold));
+    uint64_t before = atomic_fetch_add(&srv->body_bytes, need);
+    if (!hold || before + need > cfg->bodies_total) {
+        atomic_fetch_sub(&srv->body_bytes, need);
+        free(hold);
+        snprintf(msg, sizeof(msg),
+                 "too many seed uploads in flight (limits.request_bodies: %llu bytes); try again in a moment",
+                 (unsigned long long)cfg->bodies_total);
+        larder_warn("seed upload of %llu bytes refused: %llu bytes of request bodies already held",
+                    (unsigned long long)need, (unsigned long long)before);
+        guard_refuse(g, h, 503, "Service Unavailable", "Retry-After: 2\r\n", msg);
+        return;
+    }
+    hold->srv = srv;
+    hold->bytes = need;
+    g->sock->on_close.cb = release_body;
+    g->sock->on_close.data = hold;
+    guard_handoff(g, &g->wl->bodies, 0);
+}
+
+static void on_guard_read(h2o_socket_t *sock, const char *err)
+{
+    guard_t *g = sock->data;
+    if (err) {
+        guard_close(g);
+        return;
+    }
+    larder_reqhead_t h;
+    int r = larder_reqhead_parse_more(sock->input->bytes, sock->input->size, g->seen, &h);
+    if (r == -2 && sock->input->size < LARDER_REQHEAD_MAX) {
+        g->seen = sock->input->size;
+        return; /* more of the head to come (the timeout bounds the wait) */
+    }
+    if (r < 0) {
+        /* not an HTTP/1 head: h2o answers it (400, its own size limit) or takes it as HTTP/2 prior knowledge */
+        guard_handoff(g, &g->wl->data, 0);
+        return;
+    }
+    if (h.framing == LARDER_BODY_AMBIGUOUS) {
+        guard_refuse(g, &h, 400, "Bad Request", NULL,
+                     "ambiguous request framing: several different Content-Length values, or Transfer-Encoding "
+                     "together with Content-Length");
+        return;
+    }
+    if (h.framing == LARDER_BODY_BAD_LENGTH) {
+        guard_refuse(g, &h, 400, "Bad Request", NULL, "Content-Length is not a decimal number");
+        return;
+    }
+    const larder_config_t *cfg = g->wl->w->srv->app->cfg;
+    uint64_t need = h.framing == LARDER_BODY_CHUNKED ? cfg->seed_spec_max
+                    : h.framing == LARDER_BODY_LENGTH ? h.content_length
+                                                      : 0;
+    if (g->wl->l->protocol < 0 && is_seed_upload(&h) && need > cfg->body_max) {
+        guard_seed_upload(g, &h, need);
+        return;
+    }
+    guard_handoff(g, &g->wl->data, 0);
+}
+
+static void on_guard_handshake(h2o_socket_t *sock, const char *err)
+{
+    guard_t *g = sock->data;
+    if (err) {
+        guard_close(g);
+        return;
+    }
+    h2o_iovec_t proto = h2o_socket_ssl_get_selected_protocol(sock);
+    for (const h2o_iovec_t *id = h2o_http2_alpn_protocols; id->len; id++) {
+        if (proto.len == id->len && memcmp(proto.base, id->base, proto.len) == 0) {
+            guard_handoff(g, &g->wl->data, 1);
+            return;
+        }
+    }
+    h2o_socket_read_start(sock, on_guard_read);
+    if (sock->input->size)
+        on_guard_read(sock, NULL);
+}
+
+static void guard_start(worker_listener_t *wl, h2o_socket_t *sock)
+{
+    worker_t *w = wl->w;
+    guard_t *g = calloc(1, sizeof(*g));
+    if (!g) {
+        h2o_socket_close(sock);
+        return;
+    }
+    g->wl = wl;
+    g->sock = sock;
+    g->connected_at = *h2o_get_timestamp(&w->ctx, NULL, NULL);
+    sock->data = g;
+    g->timeout.cb = on_guard_timeout;
+    /* the head must arrive within h2o's handshake timeout (10 s), as a TLS handshake must */
+    h2o_timeout_link(w->loop, &w->ctx.handshake_timeout, &g->timeout);
+    h2o_linklist_insert(&w->guards, &g->link);
+    if (wl->l->ssl)
+        h2o_socket_ssl_handshake(sock, wl->l->ssl, NULL, on_guard_handshake);
+    else
+        h2o_socket_read_start(sock, on_guard_read);
+}
+
+/* ---- accepting ---- */
+
+static void on_accept(h2o_socket_t *listener, const char *err);
+
+static void on_accept_resume(h2o_timeout_entry_t *entry)
+{
+    worker_listener_t *wl = H2O_STRUCT_FROM_MEMBER(worker_listener_t, resume, entry);
+    h2o_socket_read_start(wl->sock, on_accept);
+}
+
+/* out of file descriptors: the connection stays in the backlog and the listener stays readable, so watching it
+ * now would spin; stop watching it for a while (connections closing in the meantime free descriptors) */
+static void accept_backoff(worker_listener_t *wl, int e)
+{
+    if (wl->pauses++ == 0)
+        larder_warn("cannot accept connections on %s: %s; pausing accept for %d ms at a time until descriptors are "
+                    "free (raise LimitNOFILE / ulimit -n if this persists)",
+                    wl->l->name, strerror(e), ACCEPT_BACKOFF_MS);
+    h2o_socket_read_stop(wl->sock);
+    h2o_timeout_link(wl->w->loop, &wl->w->backoff, &wl->resume);
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     if (err)
         return;
-    h2o_accept_ctx_t *actx = listener->data;
+    worker_listener_t *wl = listener->data;
     for (int i = 0; i < 16; i++) { /* drain a few pending connections per wake-up */
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (!sock)
+        if (!sock) {
+            int e = errno;
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
+                accept_backoff(wl, e);
             break;
-        h2o_accept(actx, sock);
+        }
+        if (wl->pauses) {
+            larder_info("accepting connections on %s again (paused %llu time(s) for want of file descriptors)",
+                        wl->l->name, (unsigned long long)wl->pauses);
+            wl->pauses = 0;
+        }
+        guard_start(wl, sock);
     }
 }
+
+/* ---- worker threads ---- */
 
 static void *worker_main(void *arg)
 {
@@ -168,26 +533,41 @@ static void *worker_main(void *arg)
     h2o_multithread_register_receiver(w->queue, &w->receiver, on_wake);
     atomic_store(&w->ready, 1);
     h2o_context_init(&w->ctx, w->loop, &srv->globalconf);
-    w->accept_ctxs = calloc(srv->nlisteners, sizeof(*w->accept_ctxs));
-    h2o_socket_t **socks = calloc(srv->nlisteners, sizeof(h2o_socket_t *)); // NOLINT(bugprone-sizeof-expression)
+    h2o_context_init(&w->body_ctx, w->loop, &srv->body_conf);
+    h2o_timeout_init(w->loop, &w->backoff, ACCEPT_BACKOFF_MS);
+    h2o_linklist_init_anchor(&w->guards);
+    w->wls = calloc(srv->nlisteners, sizeof(*w->wls));
     for (size_t i = 0; i < srv->nlisteners; i++) {
-        h2o_accept_ctx_t *a = &w->accept_ctxs[i];
-        a->ctx = &w->ctx;
-        int pr = srv->listeners[i].protocol;
-        a->hosts = pr >= 0 && pr < LARDER_NPROTO && srv->proto_hosts[pr][0] ? srv->proto_hosts[pr] : srv->main_hosts;
-        a->ssl_ctx = srv->listeners[i].ssl;
-        int fd = dup(srv->listeners[i].fd);
-        socks[i] = h2o_evloop_socket_create(w->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-        socks[i]->data = a;
-        h2o_socket_read_start(socks[i], on_accept);
+        worker_listener_t *wl = &w->wls[i];
+        wl->w = w;
+        wl->l = &srv->listeners[i];
+        int pr = wl->l->protocol;
+        wl->data.ctx = &w->ctx;
+        wl->data.hosts = pr >= 0 && pr < LARDER_NPROTO && srv->proto_hosts[pr][0] ? srv->proto_hosts[pr] : srv->main_hosts;
+        wl->data.ssl_ctx = wl->l->ssl;
+        wl->bodies.ctx = &w->body_ctx;
+        wl->bodies.hosts = srv->body_hosts;
+        wl->bodies.ssl_ctx = wl->l->ssl;
+        wl->resume.cb = on_accept_resume;
+        int fd = dup(wl->l->fd);
+        wl->sock = h2o_evloop_socket_create(w->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+        wl->sock->data = wl;
+        h2o_socket_read_start(wl->sock, on_accept);
     }
     while (!atomic_load(&srv->stop))
         h2o_evloop_run(w->loop, 500);
     for (size_t i = 0; i < srv->nlisteners; i++) {
-        h2o_socket_read_stop(socks[i]);
-        h2o_socket_close(socks[i]);
+        worker_listener_t *wl = &w->wls[i];
+        if (h2o_timeout_is_linked(&wl->resume))
+            h2o_timeout_unlink(&wl->resume);
+        h2o_socket_read_stop(wl->sock);
+        h2o_socket_close(wl->sock);
     }
-    free(socks);
+    for (h2o_linklist_t *n = w->guards.next, *next; n != &w->guards; n = next) {
+        next = n->next;
+        guard_close(H2O_STRUCT_FROM_MEMBER(guard_t, link, n));
+    }
+    free(w->wls);
     return NULL;
 }
 
@@ -249,7 +629,8 @@ int larder_server_create(larder_app_t *app, larder_server_t **out, char *err, si
     srv->app = app;
     h2o_config_init(&srv->globalconf);
     srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("larder"));
-    srv->globalconf.max_request_entity_size = (size_t)16 * 1024 * 1024; /* seed specs; nothing else takes a body */
+    /* the data context: h2o refuses larger bodies with 413 (see the top of this file) */
+    srv->globalconf.max_request_entity_size = (size_t)cfg->body_max;
     h2o_hostconf_t *host = h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pc = h2o_config_register_path(host, "/", 0);
     route_handler_t *h = (route_handler_t *)h2o_create_handler(pc, sizeof(*h));
@@ -257,6 +638,20 @@ int larder_server_create(larder_app_t *app, larder_server_t **out, char *err, si
     h->app = app;
     h->dedicated = -1;
     srv->main_hosts[0] = host;
+    /* the bodies context: one authenticated seed upload per connection, no upgrade to HTTP/2 (whose streams would
+     * each get this limit) */
+    h2o_config_init(&srv->body_conf);
+    srv->body_conf.server_name = h2o_iovec_init(H2O_STRLIT("larder"));
+    srv->body_conf.max_request_entity_size = (size_t)cfg->seed_spec_max;
+    srv->body_conf.http1.upgrade_to_http2 = 0;
+    h2o_hostconf_t *bhost = h2o_config_register_host(&srv->body_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    route_handler_t *bh =
+        (route_handler_t *)h2o_create_handler(h2o_config_register_path(bhost, "/", 0), sizeof(*bh));
+    bh->super.on_req = on_req;
+    bh->app = app;
+    bh->dedicated = -1;
+    bh->one_request = 1;
+    srv->body_hosts[0] = bhost;
     for (size_t i = 0; i < cfg->nlisten; i++) {
         int pr = cfg->listen[i].protocol;
         if (pr < 0 || pr >= LARDER_NPROTO || srv->proto_hosts[pr][0])
@@ -310,14 +705,52 @@ fail:
     return -1;
 }
 
+static void signal_set(sigset_t *set)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
+    sigemptyset(set);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigaddset(set, sigs[i]);
+}
+
+void larder_server_block_signals(void)
+{
+    sigset_t set;
+    signal_set(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* SIGHUP: the configuration is shared read-only by every thread (listeners, TLS contexts, quotas, upstreams),
+ * so it is not swapped while running; the file is parsed again to tell whether a restart would succeed */
+static void on_sighup(larder_server_t *srv)
+{
+    const char *src = srv->app->cfg->source;
+    if (!src || !strcmp(src, "<default>")) {
+        larder_info("received SIGHUP: running on the embedded default configuration, nothing to re-read; logs go to "
+                    "%s and need no reopening",
+                    "journald or stderr");
+        return;
+    }
+    char err[1024];
+    larder_config_t *cfg = larder_config_load(src, err, sizeof(err));
+    if (cfg) {
+        larder_config_free(cfg);
+        larder_info("received SIGHUP: %s is valid; configuration changes take effect only after a restart "
+                    "(systemctl restart larder); logs go to journald or stderr and need no reopening",
+                    src);
+    } else {
+        larder_warn("received SIGHUP: %s has errors and a restart would fail: %s (the running daemon keeps its "
+                    "configuration)",
+                    src, err);
+    }
+}
+
 int larder_server_run(larder_server_t *srv)
 {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    signal_set(&set);
+    larder_server_block_signals(); /* main() did so before any thread started; again for other callers */
     for (size_t i = 0; i < srv->nworkers; i++)
         pthread_create(&srv->workers[i].tid, NULL, worker_main, &srv->workers[i]);
     for (size_t i = 0; i < srv->nlisteners; i++)
@@ -339,6 +772,11 @@ int larder_server_run(larder_server_t *srv)
             larder_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
             break;
         }
+        if (sig == SIGHUP)
+            on_sighup(srv);
+        else if (sig == SIGUSR1 || sig == SIGUSR2)
+            larder_info("received %s: ignored (SIGHUP checks the configuration, SIGTERM stops larder)",
+                        sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
         if (wd)
             sd_notify(0, "WATCHDOG=1");
     }

@@ -460,6 +460,27 @@ static void test_load(void)
     larder_config_free(NULL);
 }
 
+/* limits: request bodies (issue 10 item 12) */
+static void test_limits(void)
+{
+    char err[512];
+    larder_config_t *cfg = parse("", err, sizeof(err));
+    CHECK(cfg && cfg->body_max == (64ULL << 10) && cfg->seed_spec_max == (16ULL << 20) &&
+          cfg->bodies_total == (64ULL << 20));
+    larder_config_free(cfg);
+    cfg = parse("limits:\n  request_body: 8KiB\n  seed_spec: 1MiB\n  request_bodies: 3MiB\n", err, sizeof(err));
+    CHECK(cfg && cfg->body_max == 8192 && cfg->seed_spec_max == 1 << 20 && cfg->bodies_total == 3 << 20);
+    larder_config_free(cfg);
+    cfg = parse("limits:\n", err, sizeof(err));
+    CHECK(cfg && cfg->seed_spec_max == (16ULL << 20));
+    larder_config_free(cfg);
+    EXPECT_ERROR(2, "limits:\n  seed_spec: 32MiB\n  request_bodies: 16MiB\n", "key 'limits.seed_spec'", "do not fit in limits.request_bodies");
+    EXPECT_ERROR(2, "limits:\n  seed_spec: 0\n", "key 'limits.seed_spec'", "at least 1 byte");
+    EXPECT_ERROR(2, "limits:\n  request_body: 2GiB\n", "key 'limits.request_body'", "at most 1GiB");
+    EXPECT_ERROR(2, "limits:\n  request_bodies: lots\n", "key 'limits.request_bodies'", "not a size");
+    EXPECT_ERROR(2, "limits:\n  body: 1\n", "unknown key 'body' in 'limits'", NULL);
+}
+
 int main(void)
 {
     test_sizes();
@@ -470,6 +491,7 @@ int main(void)
     test_errors();
     test_npm_keys();
     test_load();
+    test_limits();
     if (failures) {
         fprintf(stderr, "test_config: %d check(s) failed\n", failures);
         return 1;
