@@ -228,6 +228,20 @@ int larder_entry_satisfies(larder_store_t *st, int proto, const larder_entry_t *
 }
 
 /* whether a request may share fetch fe: every digest the request expects is verified by fe too */
+/* hand fe to the commit threads (verify, transform, fsync, commit run there, never on the curl thread) */
+static void commit_enqueue(larder_fetcher_t *f, larder_fetch_t *fe)
+{
+    fe->priv->queue_next = NULL;
+    pthread_mutex_lock(&f->cmu);
+    if (f->commit_tail)
+        f->commit_tail->priv->queue_next = fe;
+    else
+        f->commit_head = fe;
+    f->commit_tail = fe;
+    pthread_cond_signal(&f->ccond);
+    pthread_mutex_unlock(&f->cmu);
+}
+
 static int joinable(const larder_fetch_t *fe, const larder_fetch_req_t *req)
 {
     const struct larder_fetch_priv *p = fe->priv;
@@ -376,15 +390,7 @@ larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t
     atomic_fetch_add(&f->active, 1);
     if (p->local) {
         pthread_mutex_unlock(&f->mu);
-        p->queue_next = NULL;
-        pthread_mutex_lock(&f->cmu);
-        if (f->commit_tail)
-            f->commit_tail->priv->queue_next = fe;
-        else
-            f->commit_head = fe;
-        f->commit_tail = fe;
-        pthread_cond_signal(&f->ccond);
-        pthread_mutex_unlock(&f->cmu);
+        commit_enqueue(f, fe);
         *how = LARDER_FETCH_STARTED;
         return fe;
     }
@@ -1041,15 +1047,7 @@ static void finish(larder_fetcher_t *f, larder_fetch_t *fe, CURLcode res)
         p->easy = NULL;
         curl_slist_free_all(p->headers);
         p->headers = NULL;
-        p->queue_next = NULL;
-        pthread_mutex_lock(&f->cmu);
-        if (f->commit_tail)
-            f->commit_tail->priv->queue_next = fe;
-        else
-            f->commit_head = fe;
-        f->commit_tail = fe;
-        pthread_cond_signal(&f->ccond);
-        pthread_mutex_unlock(&f->cmu);
+        commit_enqueue(f, fe);
         return;
     } else {
         final = LARDER_FETCH_FAILED;

@@ -9,14 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(c)                                                                                                       \
-    do {                                                                                                               \
-        if (!(c)) {                                                                                                    \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);                                      \
-            failures++;                                                                                                \
-        }                                                                                                              \
-    } while (0)
+#include "check.h"
 
 /* write `n` bytes of `fill` to a temp file of the store and commit it under key */
 static int put(larder_store_t *st, int proto, const char *key, size_t n, char fill, const char *pin, char *digest)
