@@ -941,7 +941,10 @@ void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_
             int fresh = larder_entry_is_fresh(&e, larder_now(), m->ttl);
             /* an upstream that just failed to answer is not asked again for a while: stale at once */
             if (fresh || app->cfg->offline || !m->url || larder_fetcher_host_down(app->fetcher, m->url)) {
-                start_blob_response(t, &e, fresh ? LARDER_CACHE_HIT : LARDER_CACHE_STALE);
+                int st = fresh ? LARDER_CACHE_HIT : LARDER_CACHE_STALE;
+                if (!m->url && m->override_status)
+                    st = m->status;
+                start_blob_response(t, &e, st);
                 larder_entry_clear(&e);
                 return;
             }

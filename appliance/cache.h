@@ -43,6 +43,9 @@ typedef struct larder_mapping {
     char *(*render)(void *ctx, const char *in, size_t len, size_t *outlen);
     void *render_ctx;
     const char *render_tag;
+    /* With url NULL: report `status` (LARDER_CACHE_*) instead of HIT/STALE by freshness, when the caller has just
+     * fetched what is served (e.g. a document derived from one fetched for this request: MISS or REVALIDATED) */
+    int override_status, status;
 } larder_mapping_t;
 
 /* Serve a GET/HEAD through the cache. Always answers the request (possibly asynchronously). */

@@ -677,6 +677,7 @@ typedef struct pk_req {
     const char *base;
     int fetched, derived; /* steps already taken for this request */
     int fetch_state, fetch_status;
+    int full_state;     /* final state of the full form's fetch, when this request made one */
     larder_fetch_t *fe; /* our extra reference to the fetch waited for, to read its status */
 } pk_req_t;
 
@@ -691,6 +692,8 @@ static void abbr_after(larder_app_t *app, h2o_req_t *req, int state, void *data)
         pr->fe = NULL;
     }
     pr->fetch_state = state;
+    if (pr->fetched && !pr->derived)
+        pr->full_state = state;
     abbr_step(app, req, pr);
 }
 
@@ -703,17 +706,37 @@ static void abbr_wait(larder_app_t *app, h2o_req_t *req, pk_req_t *pr, const cha
                              pr);
 }
 
-static void serve_stored_packument(larder_app_t *app, h2o_req_t *req, const char *key, const char *base, int abbr)
+/* status < 0: HIT or STALE by freshness; else the LARDER_CACHE_* status to report (the full form was just fetched) */
+static void serve_stored_packument(larder_app_t *app, h2o_req_t *req, const char *key, const char *base, int abbr,
+                                   int status)
 {
     larder_mapping_t m = {
         .proto = LARDER_PROTO_NPM,
         .key = h2o_strdup(&req->pool, key, SIZE_MAX).base,
         .url = NULL, /* from the store: HIT or STALE by its freshness */
+        .ttl = app->cfg->proto[LARDER_PROTO_NPM].ttl,
+        .override_status = status >= 0,
+        .status = status,
         .content_type = abbr ? "application/vnd.npm.install-v1+json" : "application/json",
         .subst_from = LARDER_NPM_BASE_TOKEN,
         .subst_to = base,
     };
     larder_cache_serve(app, req, &m);
+}
+
+/* what X-Larder-Cache says of an abbreviated form served after this request's own fetch of the full one */
+static int abbr_status(const pk_req_t *pr)
+{
+    if (!pr->fetched)
+        return -1;
+    switch (pr->full_state) {
+    case LARDER_FETCH_DONE:
+        return LARDER_CACHE_MISS;
+    case LARDER_FETCH_NOT_MODIFIED:
+        return LARDER_CACHE_REVALIDATED;
+    default:
+        return LARDER_CACHE_STALE; /* the fetch failed: the cached form is served */
+    }
 }
 
 static void abbr_step(larder_app_t *app, h2o_req_t *req, pk_req_t *pr)
@@ -760,7 +783,7 @@ static void abbr_step(larder_app_t *app, h2o_req_t *req, pk_req_t *pr)
             if (match) {
                 if (a_until != f_until) /* the full form was revalidated: the derived one is as fresh */
                     larder_store_refresh(st, LARDER_PROTO_NPM, ak, f_until, NULL, NULL);
-                serve_stored_packument(app, req, ak, pr->base, 1);
+                serve_stored_packument(app, req, ak, pr->base, 1, abbr_status(pr));
                 return;
             }
             if (!pr->derived) {
@@ -789,7 +812,7 @@ static void abbr_step(larder_app_t *app, h2o_req_t *req, pk_req_t *pr)
         if (have_a) { /* only the abbreviated form is cached (the full one was evicted, or cached by an older
                          version): it is all we have */
             larder_entry_clear(&a);
-            serve_stored_packument(app, req, ak, pr->base, 1);
+            serve_stored_packument(app, req, ak, pr->base, 1, abbr_status(pr));
             return;
         }
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-larder-cache"), 1, NULL,

@@ -72,6 +72,11 @@ assert_status "$R/larder-test-colors/-/larder-test-colors-9.9.9.tgz" 404
 assert_eq 0 "$(verdaccio_count "$UPD" GET /larder-test-colors/-/larder-test-colors-9.9.9.tgz)" "unlisted tarball not fetched"
 assert_status "$R/larder-test-colors" 405 -X PUT -d '{}'
 
+# an abbreviated packument's first request fetches the full one upstream: it says MISS, not HIT; then HIT
+assert_cache "$R/larder-test-assets" MISS -H "Accept: $A"
+assert_cache "$R/larder-test-assets" HIT -H "Accept: $A"
+assert_cache "$R/larder-test-assets" HIT
+
 # ---- npm install, cold --------------------------------------------------------------------------------------------
 mkdir -p "$WORK/cold" && cp "$FX/app/package.json" "$WORK/cold/"
 rc=0
