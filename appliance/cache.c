@@ -14,6 +14,8 @@
  * body of unknown length from a complete one) waits for the verified end when the upstream sent no length.
  * A whole stored blob is hashed as it is sent (verify_on_read) and its last buffer is held back until the digest
  * matches: bit rot aborts the transfer and the blob goes to quarantine (store.c), so the next request refetches.
+ * A blob this thread verified in the last minutes is not hashed again (verify_memo: its bytes come from the page
+ * cache then).
  * This file never talks to upstreams or RocksDB directly beyond lookups: fetch.c and store.c own those. */
 #include "cache.h"
 #include "log.h"
@@ -72,6 +74,7 @@ typedef struct tailer {
     const char *unacceptable_body;
     EVP_MD_CTX *verify; /* sha256 of the stored bytes sent so far, when the whole blob is sent; else NULL */
     char digest[LARDER_SHA256_HEX]; /* what the verified blob must hash to */
+    uint64_t vino, vmtime;          /* the verified file's inode and mtime (ns), for the memo below */
     char *(*render)(void *ctx, const char *in, size_t len, size_t *outlen);
     void *render_ctx;
     const char *render_tag;
@@ -359,7 +362,7 @@ static int render_blob(tailer_t *t, int fd, const char *digest, uint64_t size, u
         char hex[LARDER_SHA256_HEX];
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned int mdlen = 0;
-        if (EVP_Digest(in, (size_t)size, md, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32)
+        if (EVP_Digest(in, (size_t)size, md, &mdlen, larder_sha256_md(), NULL) == 1 && mdlen == 32)
             larder_hex(md, 32, hex);
         else
             snprintf(hex, sizeof(hex), "(hash failed)");
@@ -391,6 +394,40 @@ static int render_blob(tailer_t *t, int fd, const char *digest, uint64_t size, u
     return mfd;
 }
 
+/* Which blobs this worker thread verified lately (verify_on_read). A blob read again within store.verify_interval
+ * comes from the page cache, where hashing the same bytes again detects nothing new, so it is not hashed again:
+ * the cost of verification is paid once per blob, thread and interval instead of on every hit of a hot object.
+ * Keyed by digest, inode and mtime, so a file rewritten or replaced in place is hashed again at once.
+ * Direct-mapped: a collision only costs an extra verification. */
+#define VERIFY_MEMO_SLOTS 1024
+typedef struct verify_memo {
+    uint64_t key, ino, mtime, at;
+} verify_memo_t;
+static __thread verify_memo_t verify_memo[VERIFY_MEMO_SLOTS];
+
+static uint64_t memo_key(const char *digest)
+{
+    unsigned char raw[8] = {0};
+    larder_unhex(digest, sizeof(raw), raw);
+    uint64_t k = 0;
+    for (size_t i = 0; i < sizeof(raw); i++)
+        k = k << 8 | raw[i];
+    return k | 1; /* never 0: 0 marks an empty slot */
+}
+
+static int recently_verified(const char *digest, uint64_t ino, uint64_t mtime, uint64_t interval)
+{
+    uint64_t k = memo_key(digest);
+    const verify_memo_t *m = &verify_memo[k % VERIFY_MEMO_SLOTS];
+    return interval > 0 && m->key == k && m->ino == ino && m->mtime == mtime && m->at + interval > larder_now();
+}
+
+static void remember_verified(const char *digest, uint64_t ino, uint64_t mtime)
+{
+    uint64_t k = memo_key(digest);
+    verify_memo[k % VERIFY_MEMO_SLOTS] = (verify_memo_t){k, ino, mtime, larder_now()};
+}
+
 /* Start a response from a complete blob. Returns 1 when the response is over. */
 static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_status)
 {
@@ -407,6 +444,8 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
         return tailer_error(t, 502, "Bad Gateway", "cached copy is damaged; run `larder fsck`");
     }
     uint64_t size = e->size;
+    t->vino = (uint64_t)sb.st_ino;
+    t->vmtime = (uint64_t)sb.st_mtim.tv_sec * 1000000000ULL + (uint64_t)sb.st_mtim.tv_nsec;
     if (t->render) {
         int rfd = render_blob(t, fd, e->digest, e->size, &size);
         close(fd);
@@ -526,9 +565,9 @@ static int start_blob_response(tailer_t *t, const larder_entry_t *e, int cache_s
     req->res.content_length = t->subst_from ? SIZE_MAX : t->end - t->off;
     /* only a response that reads every stored byte can check them all (a partial Range cannot) */
     if (t->app->cfg->verify_on_read && !t->render && !t->is_head && t->off == 0 && t->end == e->size && e->size > 0 &&
-        !t->verify) {
+        !t->verify && !recently_verified(e->digest, t->vino, t->vmtime, t->app->cfg->verify_interval)) {
         t->verify = EVP_MD_CTX_new();
-        if (t->verify && EVP_DigestInit_ex(t->verify, EVP_sha256(), NULL) != 1) {
+        if (t->verify && EVP_DigestInit_ex(t->verify, larder_sha256_md(), NULL) != 1) {
             EVP_MD_CTX_free(t->verify);
             t->verify = NULL;
         }
@@ -733,8 +772,10 @@ static int verified(tailer_t *t)
     t->verify = NULL;
     if (ok) {
         larder_hex(md, 32, hex);
-        if (strcmp(hex, t->digest) == 0)
+        if (strcmp(hex, t->digest) == 0) {
+            remember_verified(t->digest, t->vino, t->vmtime);
             return 1;
+        }
     } else {
         snprintf(hex, sizeof(hex), "(hash failed)");
     }

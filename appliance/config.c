@@ -919,15 +919,18 @@ static int parse_timeouts(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
 
 static int parse_store(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
 {
-    static const char *const names[] = {"verify_on_read", NULL};
+    static const char *const names[] = {"verify_on_read", "verify_interval", NULL};
     map_iter_t it;
     yaml_node_t *v;
     int which, r;
     if (map_begin(c, n, "store", &it) < 0)
         return -1;
-    while ((r = map_next(c, &it, names, "store", &which, &v)) > 0)
-        if (get_bool(c, v, "store.verify_on_read", &cfg->verify_on_read) < 0)
+    while ((r = map_next(c, &it, names, "store", &which, &v)) > 0) {
+        if (which == 0 && get_bool(c, v, "store.verify_on_read", &cfg->verify_on_read) < 0)
             return -1;
+        if (which == 1 && get_duration(c, v, "store.verify_interval", MAX_DURATION, &cfg->verify_interval) < 0)
+            return -1;
+    }
     return r;
 }
 
@@ -1068,6 +1071,7 @@ static int set_defaults(larder_config_t *cfg, const char *source)
     cfg->connect_timeout = 10;
     cfg->idle_timeout = 60;
     cfg->verify_on_read = 1;
+    cfg->verify_interval = 600;
     cfg->body_max = (uint64_t)64 << 10;
     cfg->seed_spec_max = (uint64_t)16 << 20;
     cfg->bodies_total = (uint64_t)64 << 20;

@@ -79,6 +79,8 @@ typedef struct larder_config {
     uint64_t idle_timeout;    /* seconds without upstream bytes, default 60 */
     uint64_t max_object_size; /* bytes, default 0 = unlimited */
     int verify_on_read;       /* store.verify_on_read: hash whole blobs as they are served (default 1) */
+    uint64_t verify_interval; /* store.verify_interval: seconds a blob verified by a worker thread (and unchanged
+                                 on disk) is not hashed again by it (default 600; 0: every time) */
     uint64_t body_max;        /* limits.request_body: largest request body anywhere but a seed upload (64 KiB) */
     uint64_t seed_spec_max;   /* limits.seed_spec: largest seed spec body of POST /-/api/v1/jobs (16 MiB) */
     uint64_t bodies_total;    /* limits.request_bodies: bytes all seed uploads in flight may hold (64 MiB) */

@@ -791,7 +791,7 @@ static void setup_easy(larder_fetcher_t *f, larder_fetch_t *fe)
     CURL *e = curl_easy_init();
     p->easy = e;
     p->md = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(p->md, EVP_sha256(), NULL);
+    EVP_DigestInit_ex(p->md, larder_sha256_md(), NULL);
     if (p->md2_alg) {
         p->md2 = EVP_MD_CTX_new();
         EVP_DigestInit_ex(p->md2, p->md2_alg, NULL);

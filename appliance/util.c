@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,13 +56,28 @@ void larder_hex(const unsigned char *raw, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+static const EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    sha256_md = md ? md : EVP_sha256(); /* kept for the life of the process */
+}
+
+const EVP_MD *larder_sha256_md(void)
+{
+    pthread_once(&sha256_once, sha256_fetch);
+    return sha256_md;
+}
+
 int larder_sha256_file(const char *path, char out[LARDER_SHA256_HEX])
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+    if (!ctx || EVP_DigestInit_ex(ctx, larder_sha256_md(), NULL) != 1) {
         EVP_MD_CTX_free(ctx);
         close(fd);
         return -ENOMEM;

@@ -17,6 +17,9 @@ int larder_is_sha256_hex(const char *s);
 void larder_hex(const unsigned char *raw, size_t n, char *out);
 /* 2n hex digits (either case) to n raw bytes; 0, or -1 when a character is not a hex digit */
 int larder_unhex(const char *hex, size_t n, unsigned char *out);
+/* OpenSSL's sha256 implementation, fetched once per process (an EVP_sha256() init fetches it anew each time, under
+ * the provider store's lock: measurable on every small hit); returns const EVP_MD * */
+const struct evp_md_st *larder_sha256_md(void);
 /* sha256 of a whole file, hex; 0 on success, -errno on failure */
 int larder_sha256_file(const char *path, char out[LARDER_SHA256_HEX]);
 

@@ -563,7 +563,7 @@ static int derive_abbreviated(larder_store_t *st, const char *name, int out_fd, 
         unsigned char md[32];
         unsigned int mdlen = 0;
         char val[2 * LARDER_SHA256_HEX], k[400];
-        EVP_Digest(out.p ? out.p : "", out.len, md, &mdlen, EVP_sha256(), NULL);
+        EVP_Digest(out.p ? out.p : "", out.len, md, &mdlen, larder_sha256_md(), NULL);
         memcpy(val, full_digest, LARDER_SHA256_HEX - 1);
         val[LARDER_SHA256_HEX - 1] = '\n';
         larder_hex(md, 32, val + LARDER_SHA256_HEX);

@@ -32,16 +32,20 @@ sed -n '/^files:/,$p' "$CFG" >>"$CFG_OFF"
 
 blob_of() { echo "$DATA/blobs/sha256/${1:0:2}/$1"; }
 blob_count() { find "$DATA/blobs/sha256" -type f | wc -l; }
-# flip FILE OFFSET - invert one byte in place (bit rot that keeps the size)
+# flip FILE OFFSET [keep] - invert one byte in place (bit rot that keeps the size); with "keep", the file's mtime
+# is restored too, as real bit rot leaves it
 flip() {
-    "$PY" - "$1" "$2" <<'EOF'
-import sys
-path, off = sys.argv[1], int(sys.argv[2])
+    "$PY" - "$1" "$2" "${3:-}" <<'EOF'
+import os, sys
+path, off, keep = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "keep"
+st = os.stat(path)
 with open(path, "r+b") as f:
     f.seek(off)
     b = f.read(1)
     f.seek(off)
     f.write(bytes([b[0] ^ 0xFF]))
+if keep:
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 EOF
 }
 # get URL OUT [CURL ARGS] -> "curl_exit http_code"
@@ -88,6 +92,32 @@ assert_eq "$BIG_SHA" "$(sha256_file "$WORK/big.4")" "HIT after the refetch: good
 flip "$(blob_of "$BIG_SHA")" 5
 res=$(get "$L/origin/big.bin" "$WORK/big.rot10" --http1.0)
 [ "${res% *}" -ne 0 ] && pass "HTTP/1.0: aborted (curl exit ${res% *})" || fail "HTTP/1.0: rotten blob served complete"
+stop_larder
+
+# store.verify_interval: a blob a worker verified lately (and unchanged on disk) is not hashed again by it; with 0s,
+# every read is hashed, so rot that leaves the mtime alone is caught right after a verified HIT
+CFG_V0=$WORK/larder-v0.yaml
+cp "$CFG" "$CFG_V0"
+printf 'store:\n  verify_interval: 0s\n' >>"$CFG_V0"
+start_larder "$CFG_V0" "$LP"
+for i in 1 2 3 4; do fetch "$L/origin/big.bin" "$WORK/big.v0.$i" >/dev/null || fail "GET big.bin (verified HIT $i)"; done
+assert_eq "$BIG_SHA" "$(sha256_file "$WORK/big.v0.4")" "verified HITs: good bytes"
+flip "$(blob_of "$BIG_SHA")" 1000000 keep
+res=$(get "$L/origin/big.bin" "$WORK/big.v0.rot")
+[ "${res% *}" -ne 0 ] && pass "verify_interval 0s: rot under an unchanged mtime caught at once (curl exit ${res% *})" ||
+    fail "verify_interval 0s: rotten blob served complete right after verified HITs (HTTP ${res#* })"
+stop_larder
+# and with the default interval, a new process hashes it again whatever it verified before
+start_larder "$CFG" "$LP"
+out=$(fetch "$L/origin/big.bin" "$WORK/big.5") || fail "GET big.bin (refetch after the verify_interval case)"
+assert_eq "200 MISS" "$out" "refetched"
+assert_cache_soon "$L/origin/big.bin" HIT
+stop_larder
+start_larder "$CFG" "$LP"
+flip "$(blob_of "$BIG_SHA")" 7 keep
+res=$(get "$L/origin/big.bin" "$WORK/big.v1.rot")
+[ "${res% *}" -ne 0 ] && pass "a new process hashes the blob again (curl exit ${res% *})" ||
+    fail "rotten blob (mtime kept) served complete by a new process (HTTP ${res#* })"
 stop_larder
 
 # offline: a single-buffer blob; the abort, then a 504 (nothing to refetch from)

@@ -121,6 +121,7 @@ static void check_defaults(const larder_config_t *cfg)
     CHECK(cfg->admin_token == NULL && cfg->upstream_proxy == NULL);
     CHECK(cfg->connect_timeout == 10 && cfg->idle_timeout == 60 && cfg->max_object_size == 0);
     CHECK(cfg->verify_on_read == 1);
+    CHECK(cfg->verify_interval == 600);
     CHECK(cfg->proto[LARDER_PROTO_FILES].ttl == 86400);
     CHECK(cfg->proto[LARDER_PROTO_PYPI].ttl == 600);
     CHECK(cfg->proto[LARDER_PROTO_NPM].ttl == 600);
@@ -198,7 +199,7 @@ static void test_full(void)
         "upstream_proxy: http://proxy.example:3128\n"
         "timeouts: {connect: 5s, idle: 2m}\n"
         "max_object_size: 4GB\n"
-        "store: {verify_on_read: false}\n"
+        "store: {verify_on_read: false, verify_interval: 0s}\n"
         "files:\n"
         "  enabled: true\n"
         "  quota: 50GiB\n"
@@ -238,6 +239,7 @@ static void test_full(void)
     CHECK(cfg->connect_timeout == 5 && cfg->idle_timeout == 120);
     CHECK(cfg->max_object_size == 4000000000ULL);
     CHECK(cfg->verify_on_read == 0);
+    CHECK(cfg->verify_interval == 0);
     const larder_proto_config_t *f = &cfg->proto[LARDER_PROTO_FILES];
     CHECK(f->enabled == 1 && f->quota == 50ULL << 30 && f->ttl == 172800);
     CHECK(f->upstream && strcmp(f->upstream, "https://files.example/base/") == 0);
