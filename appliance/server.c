@@ -433,6 +433,15 @@ static void on_guard_read(h2o_socket_t *sock, const char *err)
         guard_seed_upload(g, &h, need);
         return;
     }
+    if (h.framing == LARDER_BODY_LENGTH && h.content_length > cfg->body_max) {
+        /* h2o would answer 413 too, but it closes at once with the body unread, and the client may then see a
+         * connection reset before the answer; the refusal here drains what the client still sends */
+        char msg[200];
+        snprintf(msg, sizeof(msg), "request body of %llu bytes refused: at most %llu bytes (limits.request_body)",
+                 (unsigned long long)h.content_length, (unsigned long long)cfg->body_max);
+        guard_refuse(g, &h, 413, "Payload Too Large", NULL, msg);
+        return;
+    }
     guard_handoff(g, &g->wl->data, 0);
 }
 
