@@ -348,6 +348,31 @@ static int etag_matches(h2o_iovec_t inm, const char *etag)
     return 0;
 }
 
+/* verify_on_read: 1 when md (the sha256 of the stored bytes read from fd; NULL: hashing failed) is the entry's
+ * digest. Otherwise the blob goes to quarantine with every entry that names it, and the error is logged and counted,
+ * with `what` saying what became of this response; 0. */
+static int digest_matches(tailer_t *t, const char *digest, int fd, const unsigned char *md, const char *what)
+{
+    char hex[LARDER_SHA256_HEX];
+    if (md)
+        larder_hex(md, 32, hex);
+    else
+        snprintf(hex, sizeof(hex), "(hash failed)");
+    if (strcmp(hex, digest) == 0)
+        return 1;
+    char qpath[4400];
+    int r = larder_store_quarantine(t->app->store, digest, fd, qpath, sizeof(qpath));
+    larder_err("cache: stored blob %s of %s %s is corrupt (its bytes hash to %s): %s; %s, %d entr%s dropped; the "
+               "next request fetches it again",
+               digest, larder_proto_name(t->proto), t->key, hex, what,
+               r == -ESTALE ? "already quarantined or replaced" : qpath[0] ? "blob moved to quarantine" : "blob removed",
+               r < 0 ? 0 : r, r == 1 ? "y" : "ies");
+    if (qpath[0])
+        larder_err("cache: quarantined blob kept as %s", qpath);
+    atomic_fetch_add(&t->app->metrics.errors[t->proto], 1);
+    return 0;
+}
+
 /* The rendered representation of the blob in fd (size bytes) in an anonymous file, so that Range and the chunked
  * sending below work on it as on any blob; its size in *outsize. The descriptor, or -1. */
 static int render_blob(tailer_t *t, int fd, const char *digest, uint64_t size, uint64_t *outsize)
@@ -359,22 +384,10 @@ static int render_blob(tailer_t *t, int fd, const char *digest, uint64_t size, u
     }
     if (t->app->cfg->verify_on_read) {
         /* the whole stored document is in memory: check it before anything is built from it (verify_on_read) */
-        char hex[LARDER_SHA256_HEX];
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned int mdlen = 0;
-        if (EVP_Digest(in, (size_t)size, md, &mdlen, larder_sha256_md(), NULL) == 1 && mdlen == 32)
-            larder_hex(md, 32, hex);
-        else
-            snprintf(hex, sizeof(hex), "(hash failed)");
-        if (strcmp(hex, digest) != 0) {
-            char qpath[4400];
-            int r = larder_store_quarantine(t->app->store, digest, fd, qpath, sizeof(qpath));
-            larder_err("cache: stored blob %s of %s %s is corrupt (its bytes hash to %s): not converted; %s, %d "
-                       "entr%s dropped; the next request fetches it again",
-                       digest, larder_proto_name(t->proto), t->key, hex,
-                       r == -ESTALE ? "already quarantined or replaced" : qpath[0] ? "blob moved to quarantine" : "blob removed",
-                       r < 0 ? 0 : r, r == 1 ? "y" : "ies");
-            atomic_fetch_add(&t->app->metrics.errors[t->proto], 1);
+        int ok = EVP_Digest(in, (size_t)size, md, &mdlen, larder_sha256_md(), NULL) == 1 && mdlen == 32;
+        if (!digest_matches(t, digest, fd, ok ? md : NULL, "not converted")) {
             free(in);
             return -1;
         }
@@ -766,29 +779,15 @@ static int verified(tailer_t *t)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    char hex[LARDER_SHA256_HEX];
     int ok = EVP_DigestFinal_ex(t->verify, md, &mdlen) == 1 && mdlen == 32;
     EVP_MD_CTX_free(t->verify);
     t->verify = NULL;
-    if (ok) {
-        larder_hex(md, 32, hex);
-        if (strcmp(hex, t->digest) == 0) {
-            remember_verified(t->digest, t->vino, t->vmtime);
-            return 1;
-        }
-    } else {
-        snprintf(hex, sizeof(hex), "(hash failed)");
+    char what[80];
+    snprintf(what, sizeof(what), "transfer aborted after %" PRIu64 " bytes", t->sent);
+    if (digest_matches(t, t->digest, t->fd, ok ? md : NULL, what)) {
+        remember_verified(t->digest, t->vino, t->vmtime);
+        return 1;
     }
-    char qpath[4400];
-    int r = larder_store_quarantine(t->app->store, t->digest, t->fd, qpath, sizeof(qpath));
-    larder_err("cache: stored blob %s of %s %s is corrupt (its bytes hash to %s): transfer aborted after %" PRIu64
-               " bytes; %s, %d entr%s dropped; the next request fetches it again",
-               t->digest, larder_proto_name(t->proto), t->key, hex, t->sent,
-               r == -ESTALE ? "already quarantined or replaced" : qpath[0] ? "blob moved to quarantine" : "blob removed",
-               r < 0 ? 0 : r, r == 1 ? "y" : "ies");
-    if (qpath[0])
-        larder_err("cache: quarantined blob kept as %s", qpath);
-    atomic_fetch_add(&t->app->metrics.errors[t->proto], 1);
     finish_log(t, "stored blob failed verification");
     h2o_send(t->req, NULL, 0, H2O_SEND_STATE_ERROR);
     return 0;

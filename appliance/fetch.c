@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -183,20 +182,7 @@ static int hash_blob(larder_store_t *st, const char *digest, const EVP_MD *md, u
 {
     char path[4096];
     larder_store_blob_path(st, digest, path, sizeof(path));
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(ctx, md, NULL);
-    unsigned char buf[65536];
-    ssize_t r;
-    while ((r = read(fd, buf, sizeof(buf))) > 0 || (r < 0 && errno == EINTR))
-        if (r > 0)
-            EVP_DigestUpdate(ctx, buf, (size_t)r);
-    close(fd);
-    int ok = r == 0 && EVP_DigestFinal_ex(ctx, out, len) == 1;
-    EVP_MD_CTX_free(ctx);
-    return ok ? 0 : -1;
+    return larder_digest_file(path, md, out, len) == 0 ? 0 : -1;
 }
 
 int larder_entry_satisfies(larder_store_t *st, int proto, const larder_entry_t *e, const char *sha256,
@@ -227,7 +213,6 @@ int larder_entry_satisfies(larder_store_t *st, int proto, const larder_entry_t *
     return hlen == wlen && memcmp(have, want, wlen) == 0;
 }
 
-/* whether a request may share fetch fe: every digest the request expects is verified by fe too */
 /* hand fe to the commit threads (verify, transform, fsync, commit run there, never on the curl thread) */
 static void commit_enqueue(larder_fetcher_t *f, larder_fetch_t *fe)
 {
@@ -242,6 +227,7 @@ static void commit_enqueue(larder_fetcher_t *f, larder_fetch_t *fe)
     pthread_mutex_unlock(&f->cmu);
 }
 
+/* whether a request may share fetch fe: every digest the request expects is verified by fe too */
 static int joinable(const larder_fetch_t *fe, const larder_fetch_req_t *req)
 {
     const struct larder_fetch_priv *p = fe->priv;

@@ -206,23 +206,15 @@ static void local_fail(const char *file, const char *what, const char *why)
         abort();
 }
 
-/* an item that is not fetched: a failure, or (failed == 0) a local source, only said */
-static void not_seeded(const char *file, const char *what, const char *why, int failed)
+/* an item of the file named by ctx that is not fetched: a failure, or (failed == 0) a local source, only said; the
+ * callback of every expander (pip requirement files, npm and Gemfile lockfiles) */
+static void not_seeded(void *ctx, const char *what, const char *why, int failed)
 {
+    const char *file = ctx;
     if (failed)
         local_fail(file, what, why);
     else
         fprintf(stderr, "larder seed: %s: not fetched: %s: %s\n", file, what, why);
-}
-
-static void pypi_unseedable(void *ctx, const char *line, const char *why, int failed)
-{
-    not_seeded(ctx, line, why, failed);
-}
-
-static void gems_unseedable(void *ctx, const char *what, const char *why, int failed)
-{
-    not_seeded(ctx, what, why, failed);
 }
 
 /* name, relative to the directory of file (absolute names as they are) */
@@ -258,7 +250,7 @@ static int expand_requirements_at(larder_seed_spec_t *spec, const char *path, in
         return -1;
     }
     char **lines, **inc;
-    size_t ninc, n = larder_pypi_requirement_lines_ex(text, len, &lines, &inc, &ninc, pypi_unseedable, (void *)path);
+    size_t ninc, n = larder_pypi_requirement_lines_ex(text, len, &lines, &inc, &ninc, not_seeded, (void *)path);
     free(text);
     int r = append_lines(spec, LARDER_PROTO_PYPI, lines, n);
     for (size_t i = 0; i < ninc; i++) {
@@ -283,11 +275,6 @@ static int expand_requirements(larder_seed_spec_t *spec, const char *path)
     return expand_requirements_at(spec, path, 0);
 }
 
-static void lock_skipped(void *ctx, const char *what, const char *why, int failed)
-{
-    not_seeded(ctx, what, why, failed);
-}
-
 /* read a package-lock.json into npm items of spec */
 static int expand_lockfile(larder_seed_spec_t *spec, const char *path)
 {
@@ -298,7 +285,7 @@ static int expand_lockfile(larder_seed_spec_t *spec, const char *path)
         return -1;
     }
     char **lines = NULL, err[512];
-    long n = larder_npm_lockfile_lines(text, len, &lines, lock_skipped, (void *)path, err, sizeof(err));
+    long n = larder_npm_lockfile_lines(text, len, &lines, not_seeded, (void *)path, err, sizeof(err));
     free(text);
     if (n < 0) {
         fprintf(stderr, "larder seed: %s: %s\n", path, err);
@@ -317,7 +304,7 @@ static int expand_gemfile_lock(larder_seed_spec_t *spec, const char *path)
         return -1;
     }
     char **lines = NULL, err[300];
-    long n = larder_gems_lockfile_lines_ex(text, len, &lines, gems_unseedable, (void *)path, err, sizeof(err));
+    long n = larder_gems_lockfile_lines_ex(text, len, &lines, not_seeded, (void *)path, err, sizeof(err));
     free(text);
     if (n < 0) {
         fprintf(stderr, "larder seed: %s: %s\n", path, err);

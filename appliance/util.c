@@ -71,13 +71,13 @@ const EVP_MD *larder_sha256_md(void)
     return sha256_md;
 }
 
-int larder_sha256_file(const char *path, char out[LARDER_SHA256_HEX])
+int larder_digest_file(const char *path, const EVP_MD *alg, unsigned char *md, unsigned int *mdlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!ctx || EVP_DigestInit_ex(ctx, larder_sha256_md(), NULL) != 1) {
+    if (!ctx || EVP_DigestInit_ex(ctx, alg, NULL) != 1) {
         EVP_MD_CTX_free(ctx);
         close(fd);
         return -ENOMEM;
@@ -99,14 +99,22 @@ int larder_sha256_file(const char *path, char out[LARDER_SHA256_HEX])
             break;
         }
     }
+    if (rc == 0 && EVP_DigestFinal_ex(ctx, md, mdlen) != 1)
+        rc = -EIO;
+    EVP_MD_CTX_free(ctx);
+    close(fd);
+    return rc;
+}
+
+int larder_sha256_file(const char *path, char out[LARDER_SHA256_HEX])
+{
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (rc == 0 && (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32))
+    int rc = larder_digest_file(path, larder_sha256_md(), md, &mdlen);
+    if (rc == 0 && mdlen != 32)
         rc = -EIO;
     if (rc == 0)
         larder_hex(md, 32, out);
-    EVP_MD_CTX_free(ctx);
-    close(fd);
     return rc;
 }
 

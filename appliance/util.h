@@ -20,6 +20,9 @@ int larder_unhex(const char *hex, size_t n, unsigned char *out);
 /* OpenSSL's sha256 implementation, fetched once per process (an EVP_sha256() init fetches it anew each time, under
  * the provider store's lock: measurable on every small hit); returns const EVP_MD * */
 const struct evp_md_st *larder_sha256_md(void);
+/* digest of a whole file with alg (const EVP_MD *) into md (EVP_MAX_MD_SIZE bytes), its length in *mdlen; 0, or
+ * -errno */
+int larder_digest_file(const char *path, const struct evp_md_st *alg, unsigned char *md, unsigned int *mdlen);
 /* sha256 of a whole file, hex; 0 on success, -errno on failure */
 int larder_sha256_file(const char *path, char out[LARDER_SHA256_HEX]);
 
