@@ -123,6 +123,21 @@ struct larder_server {
 
 /* ---- routing ---- */
 
+/* why a head with this framing is refused (400 and close), or NULL when its framing is acceptable: the one wording
+ * of the head guard (first request) and of refuse_ambiguous (later requests of a kept-alive connection) */
+static const char *framing_refusal(int framing)
+{
+    switch (framing) {
+    case LARDER_BODY_AMBIGUOUS:
+        return "ambiguous request framing: several different Content-Length values, or Transfer-Encoding together "
+               "with Content-Length";
+    case LARDER_BODY_BAD_LENGTH:
+        return "Content-Length is not a decimal number";
+    default:
+        return NULL;
+    }
+}
+
 /* A kept-alive HTTP/1 connection's later requests are framed by h2o alone, which takes the first of two
  * Content-Length headers and prefers Transfer-Encoding to Content-Length. When a handler runs, the request head
  * is still at the start of the socket's input buffer (h2o consumes it only after the response), so it can be
@@ -137,14 +152,11 @@ static int refuse_ambiguous(larder_app_t *app, h2o_req_t *req)
     larder_reqhead_t h;
     if (larder_reqhead_parse(sock->input->bytes, sock->input->size, &h) <= 0)
         return 0;
-    if (h.framing != LARDER_BODY_AMBIGUOUS && h.framing != LARDER_BODY_BAD_LENGTH)
+    const char *why = framing_refusal(h.framing);
+    if (!why)
         return 0;
     req->http1_is_persistent = 0;
-    larder_send_error(app, req, -1, 400, "Bad Request",
-                      h.framing == LARDER_BODY_AMBIGUOUS
-                          ? "ambiguous request framing: several different Content-Length values, or Transfer-Encoding "
-                            "together with Content-Length"
-                          : "Content-Length is not a decimal number");
+    larder_send_error(app, req, -1, 400, "Bad Request", "%s", why);
     return 1;
 }
 
@@ -415,14 +427,9 @@ static void on_guard_read(h2o_socket_t *sock, const char *err)
         guard_handoff(g, &g->wl->data, 0);
         return;
     }
-    if (h.framing == LARDER_BODY_AMBIGUOUS) {
-        guard_refuse(g, &h, 400, "Bad Request", NULL,
-                     "ambiguous request framing: several different Content-Length values, or Transfer-Encoding "
-                     "together with Content-Length");
-        return;
-    }
-    if (h.framing == LARDER_BODY_BAD_LENGTH) {
-        guard_refuse(g, &h, 400, "Bad Request", NULL, "Content-Length is not a decimal number");
+    const char *why = framing_refusal(h.framing);
+    if (why) {
+        guard_refuse(g, &h, 400, "Bad Request", NULL, why);
         return;
     }
     const larder_config_t *cfg = g->wl->w->srv->app->cfg;

@@ -676,7 +676,7 @@ typedef struct pk_req {
     char url[4400];
     const char *base;
     int fetched, derived; /* steps already taken for this request */
-    int fetch_state, fetch_status;
+    int fetch_status;   /* upstream status of the fetch last waited for */
     int full_state;     /* final state of the full form's fetch, when this request made one */
     larder_fetch_t *fe; /* our extra reference to the fetch waited for, to read its status */
 } pk_req_t;
@@ -691,7 +691,6 @@ static void abbr_after(larder_app_t *app, h2o_req_t *req, int state, void *data)
         larder_fetch_release(pr->fe);
         pr->fe = NULL;
     }
-    pr->fetch_state = state;
     if (pr->fetched && !pr->derived)
         pr->full_state = state;
     abbr_step(app, req, pr);
