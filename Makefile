@@ -46,7 +46,7 @@ test-fuzz: deps
 # clang-tidy with the checks in .clang-tidy, warnings are errors
 lint: build
 	@cmake -S . -B build -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
-	clang-tidy -p build --quiet --warnings-as-errors='*' appliance/*.c protocols/*.c
+	clang-tidy -p build --quiet --warnings-as-errors='*' $(wildcard appliance/*.c protocols/*.c protocols/*/*.c)
 
 bench: build test-tools
 	./bench/files.sh
