@@ -125,7 +125,7 @@ static void stats(larder_app_t *app, h2o_req_t *req)
     larder_store_stats_t s;
     larder_store_get_stats(app->store, &s);
     json_t *protos = json_object();
-    for (int p = 0; p < LARDER_NPROTO; p++) {
+    for (int p = 0; p < larder_proto_count(); p++) {
         json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "bytes", (json_int_t)s.entry_bytes[p],
                               "entries", (json_int_t)s.entry_count[p], "quota",
                               (json_int_t)app->cfg->proto[p].quota, "evictions", (json_int_t)s.evictions[p], "hits",

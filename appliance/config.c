@@ -1,75 +1,40 @@
 /* config.c - larder.yaml: text in, one immutable larder_config_t out, or one error message naming file, line
  * and key.
  *
- * libyaml's document loader turns the text into a node graph; this file walks that graph once, top-down, with
- * one small function per mapping (top level, listen items, quota, timeouts, a protocol section, pins, mirrors).
- * Every mapping goes through map_next(), which is where unknown and duplicate keys are refused, so a typo can
- * never be silently ignored. Defaults are filled in before the walk, so a key that is absent keeps its default
- * and the struct is complete whatever the text says. Each node may be visited once: YAML aliases would let a
+ * The keys are declared, not coded: core_keys below are the core's own, proto_keys the four every protocol
+ * section has (enabled, quota, ttl, upstream), and each module (module.h) declares the rest of its section in its
+ * conf_keys. libyaml's document loader turns the text into a node graph; parse_map() walks a mapping, finds each
+ * key in the declared tables (a dotted name "quota.total" makes "quota" a nested mapping) and parse_value() reads
+ * it with the typed helper of its type (bool, int, size, duration, string, URL, host list) or the module's own
+ * parser, into the struct the key names (the config, the protocol's common settings or the module's struct).
+ * Unknown and duplicate keys are refused there, so a typo can never be silently ignored, whoever owns the key.
+ * Defaults are the same declarations' `def` texts, parsed by the same code before the file, so a key that is
+ * absent keeps its default, the struct is complete whatever the text says, and `larder config` can print every
+ * key with its value and owner (larder_config_print). Each node may be visited once: YAML aliases would let a
  * few bytes describe an exponential (or cyclic) tree, and a config has no use for them, so a second visit is an
  * error rather than a hang. Only the first error is kept; on any error the partial config is freed and NULL
  * returned, so callers never see a half-valid struct.
  *
- * Nothing here logs or exits: the caller decides what to do with the message. The embedded default config
- * (used when no file is given) goes through the same parser, so it can never drift from what a file would
- * produce. */
+ * Nothing here logs or exits, and nothing names a protocol: the caller decides what to do with the message. */
 #include "config.h"
+#include "module.h"
 #include "util.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <yaml.h>
 
-static const char default_config[] =
-    "# Built-in configuration: what `larder serve` runs with when no --config is given.\n"
-    "listen:\n"
-    "  - address: 0.0.0.0\n"
-    "    port: 3142\n"
-    "data_dir: ./larder-data\n"
-    "offline: false\n"
-    "quota:\n"
-    "  min_free: 1GiB\n"
-    "timeouts:\n"
-    "  connect: 10s\n"
-    "  idle: 60s\n"
-    "files: {ttl: 1d}\n"
-    "pypi:  {ttl: 10m, upstream: 'https://pypi.org/simple/'}\n"
-    "npm:   {ttl: 10m, upstream: 'https://registry.npmjs.org/'}\n"
-    "apt:   {ttl: 30m}\n"
-    "gems:  {ttl: 10m, upstream: 'https://rubygems.org/'}\n"
-    "oci:   {ttl: 1h, upstream: 'https://registry-1.docker.io/'}\n";
-
-static const char *const proto_names[LARDER_NPROTO] = {"files", "pypi", "npm", "apt", "gems", "oci"};
-static const uint64_t proto_default_ttl[LARDER_NPROTO] = {86400, 600, 600, 1800, 600, 3600};
-static const char *const proto_default_upstream[LARDER_NPROTO] = {
-    NULL, "https://pypi.org/simple/", "https://registry.npmjs.org/", NULL, "https://rubygems.org/",
-    "https://registry-1.docker.io/"};
-
 #define MAX_DURATION (100ULL * 366 * 86400) /* keeps now + ttl far from overflow */
 #define MAX_TIMEOUT 86400ULL                /* handed to libcurl as a long */
 #define MAX_THREADS 1024
 #define MAX_URL 4096
 #define MAX_STRING 4096
-
-const char *larder_proto_name(int proto)
-{
-    return proto >= 0 && proto < LARDER_NPROTO ? proto_names[proto] : NULL;
-}
-
-int larder_proto_from_name(const char *name)
-{
-    if (!name)
-        return -1;
-    for (int i = 0; i < LARDER_NPROTO; i++)
-        if (strcmp(name, proto_names[i]) == 0)
-            return i;
-    return -1;
-}
 
 /* ---- sizes and durations ---- */
 
@@ -177,7 +142,7 @@ int larder_parse_duration(const char *s, uint64_t *out)
 
 /* ---- walking the document ---- */
 
-typedef struct {
+struct larder_conf {
     yaml_document_t *doc;
     const char *source;
     char *err;
@@ -185,7 +150,8 @@ typedef struct {
     unsigned char *visited; /* one flag per node */
     size_t nnodes;
     int failed;
-} ctx_t;
+};
+typedef struct larder_conf ctx_t;
 
 static int fail(ctx_t *c, const yaml_node_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(ctx_t *c, const yaml_node_t *n, const char *fmt, ...)
@@ -268,11 +234,7 @@ static const char *scalar(ctx_t *c, const yaml_node_t *n, const char *key, const
     return v;
 }
 
-typedef struct {
-    const yaml_node_t *map;
-    yaml_node_pair_t *pair;
-    unsigned seen; /* bit i: names[i] already given */
-} map_iter_t;
+typedef larder_conf_iter_t map_iter_t;
 
 /* A mapping (or an empty value, which counts as an empty mapping). */
 static int map_begin(ctx_t *c, const yaml_node_t *n, const char *key, map_iter_t *it)
@@ -461,21 +423,46 @@ static int get_url(ctx_t *c, const yaml_node_t *n, const char *key, int nullable
     return 0;
 }
 
-static int name_ok(const char *s)
+static int get_hosts(ctx_t *c, const yaml_node_t *n, const char *key, char ***out, size_t *nout)
 {
-    size_t n = strlen(s);
-    if (n < 1 || n > 128 || s[0] == '.' || !strcmp(s, "sha256"))
+    for (size_t i = 0; i < *nout; i++)
+        free((*out)[i]);
+    free(*out);
+    *out = NULL;
+    *nout = 0;
+    if (is_null(n))
         return 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
-              ch == '_' || ch == '-'))
-            return 0;
+    if (n->type != YAML_SEQUENCE_NODE)
+        return fail(c, n, "key '%s': expected a list of host names, got %s", key, type_name(n));
+    size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    *out = calloc(count ? count : 1, sizeof(char *)); // NOLINT(bugprone-sizeof-expression): array of strings
+    if (!*out)
+        return fail(c, n, "out of memory");
+    for (size_t i = 0; i < count; i++) {
+        yaml_node_t *item = node_at(c, n->data.sequence.items.start[i], n);
+        if (!item)
+            return -1;
+        char ik[96];
+        snprintf(ik, sizeof(ik), "%s[%zu]", key, i);
+        const char *v = scalar(c, item, ik, "a host name");
+        if (!v)
+            return -1;
+        size_t vl = strlen(v);
+        if (vl == 0 || vl > 255)
+            return fail(c, item, "key '%s': expected a host name or host:port", ik);
+        for (size_t k = 0; k < vl; k++)
+            if (!(isalnum((unsigned char)v[k]) || v[k] == '.' || v[k] == '-' || v[k] == ':' || v[k] == '_' ||
+                  v[k] == '[' || v[k] == ']'))
+                return fail(c, item, "key '%s': '%s' is not a host name or host:port (no scheme, no path)", ik, v);
+        char *h = strdup(v);
+        if (!h)
+            return fail(c, item, "out of memory");
+        for (char *q = h; *q; q++)
+            *q = (char)tolower((unsigned char)*q);
+        (*out)[(*nout)++] = h;
     }
-    return 1;
+    return 0;
 }
-
-/* ---- sections ---- */
 
 static int parse_tls(ctx_t *c, const yaml_node_t *n, const char *key, larder_listen_t *l)
 {
@@ -499,8 +486,11 @@ static int parse_tls(ctx_t *c, const yaml_node_t *n, const char *key, larder_lis
     return 0;
 }
 
-static int parse_listen(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
+static int parse_listen(ctx_t *c, const yaml_node_t *n, const char *lkey, void *field, void *base)
 {
+    larder_config_t *cfg = base;
+    (void)lkey;
+    (void)field;
     static const char *const names[] = {"address", "port", "tls", "protocol", NULL};
     if (n->type != YAML_SEQUENCE_NODE)
         return fail(c, n, "key 'listen': expected a list of {address, port, tls}, got %s", type_name(n));
@@ -553,8 +543,12 @@ static int parse_listen(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
                 if (pn) {
                     l->protocol = larder_proto_from_name(pn);
                     if (l->protocol < 0) {
-                        fail(c, v, "key '%s': unknown protocol '%s' (expected files, pypi, npm, apt, gems or oci)", key,
-                             pn);
+                        char names[256] = "";
+                        for (int pi = 0; pi < larder_proto_count(); pi++) {
+                            size_t nl = strlen(names);
+                            snprintf(names + nl, sizeof(names) - nl, "%s%s", pi ? ", " : "", larder_proto_name(pi));
+                        }
+                        fail(c, v, "key '%s': unknown protocol '%s' (expected one of %s)", key, pn, names);
                         free(pn);
                         return -1;
                     }
@@ -571,409 +565,11 @@ static int parse_listen(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
     return 0;
 }
 
-/* pin and mirror names share one namespace: /files/<name> */
-static int name_taken(ctx_t *c, const larder_config_t *cfg, const yaml_node_t *n, const char *key, const char *name)
+static int parse_proxy(ctx_t *c, const yaml_node_t *n, const char *key, void *field, void *base)
 {
-    for (size_t i = 0; i < cfg->npins; i++)
-        if (cfg->pins[i].name && !strcmp(cfg->pins[i].name, name))
-            return fail(c, n, "key '%s': name '%s' is already used by files.pins[%zu]", key, name, i);
-    for (size_t i = 0; i < cfg->nmirrors; i++)
-        if (cfg->mirrors[i].name && !strcmp(cfg->mirrors[i].name, name))
-            return fail(c, n, "key '%s': name '%s' is already used by files.mirrors[%zu]", key, name, i);
-    return 0;
-}
-
-static int get_name(ctx_t *c, const larder_config_t *cfg, const yaml_node_t *n, const char *key, char **out)
-{
-    char qb[300];
-    char *name = NULL;
-    if (get_string(c, n, key, 0, &name) < 0)
-        return -1;
-    if (!name_ok(name)) {
-        fail(c, n,
-             "key '%s': '%s' is not a valid name (1-128 of A-Z a-z 0-9 . _ -, not starting with '.', not 'sha256')",
-             key, quote(name, strlen(name), qb, sizeof(qb)));
-        free(name);
-        return -1;
-    }
-    if (name_taken(c, cfg, n, key, name) < 0) {
-        free(name);
-        return -1;
-    }
-    *out = name;
-    return 0;
-}
-
-static int parse_pins(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
-{
-    static const char *const names[] = {"name", "url", "sha256", NULL};
-    if (is_null(n))
-        return 0;
-    if (n->type != YAML_SEQUENCE_NODE)
-        return fail(c, n, "key 'files.pins': expected a list of {name, url, sha256}, got %s", type_name(n));
-    size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-    if (count == 0)
-        return 0;
-    if (!(cfg->pins = calloc(count, sizeof(*cfg->pins))))
-        return fail(c, n, "out of memory");
-    for (size_t i = 0; i < count; i++) {
-        char where[48], key[96], qb[300];
-        snprintf(where, sizeof(where), "files.pins[%zu]", i);
-        yaml_node_t *item = node_at(c, n->data.sequence.items.start[i], n);
-        if (!item)
-            return -1;
-        if (item->type != YAML_MAPPING_NODE)
-            return fail(c, item, "key '%s': expected a mapping {name, url, sha256}, got %s", where, type_name(item));
-        larder_file_pin_t *pin = &cfg->pins[cfg->npins++];
-        map_iter_t it;
-        yaml_node_t *v;
-        int which, r;
-        map_begin(c, item, where, &it);
-        while ((r = map_next(c, &it, names, where, &which, &v)) > 0) {
-            snprintf(key, sizeof(key), "%s.%s", where, names[which]);
-            if (which == 0 && get_name(c, cfg, v, key, &pin->name) < 0)
-                return -1;
-            if (which == 1 && get_url(c, v, key, 0, 0, &pin->url) < 0)
-                return -1;
-            if (which == 2) {
-                if (get_string(c, v, key, 1, &pin->sha256) < 0)
-                    return -1;
-                if (pin->sha256) {
-                    for (char *p = pin->sha256; *p; p++)
-                        if (*p >= 'A' && *p <= 'F')
-                            *p = (char)(*p - 'A' + 'a');
-                    if (!larder_is_sha256_hex(pin->sha256))
-                        return fail(c, v, "key '%s': '%s' is not a SHA-256 digest (64 hex digits)", key,
-                                    quote(pin->sha256, strlen(pin->sha256), qb, sizeof(qb)));
-                }
-            }
-        }
-        if (r < 0)
-            return -1;
-        if (!pin->name || !pin->url)
-            return fail(c, item, "key '%s': '%s' is required", where, pin->name ? "url" : "name");
-    }
-    return 0;
-}
-
-static int parse_mirrors(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
-{
-    static const char *const names[] = {"name", "url", NULL};
-    if (is_null(n))
-        return 0;
-    if (n->type != YAML_SEQUENCE_NODE)
-        return fail(c, n, "key 'files.mirrors': expected a list of {name, url}, got %s", type_name(n));
-    size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-    if (count == 0)
-        return 0;
-    if (!(cfg->mirrors = calloc(count, sizeof(*cfg->mirrors))))
-        return fail(c, n, "out of memory");
-    for (size_t i = 0; i < count; i++) {
-        char where[48], key[96];
-        snprintf(where, sizeof(where), "files.mirrors[%zu]", i);
-        yaml_node_t *item = node_at(c, n->data.sequence.items.start[i], n);
-        if (!item)
-            return -1;
-        if (item->type != YAML_MAPPING_NODE)
-            return fail(c, item, "key '%s': expected a mapping {name, url}, got %s", where, type_name(item));
-        larder_file_mirror_t *m = &cfg->mirrors[cfg->nmirrors++];
-        map_iter_t it;
-        yaml_node_t *v;
-        int which, r;
-        map_begin(c, item, where, &it);
-        while ((r = map_next(c, &it, names, where, &which, &v)) > 0) {
-            snprintf(key, sizeof(key), "%s.%s", where, names[which]);
-            if (which == 0 && get_name(c, cfg, v, key, &m->name) < 0)
-                return -1;
-            if (which == 1 && get_url(c, v, key, 0, 1, &m->prefix) < 0)
-                return -1;
-        }
-        if (r < 0)
-            return -1;
-        if (!m->name || !m->prefix)
-            return fail(c, item, "key '%s': '%s' is required", where, m->name ? "url" : "name");
-    }
-    return 0;
-}
-
-/* a list of host names (host or host:port); replaces *out */
-static int get_hosts(ctx_t *c, const yaml_node_t *n, const char *key, char ***out, size_t *nout)
-{
-    for (size_t i = 0; i < *nout; i++)
-        free((*out)[i]);
-    free(*out);
-    *out = NULL;
-    *nout = 0;
-    if (is_null(n))
-        return 0;
-    if (n->type != YAML_SEQUENCE_NODE)
-        return fail(c, n, "key '%s': expected a list of host names, got %s", key, type_name(n));
-    size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-    *out = calloc(count ? count : 1, sizeof(char *)); // NOLINT(bugprone-sizeof-expression): array of strings
-    if (!*out)
-        return fail(c, n, "out of memory");
-    for (size_t i = 0; i < count; i++) {
-        yaml_node_t *item = node_at(c, n->data.sequence.items.start[i], n);
-        if (!item)
-            return -1;
-        char ik[96];
-        snprintf(ik, sizeof(ik), "%s[%zu]", key, i);
-        const char *v = scalar(c, item, ik, "a host name");
-        if (!v)
-            return -1;
-        size_t vl = strlen(v);
-        if (vl == 0 || vl > 255)
-            return fail(c, item, "key '%s': expected a host name or host:port", ik);
-        for (size_t k = 0; k < vl; k++)
-            if (!(isalnum((unsigned char)v[k]) || v[k] == '.' || v[k] == '-' || v[k] == ':' || v[k] == '_' ||
-                  v[k] == '[' || v[k] == ']'))
-                return fail(c, item, "key '%s': '%s' is not a host name or host:port (no scheme, no path)", ik, v);
-        char *h = strdup(v);
-        if (!h)
-            return fail(c, item, "out of memory");
-        for (char *q = h; *q; q++)
-            *q = (char)tolower((unsigned char)*q);
-        (*out)[(*nout)++] = h;
-    }
-    return 0;
-}
-
-static void free_registries(larder_proto_config_t *pc)
-{
-    for (size_t i = 0; i < pc->nregistries; i++) {
-        free(pc->registries[i].name);
-        free(pc->registries[i].url);
-        free(pc->registries[i].username);
-        free(pc->registries[i].password);
-    }
-    free(pc->registries);
-    pc->registries = NULL;
-    pc->nregistries = 0;
-}
-
-/* oci.registries: {name: URL} or {name: {url, username, password}}; replaces the defaults */
-static int parse_registries(ctx_t *c, const yaml_node_t *n, larder_proto_config_t *pc)
-{
-    char qb[300];
-    free_registries(pc);
-    if (is_null(n))
-        return 0;
-    if (n->type != YAML_MAPPING_NODE)
-        return fail(c, n, "key 'oci.registries': expected a mapping of registry name to URL, got %s", type_name(n));
-    size_t count = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
-    pc->registries = calloc(count ? count : 1, sizeof(*pc->registries));
-    if (!pc->registries)
-        return fail(c, n, "out of memory");
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = node_at(c, p->key, n), *v = k ? node_at(c, p->value, k) : NULL;
-        if (!v)
-            return -1;
-        const char *kv = scalar(c, k, "oci.registries", "a registry name");
-        if (!kv)
-            return -1;
-        size_t kl = strlen(kv);
-        int ok = kl > 0 && kl < 256;
-        for (size_t i = 0; ok && i < kl; i++)
-            ok = isalnum((unsigned char)kv[i]) || kv[i] == '.' || kv[i] == '-' || kv[i] == ':' || kv[i] == '_';
-        if (!ok)
-            return fail(c, k, "key 'oci.registries': '%s' is not a registry name (host or host:port)",
-                        quote(kv, kl, qb, sizeof(qb)));
-        char key[320];
-        snprintf(key, sizeof(key), "oci.registries.%s", kv);
-        larder_oci_registry_t *r = &pc->registries[pc->nregistries++];
-        if (!(r->name = strdup(kv)))
-            return fail(c, k, "out of memory");
-        for (char *q = r->name; *q; q++)
-            *q = (char)tolower((unsigned char)*q);
-        if (v->type == YAML_MAPPING_NODE) {
-            static const char *const names[] = {"url", "username", "password", NULL};
-            map_iter_t it;
-            yaml_node_t *vv;
-            int which, rr;
-            map_begin(c, v, key, &it);
-            while ((rr = map_next(c, &it, names, key, &which, &vv)) > 0) {
-                char sk[400];
-                snprintf(sk, sizeof(sk), "%s.%s", key, names[which]);
-                if (which == 0 && get_url(c, vv, sk, 0, 0, &r->url) < 0)
-                    return -1;
-                if (which == 1 && get_string(c, vv, sk, 1, &r->username) < 0)
-                    return -1;
-                if (which == 2 && get_string(c, vv, sk, 1, &r->password) < 0)
-                    return -1;
-            }
-            if (rr < 0)
-                return -1;
-            if (!r->url)
-                return fail(c, v, "key '%s': url is required", key);
-        } else if (get_url(c, v, key, 0, 0, &r->url) < 0) {
-            return -1;
-        }
-        size_t ul = strlen(r->url);
-        while (ul > 0 && r->url[ul - 1] == '/')
-            r->url[--ul] = 0;
-    }
-    return 0;
-}
-
-static int parse_proto(ctx_t *c, const yaml_node_t *n, int proto, larder_config_t *cfg)
-{
-    static const char *const common[] = {"enabled", "quota", "ttl", "upstream", NULL};
-    static const char *const files[] = {"enabled", "quota", "ttl", "upstream", "pins", "mirrors", NULL};
-    static const char *const npm[] = {"enabled", "quota", "ttl", "upstream", "public_url", NULL};
-    static const char *const apt[] = {"enabled", "quota", "ttl", "upstream", "allow", "https_hosts", NULL};
-    static const char *const oci[] = {"enabled", "quota", "ttl", "upstream", "registries", NULL};
-    const char *const *names = proto == LARDER_PROTO_FILES ? files
-                               : proto == LARDER_PROTO_NPM ? npm
-                               : proto == LARDER_PROTO_APT ? apt
-                               : proto == LARDER_PROTO_OCI ? oci
-                                                           : common;
-    const char *where = proto_names[proto];
-    larder_proto_config_t *pc = &cfg->proto[proto];
-    char key[64];
-    map_iter_t it;
-    yaml_node_t *v;
-    int which, r;
-    if (map_begin(c, n, where, &it) < 0)
-        return -1;
-    while ((r = map_next(c, &it, names, where, &which, &v)) > 0) {
-        snprintf(key, sizeof(key), "%s.%s", where, names[which]);
-        if (proto == LARDER_PROTO_OCI && which == 4) {
-            if (parse_registries(c, v, pc) < 0)
-                return -1;
-            continue;
-        }
-        if (proto == LARDER_PROTO_APT && which >= 4) {
-            if (which == 4 ? get_hosts(c, v, key, &pc->hosts, &pc->nhosts) < 0
-                           : get_hosts(c, v, key, &pc->https_hosts, &pc->nhttps_hosts) < 0)
-                return -1;
-            continue;
-        }
-        if (proto == LARDER_PROTO_NPM && which == 4) {
-            if (get_url(c, v, key, 1, 0, &pc->public_url) < 0)
-                return -1;
-            size_t ul = pc->public_url ? strlen(pc->public_url) : 0;
-            while (ul > 0 && pc->public_url[ul - 1] == '/')
-                pc->public_url[--ul] = 0;
-            continue;
-        }
-        switch (which) {
-        case 0:
-            r = get_bool(c, v, key, &pc->enabled);
-            break;
-        case 1:
-            r = get_size(c, v, key, &pc->quota);
-            break;
-        case 2:
-            r = get_duration(c, v, key, MAX_DURATION, &pc->ttl);
-            break;
-        case 3:
-            r = get_url(c, v, key, 1, 1, &pc->upstream);
-            break;
-        case 4:
-            r = parse_pins(c, v, cfg);
-            break;
-        case 5:
-            r = parse_mirrors(c, v, cfg);
-            break;
-        }
-        if (r < 0)
-            return -1;
-    }
-    return r;
-}
-
-static int parse_quota(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
-{
-    static const char *const names[] = {"total", "min_free", NULL};
-    map_iter_t it;
-    yaml_node_t *v;
-    int which, r;
-    if (map_begin(c, n, "quota", &it) < 0)
-        return -1;
-    while ((r = map_next(c, &it, names, "quota", &which, &v)) > 0)
-        if (get_size(c, v, which ? "quota.min_free" : "quota.total", which ? &cfg->min_free : &cfg->quota_total) < 0)
-            return -1;
-    return r;
-}
-
-static int parse_timeouts(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
-{
-    static const char *const names[] = {"connect", "idle", NULL};
-    map_iter_t it;
-    yaml_node_t *v;
-    int which, r;
-    if (map_begin(c, n, "timeouts", &it) < 0)
-        return -1;
-    while ((r = map_next(c, &it, names, "timeouts", &which, &v)) > 0) {
-        if (which == 0) {
-            if (get_duration(c, v, "timeouts.connect", MAX_TIMEOUT, &cfg->connect_timeout) < 0)
-                return -1;
-            if (cfg->connect_timeout == 0)
-                return fail(c, v, "key 'timeouts.connect': must be at least 1s");
-        } else if (get_duration(c, v, "timeouts.idle", MAX_TIMEOUT, &cfg->idle_timeout) < 0) {
-            return -1;
-        }
-    }
-    return r;
-}
-
-static int parse_store(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
-{
-    static const char *const names[] = {"verify_on_read", "verify_interval", NULL};
-    map_iter_t it;
-    yaml_node_t *v;
-    int which, r;
-    if (map_begin(c, n, "store", &it) < 0)
-        return -1;
-    while ((r = map_next(c, &it, names, "store", &which, &v)) > 0) {
-        if (which == 0 && get_bool(c, v, "store.verify_on_read", &cfg->verify_on_read) < 0)
-            return -1;
-        if (which == 1 && get_duration(c, v, "store.verify_interval", MAX_DURATION, &cfg->verify_interval) < 0)
-            return -1;
-    }
-    return r;
-}
-
-static int parse_limits(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
-{
-    static const char *const names[] = {"request_body", "seed_spec", "request_bodies", NULL};
-    static const char *const keys[] = {"limits.request_body", "limits.seed_spec", "limits.request_bodies"};
-    uint64_t *const fields[] = {&cfg->body_max, &cfg->seed_spec_max, &cfg->bodies_total};
-    map_iter_t it;
-    yaml_node_t *v;
-    int which, r;
-    if (map_begin(c, n, "limits", &it) < 0)
-        return -1;
-    while ((r = map_next(c, &it, names, "limits", &which, &v)) > 0) {
-        if (get_size(c, v, keys[which], fields[which]) < 0)
-            return -1;
-        if (*fields[which] > (1ULL << 30))
-            return fail(c, v, "key '%s': at most 1GiB", keys[which]);
-        if (which == 1 && cfg->seed_spec_max == 0)
-            return fail(c, v, "key 'limits.seed_spec': must be at least 1 byte");
-    }
-    if (r == 0 && cfg->seed_spec_max > cfg->bodies_total)
-        return fail(c, n, "key 'limits.seed_spec': %llu bytes do not fit in limits.request_bodies (%llu bytes)",
-                    (unsigned long long)cfg->seed_spec_max, (unsigned long long)cfg->bodies_total);
-    return r;
-}
-
-static int parse_admin(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
-{
-    static const char *const names[] = {"token", NULL};
-    map_iter_t it;
-    yaml_node_t *v;
-    int which, r;
-    if (map_begin(c, n, "admin", &it) < 0)
-        return -1;
-    while ((r = map_next(c, &it, names, "admin", &which, &v)) > 0)
-        if (get_string(c, v, "admin.token", 1, &cfg->admin_token) < 0)
-            return -1;
-    return r;
-}
-
-static int parse_proxy(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
-{
+    larder_config_t *cfg = base;
+    (void)key;
+    (void)field;
     static const char *const schemes[] = {"http://", "https://", "socks4://", "socks4a://", "socks5://", "socks5h://",
                                           NULL};
     char qb[300];
@@ -989,113 +585,585 @@ static int parse_proxy(ctx_t *c, const yaml_node_t *n, larder_config_t *cfg)
                 quote(p, strlen(p), qb, sizeof(qb)));
 }
 
+/* ---- exported helpers (module.h): what a module's CUSTOM key parser uses ---- */
+
+int larder_conf_fail(larder_conf_t *c, const yaml_node_t *n, const char *fmt, ...)
+{
+    if (c->failed++ || !c->err || !c->errlen)
+        return -1;
+    int k = snprintf(c->err, c->errlen, "%s:%zu: ", c->source, n ? n->start_mark.line + 1 : (size_t)1);
+    if (k >= 0 && (size_t)k < c->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->err + k, c->errlen - (size_t)k, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int larder_conf_is_null(const yaml_node_t *n) { return is_null(n); }
+const char *larder_conf_type_name(const yaml_node_t *n) { return type_name(n); }
+yaml_node_t *larder_conf_node(larder_conf_t *c, int id, const yaml_node_t *parent) { return node_at(c, id, parent); }
+const char *larder_conf_scalar(larder_conf_t *c, const yaml_node_t *n, const char *key, const char *want)
+{
+    return scalar(c, n, key, want);
+}
+const char *larder_conf_quote(const char *s, size_t len, char *buf, size_t buflen)
+{
+    return quote(s, len, buf, buflen);
+}
+int larder_conf_map_begin(larder_conf_t *c, const yaml_node_t *n, const char *key, larder_conf_iter_t *it)
+{
+    return map_begin(c, n, key, it);
+}
+int larder_conf_map_next(larder_conf_t *c, larder_conf_iter_t *it, const char *const *names, const char *where,
+                         int *which, yaml_node_t **val)
+{
+    return map_next(c, it, names, where, which, val);
+}
+int larder_conf_string(larder_conf_t *c, const yaml_node_t *n, const char *key, int nullable, char **out)
+{
+    return get_string(c, n, key, nullable, out);
+}
+int larder_conf_url(larder_conf_t *c, const yaml_node_t *n, const char *key, int nullable, int dir, char **out)
+{
+    return get_url(c, n, key, nullable, dir, out);
+}
+
+void larder_conf_print_str(FILE *f, const char *s)
+{
+    if (!s) {
+        fputc('~', f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f)
+            fprintf(f, "\\x%02x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+static const char *fmt_size(uint64_t v, char *buf, size_t len);
+
+/* ---- the core's own keys ---- */
+
+static void print_listen(FILE *f, const void *field, const void *base, int indent)
+{
+    const larder_config_t *cfg = base;
+    (void)field;
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        const larder_listen_t *l = &cfg->listen[i];
+        fprintf(f, "\n%*s- address: ", indent + 2, "");
+        larder_conf_print_str(f, l->address);
+        fprintf(f, "\n%*s  port: %d", indent + 2, "", l->port);
+        if (l->tls_cert) {
+            fprintf(f, "\n%*s  tls: {cert: ", indent + 2, "");
+            larder_conf_print_str(f, l->tls_cert);
+            fputs(", key: ", f);
+            larder_conf_print_str(f, l->tls_key);
+            fputc('}', f);
+        }
+        if (l->protocol >= 0)
+            fprintf(f, "\n%*s  protocol: %s", indent + 2, "", larder_proto_name(l->protocol));
+    }
+}
+
+static void release_listen(void *field, void *base)
+{
+    larder_config_t *cfg = base;
+    (void)field;
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        free(cfg->listen[i].address);
+        free(cfg->listen[i].tls_cert);
+        free(cfg->listen[i].tls_key);
+    }
+    free(cfg->listen);
+    cfg->listen = NULL;
+    cfg->nlisten = 0;
+}
+
+#define CORE(f) LARDER_KEY_IN_CONFIG, offsetof(larder_config_t, f)
+static const larder_conf_key_t core_keys[] = {
+    {.name = "listen", .type = LARDER_KEY_CUSTOM, CORE(listen), .def = "[{address: 0.0.0.0, port: 3142}]",
+     .doc = "where the daemon accepts connections: [{address, port, tls: {cert, key}, protocol}]",
+     .parse = parse_listen, .print = print_listen, .release = release_listen, .shape = "list of listeners"},
+    {.name = "data_dir", .type = LARDER_KEY_STRING, CORE(data_dir), .def = "./larder-data",
+     .doc = "directory of the index (RocksDB) and the blobs"},
+    {.name = "offline", .type = LARDER_KEY_BOOL, CORE(offline), .def = "false",
+     .doc = "never contact an upstream; serve what is cached, stale or not"},
+    {.name = "threads", .type = LARDER_KEY_INT, CORE(threads), .def = "0", .max = MAX_THREADS,
+     .doc = "worker threads (0: one per CPU core)"},
+    {.name = "quota.total", .type = LARDER_KEY_SIZE, CORE(quota_total), .def = "0",
+     .doc = "bytes of blob storage, all protocols together (0: unlimited)"},
+    {.name = "quota.min_free", .type = LARDER_KEY_SIZE, CORE(min_free), .def = "1GiB",
+     .doc = "free-space watermark on the file system of data_dir (0: none)"},
+    {.name = "admin.token", .type = LARDER_KEY_STRING, CORE(admin_token), .nullable = 1,
+     .doc = "bearer token for admin writes (none: they are refused)"},
+    {.name = "upstream_proxy", .type = LARDER_KEY_CUSTOM, CORE(upstream_proxy), .nullable = 1,
+     .doc = "proxy for every upstream fetch: http://, https:// or socks5h://host:port",
+     .parse = parse_proxy},
+    {.name = "upstream_ca", .type = LARDER_KEY_STRING, CORE(upstream_ca), .nullable = 1,
+     .doc = "PEM bundle trusted for upstream TLS instead of the system store"},
+    {.name = "timeouts.connect", .type = LARDER_KEY_DURATION, CORE(connect_timeout), .def = "10s", .min = 1,
+     .max = MAX_TIMEOUT, .doc = "time to connect to an upstream"},
+    {.name = "timeouts.idle", .type = LARDER_KEY_DURATION, CORE(idle_timeout), .def = "60s", .max = MAX_TIMEOUT,
+     .doc = "time without a byte from an upstream before the fetch fails (0: none)"},
+    {.name = "max_object_size", .type = LARDER_KEY_SIZE, CORE(max_object_size), .def = "0",
+     .doc = "largest object fetched (0: no limit)"},
+    {.name = "store.verify_on_read", .type = LARDER_KEY_BOOL, CORE(verify_on_read), .def = "true",
+     .doc = "hash whole blobs as they are served; a damaged blob is quarantined"},
+    {.name = "store.verify_interval", .type = LARDER_KEY_DURATION, CORE(verify_interval), .def = "10m",
+     .doc = "a blob a worker verified (and unchanged on disk) is not hashed again for this long"},
+    {.name = "limits.request_body", .type = LARDER_KEY_SIZE, CORE(body_max), .def = "64KiB", .max = 1ULL << 30,
+     .doc = "largest request body anywhere but a seed upload"},
+    {.name = "limits.seed_spec", .type = LARDER_KEY_SIZE, CORE(seed_spec_max), .def = "16MiB", .min = 1,
+     .max = 1ULL << 30, .doc = "largest seed spec body of POST /-/api/v1/jobs"},
+    {.name = "limits.request_bodies", .type = LARDER_KEY_SIZE, CORE(bodies_total), .def = "64MiB",
+     .max = 1ULL << 30, .doc = "bytes all seed uploads in flight may hold together"},
+    LARDER_KEYS_END,
+};
+
+/* every protocol section starts with these */
+#define PROTO(f) LARDER_KEY_IN_PROTO, offsetof(larder_proto_config_t, f)
+static const larder_conf_key_t proto_keys[] = {
+    {.name = "enabled", .type = LARDER_KEY_BOOL, PROTO(enabled), .def = "true", .doc = "serve this protocol"},
+    {.name = "quota", .type = LARDER_KEY_SIZE, PROTO(quota), .def = "0",
+     .doc = "bytes this protocol may store (0: only quota.total applies)"},
+    {.name = "ttl", .type = LARDER_KEY_DURATION, PROTO(ttl), .doc = "how long a volatile object (index, metadata) is fresh"},
+    {.name = "upstream", .type = LARDER_KEY_URL_DIR, PROTO(upstream), .nullable = 1, .doc = "upstream URL prefix"},
+    LARDER_KEYS_END,
+};
+
+/* ---- walking sections by their declared keys ---- */
+
+/* the keys a mapping may hold: the tables, the prefix their names are relative to, and the structs they fill */
+typedef struct {
+    const larder_conf_key_t *tables[2];
+    const char *section; /* "" (top level) or the module name */
+    void *bases[3];      /* by LARDER_KEY_IN_* */
+} keyset_t;
+
+static const char *type_label(const larder_conf_key_t *k)
+{
+    static const char *const labels[] = {"bool", "int", "int", "size", "duration", "string", "URL", "URL prefix",
+                                         "URL", "list of hosts", "custom"};
+    if (k->type == LARDER_KEY_CUSTOM)
+        return k->shape ? k->shape : "string";
+    return labels[k->type];
+}
+
+/* the declared key named `rel` (relative to the section), or NULL */
+static const larder_conf_key_t *find_key(const keyset_t *ks, const char *rel, size_t len, int *group)
+{
+    *group = 0;
+    for (int t = 0; t < 2; t++)
+        for (const larder_conf_key_t *k = ks->tables[t]; k && k->name; k++) {
+            if (strlen(k->name) == len && memcmp(k->name, rel, len) == 0)
+                return k;
+            if (strlen(k->name) > len && memcmp(k->name, rel, len) == 0 && k->name[len] == '.')
+                *group = 1;
+        }
+    return NULL;
+}
+
+static void *field_of(const keyset_t *ks, const larder_conf_key_t *k)
+{
+    return (char *)ks->bases[k->in] + k->offset;
+}
+
+/* one value into its field, by the key's type; `key` is the full dotted name for messages */
+static int parse_value(ctx_t *c, const yaml_node_t *v, const char *key, const larder_conf_key_t *k, const keyset_t *ks)
+{
+    char qb[300];
+    void *field = field_of(ks, k);
+    uint64_t u = 0;
+    switch (k->type) {
+    case LARDER_KEY_BOOL:
+        return get_bool(c, v, key, (int *)field);
+    case LARDER_KEY_UINT:
+        return get_uint(c, v, key, k->min, k->max ? k->max : UINT64_MAX, (uint64_t *)field);
+    case LARDER_KEY_INT:
+        if (get_uint(c, v, key, k->min, k->max ? k->max : INT32_MAX, &u) < 0)
+            return -1;
+        *(int *)field = (int)u;
+        return 0;
+    case LARDER_KEY_SIZE:
+        if (get_size(c, v, key, (uint64_t *)field) < 0)
+            return -1;
+        u = *(uint64_t *)field;
+        if (k->max && u > k->max) {
+            char mb[32];
+            return fail(c, v, "key '%s': at most %s", key, fmt_size(k->max, mb, sizeof(mb)));
+        }
+        if (u < k->min)
+            return fail(c, v, "key '%s': must be at least %llu byte%s", key, (unsigned long long)k->min,
+                        k->min == 1 ? "" : "s");
+        return 0;
+    case LARDER_KEY_DURATION:
+        if (get_duration(c, v, key, k->max ? k->max : MAX_DURATION, (uint64_t *)field) < 0)
+            return -1;
+        if (*(uint64_t *)field < k->min)
+            return fail(c, v, "key '%s': must be at least %llus", key, (unsigned long long)k->min);
+        return 0;
+    case LARDER_KEY_STRING:
+        return get_string(c, v, key, k->nullable, (char **)field);
+    case LARDER_KEY_URL:
+    case LARDER_KEY_URL_DIR:
+    case LARDER_KEY_URL_BASE: {
+        char **out = (char **)field;
+        if (get_url(c, v, key, k->nullable, k->type == LARDER_KEY_URL_DIR, out) < 0)
+            return -1;
+        size_t ul = *out ? strlen(*out) : 0;
+        while (k->type == LARDER_KEY_URL_BASE && ul > 0 && (*out)[ul - 1] == '/')
+            (*out)[--ul] = 0;
+        return 0;
+    }
+    case LARDER_KEY_HOSTS: {
+        larder_conf_hosts_t *h = field;
+        return get_hosts(c, v, key, &h->v, &h->n);
+    }
+    case LARDER_KEY_CUSTOM:
+        return k->parse(c, v, key, field, ks->bases[k->in]);
+    }
+    return fail(c, v, "key '%s': %s", key, quote("?", 1, qb, sizeof(qb)));
+}
+
+static int parse_module(ctx_t *c, const yaml_node_t *v, int proto, larder_config_t *cfg);
+
+/* a mapping whose keys are declared in ks; `path` is its dotted name ("" at the top level). At the top level a
+ * key may also name a module: its section goes to the module's keys. */
+static int parse_map(ctx_t *c, const yaml_node_t *n, const char *path, const keyset_t *ks)
+{
+    char qb[300], full[256];
+    const char *seen[64];
+    size_t nseen = 0;
+    const char *where = *path ? path : NULL;
+    map_iter_t it;
+    if (map_begin(c, n, path, &it) < 0)
+        return -1;
+    if (is_null(n))
+        return 0;
+    size_t plen = strlen(path), slen = strlen(ks->section);
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node_at(c, p->key, n);
+        if (!k)
+            return -1;
+        if (k->type != YAML_SCALAR_NODE)
+            return fail(c, k, "%s%s%s: keys must be plain words, got %s", where ? "in '" : "top level",
+                        where ? where : "", where ? "'" : "", type_name(k));
+        const char *kv = (const char *)k->data.scalar.value;
+        size_t klen = k->data.scalar.length;
+        int group = 0, proto = -1;
+        const larder_conf_key_t *key = NULL;
+        if (klen < 64 && !memchr(kv, '.', klen) && strlen(kv) == klen) {
+            snprintf(full, sizeof(full), "%s%s%s", path, plen ? "." : "", kv);
+            const char *rel = slen ? full + slen + 1 : full;
+            key = find_key(ks, rel, strlen(rel), &group);
+            if (!key && !group && !plen && !slen)
+                proto = larder_proto_from_name(kv);
+        }
+        if (!key && !group && proto < 0) {
+            if (where)
+                return fail(c, k, "unknown key '%s' in '%s'", quote(kv, klen, qb, sizeof(qb)), where);
+            return fail(c, k, "unknown top-level key '%s'", quote(kv, klen, qb, sizeof(qb)));
+        }
+        for (size_t i = 0; i < nseen; i++)
+            if (!strcmp(seen[i], kv)) {
+                if (where)
+                    return fail(c, k, "duplicate key '%s' in '%s'", kv, where);
+                return fail(c, k, "duplicate key '%s'", kv);
+            }
+        if (nseen < sizeof(seen) / sizeof(seen[0]))
+            seen[nseen++] = kv;
+        yaml_node_t *v = node_at(c, p->value, k);
+        if (!v)
+            return -1;
+        if (proto >= 0) {
+            if (parse_module(c, v, proto, ks->bases[LARDER_KEY_IN_CONFIG]) < 0)
+                return -1;
+        } else if (key ? parse_value(c, v, full, key, ks) < 0 : parse_map(c, v, full, ks) < 0) {
+            return -1;
+        }
+        if (!plen && !slen && !strcmp(full, "limits")) {
+            const larder_config_t *cfg = ks->bases[LARDER_KEY_IN_CONFIG];
+            if (cfg->seed_spec_max > cfg->bodies_total)
+                return fail(c, v, "key 'limits.seed_spec': %llu bytes do not fit in limits.request_bodies (%llu bytes)",
+                            (unsigned long long)cfg->seed_spec_max, (unsigned long long)cfg->bodies_total);
+        }
+    }
+    return 0;
+}
+
+static keyset_t module_keyset(larder_config_t *cfg, int proto)
+{
+    const larder_protocol_t *m = larder_protocol_get(proto);
+    return (keyset_t){.tables = {proto_keys, m->conf_keys},
+                      .section = m->name,
+                      .bases = {cfg, &cfg->proto[proto], cfg->proto[proto].ext}};
+}
+
+static int parse_module(ctx_t *c, const yaml_node_t *v, int proto, larder_config_t *cfg)
+{
+    keyset_t ks = module_keyset(cfg, proto);
+    return parse_map(c, v, ks.section, &ks);
+}
+
 static int parse_root(ctx_t *c, const yaml_node_t *root, larder_config_t *cfg)
 {
-    enum { K_LISTEN, K_DATA_DIR, K_OFFLINE, K_THREADS, K_QUOTA, K_ADMIN, K_PROXY, K_CA, K_TIMEOUTS, K_MAXOBJ,
-           K_STORE, K_LIMITS, K_PROTO0 };
-    static const char *const names[] = {"listen",   "data_dir",        "offline", "threads", "quota", "admin",
-                                        "upstream_proxy", "upstream_ca", "timeouts", "max_object_size", "store",
-                                        "limits", "files",
-                                        "pypi",     "npm",             "apt",     "gems",    "oci",     NULL};
-    map_iter_t it;
-    yaml_node_t *v;
-    int which, r;
-    uint64_t u = 0;
     if (!is_null(root) && root->type != YAML_MAPPING_NODE)
         return fail(c, root, "the top level must be a mapping of settings (key: value), got %s", type_name(root));
-    map_begin(c, root, "", &it);
-    while ((r = map_next(c, &it, names, NULL, &which, &v)) > 0) {
-        switch (which) {
-        case K_LISTEN:
-            r = parse_listen(c, v, cfg);
-            break;
-        case K_DATA_DIR:
-            r = get_string(c, v, "data_dir", 0, &cfg->data_dir);
-            break;
-        case K_OFFLINE:
-            r = get_bool(c, v, "offline", &cfg->offline);
-            break;
-        case K_THREADS:
-            if ((r = get_uint(c, v, "threads", 0, MAX_THREADS, &u)) == 0)
-                cfg->threads = (int)u;
-            break;
-        case K_QUOTA:
-            r = parse_quota(c, v, cfg);
-            break;
-        case K_ADMIN:
-            r = parse_admin(c, v, cfg);
-            break;
-        case K_PROXY:
-            r = parse_proxy(c, v, cfg);
-            break;
-        case K_CA:
-            r = get_string(c, v, "upstream_ca", 1, &cfg->upstream_ca);
-            break;
-        case K_TIMEOUTS:
-            r = parse_timeouts(c, v, cfg);
-            break;
-        case K_MAXOBJ:
-            r = get_size(c, v, "max_object_size", &cfg->max_object_size);
-            break;
-        case K_STORE:
-            r = parse_store(c, v, cfg);
-            break;
-        case K_LIMITS:
-            r = parse_limits(c, v, cfg);
-            break;
-        default:
-            r = parse_proto(c, v, which - K_PROTO0, cfg);
-            break;
+    keyset_t core = {.tables = {core_keys, NULL}, .section = "", .bases = {cfg, NULL, NULL}};
+    return parse_map(c, root, "", &core);
+}
+
+/* ---- defaults: each key's `def` text goes through the same parser as a file ---- */
+
+static int apply_default(const keyset_t *ks, const larder_conf_key_t *k, const char *def, char *err, size_t errlen)
+{
+    char key[160];
+    snprintf(key, sizeof(key), "%s%s%s", ks->section, *ks->section ? "." : "", k->name);
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser))
+        return -1;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)def, strlen(def));
+    int r = -1;
+    if (yaml_parser_load(&parser, &doc)) {
+        yaml_node_t *root = yaml_document_get_root_node(&doc);
+        ctx_t c = {.doc = &doc, .source = "<default>", .err = err, .errlen = errlen};
+        c.nnodes = (size_t)(doc.nodes.top - doc.nodes.start);
+        if (root && (c.visited = calloc(c.nnodes ? c.nnodes : 1, 1))) {
+            c.visited[0] = 1;
+            r = parse_value(&c, root, key, k, ks);
+            free(c.visited);
         }
-        if (r < 0)
-            return -1;
+        yaml_document_delete(&doc);
     }
+    yaml_parser_delete(&parser);
+    if (r < 0 && err && errlen && !err[0])
+        snprintf(err, errlen, "<default>: key '%s': bad default '%s'", key, def);
     return r;
+}
+
+static int apply_defaults(const keyset_t *ks, const larder_protocol_t *m, char *err, size_t errlen)
+{
+    for (int t = 0; t < 2; t++)
+        for (const larder_conf_key_t *k = ks->tables[t]; k && k->name; k++) {
+            const char *def = k->def;
+            if (m && k->in == LARDER_KEY_IN_PROTO && !strcmp(k->name, "ttl"))
+                def = m->default_ttl;
+            if (m && k->in == LARDER_KEY_IN_PROTO && !strcmp(k->name, "upstream"))
+                def = m->default_upstream;
+            if (def && apply_default(ks, k, def, err, errlen) < 0)
+                return -1;
+        }
+    return 0;
+}
+
+static void release_keys(const keyset_t *ks)
+{
+    for (int t = 0; t < 2; t++)
+        for (const larder_conf_key_t *k = ks->tables[t]; k && k->name; k++) {
+            if (!ks->bases[k->in])
+                continue;
+            void *field = field_of(ks, k);
+            if (k->release) {
+                k->release(field, ks->bases[k->in]);
+            } else if (k->type == LARDER_KEY_HOSTS) {
+                larder_conf_hosts_t *h = field;
+                for (size_t i = 0; i < h->n; i++)
+                    free(h->v[i]);
+                free(h->v);
+                h->v = NULL;
+                h->n = 0;
+            } else if ((k->type >= LARDER_KEY_STRING && k->type <= LARDER_KEY_URL_BASE) ||
+                       k->type == LARDER_KEY_CUSTOM) { /* a CUSTOM key without release holds a string */
+                free(*(char **)field);
+                *(char **)field = NULL;
+            }
+        }
+}
+
+/* ---- printing ---- */
+
+static const char *fmt_size(uint64_t v, char *buf, size_t len)
+{
+    static const char *const units[] = {"TiB", "GiB", "MiB", "KiB"};
+    for (int i = 0; i < 4; i++) {
+        uint64_t u = 1ULL << (10 * (4 - i));
+        if (v && v % u == 0) {
+            snprintf(buf, len, "%llu%s", (unsigned long long)(v / u), units[i]);
+            return buf;
+        }
+    }
+    snprintf(buf, len, "%llu", (unsigned long long)v);
+    return buf;
+}
+
+static const char *fmt_duration(uint64_t v, char *buf, size_t len)
+{
+    static const struct {
+        uint64_t s;
+        char u;
+    } units[] = {{604800, 'w'}, {86400, 'd'}, {3600, 'h'}, {60, 'm'}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (v && v % units[i].s == 0) {
+            snprintf(buf, len, "%llu%c", (unsigned long long)(v / units[i].s), units[i].u);
+            return buf;
+        }
+    snprintf(buf, len, "%llus", (unsigned long long)v);
+    return buf;
+}
+
+static void print_value(FILE *f, const larder_conf_key_t *k, const void *field, const void *base, int indent)
+{
+    char b[64];
+    switch (k->type) {
+    case LARDER_KEY_BOOL:
+        fputs(*(const int *)field ? "true" : "false", f);
+        break;
+    case LARDER_KEY_UINT:
+        fprintf(f, "%llu", (unsigned long long)*(const uint64_t *)field);
+        break;
+    case LARDER_KEY_INT:
+        fprintf(f, "%d", *(const int *)field);
+        break;
+    case LARDER_KEY_SIZE:
+        fputs(fmt_size(*(const uint64_t *)field, b, sizeof(b)), f);
+        break;
+    case LARDER_KEY_DURATION:
+        fputs(fmt_duration(*(const uint64_t *)field, b, sizeof(b)), f);
+        break;
+    case LARDER_KEY_STRING:
+    case LARDER_KEY_URL:
+    case LARDER_KEY_URL_DIR:
+    case LARDER_KEY_URL_BASE:
+        larder_conf_print_str(f, *(char *const *)field);
+        break;
+    case LARDER_KEY_HOSTS: {
+        const larder_conf_hosts_t *h = field;
+        fputc('[', f);
+        for (size_t i = 0; i < h->n; i++) {
+            fputs(i ? ", " : "", f);
+            larder_conf_print_str(f, h->v[i]);
+        }
+        fputc(']', f);
+        break;
+    }
+    case LARDER_KEY_CUSTOM:
+        if (k->print)
+            k->print(f, field, base, indent);
+        else
+            larder_conf_print_str(f, *(char *const *)field);
+        break;
+    }
+}
+
+/* the keys of one keyset as nested YAML: "a.b" under "a:" */
+static void print_keys(FILE *f, const keyset_t *ks, const char *owner, int indent)
+{
+    char open[64] = "";
+    for (int t = 0; t < 2; t++)
+        for (const larder_conf_key_t *k = ks->tables[t]; k && k->name; k++) {
+            const char *dot = strchr(k->name, '.');
+            const char *leaf = k->name;
+            int in = indent;
+            if (dot) {
+                size_t gl = (size_t)(dot - k->name);
+                if (strlen(open) != gl || strncmp(open, k->name, gl) != 0) {
+                    snprintf(open, sizeof(open), "%.*s", (int)gl, k->name);
+                    fprintf(f, "%*s%s:\n", indent, "", open);
+                }
+                leaf = dot + 1;
+                in += 2;
+            } else {
+                open[0] = 0;
+            }
+            fprintf(f, "%*s%s:", in, "", leaf);
+            if (k->type == LARDER_KEY_CUSTOM && k->print) {
+                char *v = NULL;
+                size_t vl = 0;
+                FILE *m = open_memstream(&v, &vl);
+                if (m) {
+                    print_value(m, k, field_of(ks, k), ks->bases[k->in], in);
+                    fclose(m);
+                }
+                if (v && v[0] == '\n') /* a block: the comment first */
+                    fprintf(f, "  # %s: %s%s\n", owner, k->doc, v);
+                else
+                    fprintf(f, "%s  # %s: %s\n", v ? v : "", owner, k->doc);
+                free(v);
+                continue;
+            }
+            fputc(' ', f);
+            print_value(f, k, field_of(ks, k), ks->bases[k->in], in);
+            fprintf(f, "  # %s: %s\n", owner, k->doc);
+        }
+}
+
+void larder_config_print(FILE *f, const larder_config_t *cfg)
+{
+    larder_config_t *c = (larder_config_t *)cfg; /* the keysets take non-const bases; nothing is written */
+    fprintf(f, "# the effective configuration of %s: every key with its value (# owner: what it does)\n",
+            cfg->source ? cfg->source : "<default>");
+    keyset_t core = {.tables = {core_keys, NULL}, .section = "", .bases = {c, NULL, NULL}};
+    print_keys(f, &core, "core", 0);
+    for (int p = 0; p < larder_proto_count(); p++) {
+        const larder_protocol_t *m = larder_protocol_get(p);
+        keyset_t ks = module_keyset(c, p);
+        fprintf(f, "%s:  # %s\n", m->name, m->summary);
+        print_keys(f, &ks, m->name, 2);
+    }
+}
+
+static void list_keys(FILE *f, const keyset_t *ks, const larder_protocol_t *m)
+{
+    for (int t = 0; t < 2; t++)
+        for (const larder_conf_key_t *k = ks->tables[t]; k && k->name; k++) {
+            const char *def = k->def;
+            if (m && k->in == LARDER_KEY_IN_PROTO && !strcmp(k->name, "ttl"))
+                def = m->default_ttl;
+            if (m && k->in == LARDER_KEY_IN_PROTO && !strcmp(k->name, "upstream"))
+                def = m->default_upstream;
+            fprintf(f, "%s%s%s\t%s\t%s\t%s\n", ks->section, *ks->section ? "." : "", k->name, type_label(k),
+                    def ? def : "none", m ? m->name : "core");
+        }
+}
+
+void larder_config_keys(FILE *f)
+{
+    keyset_t core = {.tables = {core_keys, NULL}, .section = ""};
+    list_keys(f, &core, NULL);
+    for (int p = 0; p < larder_proto_count(); p++) {
+        const larder_protocol_t *m = larder_protocol_get(p);
+        keyset_t ks = {.tables = {proto_keys, m->conf_keys}, .section = m->name};
+        list_keys(f, &ks, m);
+    }
 }
 
 /* ---- entry points ---- */
 
-static int set_defaults(larder_config_t *cfg, const char *source)
+static int set_defaults(larder_config_t *cfg, const char *source, char *err, size_t errlen)
 {
-    cfg->source = strdup(source);
-    cfg->data_dir = strdup("./larder-data");
-    cfg->listen = calloc(1, sizeof(*cfg->listen));
-    if (!cfg->source || !cfg->data_dir || !cfg->listen)
+    if (!(cfg->source = strdup(source)))
         return -1;
-    cfg->nlisten = 1;
-    cfg->listen[0].port = 3142;
-    cfg->listen[0].protocol = -1;
-    if (!(cfg->listen[0].address = strdup("0.0.0.0")))
+    keyset_t core = {.tables = {core_keys, NULL}, .section = "", .bases = {cfg, NULL, NULL}};
+    if (apply_defaults(&core, NULL, err, errlen) < 0)
         return -1;
-    cfg->min_free = 1ULL << 30;
-    cfg->connect_timeout = 10;
-    cfg->idle_timeout = 60;
-    cfg->verify_on_read = 1;
-    cfg->verify_interval = 600;
-    cfg->body_max = (uint64_t)64 << 10;
-    cfg->seed_spec_max = (uint64_t)16 << 20;
-    cfg->bodies_total = (uint64_t)64 << 20;
-    for (int p = 0; p < LARDER_NPROTO; p++) {
-        cfg->proto[p].enabled = 1;
-        cfg->proto[p].ttl = proto_default_ttl[p];
-        if (proto_default_upstream[p] && !(cfg->proto[p].upstream = strdup(proto_default_upstream[p])))
+    for (int p = 0; p < larder_proto_count(); p++) {
+        const larder_protocol_t *m = larder_protocol_get(p);
+        if (m->conf_size && !(cfg->proto[p].ext = calloc(1, m->conf_size)))
+            return -1;
+        keyset_t ks = module_keyset(cfg, p);
+        if (apply_defaults(&ks, m, err, errlen) < 0)
             return -1;
     }
-    larder_proto_config_t *oci = &cfg->proto[LARDER_PROTO_OCI];
-    oci->registries = calloc(1, sizeof(*oci->registries));
-    if (!oci->registries || !(oci->registries[0].name = strdup("docker.io")) ||
-        !(oci->registries[0].url = strdup("https://registry-1.docker.io")))
-        return -1;
-    oci->nregistries = 1;
-    static const char *const apt_hosts[] = {"deb.debian.org", "security.debian.org", "archive.ubuntu.com",
-                                            "security.ubuntu.com", "ports.ubuntu.com"};
-    larder_proto_config_t *apt = &cfg->proto[LARDER_PROTO_APT];
-    apt->hosts = calloc(5, sizeof(char *)); // NOLINT(bugprone-sizeof-expression): array of strings
-    if (!apt->hosts)
-        return -1;
-    for (size_t i = 0; i < 5; i++)
-        if (!(apt->hosts[apt->nhosts++] = strdup(apt_hosts[i])))
-            return -1;
     return 0;
 }
 
@@ -1124,8 +1192,8 @@ larder_config_t *larder_config_parse(const char *text, size_t len, const char *s
     if (!source)
         source = "<string>";
     larder_config_t *cfg = calloc(1, sizeof(*cfg));
-    if (!cfg || set_defaults(cfg, source) < 0) {
-        if (err && errlen)
+    if (!cfg || set_defaults(cfg, source, err, errlen) < 0) {
+        if (err && errlen && !err[0])
             snprintf(err, errlen, "%s: out of memory", source);
         larder_config_free(cfg);
         return NULL;
@@ -1193,7 +1261,7 @@ out:
 larder_config_t *larder_config_load(const char *path, char *err, size_t errlen)
 {
     if (!path)
-        return larder_config_parse(default_config, sizeof(default_config) - 1, "<default>", err, errlen);
+        return larder_config_parse("", 0, "<default>", err, errlen);
     size_t len;
     char *text = larder_read_file(path, &len);
     if (!text) {
@@ -1210,38 +1278,13 @@ void larder_config_free(larder_config_t *cfg)
 {
     if (!cfg)
         return;
+    keyset_t core = {.tables = {core_keys, NULL}, .section = "", .bases = {cfg, NULL, NULL}};
+    release_keys(&core);
+    for (int p = 0; p < larder_proto_count(); p++) {
+        keyset_t ks = module_keyset(cfg, p);
+        release_keys(&ks);
+        free(cfg->proto[p].ext);
+    }
     free(cfg->source);
-    for (size_t i = 0; i < cfg->nlisten; i++) {
-        free(cfg->listen[i].address);
-        free(cfg->listen[i].tls_cert);
-        free(cfg->listen[i].tls_key);
-    }
-    free(cfg->listen);
-    free(cfg->data_dir);
-    free(cfg->admin_token);
-    free(cfg->upstream_proxy);
-    free(cfg->upstream_ca);
-    for (int p = 0; p < LARDER_NPROTO; p++) {
-        free(cfg->proto[p].upstream);
-        free(cfg->proto[p].public_url);
-        for (size_t i = 0; i < cfg->proto[p].nhosts; i++)
-            free(cfg->proto[p].hosts[i]);
-        free(cfg->proto[p].hosts);
-        for (size_t i = 0; i < cfg->proto[p].nhttps_hosts; i++)
-            free(cfg->proto[p].https_hosts[i]);
-        free(cfg->proto[p].https_hosts);
-        free_registries(&cfg->proto[p]);
-    }
-    for (size_t i = 0; i < cfg->npins; i++) {
-        free(cfg->pins[i].name);
-        free(cfg->pins[i].url);
-        free(cfg->pins[i].sha256);
-    }
-    free(cfg->pins);
-    for (size_t i = 0; i < cfg->nmirrors; i++) {
-        free(cfg->mirrors[i].name);
-        free(cfg->mirrors[i].prefix);
-    }
-    free(cfg->mirrors);
     free(cfg);
 }

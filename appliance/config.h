@@ -7,21 +7,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
-enum larder_proto {
-    LARDER_PROTO_FILES = 0,
-    LARDER_PROTO_PYPI,
-    LARDER_PROTO_NPM,
-    LARDER_PROTO_APT,
-    LARDER_PROTO_GEMS,
-    LARDER_PROTO_OCI,
-    LARDER_NPROTO
-};
-
-/* "files", "pypi", ...; NULL for an out-of-range value */
+/* the protocol's name ("files", "pypi", ...: its module's name), NULL for an out-of-range value */
 const char *larder_proto_name(int proto);
 /* index of a protocol name, or -1 */
 int larder_proto_from_name(const char *name);
+/* number of protocol modules (protocols/registry.c) */
+int larder_proto_count(void);
 
 typedef struct larder_listen {
     char *address;  /* "0.0.0.0" default */
@@ -31,37 +24,17 @@ typedef struct larder_listen {
     int protocol;   /* -1: every protocol under its mount (/files/, /pypi/, ...); else only this protocol, at / */
 } larder_listen_t;
 
-typedef struct larder_file_pin {
-    char *name;   /* served at /files/<name>; no '/' allowed */
-    char *url;    /* absolute http(s) URL */
-    char *sha256; /* 64 lower-case hex chars, or NULL */
-} larder_file_pin_t;
-
-typedef struct larder_file_mirror {
-    char *name;   /* served at /files/<name>/<path> */
-    char *prefix; /* absolute http(s) URL prefix, ends with '/' */
-} larder_file_mirror_t;
-
-typedef struct larder_oci_registry {
-    char *name;     /* "docker.io", "ghcr.io", "127.0.0.1:5000" (lower case) */
-    char *url;      /* https://registry-1.docker.io (no trailing '/') */
-    char *username; /* optional credentials for this upstream, or NULL */
-    char *password;
-} larder_oci_registry_t;
-
+/* the settings every protocol section has; the module's own keys are in `ext` (module.h) */
 typedef struct larder_proto_config {
-    int enabled;          /* default 1 */
-    uint64_t quota;       /* bytes, 0 = no per-protocol quota */
-    uint64_t ttl;         /* seconds for volatile objects */
-    char *upstream;       /* protocol default upstream URL (may be NULL) */
-    char *public_url;     /* npm: base URL clients reach this protocol at (no trailing '/'), or NULL: from Host */
-    char **hosts;         /* apt: allow-list of upstream hosts (host or host:port, lower case) */
-    size_t nhosts;
-    char **https_hosts;   /* apt: hosts fetched over https although clients ask for http:// URLs */
-    size_t nhttps_hosts;
-    larder_oci_registry_t *registries; /* oci: the registries mirrored (docker.io by default) */
-    size_t nregistries;
+    int enabled;      /* default 1 */
+    uint64_t quota;   /* bytes, 0 = no per-protocol quota */
+    uint64_t ttl;     /* seconds for volatile objects */
+    char *upstream;   /* protocol default upstream URL (may be NULL) */
+    void *ext;        /* the module's config struct (its conf_size bytes), or NULL */
 } larder_proto_config_t;
+
+/* the most protocols one build can have: sizes the per-protocol arrays of the core (counters, quotas) */
+#define LARDER_MAX_PROTO 16
 
 typedef struct larder_config {
     char *source;          /* file name the config came from, or "<default>" */
@@ -84,20 +57,22 @@ typedef struct larder_config {
     uint64_t body_max;        /* limits.request_body: largest request body anywhere but a seed upload (64 KiB) */
     uint64_t seed_spec_max;   /* limits.seed_spec: largest seed spec body of POST /-/api/v1/jobs (16 MiB) */
     uint64_t bodies_total;    /* limits.request_bodies: bytes all seed uploads in flight may hold (64 MiB) */
-    larder_proto_config_t proto[LARDER_NPROTO];
-    larder_file_pin_t *pins;
-    size_t npins;
-    larder_file_mirror_t *mirrors;
-    size_t nmirrors;
+    larder_proto_config_t proto[LARDER_MAX_PROTO]; /* indexed by module (larder_proto_count() used) */
 } larder_config_t;
 
 /* Parse YAML text. On success returns a config; on failure NULL and writes a
  * message ("FILE:LINE: key 'x': problem") into err. `source` names the text in
  * messages. */
 larder_config_t *larder_config_parse(const char *text, size_t len, const char *source, char *err, size_t errlen);
-/* Read and parse a file (path NULL = embedded default config). */
+/* Read and parse a file (path NULL = the defaults every module declares). */
 larder_config_t *larder_config_load(const char *path, char *err, size_t errlen);
 void larder_config_free(larder_config_t *cfg);
+/* the effective configuration as larder.yaml text: every key with its value, the module that owns it and its
+ * one-line doc as comments; parsing the output gives the same configuration */
+void larder_config_print(FILE *f, const larder_config_t *cfg);
+/* every declared key as "section.key<TAB>type<TAB>default<TAB>owner" lines (the docs test compares them with
+ * docs/configuration.md) */
+void larder_config_keys(FILE *f);
 
 /* "10GiB", "512M", "1000" -> bytes. 0 on success, -1 on bad input. */
 int larder_parse_size(const char *s, uint64_t *out);

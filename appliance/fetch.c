@@ -810,7 +810,7 @@ static void setup_easy(larder_fetcher_t *f, larder_fetch_t *fe)
         snprintf(hdr, sizeof(hdr), "If-None-Match: %s", p->inm);
         p->headers = curl_slist_append(p->headers, hdr);
     }
-    if (p->accept && !p->head_phase) {
+    if (p->accept) { /* the HEAD of a revalidation asks for the same media types as the GET */
         snprintf(hdr, sizeof(hdr), "Accept: %s", p->accept);
         p->headers = curl_slist_append(p->headers, hdr);
     }
@@ -835,13 +835,8 @@ static void setup_easy(larder_fetcher_t *f, larder_fetch_t *fe)
             free(ah);
         }
     }
-    if (p->head_phase) {
+    if (p->head_phase)
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-        p->headers = curl_slist_append(p->headers, "Accept: application/vnd.oci.image.index.v1+json, "
-                                                   "application/vnd.oci.image.manifest.v1+json, "
-                                                   "application/vnd.docker.distribution.manifest.list.v2+json, "
-                                                   "application/vnd.docker.distribution.manifest.v2+json");
-    }
     if (p->headers)
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->headers);
     curl_multi_add_handle(f->multi, e);

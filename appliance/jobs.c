@@ -8,7 +8,7 @@
  * restarts. All job state is under one mutex; nothing here blocks on the network. */
 #include "jobs.h"
 #include "log.h"
-#include "protocols.h"
+#include "module.h"
 #include "seedspec.h"
 
 #include <inttypes.h>

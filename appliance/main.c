@@ -1,15 +1,15 @@
-/* main.c - the `larder` command: serve, fsck, seed.
+/* main.c - the `larder` command: serve, fsck, seed, config.
  *
- * `serve` wires the modules together (config -> store -> fetcher -> jobs -> server) and is the only place that
+ * `serve` wires the parts together (config -> store -> fetcher -> jobs -> server) and is the only place that
  * owns process-wide state. `fsck` opens the store directly (RocksDB's lock keeps it away from a running
- * daemon). `seed` is a client: it posts a seed spec to the running daemon's admin API and follows the job. */
+ * daemon). `seed` is a client: it expands the local files a spec names with the protocol modules' expanders,
+ * posts the spec to the running daemon's admin API and follows the job. `config` prints the effective
+ * configuration (every declared key, its value and owner) or checks a file without starting anything. */
 #include "app.h"
 #include "config.h"
 #include "jobs.h"
 #include "log.h"
-#include "gems.h"
-#include "npm.h"
-#include "pypi.h"
+#include "module.h"
 #include "seedspec.h"
 #include "server.h"
 #include "store.h"
@@ -28,6 +28,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: larder serve [--config FILE]\n"
                  "       larder fsck  [--config FILE] [--repair-db]\n"
                  "       larder seed  [--config FILE] [--url BASE] SPEC.yaml\n"
+                 "       larder config [--config FILE | --check FILE | --defaults | --keys]\n"
                  "       larder version\n"
                  "With no --config, an embedded default is used (./larder-data, 0.0.0.0:3142, public upstreams).\n");
 }
@@ -206,11 +207,11 @@ static void local_fail(const char *file, const char *what, const char *why)
         abort();
 }
 
-/* an item of the file named by ctx that is not fetched: a failure, or (failed == 0) a local source, only said; the
- * callback of every expander (pip requirement files, npm and Gemfile lockfiles) */
-static void not_seeded(void *ctx, const char *what, const char *why, int failed)
+/* an item of a local file that is not fetched: a failure, or (failed == 0) a local source, only said; the
+ * callback of every module's expander (pip requirement files, npm and Gemfile lockfiles) */
+static void not_seeded(void *ctx, const char *file, const char *what, const char *why, int failed)
 {
-    const char *file = ctx;
+    (void)ctx;
     if (failed)
         local_fail(file, what, why);
     else
@@ -227,92 +228,6 @@ static void path_beside(const char *file, const char *name, char *out, size_t ou
         snprintf(out, outlen, "%.*s/%s", (int)(slash - file), file, name);
 }
 
-/* append n lines as items of proto, freeing them and the array; 0 or -1 */
-static int append_lines(larder_seed_spec_t *spec, int proto, char **lines, size_t n)
-{
-    int r = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (r == 0 && larder_seed_append(spec, proto, lines[i], NULL) < 0)
-            r = -1;
-        free(lines[i]);
-    }
-    free(lines);
-    return r;
-}
-
-/* read a requirements file (and the files it includes with -r) into pypi items of spec */
-static int expand_requirements_at(larder_seed_spec_t *spec, const char *path, int depth)
-{
-    size_t len;
-    char *text = larder_read_file(path, &len);
-    if (!text) {
-        fprintf(stderr, "larder seed: cannot read requirement file %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    char **lines, **inc;
-    size_t ninc, n = larder_pypi_requirement_lines_ex(text, len, &lines, &inc, &ninc, not_seeded, (void *)path);
-    free(text);
-    int r = append_lines(spec, LARDER_PROTO_PYPI, lines, n);
-    for (size_t i = 0; i < ninc; i++) {
-        if (r == 0) {
-            if (depth > 8) {
-                fprintf(stderr, "larder seed: %s: -r nesting too deep\n", path);
-                r = -1;
-            } else {
-                char sub[4096];
-                path_beside(path, inc[i], sub, sizeof(sub));
-                r = expand_requirements_at(spec, sub, depth + 1);
-            }
-        }
-        free(inc[i]);
-    }
-    free(inc);
-    return r;
-}
-
-static int expand_requirements(larder_seed_spec_t *spec, const char *path)
-{
-    return expand_requirements_at(spec, path, 0);
-}
-
-/* read a package-lock.json into npm items of spec */
-static int expand_lockfile(larder_seed_spec_t *spec, const char *path)
-{
-    size_t len;
-    char *text = larder_read_file(path, &len);
-    if (!text) {
-        fprintf(stderr, "larder seed: cannot read lockfile %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    char **lines = NULL, err[512];
-    long n = larder_npm_lockfile_lines(text, len, &lines, not_seeded, (void *)path, err, sizeof(err));
-    free(text);
-    if (n < 0) {
-        fprintf(stderr, "larder seed: %s: %s\n", path, err);
-        return -1;
-    }
-    return append_lines(spec, LARDER_PROTO_NPM, lines, (size_t)n);
-}
-
-/* read a Gemfile.lock into gems items of spec */
-static int expand_gemfile_lock(larder_seed_spec_t *spec, const char *path)
-{
-    size_t len;
-    char *text = larder_read_file(path, &len);
-    if (!text) {
-        fprintf(stderr, "larder seed: %s: cannot read it: %s\n", path, strerror(errno));
-        return -1;
-    }
-    char **lines = NULL, err[300];
-    long n = larder_gems_lockfile_lines_ex(text, len, &lines, not_seeded, (void *)path, err, sizeof(err));
-    free(text);
-    if (n < 0) {
-        fprintf(stderr, "larder seed: %s: %s\n", path, err);
-        return -1;
-    }
-    return append_lines(spec, LARDER_PROTO_GEMS, lines, (size_t)n);
-}
-
 /* the spec as the daemon takes it: requirement files and lockfiles read here, on the client's machine, relative to
  * the spec */
 static char *prepare_spec(const char *spec_path, char *text, size_t *len, char **empty_pin_set)
@@ -324,27 +239,32 @@ static char *prepare_spec(const char *spec_path, char *text, size_t *len, char *
         free(text);
         return NULL;
     }
-    const struct {
-        const larder_seed_strings_t *files;
-        int (*expand)(larder_seed_spec_t *spec, const char *path);
-    } local[] = {{&spec->gems_lockfiles, expand_gemfile_lock},
-                 {&spec->npm_lockfiles, expand_lockfile},
-                 {&spec->pypi_requirement_files, expand_requirements}};
+    /* every local file a module's FILES key names, read here with the module's expander */
     size_t nlocal = 0;
-    for (size_t k = 0; k < sizeof(local) / sizeof(local[0]); k++)
-        nlocal += local[k].files->n;
+    for (int p = 0; p < larder_proto_count(); p++) {
+        const larder_protocol_t *m = larder_protocol_get(p);
+        for (int k = 0; m->seed_keys && m->seed_keys[k].key; k++)
+            if (m->seed_keys[k].kind == LARDER_SEED_FILES)
+                nlocal += spec->opts[p][k].n;
+    }
     if (!nlocal) {
         larder_seed_free(spec);
         return text;
     }
     free(text);
-    for (size_t k = 0; k < sizeof(local) / sizeof(local[0]); k++) {
-        for (size_t i = 0; i < local[k].files->n; i++) {
-            char p[4096];
-            path_beside(spec_path, local[k].files->v[i], p, sizeof(p));
-            if (local[k].expand(spec, p) < 0) {
-                larder_seed_free(spec);
-                return NULL;
+    for (int p = 0; p < larder_proto_count(); p++) {
+        const larder_protocol_t *m = larder_protocol_get(p);
+        for (int k = 0; m->seed_keys && m->seed_keys[k].key; k++) {
+            if (m->seed_keys[k].kind != LARDER_SEED_FILES)
+                continue;
+            for (size_t i = 0; i < spec->opts[p][k].n; i++) {
+                char path[4096];
+                path_beside(spec_path, spec->opts[p][k].v[i], path, sizeof(path));
+                if (m->seed_keys[k].expand(spec, p, path, not_seeded, NULL, err, sizeof(err)) < 0) {
+                    fprintf(stderr, "larder seed: %s\n", err);
+                    larder_seed_free(spec);
+                    return NULL;
+                }
             }
         }
     }
@@ -471,6 +391,24 @@ static int cmd_seed(const char *config_path, const char *base, const char *spec_
     return rc;
 }
 
+/* `larder config`: the effective configuration of a file (or of the defaults), or every declared key */
+static int cmd_config(const char *config_path, const char *check, int defaults, int keys)
+{
+    if (keys) {
+        larder_config_keys(stdout);
+        return 0;
+    }
+    const char *path = check ? check : defaults ? NULL : config_path;
+    larder_config_t *cfg = load_config(path);
+    if (!cfg)
+        return 2;
+    larder_config_print(stdout, cfg);
+    if (check)
+        fprintf(stderr, "larder: %s: configuration OK\n", check);
+    larder_config_free(cfg);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     larder_log_init();
@@ -490,9 +428,11 @@ int main(int argc, char **argv)
     }
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"url", required_argument, NULL, 'u'},
-        {"repair-db", no_argument, NULL, 'R'},    {NULL, 0, NULL, 0}};
-    const char *config = NULL, *url = NULL;
-    int c, repair_db = 0;
+        {"repair-db", no_argument, NULL, 'R'},    {"check", required_argument, NULL, 'k'},
+        {"defaults", no_argument, NULL, 'd'},     {"keys", no_argument, NULL, 'K'},
+        {NULL, 0, NULL, 0}};
+    const char *config = NULL, *url = NULL, *check = NULL;
+    int c, repair_db = 0, defaults = 0, keys = 0;
     optind = 2;
     while ((c = getopt_long(argc, argv, "c:u:", opts, NULL)) != -1) {
         if (c == 'c')
@@ -501,6 +441,12 @@ int main(int argc, char **argv)
             url = optarg;
         else if (c == 'R' && !strcmp(cmd, "fsck"))
             repair_db = 1;
+        else if (c == 'k' && !strcmp(cmd, "config"))
+            check = optarg;
+        else if (c == 'd' && !strcmp(cmd, "config"))
+            defaults = 1;
+        else if (c == 'K' && !strcmp(cmd, "config"))
+            keys = 1;
         else {
             usage(stderr);
             return 2;
@@ -510,6 +456,8 @@ int main(int argc, char **argv)
         return cmd_serve(config);
     if (!strcmp(cmd, "fsck"))
         return cmd_fsck(config, repair_db);
+    if (!strcmp(cmd, "config") && optind == argc)
+        return cmd_config(config, check, defaults, keys);
     if (!strcmp(cmd, "seed")) {
         if (optind >= argc) {
             usage(stderr);

@@ -39,7 +39,7 @@ static void sb_printf(sbuf_t *b, const char *fmt, ...)
 static void counter(sbuf_t *b, const char *name, const char *help, const _Atomic uint64_t *per_proto)
 {
     sb_printf(b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
-    for (int p = 0; p < LARDER_NPROTO; p++)
+    for (int p = 0; p < larder_proto_count(); p++)
         sb_printf(b, "%s{protocol=\"%s\"} %" PRIu64 "\n", name, larder_proto_name(p), atomic_load(&per_proto[p]));
 }
 
@@ -47,7 +47,7 @@ char *larder_metrics_render(const larder_metrics_t *m, larder_store_t *store, co
                             int fetches_active, size_t *len)
 {
     sbuf_t b = {malloc(8192), 0, 8192};
-    _Atomic uint64_t tmp[LARDER_NPROTO];
+    _Atomic uint64_t tmp[LARDER_MAX_PROTO];
     static const struct {
         const char *name, *help;
         int status;
@@ -61,7 +61,7 @@ char *larder_metrics_render(const larder_metrics_t *m, larder_store_t *store, co
         {"larder_cache_bypass_total", "Responses not cacheable by design", LARDER_CACHE_BYPASS},
     };
     for (size_t i = 0; i < sizeof(by_status) / sizeof(by_status[0]); i++) {
-        for (int p = 0; p < LARDER_NPROTO; p++)
+        for (int p = 0; p < larder_proto_count(); p++)
             atomic_store(&tmp[p], atomic_load(&m->responses[p][by_status[i].status]));
         counter(&b, by_status[i].name, by_status[i].help, tmp);
     }
@@ -70,14 +70,14 @@ char *larder_metrics_render(const larder_metrics_t *m, larder_store_t *store, co
     counter(&b, "larder_errors_total", "Error responses (4xx/5xx) and failed upstream fetches", m->errors);
     larder_store_stats_t s;
     larder_store_get_stats(store, &s);
-    for (int p = 0; p < LARDER_NPROTO; p++)
+    for (int p = 0; p < larder_proto_count(); p++)
         atomic_store(&tmp[p], s.evictions[p]);
     counter(&b, "larder_evictions_total", "Entries evicted to honour quotas", tmp);
     sb_printf(&b, "# HELP larder_store_entry_bytes Logical bytes cached per protocol\n# TYPE larder_store_entry_bytes gauge\n");
-    for (int p = 0; p < LARDER_NPROTO; p++)
+    for (int p = 0; p < larder_proto_count(); p++)
         sb_printf(&b, "larder_store_entry_bytes{protocol=\"%s\"} %" PRIu64 "\n", larder_proto_name(p), s.entry_bytes[p]);
     sb_printf(&b, "# HELP larder_store_entries Entries cached per protocol\n# TYPE larder_store_entries gauge\n");
-    for (int p = 0; p < LARDER_NPROTO; p++)
+    for (int p = 0; p < larder_proto_count(); p++)
         sb_printf(&b, "larder_store_entries{protocol=\"%s\"} %" PRIu64 "\n", larder_proto_name(p), s.entry_count[p]);
     sb_printf(&b,
               "# HELP larder_store_blob_bytes Unique bytes on disk\n# TYPE larder_store_blob_bytes gauge\n"

@@ -21,10 +21,10 @@ enum larder_cache_status {
 const char *larder_cache_status_name(int s);
 
 typedef struct larder_metrics {
-    _Atomic uint64_t responses[LARDER_NPROTO][LARDER_NCACHE_STATUS];
-    _Atomic uint64_t bytes_served[LARDER_NPROTO];
-    _Atomic uint64_t bytes_upstream[LARDER_NPROTO];
-    _Atomic uint64_t errors[LARDER_NPROTO];
+    _Atomic uint64_t responses[LARDER_MAX_PROTO][LARDER_NCACHE_STATUS];
+    _Atomic uint64_t bytes_served[LARDER_MAX_PROTO];
+    _Atomic uint64_t bytes_upstream[LARDER_MAX_PROTO];
+    _Atomic uint64_t errors[LARDER_MAX_PROTO];
 } larder_metrics_t;
 
 /* Prometheus text exposition; malloc'd, caller frees */

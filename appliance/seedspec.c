@@ -4,17 +4,21 @@
  * This file only checks shape: a pin_set name, one list per protocol section, each item a string or a
  * {path, sha256} mapping with a sane ref. It never decides whether a ref exists - jobs.c hands every item to its
  * protocol, which resolves it against the config - so the rules here are the ones no protocol could relax: refs
- * are non-empty, relative, bounded and free of control bytes. Sections for protocols this version cannot seed
- * are recognised and refused by name, so a spec written for a newer Larder fails loudly instead of seeding half
- * of itself. The text arrives over the network, so the walk visits every YAML node at most once (aliases are
+ * are non-empty, relative, bounded and free of control bytes. Each protocol section is its module's: a mapping
+ * of the string lists it declares (module.h seed_keys: the items, options with defaults, local files that only
+ * `larder seed` reads), a parser of its own (seed_section), or by default a list of items or {path, sha256}.
+ * Unknown sections and keys are refused by name, so a spec written for a newer Larder fails loudly instead of
+ * seeding half of itself. The text arrives over the network, so the walk visits every YAML node at most once (aliases are
  * refused) and any error frees everything and answers one "line N: ..." message. */
 #include "seedspec.h"
 #include "config.h"
+#include "module.h"
 #include "util.h"
 
 #include <stdarg.h>
 #include <stddef.h>
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +26,7 @@
 
 #define MAX_REF 2048
 
-typedef struct {
+struct larder_seed_parse {
     yaml_document_t *doc;
     char *err;
     size_t errlen;
@@ -30,7 +34,8 @@ typedef struct {
     int failed;
     larder_seed_spec_t *spec;
     size_t cap;
-} ctx_t;
+};
+typedef struct larder_seed_parse ctx_t;
 
 static int fail(ctx_t *c, const yaml_node_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(ctx_t *c, const yaml_node_t *n, const char *fmt, ...)
@@ -295,219 +300,22 @@ static int parse_strings(ctx_t *c, const yaml_node_t *n, const char *what, larde
     return 0;
 }
 
-static int pyver_ok(const char *s, size_t len)
-{
-    int major, minor;
-    char tail;
-    char buf[16];
-    if (len >= sizeof(buf))
-        return 0;
-    memcpy(buf, s, len);
-    buf[len] = 0;
-    return sscanf(buf, "%d.%d%c", &major, &minor, &tail) == 2 && major >= 2 && major <= 9 && minor >= 0 && minor < 100;
-}
-
-static int platform_ok(const char *s, size_t len)
-{
-    if (len > 100)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-            return 0;
-    return 1;
-}
-
-/* pypi: {python_versions, platforms, requirements, requirement_files} */
-static int word_ok(const char *s, size_t len)
-{
-    if (len == 0 || len > 100)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!(isalnum((unsigned char)s[i]) || strchr("-._+~/", s[i])))
-            return 0;
-    return 1;
-}
-
-static int pkgname_ok(const char *s, size_t len)
-{
-    if (len == 0 || len > 100)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || strchr("-.+", s[i])))
-            return 0;
-    return 1;
-}
-
-/* apt: {repositories: [{url, suite, components, architectures, signed_by}], packages: [names]} */
-static int parse_apt(ctx_t *c, const yaml_node_t *n)
-{
-    char qb[300];
-    if (is_null(n))
-        return 0;
-    if (n->type != YAML_MAPPING_NODE)
-        return fail(c, n, "section 'apt': expected a mapping (repositories: [...], packages: [...]), got %s",
-                    type_name(n));
-    larder_seed_strings_t pkgs = {0};
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = node_at(c, p->key, n), *v = k ? node_at(c, p->value, k) : NULL;
-        if (!v)
-            goto bad;
-        const char *kv = scalar(c, k, "key");
-        if (!kv)
-            goto bad;
-        if (!strcmp(kv, "packages")) {
-            if (parse_strings(c, v, "apt.packages", &pkgs, pkgname_ok) < 0)
-                goto bad;
-        } else if (!strcmp(kv, "repositories")) {
-            if (v->type != YAML_SEQUENCE_NODE) {
-                fail(c, v, "apt.repositories: expected a list of {url, suite, components, architectures}");
-                goto bad;
-            }
-            for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
-                yaml_node_t *r = node_at(c, *i, v);
-                if (!r)
-                    goto bad;
-                if (r->type != YAML_MAPPING_NODE) {
-                    fail(c, r, "apt.repositories: each repository is a mapping {url, suite, components, "
-                               "architectures, signed_by}");
-                    goto bad;
-                }
-                char url[1100] = "", suite[110] = "", comps[600] = "", archs[300] = "", signed_by[1100] = "-";
-                for (yaml_node_pair_t *q = r->data.mapping.pairs.start; q < r->data.mapping.pairs.top; q++) {
-                    yaml_node_t *rk = node_at(c, q->key, r), *rv = rk ? node_at(c, q->value, rk) : NULL;
-                    if (!rv)
-                        goto bad;
-                    const char *rkv = scalar(c, rk, "key");
-                    if (!rkv)
-                        goto bad;
-                    if (!strcmp(rkv, "components") || !strcmp(rkv, "architectures")) {
-                        larder_seed_strings_t l = {0};
-                        if (rv->type == YAML_SCALAR_NODE) {
-                            const char *sv = scalar(c, rv, rkv);
-                            if (!sv || add_string(&l, sv, strlen(sv)) < 0)
-                                goto bad;
-                        } else if (parse_strings(c, rv, rkv, &l, word_ok) < 0) {
-                            free_strings(&l);
-                            goto bad;
-                        }
-                        char *dst = !strcmp(rkv, "components") ? comps : archs;
-                        size_t cap = !strcmp(rkv, "components") ? sizeof(comps) : sizeof(archs);
-                        dst[0] = 0;
-                        for (size_t j = 0; j < l.n; j++) {
-                            if (!word_ok(l.v[j], strlen(l.v[j])) || strlen(dst) + strlen(l.v[j]) + 2 > cap) {
-                                fail(c, rv, "apt.repositories: '%s' is not a valid %s", l.v[j], rkv);
-                                free_strings(&l);
-                                goto bad;
-                            }
-                            size_t dl = strlen(dst);
-                            snprintf(dst + dl, cap - dl, "%s%s", j ? "," : "", l.v[j]);
-                        }
-                        free_strings(&l);
-                    } else if (!strcmp(rkv, "url") || !strcmp(rkv, "suite") || !strcmp(rkv, "signed_by")) {
-                        const char *sv = scalar(c, rv, rkv);
-                        if (!sv)
-                            goto bad;
-                        size_t sl = strlen(sv);
-                        char *dst = !strcmp(rkv, "url") ? url : !strcmp(rkv, "suite") ? suite : signed_by;
-                        size_t cap = !strcmp(rkv, "url") ? sizeof(url) : !strcmp(rkv, "suite") ? sizeof(suite)
-                                                                                                : sizeof(signed_by);
-                        int okv = sl > 0 && sl < cap && !strpbrk(sv, " \t\n'\"");
-                        if (okv && !strcmp(rkv, "url"))
-                            okv = !strncmp(sv, "http://", 7) || !strncmp(sv, "https://", 8);
-                        if (okv && !strcmp(rkv, "suite"))
-                            okv = word_ok(sv, sl);
-                        if (!okv) {
-                            fail(c, rv, "apt.repositories: '%s' is not a valid %s%s", quote(sv, sl, qb, sizeof(qb)),
-                                 rkv, !strcmp(rkv, "url") ? " (an http:// or https:// URL)" : "");
-                            goto bad;
-                        }
-                        memcpy(dst, sv, sl + 1);
-                    } else {
-                        fail(c, rk, "unknown key '%s' in an apt repository (expected url, suite, components, "
-                                    "architectures, signed_by)",
-                             quote(rkv, rk->data.scalar.length, qb, sizeof(qb)));
-                        goto bad;
-                    }
-                }
-                if (!url[0] || !suite[0]) {
-                    fail(c, r, "apt.repositories: url and suite are required");
-                    goto bad;
-                }
-                char line[3300];
-                snprintf(line, sizeof(line), "%s %s %s %s %s", url, suite, comps[0] ? comps : "main",
-                         archs[0] ? archs : "amd64", signed_by);
-                if (add_string(&c->spec->apt_repos, line, strlen(line)) < 0) {
-                    fail(c, r, "out of memory");
-                    goto bad;
-                }
-            }
-        } else {
-            fail(c, k, "unknown key '%s' in apt (expected repositories, packages)",
-                 quote(kv, k->data.scalar.length, qb, sizeof(qb)));
-            goto bad;
-        }
-    }
-    if (pkgs.n) {
-        char joined[8192] = "";
-        for (size_t i = 0; i < pkgs.n; i++) {
-            if (strlen(joined) + strlen(pkgs.v[i]) + 2 > sizeof(joined)) {
-                fail(c, n, "apt.packages: too many packages in one spec");
-                goto bad;
-            }
-            size_t jl = strlen(joined);
-            snprintf(joined + jl, sizeof(joined) - jl, "%s%s", i ? " " : "", pkgs.v[i]);
-        }
-        if (add_item(c, n, LARDER_PROTO_APT, joined, strlen(joined), NULL) < 0)
-            goto bad;
-    }
-    free_strings(&pkgs);
-    return 0;
-bad:
-    free_strings(&pkgs);
-    return -1;
-}
-
-static int platform_ok2(const char *s, size_t len)
-{
-    size_t slashes = 0;
-    if (len < 3 || len > 100)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '/')
-            slashes++;
-        else if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-            return 0;
-    }
-    return slashes == 1 || slashes == 2;
-}
-
-/* A protocol section made of string lists: one key whose strings are the protocol's items, the others options of
- * the spec. Keys that name local files (client_only) are read by `larder seed` and never accepted by the daemon. */
-typedef struct list_key {
-    const char *key;
-    ptrdiff_t spec_off; /* offset of the larder_seed_strings_t in larder_seed_spec_t; -1: the section's items */
-    int client_only;
-    int (*ok)(const char *, size_t);
-} list_key_t;
-
-typedef struct list_section {
-    int proto;
-    const char *shape; /* for the "expected a mapping (...)" message */
-    const list_key_t *keys;
-} list_section_t;
-
-static int parse_list_section(ctx_t *c, const yaml_node_t *n, const list_section_t *sec, int client)
+/* A protocol section made of string lists (the module's seed_keys): the ITEMS key's strings are the section's
+ * items, the others options of the spec. FILES keys name local files: read by `larder seed`, never accepted by the
+ * daemon. */
+static int parse_list_section(ctx_t *c, const yaml_node_t *n, const larder_protocol_t *m, int client)
 {
     char qb[300], what[96];
-    const char *name = larder_proto_name(sec->proto);
+    const char *name = m->name;
     const char *items_key = NULL;
-    for (const list_key_t *lk = sec->keys; lk->key; lk++)
-        if (lk->spec_off < 0)
+    for (const larder_seed_key_t *lk = m->seed_keys; lk->key; lk++)
+        if (lk->kind == LARDER_SEED_ITEMS)
             items_key = lk->key;
     if (is_null(n))
         return 0;
     if (n->type != YAML_MAPPING_NODE)
-        return fail(c, n, "section '%s': expected a mapping (%s), got %s", name, sec->shape, type_name(n));
+        return fail(c, n, "section '%s': expected a mapping (%s), got %s", name, m->seed_shape ? m->seed_shape : "...",
+                    type_name(n));
     larder_seed_strings_t items = {0};
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node_at(c, p->key, n), *v = k ? node_at(c, p->value, k) : NULL;
@@ -516,12 +324,12 @@ static int parse_list_section(ctx_t *c, const yaml_node_t *n, const list_section
         const char *kv = scalar(c, k, "key");
         if (!kv)
             goto bad;
-        const list_key_t *lk = sec->keys;
+        const larder_seed_key_t *lk = m->seed_keys;
         while (lk->key && strcmp(kv, lk->key) != 0)
             lk++;
         if (!lk->key) {
             char expected[200] = "";
-            for (const list_key_t *e = sec->keys; e->key; e++) {
+            for (const larder_seed_key_t *e = m->seed_keys; e->key; e++) {
                 size_t l = strlen(expected);
                 snprintf(expected + l, sizeof(expected) - l, "%s%s", l ? ", " : "", e->key);
             }
@@ -529,19 +337,19 @@ static int parse_list_section(ctx_t *c, const yaml_node_t *n, const list_section
                  expected);
             goto bad;
         }
-        if (lk->client_only && !client) {
+        if (lk->kind == LARDER_SEED_FILES && !client) {
             fail(c, k, "%s.%s must be expanded by `larder seed` (it reads the files); post %s instead", name, lk->key,
                  items_key ? items_key : "items");
             goto bad;
         }
         snprintf(what, sizeof(what), "%s.%s", name, lk->key);
         larder_seed_strings_t *dest =
-            lk->spec_off < 0 ? &items : (larder_seed_strings_t *)(void *)((char *)c->spec + lk->spec_off);
+            lk->kind == LARDER_SEED_ITEMS ? &items : &c->spec->opts[m->proto][lk - m->seed_keys];
         if (parse_strings(c, v, what, dest, lk->ok) < 0)
             goto bad;
     }
     for (size_t i = 0; i < items.n; i++)
-        if (add_item(c, n, sec->proto, items.v[i], strlen(items.v[i]), NULL) < 0)
+        if (add_item(c, n, m->proto, items.v[i], strlen(items.v[i]), NULL) < 0)
             goto bad;
     free_strings(&items);
     return 0;
@@ -550,28 +358,39 @@ bad:
     return -1;
 }
 
-#define SPEC_LIST(field) ((ptrdiff_t)offsetof(larder_seed_spec_t, field))
-/* pypi: {requirements, requirement_files, python_versions, platforms} */
-static const list_key_t pypi_keys[] = {{"requirements", -1, 0, NULL},
-                                       {"requirement_files", SPEC_LIST(pypi_requirement_files), 1, NULL},
-                                       {"python_versions", SPEC_LIST(pypi_python_versions), 0, pyver_ok},
-                                       {"platforms", SPEC_LIST(pypi_platforms), 0, platform_ok},
-                                       {NULL, 0, 0, NULL}};
-/* npm: {packages: ["name@version"], lockfiles: [package-lock.json]} */
-static const list_key_t npm_keys[] = {
-    {"packages", -1, 0, NULL}, {"lockfiles", SPEC_LIST(npm_lockfiles), 1, NULL}, {NULL, 0, 0, NULL}};
-/* gems: {gems: ["name:version"], lockfiles: [Gemfile.lock]} */
-static const list_key_t gems_keys[] = {
-    {"gems", -1, 0, NULL}, {"lockfiles", SPEC_LIST(gems_lockfiles), 1, NULL}, {NULL, 0, 0, NULL}};
-/* oci: {images: [refs], platforms: [os/arch]} */
-static const list_key_t oci_keys[] = {
-    {"images", -1, 0, NULL}, {"platforms", SPEC_LIST(oci_platforms), 0, platform_ok2}, {NULL, 0, 0, NULL}};
-static const list_section_t list_sections[] = {
-    {LARDER_PROTO_PYPI, "requirements: [...], python_versions: [...]", pypi_keys},
-    {LARDER_PROTO_NPM, "packages: [...], lockfiles: [...]", npm_keys},
-    {LARDER_PROTO_GEMS, "gems: [...], lockfiles: [...]", gems_keys},
-    {LARDER_PROTO_OCI, "images: [...], platforms: [...]", oci_keys},
-};
+/* ---- helpers for a module's own section parser (module.h) ---- */
+
+int larder_seedp_fail(larder_seed_parse_t *p, const yaml_node_t *n, const char *fmt, ...)
+{
+    if (p->failed++ || !p->err || !p->errlen)
+        return -1;
+    int k = snprintf(p->err, p->errlen, "line %zu: ", n ? n->start_mark.line + 1 : (size_t)1);
+    if (k >= 0 && (size_t)k < p->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->err + k, p->errlen - (size_t)k, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+yaml_node_t *larder_seedp_node(larder_seed_parse_t *p, int id, const yaml_node_t *parent)
+{
+    return node_at(p, id, parent);
+}
+const char *larder_seedp_scalar(larder_seed_parse_t *p, const yaml_node_t *n, const char *what)
+{
+    return scalar(p, n, what);
+}
+int larder_seedp_strings(larder_seed_parse_t *p, const yaml_node_t *n, const char *what, larder_seed_strings_t *out,
+                         int (*ok)(const char *, size_t))
+{
+    return parse_strings(p, n, what, out, ok);
+}
+int larder_seedp_item(larder_seed_parse_t *p, const yaml_node_t *n, int proto, const char *ref, size_t len)
+{
+    return add_item(p, n, proto, ref, len, NULL);
+}
+larder_seed_spec_t *larder_seedp_spec(larder_seed_parse_t *p) { return p->spec; }
 
 static int pin_set_ok(const char *s, size_t len)
 {
@@ -591,7 +410,8 @@ static int parse_root(ctx_t *c, const yaml_node_t *root, int flags)
     char qb[300];
     unsigned seen = 0;
     if (root->type != YAML_MAPPING_NODE)
-        return fail(c, root, "a seed spec is a mapping (pin_set: NAME, files: [...]), got %s", type_name(root));
+        return fail(c, root, "a seed spec is a mapping (pin_set: NAME and one section per protocol), got %s",
+                    type_name(root));
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node_at(c, p->key, root), *v = k ? node_at(c, p->value, k) : NULL;
         if (!v)
@@ -601,43 +421,79 @@ static int parse_root(ctx_t *c, const yaml_node_t *root, int flags)
             return -1;
         size_t klen = k->data.scalar.length;
         int proto = strlen(kv) == klen ? larder_proto_from_name(kv) : -1;
-        int slot = proto >= 0 ? proto : (strlen(kv) == klen && !strcmp(kv, "pin_set")) ? LARDER_NPROTO : -1;
-        if (slot < 0)
-            return fail(c, k, "unknown key '%s' (expected pin_set or a protocol section such as files)",
-                        quote(kv, klen, qb, sizeof(qb)));
+        int slot = proto >= 0 ? proto : (strlen(kv) == klen && !strcmp(kv, "pin_set")) ? LARDER_MAX_PROTO : -1;
+        if (slot < 0) {
+            char names[256] = "";
+            for (int i = 0; i < larder_proto_count(); i++) {
+                size_t nl = strlen(names);
+                snprintf(names + nl, sizeof(names) - nl, ", %s", larder_proto_name(i));
+            }
+            return fail(c, k, "unknown key '%s' (expected pin_set%s)", quote(kv, klen, qb, sizeof(qb)), names);
+        }
         if (seen & (1u << slot))
             return fail(c, k, "duplicate key '%s'", kv);
         seen |= 1u << slot;
-        if (slot == LARDER_NPROTO) {
+        const larder_protocol_t *m = larder_protocol_get(proto);
+        if (slot == LARDER_MAX_PROTO) {
             const char *ps = v->type == YAML_SCALAR_NODE && !is_null(v) ? (const char *)v->data.scalar.value : NULL;
             if (!ps || !pin_set_ok(ps, v->data.scalar.length))
                 return fail(c, v, "pin_set must be 1-64 of A-Z a-z 0-9 . _ -%s%s%s", ps ? " (got '" : "",
                             ps ? quote(ps, v->data.scalar.length, qb, sizeof(qb)) : "", ps ? "')" : "");
             if (!(c->spec->pin_set = strdup(ps)))
                 return fail(c, v, "out of memory");
-        } else if (proto == LARDER_PROTO_APT) {
-            if (parse_apt(c, v) < 0)
+        } else if (m->seed_section) {
+            if (m->seed_section(c, v) < 0 || c->failed)
                 return -1;
-        } else if (proto != LARDER_PROTO_FILES) {
-            const list_section_t *sec = NULL;
-            for (size_t i = 0; i < sizeof(list_sections) / sizeof(list_sections[0]); i++)
-                if (list_sections[i].proto == proto)
-                    sec = &list_sections[i];
-            if (!sec)
-                return fail(c, k, "section '%s' is not supported by this version yet", kv);
-            if (parse_list_section(c, v, sec, flags & LARDER_SEED_CLIENT) < 0)
+        } else if (m->seed_keys) {
+            if (parse_list_section(c, v, m, flags & LARDER_SEED_CLIENT) < 0)
                 return -1;
+        } else if (!m->seed) {
+            return fail(c, k, "section '%s' cannot be seeded", kv);
         } else if (parse_section(c, v, proto) < 0) {
             return -1;
         }
     }
     if (!c->spec->pin_set)
         return fail(c, root, "pin_set is required (the name of the pin set that will keep these items)");
-    if (c->spec->nitems == 0 && c->spec->pypi_requirement_files.n == 0 && c->spec->npm_lockfiles.n == 0 &&
-        c->spec->gems_lockfiles.n == 0)
+    if (c->spec->nitems == 0) {
+        /* local files to read count as something to seed on the `larder seed` side */
+        for (int p = 0; p < larder_proto_count(); p++) {
+            const larder_protocol_t *m = larder_protocol_get(p);
+            for (int i = 0; m->seed_keys && m->seed_keys[i].key; i++)
+                if (m->seed_keys[i].kind == LARDER_SEED_FILES && c->spec->opts[p][i].n)
+                    return 0;
+        }
         return fail(c, root, "nothing to seed (no items in any section)");
+    }
     return 0;
 }
+
+/* the declared defaults of options the spec does not give */
+static int apply_defaults(larder_seed_spec_t *spec)
+{
+    for (int p = 0; p < larder_proto_count(); p++) {
+        const larder_protocol_t *m = larder_protocol_get(p);
+        for (int i = 0; m->seed_keys && m->seed_keys[i].key; i++) {
+            const char *def = m->seed_keys[i].def;
+            if (m->seed_keys[i].kind == LARDER_SEED_OPTION && def && !spec->opts[p][i].n &&
+                add_string(&spec->opts[p][i], def, strlen(def)) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+const larder_seed_strings_t *larder_seed_option(const larder_seed_spec_t *spec, int proto, const char *key)
+{
+    const larder_protocol_t *m = larder_protocol_get(proto);
+    for (int i = 0; m && m->seed_keys && m->seed_keys[i].key; i++)
+        if (!strcmp(m->seed_keys[i].key, key))
+            return &spec->opts[proto][i];
+    return NULL;
+}
+
+int larder_seed_strings_add(larder_seed_strings_t *s, const char *v, size_t len) { return add_string(s, v, len); }
+void larder_seed_strings_free(larder_seed_strings_t *s) { free_strings(s); }
 
 larder_seed_spec_t *larder_seed_parse(const char *text, size_t len, char *err, size_t errlen)
 {
@@ -665,7 +521,7 @@ larder_seed_spec_t *larder_seed_parse_ex(const char *text, size_t len, int flags
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root || is_null(root)) {
         if (err && errlen)
-            snprintf(err, errlen, "line 1: the seed spec is empty (it needs pin_set and a files list)");
+            snprintf(err, errlen, "line 1: the seed spec is empty (it needs pin_set and a protocol section)");
         goto out;
     }
     if (!yaml_parser_load(&parser, &extra))
@@ -687,12 +543,8 @@ larder_seed_spec_t *larder_seed_parse_ex(const char *text, size_t len, int flags
     }
     c.visited[0] = 1; /* the root */
     int r = parse_root(&c, root, flags);
-    if (r == 0 && !c.failed && !spec->pypi_python_versions.n)
-        r = add_string(&spec->pypi_python_versions, "3.11", 4);
-    if (r == 0 && !c.failed && !spec->oci_platforms.n)
-        r = add_string(&spec->oci_platforms, "linux/amd64", 11);
-    if (r == 0 && !c.failed && !spec->pypi_platforms.n)
-        r = add_string(&spec->pypi_platforms, "manylinux2014_x86_64", 20);
+    if (r == 0 && !c.failed && apply_defaults(spec) < 0)
+        r = fail(&c, root, "out of memory");
     free(c.visited);
     ok = r == 0 && !c.failed;
     goto out;
@@ -731,13 +583,9 @@ void larder_seed_free(larder_seed_spec_t *spec)
     }
     free(spec->items);
     free(spec->pin_set);
-    free_strings(&spec->pypi_python_versions);
-    free_strings(&spec->pypi_platforms);
-    free_strings(&spec->pypi_requirement_files);
-    free_strings(&spec->npm_lockfiles);
-    free_strings(&spec->apt_repos);
-    free_strings(&spec->oci_platforms);
-    free_strings(&spec->gems_lockfiles);
+    for (int p = 0; p < LARDER_MAX_PROTO; p++)
+        for (int i = 0; i < LARDER_SEED_MAX_KEYS; i++)
+            free_strings(&spec->opts[p][i]);
     free(spec);
 }
 
@@ -752,20 +600,25 @@ int larder_seed_append(larder_seed_spec_t *spec, int proto, const char *ref, con
     return 0;
 }
 
-/* a YAML double-quoted scalar (valid JSON string syntax too) */
-static void emit_str(FILE *f, const char *s)
+/* a section of string lists: its options, then its items under the ITEMS key */
+static void emit_list_section(FILE *f, const larder_seed_spec_t *spec, const larder_protocol_t *m)
 {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20 || ch == 0x7f)
-            fprintf(f, "\\x%02x", ch);
-        else
-            fputc(ch, f);
+    const char *items_key = "items";
+    fprintf(f, "%s:\n", m->name);
+    for (int i = 0; m->seed_keys[i].key; i++) {
+        const larder_seed_key_t *k = &m->seed_keys[i];
+        if (k->kind == LARDER_SEED_ITEMS)
+            items_key = k->key;
+        if (k->kind != LARDER_SEED_OPTION)
+            continue;
+        fprintf(f, "  %s: [", k->key);
+        for (size_t j = 0; j < spec->opts[m->proto][i].n; j++) {
+            fputs(j ? ", " : "", f);
+            larder_conf_print_str(f, spec->opts[m->proto][i].v[j]);
+        }
+        fprintf(f, "]\n");
     }
-    fputc('"', f);
+    fprintf(f, "  %s:\n", items_key);
 }
 
 char *larder_seed_emit(const larder_seed_spec_t *spec)
@@ -776,88 +629,67 @@ char *larder_seed_emit(const larder_seed_spec_t *spec)
     if (!f)
         return NULL;
     fprintf(f, "pin_set: ");
-    emit_str(f, spec->pin_set);
+    larder_conf_print_str(f, spec->pin_set);
     fputc('\n', f);
-    for (int p = 0; p < LARDER_NPROTO; p++) {
+    for (int p = 0; p < larder_proto_count(); p++) {
+        const larder_protocol_t *m = larder_protocol_get(p);
         int any = 0;
         for (size_t i = 0; i < spec->nitems; i++)
             any |= spec->items[i].proto == p;
         if (!any)
             continue;
-        if (p == LARDER_PROTO_PYPI) {
-            fprintf(f, "pypi:\n  python_versions: [");
-            for (size_t i = 0; i < spec->pypi_python_versions.n; i++) {
-                fputs(i ? ", " : "", f);
-                emit_str(f, spec->pypi_python_versions.v[i]);
-            }
-            fprintf(f, "]\n  platforms: [");
-            for (size_t i = 0; i < spec->pypi_platforms.n; i++) {
-                fputs(i ? ", " : "", f);
-                emit_str(f, spec->pypi_platforms.v[i]);
-            }
-            fprintf(f, "]\n  requirements:\n");
-        } else if (p == LARDER_PROTO_NPM) {
-            fprintf(f, "npm:\n  packages:\n");
-        } else if (p == LARDER_PROTO_GEMS) {
-            fprintf(f, "gems:\n  gems:\n");
-        } else if (p == LARDER_PROTO_OCI) {
-            fprintf(f, "oci:\n  platforms: [");
-            for (size_t i = 0; i < spec->oci_platforms.n; i++) {
-                fputs(i ? ", " : "", f);
-                emit_str(f, spec->oci_platforms.v[i]);
-            }
-            fprintf(f, "]\n  images:\n");
-        } else if (p == LARDER_PROTO_APT) {
-            fprintf(f, "apt:\n  repositories:\n");
-            for (size_t i = 0; i < spec->apt_repos.n; i++) {
-                char line[4096], *sv;
-                snprintf(line, sizeof(line), "%s", spec->apt_repos.v[i]);
-                char *url = strtok_r(line, " ", &sv), *suite = strtok_r(NULL, " ", &sv);
-                char *comps = strtok_r(NULL, " ", &sv), *archs = strtok_r(NULL, " ", &sv);
-                char *sb = strtok_r(NULL, " ", &sv);
-                fprintf(f, "    - url: ");
-                emit_str(f, url ? url : "");
-                fprintf(f, "\n      suite: ");
-                emit_str(f, suite ? suite : "");
-                fprintf(f, "\n      components: [%s]\n      architectures: [%s]\n", comps ? comps : "main",
-                        archs ? archs : "amd64");
-                if (sb && strcmp(sb, "-") != 0) {
-                    fprintf(f, "      signed_by: ");
-                    emit_str(f, sb);
-                    fputc('\n', f);
-                }
-            }
-            fprintf(f, "  packages:\n");
-            for (size_t i = 0; i < spec->nitems; i++) {
-                if (spec->items[i].proto != p)
-                    continue;
-                char names[8192], *sv;
-                snprintf(names, sizeof(names), "%s", spec->items[i].ref);
-                for (char *nm = strtok_r(names, " ", &sv); nm; nm = strtok_r(NULL, " ", &sv))
-                    fprintf(f, "    - %s\n", nm);
-            }
+        if (m->seed_emit) {
+            m->seed_emit(f, spec, p);
             continue;
-        } else {
-            fprintf(f, "%s:\n", larder_proto_name(p));
         }
+        if (m->seed_keys)
+            emit_list_section(f, spec, m);
+        else
+            fprintf(f, "%s:\n", m->name);
         for (size_t i = 0; i < spec->nitems; i++) {
             const larder_seed_item_t *it = &spec->items[i];
             if (it->proto != p)
                 continue;
-            fputs(p == LARDER_PROTO_PYPI || p == LARDER_PROTO_NPM || p == LARDER_PROTO_OCI || p == LARDER_PROTO_GEMS
-                      ? "    - "
-                      : "  - ",
-                  f);
+            fputs(m->seed_keys ? "    - " : "  - ", f);
             if (it->sha256) {
                 fputs("{path: ", f);
-                emit_str(f, it->ref);
+                larder_conf_print_str(f, it->ref);
                 fprintf(f, ", sha256: %s}\n", it->sha256);
             } else {
-                emit_str(f, it->ref);
+                larder_conf_print_str(f, it->ref);
                 fputc('\n', f);
             }
         }
     }
     fclose(f);
     return out;
+}
+
+/* ---- for `larder seed`'s expanders (module.h) ---- */
+
+void larder_unseedable_report(void *unseedable, const char *what, const char *why, int failed)
+{
+    const larder_unseedable_t *u = unseedable;
+    if (u && u->fn)
+        u->fn(u->ctx, u->file, what, why, failed);
+}
+
+char *larder_seed_read_file(const char *path, const char *what, size_t *len, char *err, size_t errlen)
+{
+    char *text = larder_read_file(path, len);
+    if (!text)
+        snprintf(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
+    return text;
+}
+
+int larder_seed_append_lines(larder_seed_spec_t *spec, int proto, char **lines, size_t n)
+{
+    int r = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r == 0 && larder_seed_append(spec, proto, lines[i], NULL) < 0)
+            r = -1;
+        free(lines[i]);
+    }
+    free(lines);
+    return r;
 }

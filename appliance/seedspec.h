@@ -7,11 +7,14 @@
  *     - path: python/3.11.7/Python-3.11.7.tar.xz         # mapping form
  *       sha256: 0123...        # optional expected digest
  *
- * Parsing only checks shape; the protocol handlers resolve each ref. */
+ * Parsing only checks shape; the protocol handlers resolve each ref. A protocol's section is the module's to
+ * declare (module.h: seed_keys, or a seed_section parser of its own). */
 #ifndef LARDER_SEEDSPEC_H
 #define LARDER_SEEDSPEC_H
 
 #include <stddef.h>
+
+#include "config.h"
 
 typedef struct larder_seed_item {
     int proto;    /* enum larder_proto */
@@ -24,31 +27,31 @@ typedef struct larder_seed_strings {
     size_t n;
 } larder_seed_strings_t;
 
+#define LARDER_SEED_MAX_KEYS 8 /* keys one module's seed section may declare */
+
 typedef struct larder_seed_spec {
     char *pin_set;
     larder_seed_item_t *items;
     size_t nitems;
-    /* pypi section options */
-    larder_seed_strings_t pypi_python_versions; /* default {"3.11"} */
-    larder_seed_strings_t pypi_platforms;       /* default {"manylinux2014_x86_64"} */
-    larder_seed_strings_t pypi_requirement_files; /* only with LARDER_SEED_CLIENT: read by `larder seed` */
-    /* npm section options; npm items are "name@version" with an optional " <integrity>" after a space */
-    larder_seed_strings_t npm_lockfiles; /* only with LARDER_SEED_CLIENT: package-lock.json files */
-    /* apt section: repositories as "url suite comp,comp arch,arch signed_by|-"; the packages are one item whose
-     * ref is the space-separated package names (their closure is resolved together) */
-    larder_seed_strings_t apt_repos;
-    larder_seed_strings_t oci_platforms; /* "os/arch[/variant]", default {"linux/amd64"} */
-    larder_seed_strings_t gems_lockfiles; /* only with LARDER_SEED_CLIENT: Gemfile.lock files */
+    /* the strings of each module's OPTION and FILES keys, by module and by the key's index in its seed_keys
+     * (module.h); read them with larder_seed_option() */
+    larder_seed_strings_t opts[LARDER_MAX_PROTO][LARDER_SEED_MAX_KEYS];
 } larder_seed_spec_t;
+
+/* the strings given for (or defaulted to) a module's seed key: "python_versions", "platforms", ...; NULL when the
+ * module declares no such key */
+const larder_seed_strings_t *larder_seed_option(const larder_seed_spec_t *spec, int proto, const char *key);
+int larder_seed_strings_add(larder_seed_strings_t *s, const char *v, size_t len);
+void larder_seed_strings_free(larder_seed_strings_t *s);
 
 /* NULL on error with a message ("line N: ...") in err. */
 larder_seed_spec_t *larder_seed_parse(const char *text, size_t len, char *err, size_t errlen);
-/* LARDER_SEED_CLIENT: the `larder seed` side, which may name local files (pypi.requirement_files) */
+/* LARDER_SEED_CLIENT: the `larder seed` side, which may name local files (the modules' LARDER_SEED_FILES keys) */
 #define LARDER_SEED_CLIENT 1
 larder_seed_spec_t *larder_seed_parse_ex(const char *text, size_t len, int flags, char *err, size_t errlen);
 /* append an item (copies ref); 0 or -1 */
 int larder_seed_append(larder_seed_spec_t *spec, int proto, const char *ref, const char *sha256);
-/* the spec as YAML (requirement files already expanded into items); malloc'd */
+/* the spec as YAML (local files already expanded into items); malloc'd */
 char *larder_seed_emit(const larder_seed_spec_t *spec);
 void larder_seed_free(larder_seed_spec_t *spec);
 

@@ -36,7 +36,7 @@
 #include "admin.h"
 #include "cache.h"
 #include "log.h"
-#include "protocols.h"
+#include "module.h"
 #include "reqhead.h"
 
 #include <arpa/inet.h>
@@ -112,7 +112,7 @@ struct larder_server {
     listener_t *listeners;
     size_t nlisteners;
     h2o_hostconf_t *main_hosts[2];                   /* NULL-terminated host lists given to accept contexts */
-    h2o_hostconf_t *proto_hosts[LARDER_NPROTO][2];
+    h2o_hostconf_t *proto_hosts[LARDER_MAX_PROTO][2];
     h2o_globalconf_t body_conf; /* the "bodies" context's configuration: limits.seed_spec */
     h2o_hostconf_t *body_hosts[2];
     _Atomic uint64_t body_bytes; /* reserved by seed uploads in flight, at most cfg->bodies_total */
@@ -184,10 +184,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             proto->handle(app, req, p, len);
         return 0;
     }
-    /* apt's proxy requests: "GET http://host/path" (absolute form), or CONNECT */
+    /* proxy requests: "GET http://host/path" (absolute form), or CONNECT: the module with a proxy mode */
     if ((len >= 7 && strncasecmp(p, "http://", 7) == 0) || (len >= 8 && strncasecmp(p, "https://", 8) == 0) ||
         (req->input.method.len == 7 && memcmp(req->input.method.base, "CONNECT", 7) == 0)) {
-        larder_apt_handle_proxy(app, req);
+        for (int i = 0; i < larder_proto_count(); i++)
+            if (larder_protocol_get(i)->handle_proxy) {
+                larder_protocol_get(i)->handle_proxy(app, req);
+                return 0;
+            }
+        larder_send_error(app, req, -1, 400, "Bad Request", "this is not a proxy: request a path under one of larder's mounts");
         return 0;
     }
     if (len >= 3 && memcmp(p, "/-/", 3) == 0) {
@@ -196,7 +201,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         larder_admin_handle(app, req);
         return 0;
     }
-    for (int i = 0; i < LARDER_NPROTO; i++) {
+    for (int i = 0; i < larder_proto_count(); i++) {
         const larder_protocol_t *proto = larder_protocol_get(i);
         if (!proto || !app->cfg->proto[i].enabled)
             continue;
@@ -210,9 +215,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             return 0;
         }
     }
+    char mounts[256] = "";
+    for (int i = 0; i < larder_proto_count(); i++) {
+        size_t ml = strlen(mounts);
+        if (app->cfg->proto[i].enabled)
+            snprintf(mounts + ml, sizeof(mounts) - ml, "%s%s", ml ? ", " : "", larder_protocol_get(i)->mount);
+    }
     larder_send_error(app, req, -1, 404, "Not Found",
-                      "larder serves /files/, /pypi/, /npm/ and /apt/ (and the admin UI at /-/ui/); nothing is mounted "
-                      "at this path");
+                      "larder serves %s (and the admin UI at /-/ui/); nothing is mounted at this path", mounts);
     return 0;
 }
 
@@ -559,7 +569,7 @@ static void *worker_main(void *arg)
         wl->l = &srv->listeners[i];
         int pr = wl->l->protocol;
         wl->data.ctx = &w->ctx;
-        wl->data.hosts = pr >= 0 && pr < LARDER_NPROTO && srv->proto_hosts[pr][0] ? srv->proto_hosts[pr] : srv->main_hosts;
+        wl->data.hosts = pr >= 0 && pr < larder_proto_count() && srv->proto_hosts[pr][0] ? srv->proto_hosts[pr] : srv->main_hosts;
         wl->data.ssl_ctx = wl->l->ssl;
         wl->bodies.ctx = &w->body_ctx;
         wl->bodies.hosts = srv->body_hosts;
@@ -670,7 +680,7 @@ int larder_server_create(larder_app_t *app, larder_server_t **out, char *err, si
     srv->body_hosts[0] = bhost;
     for (size_t i = 0; i < cfg->nlisten; i++) {
         int pr = cfg->listen[i].protocol;
-        if (pr < 0 || pr >= LARDER_NPROTO || srv->proto_hosts[pr][0])
+        if (pr < 0 || pr >= larder_proto_count() || srv->proto_hosts[pr][0])
             continue;
         char hn[64];
         snprintf(hn, sizeof(hn), "dedicated-%s", larder_proto_name(pr));

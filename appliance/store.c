@@ -38,10 +38,10 @@ struct larder_store {
     rocksdb_readoptions_t *ropts;
     rocksdb_writeoptions_t *wopts;
     pthread_mutex_t mu; /* serialises every read-modify-write of counters */
-    uint64_t usage[LARDER_NPROTO];
-    uint64_t count[LARDER_NPROTO];
+    uint64_t usage[LARDER_MAX_PROTO];
+    uint64_t count[LARDER_MAX_PROTO];
     uint64_t blob_bytes, blob_count;
-    _Atomic uint64_t evictions[LARDER_NPROTO];
+    _Atomic uint64_t evictions[LARDER_MAX_PROTO];
     _Atomic uint64_t tmp_seq;
 };
 
@@ -238,7 +238,7 @@ static int clean_tmp(larder_store_t *st)
 static void load_counters(larder_store_t *st)
 {
     char k[64];
-    for (int p = 0; p < LARDER_NPROTO; p++) {
+    for (int p = 0; p < larder_proto_count(); p++) {
         size_t n = mkkey(k, sizeof(k), "u/%s", larder_proto_name(p));
         db_get_u64(st, k, n, &st->usage[p]);
         n = mkkey(k, sizeof(k), "n/%s", larder_proto_name(p));
@@ -641,7 +641,7 @@ static int make_room_locked(larder_store_t *st, int proto, uint64_t incoming)
      * lie, so the error is reported as such */
     int ierr = why == 4 ? -EIO : why ? iter_end(it, "eviction") : 0;
     rocksdb_iter_destroy(it);
-    for (int p = 0; p < LARDER_NPROTO; p++)
+    for (int p = 0; p < larder_proto_count(); p++)
         batch_counters(st, b, p);
     int r = evicted ? write_batch(st, b) : 0;
     rocksdb_writebatch_destroy(b);
@@ -1057,7 +1057,7 @@ int larder_store_quarantine(larder_store_t *st, const char *digest, int fd, char
         if (st->blob_count)
             st->blob_count--;
     }
-    for (int p = 0; p < LARDER_NPROTO; p++)
+    for (int p = 0; p < larder_proto_count(); p++)
         batch_counters(st, wb, p);
     r = write_batch(st, wb);
     rocksdb_writebatch_destroy(wb);
@@ -1127,7 +1127,7 @@ void larder_store_get_stats(larder_store_t *st, larder_store_stats_t *out)
     pthread_mutex_lock(&st->mu);
     out->blob_bytes = st->blob_bytes;
     out->blob_count = st->blob_count;
-    for (int p = 0; p < LARDER_NPROTO; p++) {
+    for (int p = 0; p < larder_proto_count(); p++) {
         out->entry_bytes[p] = st->usage[p];
         out->entry_count[p] = st->count[p];
         out->evictions[p] = atomic_load(&st->evictions[p]);
@@ -1250,7 +1250,7 @@ static int fsck_run(larder_store_t *st, larder_fsck_report_t *rep, int reindex)
     /* 2. walk entries: drop those whose blob is gone or whose size disagrees; count references */
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, st->ropts);
-    uint64_t usage[LARDER_NPROTO] = {0}, count[LARDER_NPROTO] = {0};
+    uint64_t usage[LARDER_MAX_PROTO] = {0}, count[LARDER_MAX_PROTO] = {0};
     for (rocksdb_iter_seek(it, "e/", 2); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;
         const char *k = rocksdb_iter_key(it, &klen);
@@ -1353,7 +1353,7 @@ static int fsck_run(larder_store_t *st, larder_fsck_report_t *rep, int reindex)
         st->blob_bytes += good.size[i];
         st->blob_count++;
     }
-    for (int p = 0; p < LARDER_NPROTO; p++)
+    for (int p = 0; p < larder_proto_count(); p++)
         batch_counters(st, b, p);
     r = write_batch(st, b);
     rocksdb_writebatch_destroy(b);

@@ -30,9 +30,9 @@ typedef struct larder_entry {
 typedef struct larder_store_stats {
     uint64_t blob_bytes; /* unique bytes on disk */
     uint64_t blob_count;
-    uint64_t entry_bytes[LARDER_NPROTO]; /* logical bytes per protocol */
-    uint64_t entry_count[LARDER_NPROTO];
-    uint64_t evictions[LARDER_NPROTO];
+    uint64_t entry_bytes[LARDER_MAX_PROTO]; /* logical bytes per protocol */
+    uint64_t entry_count[LARDER_MAX_PROTO];
+    uint64_t evictions[LARDER_MAX_PROTO];
 } larder_store_stats_t;
 
 typedef struct larder_fsck_report {

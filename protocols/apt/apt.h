@@ -6,6 +6,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "module.h"
+
+/* the apt section of larder.yaml beyond the common keys */
+typedef struct larder_apt_conf {
+    larder_conf_hosts_t allow;       /* apt.allow: the upstream hosts apt requests may reach */
+    larder_conf_hosts_t https_hosts; /* apt.https_hosts: fetched over https although asked for http:// */
+} larder_apt_conf_t;
+
 enum larder_apt_kind {
     LARDER_APT_RELEASE = 1, /* dists/<suite>/{InRelease,Release,Release.gpg}: volatile */
     LARDER_APT_INDEX,       /* other files under dists/ (Packages, Translation, ...): volatile, or pinned by Release */

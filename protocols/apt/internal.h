@@ -6,6 +6,7 @@
 
 #include "app.h"
 #include "jobs.h"
+#include "registry.h"
 #include "seedspec.h"
 
 #include <stddef.h>
@@ -29,6 +30,10 @@ int apt_release_transform(larder_store_t *st, const larder_fetch_t *fe, int in_f
 /* fetch transform of an index under dists/ (indexes.c): stores it as it is, records a Packages file's .deb hashes */
 int apt_index_transform(larder_store_t *st, const larder_fetch_t *fe, int in_fd, uint64_t in_len, int out_fd,
                         char **content_type, char *err, size_t errlen);
+/* /apt/<host>/<path> (proxy.c) */
+void apt_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len);
+/* a request whose target is an absolute URI, or a CONNECT: apt's proxy mode (proxy.c) */
+void larder_apt_handle_proxy(larder_app_t *app, h2o_req_t *req);
 /* the seed expander of larder_protocol_apt (seed.c): item ref "pkg1 pkg2 ...", repositories from the spec */
 void apt_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx_t *ctx);
 

@@ -11,7 +11,6 @@
 #include "apt.h"
 #include "cache.h"
 #include "internal.h"
-#include "protocols.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -150,8 +149,8 @@ int larder_apt_map(const char *target, size_t len, int proxy_form, larder_apt_ta
 static const char *upstream_url(h2o_req_t *req, const larder_config_t *cfg, const larder_apt_target_t *t,
                                 const char *path)
 {
-    const larder_proto_config_t *pc = &cfg->proto[LARDER_PROTO_APT];
-    int https = t->https || in_list(pc->https_hosts, pc->nhttps_hosts, t->host);
+    const larder_apt_conf_t *ac = larder_proto_conf(cfg, LARDER_PROTO_APT);
+    int https = t->https || in_list(ac->https_hosts.v, ac->https_hosts.n, t->host);
     return h2o_concat(&req->pool, h2o_iovec_init(https ? "https://" : "http://", https ? 8 : 7),
                       h2o_iovec_init(t->host, strlen(t->host)), h2o_iovec_init(path, strlen(path)))
         .base;
@@ -162,7 +161,8 @@ static const char *pool_str(h2o_req_t *req, const char *s) { return h2o_strdup(&
 static void apt_serve(larder_app_t *app, h2o_req_t *req, const larder_apt_target_t *t)
 {
     const larder_proto_config_t *pc = &app->cfg->proto[LARDER_PROTO_APT];
-    if (!in_list(pc->hosts, pc->nhosts, t->host)) {
+    const larder_apt_conf_t *ac = larder_proto_conf(app->cfg, LARDER_PROTO_APT);
+    if (!in_list(ac->allow.v, ac->allow.n, t->host)) {
         larder_send_error(app, req, LARDER_PROTO_APT, 403, "Forbidden",
                           "%s is not an allowed apt repository host: add it to apt.allow in larder.yaml", t->host);
         return;
@@ -240,7 +240,7 @@ static int is_method(h2o_req_t *req, const char *m)
 }
 
 /* path mode: /apt/<host>/<path> and /apt/https/<host>/<path> */
-static void apt_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
+void apt_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
 {
     larder_apt_target_t t;
     char err[200];
@@ -274,10 +274,3 @@ void larder_apt_handle_proxy(larder_app_t *app, h2o_req_t *req)
     }
     apt_serve(app, req, &t);
 }
-
-const larder_protocol_t larder_protocol_apt = {
-    .proto = LARDER_PROTO_APT,
-    .mount = "/apt/",
-    .handle = apt_handle,
-    .seed = apt_seed,
-};

@@ -334,14 +334,16 @@ void apt_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx
 {
     const larder_seed_spec_t *spec = larder_seed_spec_of(ctx);
     const larder_proto_config_t *pc = &app->cfg->proto[LARDER_PROTO_APT];
-    if (!spec->apt_repos.n) {
+    const larder_apt_conf_t *ac = larder_proto_conf(app->cfg, LARDER_PROTO_APT);
+    const larder_seed_strings_t *repos = larder_seed_option(spec, LARDER_PROTO_APT, "repositories");
+    if (!repos->n) {
         larder_seed_fail(ctx, item->ref, "apt.repositories is empty: name the repositories to resolve packages in");
         return;
     }
     apt_seed_t *s = calloc(1, sizeof(*s));
     pthread_mutex_init(&s->mu, NULL);
     snprintf(s->label, sizeof(s->label), "apt");
-    s->repos = calloc(spec->apt_repos.n, sizeof(*s->repos));
+    s->repos = calloc(repos->n, sizeof(*s->repos));
     char names[8192];
     snprintf(names, sizeof(names), "%s", item->ref);
     char *sv;
@@ -349,18 +351,18 @@ void apt_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx
         s->names = realloc(s->names, (s->nnames + 1) * sizeof(char *)); // NOLINT(bugprone-sizeof-expression)
         s->names[s->nnames++] = strdup(nm);
     }
-    for (size_t i = 0; i < spec->apt_repos.n; i++) {
+    for (size_t i = 0; i < repos->n; i++) {
         apt_repo_t *r = &s->repos[s->nrepos];
         /* "url suite comps archs signed_by" */
         char line[4096];
-        snprintf(line, sizeof(line), "%s", spec->apt_repos.v[i]);
+        snprintf(line, sizeof(line), "%s", repos->v[i]);
         char *f[5] = {0};
         char *sv3;
         int nf = 0;
         for (char *tok = strtok_r(line, " ", &sv3); tok && nf < 5; tok = strtok_r(NULL, " ", &sv3))
             f[nf++] = tok;
         if (nf < 4) {
-            larder_seed_fail(ctx, spec->apt_repos.v[i], "bad repository entry");
+            larder_seed_fail(ctx, repos->v[i], "bad repository entry");
             continue;
         }
         size_t ul = strlen(f[0]);
@@ -379,7 +381,7 @@ void apt_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx
             larder_seed_fail(ctx, r->url, err);
             continue;
         }
-        if (!in_list(pc->hosts, pc->nhosts, r->base.host)) {
+        if (!in_list(ac->allow.v, ac->allow.n, r->base.host)) {
             larder_seed_fail(ctx, r->url, "the host is not in apt.allow");
             continue;
         }

@@ -10,7 +10,7 @@
 #include "files.h"
 #include "cache.h"
 #include "jobs.h"
-#include "protocols.h"
+#include "internal.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -56,9 +56,10 @@ int larder_files_map(const larder_config_t *cfg, const char *path, size_t len, l
         return 0;
     }
     const larder_proto_config_t *pc = &cfg->proto[LARDER_PROTO_FILES];
+    const larder_files_conf_t *fc = larder_proto_conf(cfg, LARDER_PROTO_FILES);
     if (!slash) {
-        for (size_t i = 0; i < cfg->npins; i++) {
-            const larder_file_pin_t *pin = &cfg->pins[i];
+        for (size_t i = 0; i < fc->npins; i++) {
+            const larder_file_pin_t *pin = &fc->pins[i];
             if (strlen(pin->name) == nlen && memcmp(pin->name, path, nlen) == 0) {
                 out->kind = LARDER_FILES_FETCH;
                 out->url = strdup(pin->url);
@@ -69,8 +70,8 @@ int larder_files_map(const larder_config_t *cfg, const char *path, size_t len, l
             }
         }
     } else {
-        for (size_t i = 0; i < cfg->nmirrors; i++) {
-            const larder_file_mirror_t *m = &cfg->mirrors[i];
+        for (size_t i = 0; i < fc->nmirrors; i++) {
+            const larder_file_mirror_t *m = &fc->mirrors[i];
             if (strlen(m->name) == nlen && memcmp(m->name, path, nlen) == 0) {
                 if (rlen == 0) {
                     snprintf(err, errlen, "mirror '%s' needs a file path after it", m->name);
@@ -92,7 +93,7 @@ int larder_files_map(const larder_config_t *cfg, const char *path, size_t len, l
     return 404;
 }
 
-static void files_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
+void files_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
 {
     larder_files_target_t t;
     char err[512];
@@ -116,7 +117,7 @@ static void files_handle(larder_app_t *app, h2o_req_t *req, const char *rest, si
     larder_cache_serve(app, req, &m);
 }
 
-static void files_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx_t *ctx)
+void files_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx_t *ctx)
 {
     larder_files_target_t t;
     char err[512];
@@ -142,31 +143,4 @@ static void files_seed(larder_app_t *app, const larder_seed_item_t *item, larder
                              .ttl = t.ttl};
     larder_seed_add(ctx, item->ref, &fr, NULL, NULL);
     free(t.url);
-}
-
-const larder_protocol_t larder_protocol_files = {
-    .proto = LARDER_PROTO_FILES,
-    .mount = "/files/",
-    .handle = files_handle,
-    .seed = files_seed,
-};
-
-const larder_protocol_t *larder_protocol_get(int proto)
-{
-    switch (proto) {
-    case LARDER_PROTO_FILES:
-        return &larder_protocol_files;
-    case LARDER_PROTO_PYPI:
-        return &larder_protocol_pypi;
-    case LARDER_PROTO_NPM:
-        return &larder_protocol_npm;
-    case LARDER_PROTO_APT:
-        return &larder_protocol_apt;
-    case LARDER_PROTO_OCI:
-        return &larder_protocol_oci;
-    case LARDER_PROTO_GEMS:
-        return &larder_protocol_gems;
-    default:
-        return NULL;
-    }
 }

@@ -7,6 +7,25 @@
 #include "config.h"
 #include "util.h"
 
+typedef struct larder_file_pin {
+    char *name;   /* served at /files/<name>; no '/' allowed */
+    char *url;    /* absolute http(s) URL */
+    char *sha256; /* 64 lower-case hex chars, or NULL */
+} larder_file_pin_t;
+
+typedef struct larder_file_mirror {
+    char *name;   /* served at /files/<name>/<path> */
+    char *prefix; /* absolute http(s) URL prefix, ends with '/' */
+} larder_file_mirror_t;
+
+/* the files section of larder.yaml beyond the common keys (files.pins, files.mirrors) */
+typedef struct larder_files_conf {
+    larder_file_pin_t *pins;
+    size_t npins;
+    larder_file_mirror_t *mirrors;
+    size_t nmirrors;
+} larder_files_conf_t;
+
 enum { LARDER_FILES_FETCH = 1, LARDER_FILES_DIGEST = 2 };
 
 typedef struct larder_files_target {

@@ -11,7 +11,7 @@
 #include "cache.h"
 #include "jobs.h"
 #include "log.h"
-#include "protocols.h"
+#include "internal.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -305,7 +305,7 @@ static int compact_transform(larder_store_t *st, const larder_fetch_t *fe, int i
     return r;
 }
 
-static void gems_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
+void gems_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
 {
     const char *q = memchr(rest, '?', len);
     size_t plen = q ? (size_t)(q - rest) : len;
@@ -423,7 +423,7 @@ static void seed_info_done(larder_seed_ctx_t *c, int proto, const char *key, voi
     free(sha);
 }
 
-static void gems_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx_t *ctx)
+void gems_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx_t *ctx)
 {
     gem_seed_t *s = calloc(1, sizeof(*s));
     char err[400];
@@ -449,10 +449,3 @@ static void gems_seed(larder_app_t *app, const larder_seed_item_t *item, larder_
     snprintf(label, sizeof(label), "%s (/info)", s->label);
     seed_fetch(ctx, path, label, 0, NULL, compact_transform, seed_info_done, s);
 }
-
-const larder_protocol_t larder_protocol_gems = {
-    .proto = LARDER_PROTO_GEMS,
-    .mount = "/gems/",
-    .handle = gems_handle,
-    .seed = gems_seed,
-};

@@ -5,7 +5,8 @@
 
 #include "npm.h"
 #include "fetch.h"
-#include "protocols.h"
+#include "jobs.h"
+#include "registry.h"
 
 #include <stdint.h>
 
@@ -29,6 +30,8 @@ const char *npm_upstream_base(const larder_config_t *cfg);
 /* serve.c: the upstream URL of a packument (scoped names with an encoded slash, as registry.npmjs.org expects). */
 void npm_packument_url(const larder_config_t *cfg, const char *name, char *out, size_t outlen);
 
+/* serve.c: /npm/<rest>: packuments, tarballs and the pass-through endpoints. */
+void npm_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len);
 /* seed.c: the seed expander of larder_protocol_npm. */
 void npm_seed(larder_app_t *app, const larder_seed_item_t *item, struct larder_seed_ctx *ctx);
 

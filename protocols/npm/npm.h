@@ -5,6 +5,11 @@
 
 #include <stddef.h>
 
+/* the npm section of larder.yaml beyond the common keys */
+typedef struct larder_npm_conf {
+    char *public_url; /* npm.public_url: base URL clients reach npm at (no trailing '/'), or NULL: from Host */
+} larder_npm_conf_t;
+
 /* What stored packuments say instead of our own base URL; replaced per request when served, because the base
  * (public_url, or the scheme and Host the client used) is not known when the document is stored. */
 #define LARDER_NPM_BASE_TOKEN "@larder-base@"

@@ -2,7 +2,7 @@
  *
  * The npm protocol is four files: route.c (names and paths), packument.c (the stored full and abbreviated
  * packuments and the tarball records, made on commit threads), seed.c (seed lines, lockfiles and the seed
- * expander) and this one, which answers requests and defines larder_protocol_npm.
+ * expander) and this one, which answers requests; module.c declares the module (config keys, seed section).
  * Packuments: whichever form the client asks for, the upstream is asked for the full document only. A full request
  * is an ordinary larder_cache_serve() of pk/<name>/full; an abbreviated one (Accept:
  * application/vnd.npm.install-v1+json; yarn 1 and pnpm ask for it, npm 11 asks for the full one) walks abbr_step():
@@ -23,18 +23,16 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *upstream_base(const larder_config_t *cfg) { return cfg->proto[LARDER_PROTO_NPM].upstream; }
-/* upstream_base() for the other files of the protocol */
-const char *npm_upstream_base(const larder_config_t *cfg) { return upstream_base(cfg); }
+const char *npm_upstream_base(const larder_config_t *cfg) { return cfg->proto[LARDER_PROTO_NPM].upstream; }
 
 /* upstream URL of a packument: scoped names with an encoded slash, as registry.npmjs.org expects */
 void npm_packument_url(const larder_config_t *cfg, const char *name, char *out, size_t outlen)
 {
     const char *slash = name[0] == '@' ? strchr(name, '/') : NULL;
     if (slash)
-        snprintf(out, outlen, "%s%.*s%%2f%s", upstream_base(cfg), (int)(slash - name), name, slash + 1);
+        snprintf(out, outlen, "%s%.*s%%2f%s", npm_upstream_base(cfg), (int)(slash - name), name, slash + 1);
     else
-        snprintf(out, outlen, "%s%s", upstream_base(cfg), name);
+        snprintf(out, outlen, "%s%s", npm_upstream_base(cfg), name);
 }
 
 /* ---- packuments ---- */
@@ -42,7 +40,7 @@ void npm_packument_url(const larder_config_t *cfg, const char *name, char *out, 
 /* what the tarball URLs in our packuments start with, for this request */
 static const char *public_base(larder_app_t *app, h2o_req_t *req, const char *rest)
 {
-    const char *pub = app->cfg->proto[LARDER_PROTO_NPM].public_url;
+    const char *pub = ((const larder_npm_conf_t *)larder_proto_conf(app->cfg, LARDER_PROTO_NPM))->public_url;
     if (pub)
         return pub;
     size_t prefix = (size_t)(rest - req->input.path.base); /* "/npm/" or "/" (a dedicated listener) */
@@ -317,7 +315,7 @@ static void serve_tarball_step(larder_app_t *app, h2o_req_t *req, tgz_req_t *tr)
     snprintf(rkey, sizeof(rkey), "t/%s/%s", tr->name, tr->file);
     char *rec = larder_store_meta_get(app->store, LARDER_PROTO_NPM, rkey, NULL);
     if (!rec) {
-        if (!tr->refreshed && !app->cfg->offline && upstream_base(app->cfg)) {
+        if (!tr->refreshed && !app->cfg->offline && npm_upstream_base(app->cfg)) {
             /* not in the packument we have: a new release? refresh the packument once, then look again */
             tr->refreshed = 1;
             char key[400], url[4400];
@@ -378,11 +376,11 @@ static void serve_tarball_after_refresh(larder_app_t *app, h2o_req_t *req, int s
 
 /* ---- the handler ---- */
 
-static void npm_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
+void npm_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
 {
     const char *q = memchr(rest, '?', len);
     size_t plen = q ? (size_t)(q - rest) : len;
-    if (!upstream_base(app->cfg)) {
+    if (!npm_upstream_base(app->cfg)) {
         larder_send_error(app, req, LARDER_PROTO_NPM, 503, "Service Unavailable", "npm.upstream is not configured");
         return;
     }
@@ -400,7 +398,7 @@ static void npm_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size
         int audit = plen > 18 && memcmp(rest, "-/npm/v1/security/", 18) == 0;
         if (search || audit) {
             char url[4400];
-            snprintf(url, sizeof(url), "%s%.*s", upstream_base(app->cfg), (int)(len > 4000 ? 4000 : len), rest);
+            snprintf(url, sizeof(url), "%s%.*s", npm_upstream_base(app->cfg), (int)(len > 4000 ? 4000 : len), rest);
             larder_mapping_t m = {.proto = LARDER_PROTO_NPM,
                                   .key = search ? "search" : "audit",
                                   .url = h2o_strdup(&req->pool, url, SIZE_MAX).base,
@@ -437,10 +435,3 @@ static void npm_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size
         larder_send_error(app, req, LARDER_PROTO_NPM, 400, "Bad Request", "%s", err);
     }
 }
-
-const larder_protocol_t larder_protocol_npm = {
-    .proto = LARDER_PROTO_NPM,
-    .mount = "/npm/",
-    .handle = npm_handle,
-    .seed = npm_seed,
-};

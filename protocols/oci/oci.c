@@ -12,7 +12,7 @@
 #include "cache.h"
 #include "jobs.h"
 #include "log.h"
-#include "protocols.h"
+#include "internal.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -353,7 +353,7 @@ int larder_oci_parse_ref(const char *ref, larder_oci_req_t *out, char *err, size
 
 static const larder_oci_registry_t *find_registry(const larder_config_t *cfg, const char *name)
 {
-    const larder_proto_config_t *pc = &cfg->proto[LARDER_PROTO_OCI];
+    const larder_oci_conf_t *pc = larder_proto_conf(cfg, LARDER_PROTO_OCI);
     for (size_t i = 0; i < pc->nregistries; i++)
         if (!strcmp(pc->registries[i].name, name))
             return &pc->registries[i];
@@ -466,7 +466,7 @@ static void upstream_auth(h2o_req_t *req, const larder_oci_registry_t *r, const 
     m->auth_pass = r->password;
 }
 
-static void oci_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
+void oci_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
 {
     const char *q = memchr(rest, '?', len);
     size_t plen = q ? (size_t)(q - rest) : len;
@@ -562,9 +562,10 @@ static int platform_wanted(const larder_seed_spec_t *spec, json_t *platform)
     const char *variant = json_string_value(json_object_get(platform, "variant"));
     if (!os || !arch)
         return 0;
-    for (size_t i = 0; i < spec->oci_platforms.n; i++) {
+    const larder_seed_strings_t *platforms = larder_seed_option(spec, LARDER_PROTO_OCI, "platforms");
+    for (size_t i = 0; i < platforms->n; i++) {
         char want[200];
-        snprintf(want, sizeof(want), "%s", spec->oci_platforms.v[i]);
+        snprintf(want, sizeof(want), "%s", platforms->v[i]);
         char *wv = strchr(want, '/') ? strchr(strchr(want, '/') + 1, '/') : NULL;
         if (wv)
             *wv++ = 0;
@@ -670,7 +671,7 @@ static void seed_manifest(larder_seed_ctx_t *c, oci_seed_t *s, const char *ref, 
     larder_seed_add(c, label, &fr, seed_manifest_done, s);
 }
 
-static void oci_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx_t *ctx)
+void oci_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx_t *ctx)
 {
     oci_seed_t *s = calloc(1, sizeof(*s));
     char err[300];
@@ -690,10 +691,3 @@ static void oci_seed(larder_app_t *app, const larder_seed_item_t *item, larder_s
     snprintf(ref, sizeof(ref), "%s", s->o.ref);
     seed_manifest(ctx, s, ref, s->o.ref_is_digest);
 }
-
-const larder_protocol_t larder_protocol_oci = {
-    .proto = LARDER_PROTO_OCI,
-    .mount = "/v2/",
-    .handle = oci_handle,
-    .seed = oci_seed,
-};

@@ -5,6 +5,19 @@
 
 #include <stddef.h>
 
+typedef struct larder_oci_registry {
+    char *name;     /* "docker.io", "ghcr.io", "127.0.0.1:5000" (lower case) */
+    char *url;      /* https://registry-1.docker.io (no trailing '/') */
+    char *username; /* optional credentials for this upstream, or NULL */
+    char *password;
+} larder_oci_registry_t;
+
+/* the oci section of larder.yaml beyond the common keys */
+typedef struct larder_oci_conf {
+    larder_oci_registry_t *registries; /* oci.registries: the registries mirrored (docker.io by default) */
+    size_t nregistries;
+} larder_oci_conf_t;
+
 enum { LARDER_OCI_ROOT = 1, LARDER_OCI_MANIFEST, LARDER_OCI_BLOB, LARDER_OCI_TAGS, LARDER_OCI_UPLOAD };
 
 typedef struct larder_oci_req {

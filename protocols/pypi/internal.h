@@ -5,6 +5,7 @@
 
 #include "pypi.h"
 #include "jobs.h"
+#include "registry.h"
 #include "seedspec.h"
 
 #include <jansson.h>
@@ -74,5 +75,7 @@ int pypi_transform_page(larder_store_t *st, const larder_fetch_t *fe, int in_fd,
 
 /* the protocol's .seed: one pinned requirement into the fetches of its release's matching files */
 void pypi_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx_t *ctx);
+/* serve.c: /pypi/<rest>: simple pages, files, metadata */
+void pypi_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len);
 
 #endif

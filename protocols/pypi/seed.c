@@ -249,8 +249,9 @@ static void seed_page_done(larder_seed_ctx_t *c, int proto, const char *key, voi
             !same_version(d.version, sr->version))
             continue;
         versions_seen++;
-        if (!larder_pypi_dist_matches(&d, spec->pypi_python_versions.v, spec->pypi_python_versions.n,
-                                      spec->pypi_platforms.v, spec->pypi_platforms.n))
+        const larder_seed_strings_t *pyv = larder_seed_option(spec, LARDER_PROTO_PYPI, "python_versions");
+        const larder_seed_strings_t *plat = larder_seed_option(spec, LARDER_PROTO_PYPI, "platforms");
+        if (!larder_pypi_dist_matches(&d, pyv->v, pyv->n, plat->v, plat->n))
             continue;
         const char *sha = pypi_json_sha256(fo);
         if (sr->nhashes) {

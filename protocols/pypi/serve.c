@@ -16,7 +16,6 @@
  * Files are immutable; pages live for pypi.ttl and are then revalidated (ETag/Last-Modified), or served STALE. */
 #include "internal.h"
 #include "cache.h"
-#include "protocols.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -331,7 +330,7 @@ static void serve_file(larder_app_t *app, h2o_req_t *req, const char *rest, size
     serve_file_step(app, req, fr);
 }
 
-static void pypi_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
+void pypi_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
 {
     const char *q = memchr(rest, '?', len);
     size_t plen = q ? (size_t)(q - rest) : len;
@@ -373,10 +372,3 @@ static void pypi_handle(larder_app_t *app, h2o_req_t *req, const char *rest, siz
     larder_send_error(app, req, LARDER_PROTO_PYPI, 404, "Not Found",
                       "set PIP_INDEX_URL to http://<larder>/pypi/simple/");
 }
-
-const larder_protocol_t larder_protocol_pypi = {
-    .proto = LARDER_PROTO_PYPI,
-    .mount = "/pypi/",
-    .handle = pypi_handle,
-    .seed = pypi_seed,
-};

@@ -3,6 +3,8 @@
  * at least one listener with a valid port, TLS cert and key together, pin and mirror names that are safe path
  * segments, lower-case digests and mirror prefixes ending in '/'. */
 #include "config.h"
+#include "files.h"
+#include "registry.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -39,27 +41,28 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         if (!l->address || l->port < 1 || l->port > 65535 || !l->tls_cert != !l->tls_key)
             abort();
     }
-    for (size_t i = 0; i < cfg->npins; i++) {
-        const larder_file_pin_t *p = &cfg->pins[i];
+    const larder_files_conf_t *fc = larder_proto_conf(cfg, LARDER_PROTO_FILES);
+    for (size_t i = 0; i < fc->npins; i++) {
+        const larder_file_pin_t *p = &fc->pins[i];
         if (!name_ok(p->name) || !url_ok(p->url) || (p->sha256 && !larder_is_sha256_hex(p->sha256)))
             abort();
         for (size_t j = 0; j < i; j++)
-            if (strcmp(cfg->pins[j].name, p->name) == 0)
+            if (strcmp(fc->pins[j].name, p->name) == 0)
                 abort();
-        for (size_t j = 0; j < cfg->nmirrors; j++)
-            if (strcmp(cfg->mirrors[j].name, p->name) == 0)
+        for (size_t j = 0; j < fc->nmirrors; j++)
+            if (strcmp(fc->mirrors[j].name, p->name) == 0)
                 abort();
     }
-    for (size_t i = 0; i < cfg->nmirrors; i++) {
-        const larder_file_mirror_t *m = &cfg->mirrors[i];
+    for (size_t i = 0; i < fc->nmirrors; i++) {
+        const larder_file_mirror_t *m = &fc->mirrors[i];
         size_t n = strlen(m->prefix);
         if (!name_ok(m->name) || !url_ok(m->prefix) || m->prefix[n - 1] != '/')
             abort();
         for (size_t j = 0; j < i; j++)
-            if (strcmp(cfg->mirrors[j].name, m->name) == 0)
+            if (strcmp(fc->mirrors[j].name, m->name) == 0)
                 abort();
     }
-    for (int p = 0; p < LARDER_NPROTO; p++)
+    for (int p = 0; p < larder_proto_count(); p++)
         if (cfg->proto[p].upstream && !url_ok(cfg->proto[p].upstream))
             abort();
     if (cfg->connect_timeout < 1)

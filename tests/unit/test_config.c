@@ -1,5 +1,8 @@
 /* test_config.c - larder.yaml: defaults, every key, and every class of error with its line number and key. */
 #include "config.h"
+#include "files.h"
+#include "npm.h"
+#include "registry.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +10,10 @@
 #include <unistd.h>
 
 #include "check.h"
+
+/* the files and npm modules' own sections */
+#define FILES_CONF(c) ((const larder_files_conf_t *)larder_proto_conf((c), LARDER_PROTO_FILES))
+#define NPM_CONF(c) ((const larder_npm_conf_t *)larder_proto_conf((c), LARDER_PROTO_NPM))
 
 static larder_config_t *parse(const char *yaml, char *err, size_t errlen)
 {
@@ -136,7 +143,7 @@ static void check_defaults(const larder_config_t *cfg)
     CHECK(strcmp(cfg->proto[LARDER_PROTO_OCI].upstream, "https://registry-1.docker.io/") == 0);
     for (int p = 0; p < LARDER_NPROTO; p++)
         CHECK(cfg->proto[p].enabled == 1 && cfg->proto[p].quota == 0);
-    CHECK(cfg->npins == 0 && cfg->nmirrors == 0);
+    CHECK(FILES_CONF(cfg)->npins == 0 && FILES_CONF(cfg)->nmirrors == 0);
 }
 
 static void test_defaults(void)
@@ -243,19 +250,19 @@ static void test_full(void)
     const larder_proto_config_t *f = &cfg->proto[LARDER_PROTO_FILES];
     CHECK(f->enabled == 1 && f->quota == 50ULL << 30 && f->ttl == 172800);
     CHECK(f->upstream && strcmp(f->upstream, "https://files.example/base/") == 0);
-    CHECK(cfg->npins == 2);
-    if (cfg->npins == 2) {
-        CHECK(strcmp(cfg->pins[0].name, "node-v20.tar.xz") == 0);
-        CHECK(strcmp(cfg->pins[0].url, "https://nodejs.org/dist/v20.11.1/node-v20.11.1-linux-x64.tar.xz") == 0);
-        CHECK(cfg->pins[0].sha256 &&
-              strcmp(cfg->pins[0].sha256, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef") == 0);
-        CHECK(strcmp(cfg->pins[1].name, "plain_file-1") == 0 && strcmp(cfg->pins[1].url, "http://example.org/a?b=c") == 0);
-        CHECK(cfg->pins[1].sha256 == NULL);
+    CHECK(FILES_CONF(cfg)->npins == 2);
+    if (FILES_CONF(cfg)->npins == 2) {
+        CHECK(strcmp(FILES_CONF(cfg)->pins[0].name, "node-v20.tar.xz") == 0);
+        CHECK(strcmp(FILES_CONF(cfg)->pins[0].url, "https://nodejs.org/dist/v20.11.1/node-v20.11.1-linux-x64.tar.xz") == 0);
+        CHECK(FILES_CONF(cfg)->pins[0].sha256 &&
+              strcmp(FILES_CONF(cfg)->pins[0].sha256, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef") == 0);
+        CHECK(strcmp(FILES_CONF(cfg)->pins[1].name, "plain_file-1") == 0 && strcmp(FILES_CONF(cfg)->pins[1].url, "http://example.org/a?b=c") == 0);
+        CHECK(FILES_CONF(cfg)->pins[1].sha256 == NULL);
     }
-    CHECK(cfg->nmirrors == 2);
-    if (cfg->nmirrors == 2) {
-        CHECK(strcmp(cfg->mirrors[0].name, "nodejs") == 0 && strcmp(cfg->mirrors[0].prefix, "https://nodejs.org/dist/") == 0);
-        CHECK(strcmp(cfg->mirrors[1].prefix, "https://www.python.org/ftp/python/") == 0);
+    CHECK(FILES_CONF(cfg)->nmirrors == 2);
+    if (FILES_CONF(cfg)->nmirrors == 2) {
+        CHECK(strcmp(FILES_CONF(cfg)->mirrors[0].name, "nodejs") == 0 && strcmp(FILES_CONF(cfg)->mirrors[0].prefix, "https://nodejs.org/dist/") == 0);
+        CHECK(strcmp(FILES_CONF(cfg)->mirrors[1].prefix, "https://www.python.org/ftp/python/") == 0);
     }
     CHECK(cfg->proto[LARDER_PROTO_PYPI].enabled == 0 && cfg->proto[LARDER_PROTO_PYPI].ttl == 900);
     CHECK(strcmp(cfg->proto[LARDER_PROTO_PYPI].upstream, "https://mirror.example/simple/") == 0);
@@ -295,11 +302,11 @@ static void test_npm_keys(void)
         return;
     }
     CHECK(cfg->nlisten == 2 && cfg->listen[0].protocol == -1 && cfg->listen[1].protocol == LARDER_PROTO_NPM);
-    CHECK(cfg->proto[LARDER_PROTO_NPM].public_url && !strcmp(cfg->proto[LARDER_PROTO_NPM].public_url,
+    CHECK(NPM_CONF(cfg)->public_url && !strcmp(NPM_CONF(cfg)->public_url,
                                                               "https://larder.example/npm"));
     larder_config_free(cfg);
     cfg = parse("offline: false\n", err, sizeof(err));
-    CHECK(cfg && cfg->listen[0].protocol == -1 && !cfg->proto[LARDER_PROTO_NPM].public_url);
+    CHECK(cfg && cfg->listen[0].protocol == -1 && !NPM_CONF(cfg)->public_url);
     larder_config_free(cfg);
 }
 

@@ -1,5 +1,6 @@
 /* test_seedspec.c - seed specs: the documented forms parse, every malformed one is refused with its line. */
 #include "config.h"
+#include "registry.h"
 #include "seedspec.h"
 
 #include <stdio.h>
@@ -7,6 +8,8 @@
 #include <string.h>
 
 #include "check.h"
+
+#define OPT(s, proto, key) larder_seed_option((s), LARDER_PROTO_##proto, (key))
 
 static larder_seed_spec_t *parse(const char *yaml, char *err, size_t errlen)
 {
@@ -190,8 +193,8 @@ static void test_pypi(void)
     }
     CHECK(s->nitems == 3);
     CHECK(s->items[0].proto == LARDER_PROTO_PYPI && strcmp(s->items[0].ref, "Django==4.2.7") == 0);
-    CHECK(s->pypi_python_versions.n == 1 && strcmp(s->pypi_python_versions.v[0], "3.11") == 0);
-    CHECK(s->pypi_platforms.n == 1 && strcmp(s->pypi_platforms.v[0], "manylinux2014_x86_64") == 0);
+    CHECK(OPT(s, PYPI, "python_versions")->n == 1 && strcmp(OPT(s, PYPI, "python_versions")->v[0], "3.11") == 0);
+    CHECK(OPT(s, PYPI, "platforms")->n == 1 && strcmp(OPT(s, PYPI, "platforms")->v[0], "manylinux2014_x86_64") == 0);
     /* emit, parse again: same items */
     char *text = larder_seed_emit(s);
     larder_seed_spec_t *s2 = text ? parse(text, err, sizeof(err)) : NULL;
@@ -215,7 +218,7 @@ static void test_pypi(void)
     static const char client[] = "pin_set: py\npypi:\n  python_versions: ['3.10', '3.11']\n"
                                  "  requirement_files: [requirements/base.txt]\n";
     s = larder_seed_parse_ex(client, sizeof(client) - 1, LARDER_SEED_CLIENT, err, sizeof(err));
-    CHECK(s && s->pypi_requirement_files.n == 1 && s->pypi_python_versions.n == 2 && s->nitems == 0);
+    CHECK(s && OPT(s, PYPI, "requirement_files")->n == 1 && OPT(s, PYPI, "python_versions")->n == 2 && s->nitems == 0);
     larder_seed_free(s);
 }
 
@@ -229,14 +232,14 @@ static void test_apt(void)
                                "  packages: [jq, curl, libc6]\n";
     larder_seed_spec_t *s = parse(yaml, err, sizeof(err));
     CHECK(s && s->nitems == 1 && s->items[0].proto == LARDER_PROTO_APT && !strcmp(s->items[0].ref, "jq curl libc6"));
-    CHECK(s && s->apt_repos.n == 2 &&
-          !strcmp(s->apt_repos.v[0], "http://deb.debian.org/debian bookworm main,contrib amd64 /usr/share/keyrings/k.gpg"));
-    CHECK(s && s->apt_repos.n == 2 &&
-          !strcmp(s->apt_repos.v[1], "http://security.debian.org/debian-security bookworm-security main amd64 -"));
+    CHECK(s && OPT(s, APT, "repositories")->n == 2 &&
+          !strcmp(OPT(s, APT, "repositories")->v[0], "http://deb.debian.org/debian bookworm main,contrib amd64 /usr/share/keyrings/k.gpg"));
+    CHECK(s && OPT(s, APT, "repositories")->n == 2 &&
+          !strcmp(OPT(s, APT, "repositories")->v[1], "http://security.debian.org/debian-security bookworm-security main amd64 -"));
     char *text = s ? larder_seed_emit(s) : NULL;
     larder_seed_spec_t *s2 = text ? parse(text, err, sizeof(err)) : NULL;
-    CHECK(s2 && s2->nitems == 1 && !strcmp(s2->items[0].ref, "jq curl libc6") && s2->apt_repos.n == 2 &&
-          !strcmp(s2->apt_repos.v[0], s->apt_repos.v[0]) && !strcmp(s2->apt_repos.v[1], s->apt_repos.v[1]));
+    CHECK(s2 && s2->nitems == 1 && !strcmp(s2->items[0].ref, "jq curl libc6") && OPT(s2, APT, "repositories")->n == 2 &&
+          !strcmp(OPT(s2, APT, "repositories")->v[0], OPT(s, APT, "repositories")->v[0]) && !strcmp(OPT(s2, APT, "repositories")->v[1], OPT(s, APT, "repositories")->v[1]));
     if (!s2 && text)
         fprintf(stderr, "  re-parse: %s\n%s\n", err, text);
     larder_seed_free(s2);
@@ -251,10 +254,10 @@ static void test_oci_gems(void)
                                "    - alpine:3.19\n    - ghcr.io/astral-sh/uv:0.4\n"
                                "gems:\n  gems: ['rails:7.1.2', 'nokogiri:1.15.4-x86_64-linux']\n";
     larder_seed_spec_t *s = parse(yaml, err, sizeof(err));
-    CHECK(s && s->nitems == 4 && s->oci_platforms.n == 2 && !strcmp(s->oci_platforms.v[0], "linux/arm64/v8"));
+    CHECK(s && s->nitems == 4 && OPT(s, OCI, "platforms")->n == 2 && !strcmp(OPT(s, OCI, "platforms")->v[0], "linux/arm64/v8"));
     char *text = s ? larder_seed_emit(s) : NULL;
     larder_seed_spec_t *s2 = text ? parse(text, err, sizeof(err)) : NULL;
-    CHECK(s2 && s2->nitems == 4 && s2->oci_platforms.n == 2);
+    CHECK(s2 && s2->nitems == 4 && OPT(s2, OCI, "platforms")->n == 2);
     int oci = 0, gems = 0;
     for (size_t i = 0; s2 && i < s2->nitems; i++) {
         oci += s2->items[i].proto == LARDER_PROTO_OCI;
@@ -267,7 +270,7 @@ static void test_oci_gems(void)
     free(text);
     larder_seed_free(s);
     s = parse("pin_set: x\noci:\n  images: [alpine]\n", err, sizeof(err));
-    CHECK(s && s->oci_platforms.n == 1 && !strcmp(s->oci_platforms.v[0], "linux/amd64"));
+    CHECK(s && OPT(s, OCI, "platforms")->n == 1 && !strcmp(OPT(s, OCI, "platforms")->v[0], "linux/amd64"));
     larder_seed_free(s);
 }
 
@@ -287,7 +290,7 @@ static void test_npm(void)
     larder_seed_free(s);
     static const char client[] = "pin_set: js\nnpm:\n  lockfiles: [app/package-lock.json]\n";
     s = larder_seed_parse_ex(client, sizeof(client) - 1, LARDER_SEED_CLIENT, err, sizeof(err));
-    CHECK(s && s->npm_lockfiles.n == 1 && s->nitems == 0);
+    CHECK(s && OPT(s, NPM, "lockfiles")->n == 1 && s->nitems == 0);
     larder_seed_free(s);
 }
 

@@ -1,4 +1,5 @@
 /* test_store.c - the store's commit, dedupe, eviction, pinning and fsck, on a temp data dir. */
+#include "registry.h"
 #include "store.h"
 
 #include <errno.h>

@@ -1,5 +1,6 @@
 /* test_verify.c - what may answer a request that expects a digest (larder_entry_satisfies), freshness from the
  * ttl in force now (larder_entry_is_fresh), and the upstream Content-Length parser; on a temp data dir. */
+#include "registry.h"
 #include "fetch.h"
 #include "store.h"
 

@@ -1,0 +1,228 @@
+/* module.c - the apt module's declaration: its config section (apt.allow, apt.https_hosts), its seed section
+ * (repositories: [{url, suite, components, architectures, signed_by}], packages: [...]: parsed and emitted here,
+ * the packages becoming one item whose closure is resolved together) and its handlers (proxy.c, seed.c). */
+#include "apt.h"
+#include "internal.h"
+#include "module.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int word_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > 100)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!(isalnum((unsigned char)s[i]) || strchr("-._+~/", s[i])))
+            return 0;
+    return 1;
+}
+
+static int pkgname_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > 100)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || strchr("-.+", s[i])))
+            return 0;
+    return 1;
+}
+
+/* apt: {repositories: [{url, suite, components, architectures, signed_by}], packages: [names]}; each repository
+ * becomes one "url suite comp,comp arch,arch signed_by|-" string of the repositories option */
+static int parse_apt(larder_seed_parse_t *c, const yaml_node_t *n)
+{
+    char qb[300];
+    larder_seed_strings_t *repos = (larder_seed_strings_t *)larder_seed_option(larder_seedp_spec(c), LARDER_PROTO_APT, "repositories");
+    if (larder_conf_is_null(n))
+        return 0;
+    if (n->type != YAML_MAPPING_NODE)
+        return larder_seedp_fail(c, n, "section 'apt': expected a mapping (repositories: [...], packages: [...]), got %s",
+                    larder_conf_type_name(n));
+    larder_seed_strings_t pkgs = {0};
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = larder_seedp_node(c, p->key, n), *v = k ? larder_seedp_node(c, p->value, k) : NULL;
+        if (!v)
+            goto bad;
+        const char *kv = larder_seedp_scalar(c, k, "key");
+        if (!kv)
+            goto bad;
+        if (!strcmp(kv, "packages")) {
+            if (larder_seedp_strings(c, v, "apt.packages", &pkgs, pkgname_ok) < 0)
+                goto bad;
+        } else if (!strcmp(kv, "repositories")) {
+            if (v->type != YAML_SEQUENCE_NODE) {
+                larder_seedp_fail(c, v, "apt.repositories: expected a list of {url, suite, components, architectures}");
+                goto bad;
+            }
+            for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
+                yaml_node_t *r = larder_seedp_node(c, *i, v);
+                if (!r)
+                    goto bad;
+                if (r->type != YAML_MAPPING_NODE) {
+                    larder_seedp_fail(c, r, "apt.repositories: each repository is a mapping {url, suite, components, "
+                               "architectures, signed_by}");
+                    goto bad;
+                }
+                char url[1100] = "", suite[110] = "", comps[600] = "", archs[300] = "", signed_by[1100] = "-";
+                for (yaml_node_pair_t *q = r->data.mapping.pairs.start; q < r->data.mapping.pairs.top; q++) {
+                    yaml_node_t *rk = larder_seedp_node(c, q->key, r), *rv = rk ? larder_seedp_node(c, q->value, rk) : NULL;
+                    if (!rv)
+                        goto bad;
+                    const char *rkv = larder_seedp_scalar(c, rk, "key");
+                    if (!rkv)
+                        goto bad;
+                    if (!strcmp(rkv, "components") || !strcmp(rkv, "architectures")) {
+                        larder_seed_strings_t l = {0};
+                        if (rv->type == YAML_SCALAR_NODE) {
+                            const char *sv = larder_seedp_scalar(c, rv, rkv);
+                            if (!sv || larder_seed_strings_add(&l, sv, strlen(sv)) < 0)
+                                goto bad;
+                        } else if (larder_seedp_strings(c, rv, rkv, &l, word_ok) < 0) {
+                            larder_seed_strings_free(&l);
+                            goto bad;
+                        }
+                        char *dst = !strcmp(rkv, "components") ? comps : archs;
+                        size_t cap = !strcmp(rkv, "components") ? sizeof(comps) : sizeof(archs);
+                        dst[0] = 0;
+                        for (size_t j = 0; j < l.n; j++) {
+                            if (!word_ok(l.v[j], strlen(l.v[j])) || strlen(dst) + strlen(l.v[j]) + 2 > cap) {
+                                larder_seedp_fail(c, rv, "apt.repositories: '%s' is not a valid %s", l.v[j], rkv);
+                                larder_seed_strings_free(&l);
+                                goto bad;
+                            }
+                            size_t dl = strlen(dst);
+                            snprintf(dst + dl, cap - dl, "%s%s", j ? "," : "", l.v[j]);
+                        }
+                        larder_seed_strings_free(&l);
+                    } else if (!strcmp(rkv, "url") || !strcmp(rkv, "suite") || !strcmp(rkv, "signed_by")) {
+                        const char *sv = larder_seedp_scalar(c, rv, rkv);
+                        if (!sv)
+                            goto bad;
+                        size_t sl = strlen(sv);
+                        char *dst = !strcmp(rkv, "url") ? url : !strcmp(rkv, "suite") ? suite : signed_by;
+                        size_t cap = !strcmp(rkv, "url") ? sizeof(url) : !strcmp(rkv, "suite") ? sizeof(suite)
+                                                                                                : sizeof(signed_by);
+                        int okv = sl > 0 && sl < cap && !strpbrk(sv, " \t\n'\"");
+                        if (okv && !strcmp(rkv, "url"))
+                            okv = !strncmp(sv, "http://", 7) || !strncmp(sv, "https://", 8);
+                        if (okv && !strcmp(rkv, "suite"))
+                            okv = word_ok(sv, sl);
+                        if (!okv) {
+                            larder_seedp_fail(c, rv, "apt.repositories: '%s' is not a valid %s%s", larder_conf_quote(sv, sl, qb, sizeof(qb)),
+                                 rkv, !strcmp(rkv, "url") ? " (an http:// or https:// URL)" : "");
+                            goto bad;
+                        }
+                        memcpy(dst, sv, sl + 1);
+                    } else {
+                        larder_seedp_fail(c, rk, "unknown key '%s' in an apt repository (expected url, suite, components, "
+                                    "architectures, signed_by)",
+                             larder_conf_quote(rkv, rk->data.scalar.length, qb, sizeof(qb)));
+                        goto bad;
+                    }
+                }
+                if (!url[0] || !suite[0]) {
+                    larder_seedp_fail(c, r, "apt.repositories: url and suite are required");
+                    goto bad;
+                }
+                char line[3300];
+                snprintf(line, sizeof(line), "%s %s %s %s %s", url, suite, comps[0] ? comps : "main",
+                         archs[0] ? archs : "amd64", signed_by);
+                if (larder_seed_strings_add(repos, line, strlen(line)) < 0) {
+                    larder_seedp_fail(c, r, "out of memory");
+                    goto bad;
+                }
+            }
+        } else {
+            larder_seedp_fail(c, k, "unknown key '%s' in apt (expected repositories, packages)",
+                 larder_conf_quote(kv, k->data.scalar.length, qb, sizeof(qb)));
+            goto bad;
+        }
+    }
+    if (pkgs.n) {
+        char joined[8192] = "";
+        for (size_t i = 0; i < pkgs.n; i++) {
+            if (strlen(joined) + strlen(pkgs.v[i]) + 2 > sizeof(joined)) {
+                larder_seedp_fail(c, n, "apt.packages: too many packages in one spec");
+                goto bad;
+            }
+            size_t jl = strlen(joined);
+            snprintf(joined + jl, sizeof(joined) - jl, "%s%s", i ? " " : "", pkgs.v[i]);
+        }
+        if (larder_seedp_item(c, n, LARDER_PROTO_APT, joined, strlen(joined)) < 0)
+            goto bad;
+    }
+    larder_seed_strings_free(&pkgs);
+    return 0;
+bad:
+    larder_seed_strings_free(&pkgs);
+    return -1;
+}
+
+static void emit_apt(FILE *f, const larder_seed_spec_t *spec, int p)
+{
+    const larder_seed_strings_t *repos = larder_seed_option(spec, LARDER_PROTO_APT, "repositories");
+    fprintf(f, "apt:\n  repositories:\n");
+    for (size_t i = 0; i < repos->n; i++) {
+        char line[4096], *sv;
+        snprintf(line, sizeof(line), "%s", repos->v[i]);
+        char *url = strtok_r(line, " ", &sv), *suite = strtok_r(NULL, " ", &sv);
+        char *comps = strtok_r(NULL, " ", &sv), *archs = strtok_r(NULL, " ", &sv);
+        char *sb = strtok_r(NULL, " ", &sv);
+        fprintf(f, "    - url: ");
+        larder_conf_print_str(f, url ? url : "");
+        fprintf(f, "\n      suite: ");
+        larder_conf_print_str(f, suite ? suite : "");
+        fprintf(f, "\n      components: [%s]\n      architectures: [%s]\n", comps ? comps : "main",
+                archs ? archs : "amd64");
+        if (sb && strcmp(sb, "-") != 0) {
+            fprintf(f, "      signed_by: ");
+            larder_conf_print_str(f, sb);
+            fputc('\n', f);
+        }
+    }
+    fprintf(f, "  packages:\n");
+    for (size_t i = 0; i < spec->nitems; i++) {
+        if (spec->items[i].proto != p)
+            continue;
+        char names[8192], *sv;
+        snprintf(names, sizeof(names), "%s", spec->items[i].ref);
+        for (char *nm = strtok_r(names, " ", &sv); nm; nm = strtok_r(NULL, " ", &sv))
+            fprintf(f, "    - %s\n", nm);
+    }
+}
+
+static const larder_seed_key_t apt_seed_keys[] = {
+    {.key = "packages", .kind = LARDER_SEED_ITEMS},
+    {.key = "repositories", .kind = LARDER_SEED_OPTION},
+    {.key = NULL},
+};
+
+#define APT(f) LARDER_KEY_IN_MODULE, offsetof(larder_apt_conf_t, f)
+static const larder_conf_key_t apt_keys[] = {
+    {.name = "allow", .type = LARDER_KEY_HOSTS, APT(allow),
+     .def = "[deb.debian.org, security.debian.org, archive.ubuntu.com, security.ubuntu.com, ports.ubuntu.com]",
+     .doc = "the only upstream hosts (host or host:port) apt requests may reach"},
+    {.name = "https_hosts", .type = LARDER_KEY_HOSTS, APT(https_hosts),
+     .doc = "hosts fetched over https although clients ask for http:// URLs"},
+    LARDER_KEYS_END,
+};
+
+const larder_protocol_t larder_protocol_apt = {
+    .proto = LARDER_PROTO_APT,
+    .name = "apt",
+    .mount = "/apt/",
+    .summary = "apt repositories, as an HTTP proxy (Acquire::http::Proxy) and at /apt/<host>/<path>",
+    .default_ttl = "30m",
+    .conf_size = sizeof(larder_apt_conf_t),
+    .conf_keys = apt_keys,
+    .seed_keys = apt_seed_keys,
+    .seed_shape = "repositories: [...], packages: [...]",
+    .seed_section = parse_apt,
+    .seed_emit = emit_apt,
+    .handle = apt_handle,
+    .handle_proxy = larder_apt_handle_proxy,
+    .seed = apt_seed,
+};

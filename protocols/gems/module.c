@@ -1,0 +1,45 @@
+/* module.c - the gems module's declaration: the common config keys only, its seed section (gems: [...],
+ * lockfiles: [Gemfile.lock], read by `larder seed`) and its handlers (gems.c). */
+#include "internal.h"
+#include "module.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* `larder seed`: a Gemfile.lock into gems items (GIT sections are listed as not seedable, PATH ones as local) */
+static int expand_gemfile_lock(larder_seed_spec_t *spec, int proto, const char *path, larder_unseedable_fn fn,
+                               void *uctx, char *err, size_t errlen)
+{
+    size_t len;
+    char *text = larder_seed_read_file(path, "Gemfile.lock", &len, err, errlen);
+    if (!text)
+        return -1;
+    larder_unseedable_t u = {fn, uctx, path};
+    char **lines = NULL, perr[300];
+    long n = larder_gems_lockfile_lines_ex(text, len, &lines, larder_unseedable_report, &u, perr, sizeof(perr));
+    free(text);
+    if (n < 0) {
+        snprintf(err, errlen, "%s: %s", path, perr);
+        return -1;
+    }
+    return larder_seed_append_lines(spec, proto, lines, (size_t)n);
+}
+
+static const larder_seed_key_t gems_seed_keys[] = {
+    {.key = "gems", .kind = LARDER_SEED_ITEMS},
+    {.key = "lockfiles", .kind = LARDER_SEED_FILES, .expand = expand_gemfile_lock},
+    {.key = NULL},
+};
+
+const larder_protocol_t larder_protocol_gems = {
+    .proto = LARDER_PROTO_GEMS,
+    .name = "gems",
+    .mount = "/gems/",
+    .summary = "rubygems.org cache at /gems/ (compact index, bundler and gem)",
+    .default_ttl = "10m",
+    .default_upstream = "https://rubygems.org/",
+    .seed_keys = gems_seed_keys,
+    .seed_shape = "gems: [...], lockfiles: [...]",
+    .handle = gems_handle,
+    .seed = gems_seed,
+};
