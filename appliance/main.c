@@ -10,6 +10,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "module.h"
+#include "util.h"
 #include "seedspec.h"
 #include "server.h"
 #include "store.h"
@@ -218,16 +219,6 @@ static void not_seeded(void *ctx, const char *file, const char *what, const char
         fprintf(stderr, "larder seed: %s: not fetched: %s: %s\n", file, what, why);
 }
 
-/* name, relative to the directory of file (absolute names as they are) */
-static void path_beside(const char *file, const char *name, char *out, size_t outlen)
-{
-    const char *slash = strrchr(file, '/');
-    if (name[0] == '/' || !slash)
-        snprintf(out, outlen, "%s", name);
-    else
-        snprintf(out, outlen, "%.*s/%s", (int)(slash - file), file, name);
-}
-
 /* the spec as the daemon takes it: requirement files and lockfiles read here, on the client's machine, relative to
  * the spec */
 static char *prepare_spec(const char *spec_path, char *text, size_t *len, char **empty_pin_set)
@@ -259,7 +250,7 @@ static char *prepare_spec(const char *spec_path, char *text, size_t *len, char *
                 continue;
             for (size_t i = 0; i < spec->opts[p][k].n; i++) {
                 char path[4096];
-                path_beside(spec_path, spec->opts[p][k].v[i], path, sizeof(path));
+                larder_path_beside(spec_path, spec->opts[p][k].v[i], path, sizeof(path));
                 if (m->seed_keys[k].expand(spec, p, path, not_seeded, NULL, err, sizeof(err)) < 0) {
                     fprintf(stderr, "larder seed: %s\n", err);
                     larder_seed_free(spec);

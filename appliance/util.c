@@ -393,3 +393,12 @@ int larder_unhex(const char *hex, size_t n, unsigned char *out)
     }
     return 0;
 }
+
+void larder_path_beside(const char *file, const char *name, char *out, size_t outlen)
+{
+    const char *slash = strrchr(file, '/');
+    if (name[0] == '/' || !slash)
+        snprintf(out, outlen, "%s", name);
+    else
+        snprintf(out, outlen, "%.*s/%s", (int)(slash - file), file, name);
+}

@@ -30,6 +30,8 @@ int larder_sha256_file(const char *path, char out[LARDER_SHA256_HEX]);
 int larder_mkdirs(const char *path, int mode);
 /* read a whole file into a malloc'd NUL-terminated buffer; NULL on error (errno set) */
 char *larder_read_file(const char *path, size_t *len);
+/* name, relative to the directory of file (absolute names as they are): a file named inside another one */
+void larder_path_beside(const char *file, const char *name, char *out, size_t outlen);
 /* the first len bytes of fd (pread, from offset 0) into a malloc'd NUL-terminated buffer; 0, or -1 */
 int larder_pread_all(int fd, uint64_t len, char **out);
 /* write all n bytes (retrying short writes and EINTR); 0, or -1 */

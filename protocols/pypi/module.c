@@ -2,6 +2,7 @@
  * requirement_files read by `larder seed` with their -r includes, python_versions, platforms) and its handlers. */
 #include "internal.h"
 #include "module.h"
+#include "util.h"
 #include "pypi.h"
 
 #include <stdio.h>
@@ -32,16 +33,6 @@ static int platform_ok(const char *s, size_t len)
     return 1;
 }
 
-/* name, relative to the directory of file (absolute names as they are) */
-static void path_beside(const char *file, const char *name, char *out, size_t outlen)
-{
-    const char *slash = strrchr(file, '/');
-    if (name[0] == '/' || !slash)
-        snprintf(out, outlen, "%s", name);
-    else
-        snprintf(out, outlen, "%.*s/%s", (int)(slash - file), file, name);
-}
-
 /* a requirements file and the files it includes with -r (relative to it), into pypi items */
 static int expand_at(larder_seed_spec_t *spec, int proto, const char *path, int depth, larder_unseedable_fn fn,
                      void *uctx, char *err, size_t errlen)
@@ -62,7 +53,7 @@ static int expand_at(larder_seed_spec_t *spec, int proto, const char *path, int 
                 r = -1;
             } else {
                 char sub[4096];
-                path_beside(path, inc[i], sub, sizeof(sub));
+                larder_path_beside(path, inc[i], sub, sizeof(sub));
                 r = expand_at(spec, proto, sub, depth + 1, fn, uctx, err, errlen);
             }
         }
