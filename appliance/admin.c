@@ -295,6 +295,13 @@ static void jobs(larder_app_t *app, h2o_req_t *req, const char *id, size_t idlen
             json_error(app, req, 400, "Bad Request", "POST a seed spec (YAML) as the request body");
             return;
         }
+        if (req->entity.len > app->cfg->seed_spec_max) { /* a chunked body is bounded by the largest body limit */
+            char m[160];
+            snprintf(m, sizeof(m), "a seed spec may have at most %llu bytes (limits.seed_spec)",
+                     (unsigned long long)app->cfg->seed_spec_max);
+            json_error(app, req, 413, "Payload Too Large", m);
+            return;
+        }
         char jid[64], err[512];
         if (larder_jobs_submit(app->jobs, req->entity.base, req->entity.len, jid, sizeof(jid), err, sizeof(err)) < 0) {
             json_error(app, req, 400, "Bad Request", err);

@@ -11,6 +11,9 @@
  * truncated or mismatching body, or one announced with a malformed Content-Length, is never committed; the fetch
  * ends FAILED and tailers abort their responses. larder_entry_satisfies() decides whether a stored entry may answer
  * a request that expects a digest (sha256, or an SRI digest recorded beside the blob when it was verified).
+ * A local fetch (no upstream: the transform makes the body) goes straight to a commit thread, or with own_thread to
+ * a detached thread of its own, for transforms that run for minutes (an external program mirroring a repository);
+ * destroying the fetcher flags larder_fetch_cancelled() and waits for those threads.
  * Fetch objects are reference counted; the file descriptor lives as long as the last reader. */
 #include "fetch.h"
 #include "log.h"
@@ -57,6 +60,7 @@ struct larder_fetch_priv {
     char *integrity;
     int nostore;
     int local; /* no upstream: straight to a commit thread, the transform makes the body */
+    int own_thread; /* local, on a thread of its own rather than a commit thread */
     char *body, *body_type;
     size_t body_len;
     char *scope_key, *auth_user, *auth_pass, *in_www_auth, *head_digest, *in_dcd;
@@ -91,6 +95,10 @@ struct larder_fetcher {
     pthread_cond_t ccond;
     larder_fetch_t *commit_head, *commit_tail;
     int commit_stop;
+    /* local fetches whose transform runs on a thread of its own (own_thread): how many are running (under cmu),
+     * signalled on own_done when one ends, so that destroying the fetcher waits for them */
+    int own_running;
+    pthread_cond_t own_done;
     /* hosts that did not answer: "scheme://host[:port]" -> until when they are left alone (under mu) */
     struct down_host {
         char origin[300];
@@ -212,6 +220,8 @@ int larder_entry_satisfies(larder_store_t *st, int proto, const larder_entry_t *
     }
     return hlen == wlen && memcmp(have, want, wlen) == 0;
 }
+
+static int own_thread_start(larder_fetcher_t *f, larder_fetch_t *fe);
 
 /* hand fe to the commit threads (verify, transform, fsync, commit run there, never on the curl thread) */
 static void commit_enqueue(larder_fetcher_t *f, larder_fetch_t *fe)
@@ -346,6 +356,7 @@ larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t
     fe->buffered = req->transform != NULL;
     p->nostore = req->nostore;
     p->local = req->local && req->transform;
+    p->own_thread = p->local && req->own_thread;
     p->scope_key = xstrdup(req->auth_scope_key);
     p->auth_user = xstrdup(req->auth_user);
     p->auth_pass = xstrdup(req->auth_pass);
@@ -376,7 +387,8 @@ larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t
     atomic_fetch_add(&f->active, 1);
     if (p->local) {
         pthread_mutex_unlock(&f->mu);
-        commit_enqueue(f, fe);
+        if (!p->own_thread || own_thread_start(f, fe) < 0)
+            commit_enqueue(f, fe);
         *how = LARDER_FETCH_STARTED;
         return fe;
     }
@@ -891,7 +903,10 @@ transform:;
         struct stat sb;
         if (p->transform(f->store, fe, fe->fd, w, ofd, &ct, err, sizeof(err)) < 0 || fstat(ofd, &sb) < 0 ||
             larder_sha256_file(out_path, fe->digest) < 0) {
-            snprintf(fe->error, sizeof(fe->error), "rewriting the upstream document failed: %s", err);
+            if (p->own_thread) /* its own words: "git fetch of ... failed: ..." */
+                snprintf(fe->error, sizeof(fe->error), "%s", err[0] ? err : "the transform failed");
+            else
+                snprintf(fe->error, sizeof(fe->error), "rewriting the upstream document failed: %s", err);
             close(ofd);
             unlink(out_path);
             free(ct);
@@ -936,6 +951,41 @@ transform:;
 }
 
 static void complete(larder_fetcher_t *f, larder_fetch_t *fe, int final);
+
+/* one own_thread fetch: what a commit thread does for a fetch, on a detached thread */
+static void *own_thread_main(void *arg)
+{
+    larder_fetch_t *fe = arg;
+    larder_fetcher_t *f = fe->priv->owner;
+    complete(f, fe, finish_body(f, fe));
+    pthread_mutex_lock(&f->cmu);
+    f->own_running--;
+    pthread_cond_broadcast(&f->own_done);
+    pthread_mutex_unlock(&f->cmu);
+    return NULL;
+}
+
+/* start fe's transform on a thread of its own; 0, or -1 when no thread could be made */
+static int own_thread_start(larder_fetcher_t *f, larder_fetch_t *fe)
+{
+    pthread_attr_t attr;
+    pthread_t tid;
+    if (pthread_attr_init(&attr) != 0)
+        return -1;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_mutex_lock(&f->cmu);
+    f->own_running++;
+    int r = pthread_create(&tid, &attr, own_thread_main, fe);
+    if (r != 0)
+        f->own_running--;
+    pthread_mutex_unlock(&f->cmu);
+    pthread_attr_destroy(&attr);
+    if (r != 0)
+        larder_warn("fetch: cannot start a thread for %s (%s); it waits for a commit thread", fe->key, strerror(r));
+    return r == 0 ? 0 : -1;
+}
+
+int larder_fetch_cancelled(const larder_fetch_t *fe) { return atomic_load(&fe->priv->owner->stop); }
 
 static void *commit_thread(void *arg)
 {
@@ -1118,6 +1168,7 @@ larder_fetcher_t *larder_fetcher_create(const larder_config_t *cfg, larder_store
     curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 16L);
     pthread_mutex_init(&f->cmu, NULL);
     pthread_cond_init(&f->ccond, NULL);
+    pthread_cond_init(&f->own_done, NULL);
     for (int i = 0; i < COMMIT_THREADS; i++)
         pthread_create(&f->committers[i], NULL, commit_thread, f);
     pthread_create(&f->thread, NULL, fetch_thread, f);
@@ -1137,11 +1188,19 @@ void larder_fetcher_destroy(larder_fetcher_t *f)
     pthread_mutex_unlock(&f->cmu);
     for (int i = 0; i < COMMIT_THREADS; i++)
         pthread_join(f->committers[i], NULL);
+    /* own_thread transforms see larder_fetch_cancelled() and end; they use the store and the metrics */
+    pthread_mutex_lock(&f->cmu);
+    if (f->own_running)
+        larder_info("waiting for %d long transform(s) to stop", f->own_running);
+    while (f->own_running)
+        pthread_cond_wait(&f->own_done, &f->cmu);
+    pthread_mutex_unlock(&f->cmu);
     for (size_t i = 0; i < f->ntokens; i++) {
         free(f->tokens[i].key);
         free(f->tokens[i].token);
     }
     pthread_cond_destroy(&f->ccond);
+    pthread_cond_destroy(&f->own_done);
     pthread_mutex_destroy(&f->cmu);
     curl_multi_cleanup(f->multi);
     pthread_mutex_destroy(&f->mu);

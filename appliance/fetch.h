@@ -56,6 +56,11 @@ typedef struct larder_fetch_req {
      * commit thread, e.g. one format of a document derived from another; url is only a label then. Single flight
      * by key like any fetch, so waiters and seed jobs treat it as one */
     int local;
+    /* with local: run the transform on a thread of its own instead of a commit thread (a transform that runs for
+     * minutes, e.g. one driving an external program, must not hold up every other commit). Its error message is
+     * the fetch's error as it is (no "rewriting ... failed" prefix). The fetcher waits for such threads when it is
+     * destroyed; the transform should poll larder_fetch_cancelled() and give up when it turns 1 */
+    int own_thread;
 } larder_fetch_req_t;
 
 /* Parse an SRI string: the strongest supported algorithm's digest. 0 and *md/raw/rawlen set, or -1. */
@@ -109,6 +114,8 @@ void larder_fetch_retain(larder_fetch_t *fe);
 void larder_fetch_release(larder_fetch_t *fe);
 /* Call cb (on the fetch thread, or at once if already finished) when the fetch reaches a final state. */
 void larder_fetch_on_done(larder_fetch_t *fe, larder_fetch_done_cb cb, void *ctx);
+/* 1 once the fetcher is shutting down: a long transform (own_thread) should stop and fail */
+int larder_fetch_cancelled(const larder_fetch_t *fe);
 /* number of fetches in flight */
 int larder_fetcher_active(larder_fetcher_t *f);
 /* 1 when the host of url could not be reached (no connection, no answer) within the last minute or so: stale

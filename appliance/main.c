@@ -67,7 +67,22 @@ static int cmd_serve(const char *config_path)
     }
     app->fetcher = larder_fetcher_create(cfg, app->store, &app->metrics, larder_server_wake, srv);
     app->jobs = larder_jobs_create(app);
-    int r = larder_server_run(srv);
+    int started = 0, r = 0;
+    for (; started < larder_nprotocols; started++) {
+        const larder_protocol_t *m = larder_protocol_get(started);
+        if (m->start && cfg->proto[started].enabled && m->start(app, err, sizeof(err)) < 0) {
+            larder_err("%s: %s", m->name, err);
+            r = 1;
+            break;
+        }
+    }
+    if (r == 0)
+        r = larder_server_run(srv);
+    while (started-- > 0) {
+        const larder_protocol_t *m = larder_protocol_get(started);
+        if (m->stop && cfg->proto[started].enabled)
+            m->stop(app);
+    }
     larder_fetcher_destroy(app->fetcher);
     larder_jobs_destroy(app->jobs);
     larder_server_destroy(srv);

@@ -161,6 +161,18 @@ typedef struct larder_protocol {
     void (*handle_proxy)(larder_app_t *app, h2o_req_t *req);
     /* expand one seed item into fetches with larder_seed_add() / larder_seed_fail() (jobs.h) */
     void (*seed)(larder_app_t *app, const larder_seed_item_t *item, struct larder_seed_ctx *ctx);
+    /* request bodies: the largest POST body the module takes at `path` (the raw path after its mount, query
+     * included), or with path NULL the largest it takes anywhere; 0 (or NULL): limits.request_body. The head guard
+     * (server.c) lets the first request of an HTTP/1 connection carry such a body, reserved in limits.request_bodies
+     * before it is read; later requests of a kept-alive connection and HTTP/2 streams keep limits.request_body, so a
+     * module that takes large bodies answers the requests before them with the connection not kept alive. The
+     * handler still checks req->entity.len: a chunked body is bounded by the largest limit of any module only */
+    uint64_t (*request_body_max)(const larder_config_t *cfg, const char *path, size_t len);
+    /* the daemon's lifetime (`larder serve` only, enabled modules only): start runs once the store, the fetcher
+     * and the jobs exist, before the first request (0, or -1 with a message: larder does not start); stop runs
+     * after the last request was answered, before the fetcher is destroyed. NULL: nothing to do */
+    int (*start)(larder_app_t *app, char *err, size_t errlen);
+    void (*stop)(larder_app_t *app);
 } larder_protocol_t;
 
 /* the registry (protocols/registry.c) */

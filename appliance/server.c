@@ -12,8 +12,9 @@
  * Request bodies. h2o 2.2.5 reads a whole request body into memory before any handler runs, up to
  * globalconf.max_request_entity_size, and its only hooks come after that. So the limit is chosen per
  * connection, before h2o sees it: a worker has two h2o contexts on one loop, "data" (limits.request_body, small:
- * every route but the seed upload) and "bodies" (limits.seed_spec). A new connection is first read by the head
- * guard below (after the TLS handshake): it parses the first request head with h2o's own parser and
+ * every route but the large bodies below) and "bodies" (the largest of limits.seed_spec and every module's
+ * request_body_max). A new connection is first read by the head guard below (after the TLS handshake): it parses
+ * the first request head with h2o's own parser and
  *   - answers 400 and closes when the framing is ambiguous (two Content-Length values, Transfer-Encoding with
  *     Content-Length): h2o would silently pick one;
  *   - for POST /-/api/v1/jobs with a body larger than limits.request_body: checks the admin token and reserves
@@ -21,13 +22,17 @@
  *     all before a byte of the body is read (401/403, 413, or 503 with Retry-After when the budget is spent).
  *     The connection then goes to the "bodies" context for this one request (Connection: close), and the
  *     reservation is returned when its socket closes;
+ *   - for a POST to a module path whose request_body_max (module.h) is larger than limits.request_body (a git
+ *     client's upload-pack request): the same, without a token: 413 above the module's limit, the declared size
+ *     (the module's limit for chunked) reserved in the same budget, the "bodies" context for this one request;
  *   - hands every other connection to the "data" context, where h2o refuses a larger body with 413 and closes
  *     as soon as it reads Content-Length, and after limits.request_body bytes of a chunked one.
  * Later requests on a kept-alive data connection are framed by h2o alone; on_req parses their head again (it is
  * still at the start of the socket's input buffer) and answers an ambiguous one 400 with the connection closed.
  * HTTP/2 connections (ALPN h2, or the h2c preface) always get the data context: per stream at most
  * limits.request_body. Everything under /-/ closes its connection after the answer, so a browser's seed upload
- * is the first request of a fresh connection.
+ * is the first request of a fresh connection; a module that takes large bodies does the same with the answers
+ * that come before them (git: info/refs and upload-pack), so that each large POST meets the head guard.
  *
  * Accepting. When accept() fails for want of file descriptors (EMFILE/ENFILE) the pending connection stays in
  * the backlog and the listener stays readable; a worker then stops watching that listener for ACCEPT_BACKOFF_MS
@@ -78,7 +83,7 @@ typedef struct worker_listener {
     const listener_t *l;
     h2o_socket_t *sock;
     h2o_accept_ctx_t data;      /* every connection, except: */
-    h2o_accept_ctx_t bodies;    /* one seed upload larger than limits.request_body */
+    h2o_accept_ctx_t bodies;    /* one seed upload or module POST larger than limits.request_body */
     h2o_timeout_entry_t resume; /* accept back-off */
     uint64_t pauses;            /* back-offs in the current burst of EMFILE/ENFILE */
 } worker_listener_t;
@@ -113,8 +118,9 @@ struct larder_server {
     size_t nlisteners;
     h2o_hostconf_t *main_hosts[2];                   /* NULL-terminated host lists given to accept contexts */
     h2o_hostconf_t *proto_hosts[LARDER_MAX_PROTO][2];
-    h2o_globalconf_t body_conf; /* the "bodies" context's configuration: limits.seed_spec */
+    h2o_globalconf_t body_conf; /* the "bodies" context's configuration: the largest body limit */
     h2o_hostconf_t *body_hosts[2];
+    h2o_hostconf_t *body_proto_hosts[LARDER_MAX_PROTO][2]; /* the same for listeners dedicated to a protocol */
     _Atomic uint64_t body_bytes; /* reserved by seed uploads in flight, at most cfg->bodies_total */
     worker_t *workers;
     size_t nworkers;
@@ -378,6 +384,33 @@ static int token_matches(const larder_config_t *cfg, const larder_reqhead_t *h)
            CRYPTO_memcmp(h->authorization + 7, cfg->admin_token, tl) == 0;
 }
 
+/* reserve `need` bytes of the bodies budget for this connection's one request and hand it to the bodies context,
+ * or refuse it (503) when the budget is spent; the reservation is returned when the socket closes */
+static void guard_reserve(guard_t *g, const larder_reqhead_t *h, uint64_t need, const char *what)
+{
+    larder_server_t *srv = g->wl->w->srv;
+    const larder_config_t *cfg = srv->app->cfg;
+    char msg[300];
+    body_hold_t *hold = malloc(sizeof(*hold));
+    uint64_t before = atomic_fetch_add(&srv->body_bytes, need);
+    if (!hold || before + need > cfg->bodies_total) {
+        atomic_fetch_sub(&srv->body_bytes, need);
+        free(hold);
+        snprintf(msg, sizeof(msg),
+                 "too many large request bodies in flight (limits.request_bodies: %llu bytes); try again in a moment",
+                 (unsigned long long)cfg->bodies_total);
+        larder_warn("%s of %llu bytes refused: %llu bytes of request bodies already held", what,
+                    (unsigned long long)need, (unsigned long long)before);
+        guard_refuse(g, h, 503, "Service Unavailable", "Retry-After: 2\r\n", msg);
+        return;
+    }
+    hold->srv = srv;
+    hold->bytes = need;
+    g->sock->on_close.cb = release_body;
+    g->sock->on_close.data = hold;
+    guard_handoff(g, &g->wl->bodies, 0);
+}
+
 /* a seed upload too large for the data context: authenticate it and reserve its size before reading it */
 static void guard_seed_upload(guard_t *g, const larder_reqhead_t *h, uint64_t need)
 {
@@ -399,24 +432,57 @@ static void guard_seed_upload(guard_t *g, const larder_reqhead_t *h, uint64_t ne
         guard_refuse(g, h, 413, "Payload Too Large", NULL, msg);
         return;
     }
-    body_hold_t *hold = malloc(sizeof(*hold));
-    uint64_t before = atomic_fetch_add(&srv->body_bytes, need);
-    if (!hold || before + need > cfg->bodies_total) {
-        atomic_fetch_sub(&srv->body_bytes, need);
-        free(hold);
-        snprintf(msg, sizeof(msg),
-                 "too many seed uploads in flight (limits.request_bodies: %llu bytes); try again in a moment",
-                 (unsigned long long)cfg->bodies_total);
-        larder_warn("seed upload of %llu bytes refused: %llu bytes of request bodies already held",
-                    (unsigned long long)need, (unsigned long long)before);
-        guard_refuse(g, h, 503, "Service Unavailable", "Retry-After: 2\r\n", msg);
+    guard_reserve(g, h, need, "seed upload");
+}
+
+/* the module that answers this raw path on this listener (as on_req routes it), with the path after its mount */
+static const larder_protocol_t *module_of(const larder_config_t *cfg, int dedicated, const char *p, size_t len,
+                                          const char **rest, size_t *restlen)
+{
+    if (dedicated >= 0) {
+        const larder_protocol_t *m = larder_protocol_get(dedicated);
+        if (!m || !cfg->proto[dedicated].enabled)
+            return NULL;
+        size_t skip = len >= 1 && p[0] == '/';
+        *rest = p + skip;
+        *restlen = len - skip;
+        return m;
+    }
+    for (int i = 0; i < larder_proto_count(); i++) {
+        const larder_protocol_t *m = larder_protocol_get(i);
+        size_t ml = m ? strlen(m->mount) : 0;
+        if (m && cfg->proto[i].enabled && len >= ml && memcmp(p, m->mount, ml) == 0) {
+            *rest = p + ml;
+            *restlen = len - ml;
+            return m;
+        }
+    }
+    return NULL;
+}
+
+/* the largest body a POST to this path may have: a module's own limit when it has a larger one, else 0 */
+static uint64_t module_body_max(const larder_config_t *cfg, int dedicated, const larder_reqhead_t *h)
+{
+    if (h->method_len != 4 || memcmp(h->method, "POST", 4) != 0)
+        return 0;
+    const char *rest;
+    size_t restlen;
+    const larder_protocol_t *m = module_of(cfg, dedicated, h->path, h->path_len, &rest, &restlen);
+    uint64_t max = m && m->request_body_max ? m->request_body_max(cfg, rest, restlen) : 0;
+    return max > cfg->body_max ? max : 0;
+}
+
+/* a module POST too large for the data context: refuse it above the module's own limit, else reserve its size */
+static void guard_module_body(guard_t *g, const larder_reqhead_t *h, uint64_t need, uint64_t max)
+{
+    if (need > max) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "request body of %llu bytes refused: at most %llu bytes at this path",
+                 (unsigned long long)need, (unsigned long long)max);
+        guard_refuse(g, h, 413, "Payload Too Large", NULL, msg);
         return;
     }
-    hold->srv = srv;
-    hold->bytes = need;
-    g->sock->on_close.cb = release_body;
-    g->sock->on_close.data = hold;
-    guard_handoff(g, &g->wl->bodies, 0);
+    guard_reserve(g, h, need, "request body");
 }
 
 static void on_guard_read(h2o_socket_t *sock, const char *err)
@@ -449,6 +515,14 @@ static void on_guard_read(h2o_socket_t *sock, const char *err)
     if (g->wl->l->protocol < 0 && is_seed_upload(&h) && need > cfg->body_max) {
         guard_seed_upload(g, &h, need);
         return;
+    }
+    uint64_t mmax = h.framing != LARDER_BODY_NONE ? module_body_max(cfg, g->wl->l->protocol, &h) : 0;
+    if (mmax) {
+        uint64_t mneed = h.framing == LARDER_BODY_CHUNKED ? mmax : h.content_length;
+        if (mneed > cfg->body_max) {
+            guard_module_body(g, &h, mneed, mmax);
+            return;
+        }
     }
     if (h.framing == LARDER_BODY_LENGTH && h.content_length > cfg->body_max) {
         /* h2o would answer 413 too, but it closes at once with the body unread, and the client may then see a
@@ -572,7 +646,9 @@ static void *worker_main(void *arg)
         wl->data.hosts = pr >= 0 && pr < larder_proto_count() && srv->proto_hosts[pr][0] ? srv->proto_hosts[pr] : srv->main_hosts;
         wl->data.ssl_ctx = wl->l->ssl;
         wl->bodies.ctx = &w->body_ctx;
-        wl->bodies.hosts = srv->body_hosts;
+        wl->bodies.hosts = pr >= 0 && pr < larder_proto_count() && srv->body_proto_hosts[pr][0]
+                               ? srv->body_proto_hosts[pr]
+                               : srv->body_hosts;
         wl->bodies.ssl_ctx = wl->l->ssl;
         wl->resume.cb = on_accept_resume;
         int fd = dup(wl->l->fd);
@@ -664,11 +740,22 @@ int larder_server_create(larder_app_t *app, larder_server_t **out, char *err, si
     h->app = app;
     h->dedicated = -1;
     srv->main_hosts[0] = host;
-    /* the bodies context: one authenticated seed upload per connection, no upgrade to HTTP/2 (whose streams would
-     * each get this limit) */
+    /* the bodies context: one authenticated seed upload or one large module POST per connection, no upgrade to
+     * HTTP/2 (whose streams would each get this limit) */
     h2o_config_init(&srv->body_conf);
     srv->body_conf.server_name = h2o_iovec_init(H2O_STRLIT("larder"));
-    srv->body_conf.max_request_entity_size = (size_t)cfg->seed_spec_max;
+    uint64_t body_limit = cfg->seed_spec_max;
+    for (int i = 0; i < larder_proto_count(); i++) {
+        const larder_protocol_t *m = larder_protocol_get(i);
+        uint64_t mm = m && cfg->proto[i].enabled && m->request_body_max ? m->request_body_max(cfg, NULL, 0) : 0;
+        if (mm > cfg->bodies_total)
+            larder_warn("%s takes request bodies of up to %llu bytes, more than limits.request_bodies (%llu): larger "
+                        "ones are refused with 503",
+                        m->name, (unsigned long long)mm, (unsigned long long)cfg->bodies_total);
+        if (mm > body_limit)
+            body_limit = mm;
+    }
+    srv->body_conf.max_request_entity_size = (size_t)body_limit;
     srv->body_conf.http1.upgrade_to_http2 = 0;
     h2o_hostconf_t *bhost = h2o_config_register_host(&srv->body_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     route_handler_t *bh =
@@ -690,6 +777,13 @@ int larder_server_create(larder_app_t *app, larder_server_t **out, char *err, si
         d->app = app;
         d->dedicated = pr;
         srv->proto_hosts[pr][0] = dh;
+        h2o_hostconf_t *bdh = h2o_config_register_host(&srv->body_conf, h2o_iovec_init(hn, strlen(hn)), 65535);
+        route_handler_t *bd = (route_handler_t *)h2o_create_handler(h2o_config_register_path(bdh, "/", 0), sizeof(*bd));
+        bd->super.on_req = on_req;
+        bd->app = app;
+        bd->dedicated = pr;
+        bd->one_request = 1;
+        srv->body_proto_hosts[pr][0] = bdh;
     }
 
     int nfds = sd_listen_fds(1);

@@ -10,6 +10,7 @@ const larder_protocol_t *const larder_protocols[] = {
     [LARDER_PROTO_FILES] = &larder_protocol_files, [LARDER_PROTO_PYPI] = &larder_protocol_pypi,
     [LARDER_PROTO_NPM] = &larder_protocol_npm,     [LARDER_PROTO_APT] = &larder_protocol_apt,
     [LARDER_PROTO_GEMS] = &larder_protocol_gems,   [LARDER_PROTO_OCI] = &larder_protocol_oci,
+    [LARDER_PROTO_GIT] = &larder_protocol_git,
 };
 const int larder_nprotocols = LARDER_NPROTO;
 

@@ -13,6 +13,7 @@ enum larder_proto {
     LARDER_PROTO_APT,
     LARDER_PROTO_GEMS,
     LARDER_PROTO_OCI,
+    LARDER_PROTO_GIT,
     LARDER_NPROTO
 };
 
@@ -22,5 +23,6 @@ extern const larder_protocol_t larder_protocol_npm;
 extern const larder_protocol_t larder_protocol_apt;
 extern const larder_protocol_t larder_protocol_gems;
 extern const larder_protocol_t larder_protocol_oci;
+extern const larder_protocol_t larder_protocol_git;
 
 #endif

@@ -20,7 +20,7 @@ for path in sys.argv[1:]:
     out = re.sub(r'"(?:\\.|[^"\\])*"|/\*.*?\*/|//[^\n]*',
                  lambda m: m.group(0) if m.group(0).startswith('"') else " ", text, flags=re.S)
     for n, line in enumerate(out.split("\n"), 1):
-        if re.search(r'pypi|npm|apt|gems|oci', line, re.I):
+        if re.search(r'pypi|npm|apt|gems|oci|\bgit\b', line, re.I):
             print(f"{path}:{n}: {line.strip()}")
 PYEOF
 )

@@ -106,7 +106,7 @@ static void test_durations(void)
 
 static void test_proto_names(void)
 {
-    static const char *names[] = {"files", "pypi", "npm", "apt", "gems", "oci"};
+    static const char *names[] = {"files", "pypi", "npm", "apt", "gems", "oci", "git"};
     for (int i = 0; i < LARDER_NPROTO; i++) {
         CHECK(strcmp(larder_proto_name(i), names[i]) == 0);
         CHECK(larder_proto_from_name(names[i]) == i);

@@ -1,0 +1,368 @@
+/* module.c - the git module's declaration: its config section (git.remotes, parsed here with the core's helpers;
+ * git.max_concurrent; git.max_request_body), its seed section (a list of repositories, each optionally with the refs
+ * it must have: parsed and emitted here), its request-body limit for the head guard, and its lifetime: git_start
+ * makes the process-wide state every file of the module reads (the data directory, the git program, the bounds on
+ * running processes, the reaper of served children) and clears what an earlier run left in .tmp/; git_stop kills
+ * and reaps the upload-pack processes still running. Handlers: serve.c and seed.c. */
+#include "internal.h"
+#include "log.h"
+#include "module.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* the one state of the module, made by git_start: `larder serve` runs one daemon per process */
+static git_state_t *state;
+
+git_state_t *git_state(void) { return state; }
+
+const larder_git_conf_t *git_conf(const larder_config_t *cfg) { return larder_proto_conf(cfg, LARDER_PROTO_GIT); }
+
+const larder_git_remote_t *git_remote(const larder_config_t *cfg, const char *name)
+{
+    const larder_git_conf_t *gc = git_conf(cfg);
+    for (size_t i = 0; gc && i < gc->nremotes; i++)
+        if (strcmp(gc->remotes[i].name, name) == 0)
+            return &gc->remotes[i];
+    return NULL;
+}
+
+void git_remote_names(const larder_config_t *cfg, char *out, size_t n)
+{
+    const larder_git_conf_t *gc = git_conf(cfg);
+    out[0] = 0;
+    for (size_t i = 0; gc && i < gc->nremotes; i++) {
+        size_t l = strlen(out);
+        snprintf(out + l, n - l, "%s%s", i ? ", " : "", gc->remotes[i].name);
+    }
+    if (!out[0])
+        snprintf(out, n, "none");
+}
+
+/* ---- git.remotes ---- */
+
+static void release_remotes(void *field, void *base)
+{
+    larder_git_conf_t *gc = base;
+    (void)field;
+    for (size_t i = 0; i < gc->nremotes; i++) {
+        free(gc->remotes[i].name);
+        free(gc->remotes[i].url);
+        free(gc->remotes[i].username);
+        free(gc->remotes[i].password);
+    }
+    free(gc->remotes);
+    gc->remotes = NULL;
+    gc->nremotes = 0;
+}
+
+/* git.remotes: {name: URL} or {name: {url, username, password}}; replaces the defaults */
+static int parse_remotes(larder_conf_t *c, const yaml_node_t *n, const char *rkey, void *field, void *base)
+{
+    larder_git_conf_t *gc = base;
+    (void)rkey;
+    char qb[300];
+    release_remotes(field, base);
+    if (larder_conf_is_null(n))
+        return 0;
+    if (n->type != YAML_MAPPING_NODE)
+        return larder_conf_fail(c, n, "key 'git.remotes': expected a mapping of remote name to URL, got %s",
+                                larder_conf_type_name(n));
+    size_t count = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    gc->remotes = calloc(count ? count : 1, sizeof(*gc->remotes));
+    if (!gc->remotes)
+        return larder_conf_fail(c, n, "out of memory");
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = larder_conf_node(c, p->key, n), *v = k ? larder_conf_node(c, p->value, k) : NULL;
+        if (!v)
+            return -1;
+        const char *kv = larder_conf_scalar(c, k, "git.remotes", "a remote name");
+        if (!kv)
+            return -1;
+        size_t kl = strlen(kv);
+        if (!larder_git_remote_name_ok(kv, kl))
+            return larder_conf_fail(c, k,
+                                    "key 'git.remotes': '%s' is not a remote name (a host or host:port: letters, "
+                                    "digits, . : _ -, not starting with '.' or '-')",
+                                    larder_conf_quote(kv, kl, qb, sizeof(qb)));
+        char key[320];
+        snprintf(key, sizeof(key), "git.remotes.%s", kv);
+        larder_git_remote_t *r = &gc->remotes[gc->nremotes];
+        if (!(r->name = strdup(kv)))
+            return larder_conf_fail(c, k, "out of memory");
+        gc->nremotes++;
+        for (char *q = r->name; *q; q++)
+            *q = (char)tolower((unsigned char)*q);
+        for (size_t i = 0; i + 1 < gc->nremotes; i++)
+            if (strcmp(gc->remotes[i].name, r->name) == 0)
+                return larder_conf_fail(c, k, "key 'git.remotes': remote '%s' is given twice", r->name);
+        if (v->type == YAML_MAPPING_NODE) {
+            static const char *const names[] = {"url", "username", "password", NULL};
+            larder_conf_iter_t it;
+            yaml_node_t *vv;
+            int which, rr;
+            larder_conf_map_begin(c, v, key, &it);
+            while ((rr = larder_conf_map_next(c, &it, names, key, &which, &vv)) > 0) {
+                char sk[400];
+                snprintf(sk, sizeof(sk), "%s.%s", key, names[which]);
+                if (which == 0 && larder_conf_url(c, vv, sk, 0, 0, &r->url) < 0)
+                    return -1;
+                if (which == 1 && larder_conf_string(c, vv, sk, 1, &r->username) < 0)
+                    return -1;
+                if (which == 2 && larder_conf_string(c, vv, sk, 1, &r->password) < 0)
+                    return -1;
+            }
+            if (rr < 0)
+                return -1;
+            if (!r->url)
+                return larder_conf_fail(c, v, "key '%s': url is required", key);
+            if (!r->username != !r->password)
+                return larder_conf_fail(c, v, "key '%s': username and password go together", key);
+            if (r->username && strchr(r->username, ':'))
+                return larder_conf_fail(c, v, "key '%s.username': a user name cannot contain ':'", key);
+        } else if (larder_conf_url(c, v, key, 0, 0, &r->url) < 0) {
+            return -1;
+        }
+        /* a base URL: repositories are <url>/<path>; credentials go in username/password, never in the URL (it is
+         * a git argument, visible to every local user) */
+        const char *auth = strstr(r->url, "://") + 3;
+        size_t alen = strcspn(auth, "/");
+        if (strpbrk(r->url, "?#") || memchr(auth, '@', alen))
+            return larder_conf_fail(c, v,
+                                    "key '%s': a remote is a base URL without '?', '#' or user@ (put credentials "
+                                    "in username and password)",
+                                    key);
+        size_t ul = strlen(r->url);
+        while (ul > 0 && r->url[ul - 1] == '/')
+            r->url[--ul] = 0;
+    }
+    return 0;
+}
+
+static void print_remotes(FILE *f, const void *field, const void *base, int indent)
+{
+    const larder_git_conf_t *gc = base;
+    (void)field;
+    for (size_t i = 0; i < gc->nremotes; i++) {
+        const larder_git_remote_t *r = &gc->remotes[i];
+        fprintf(f, "\n%*s%s: {url: ", indent + 2, "", r->name);
+        larder_conf_print_str(f, r->url);
+        if (r->username) {
+            fputs(", username: ", f);
+            larder_conf_print_str(f, r->username);
+            fputs(", password: ", f); /* printed like the rest: the file holding it is as readable */
+            larder_conf_print_str(f, r->password);
+        }
+        fputc('}', f);
+    }
+    if (!gc->nremotes)
+        fputs(" {}", f);
+}
+
+#define GITC(f) LARDER_KEY_IN_MODULE, offsetof(larder_git_conf_t, f)
+static const larder_conf_key_t git_keys[] = {
+    {.name = "remotes", .type = LARDER_KEY_CUSTOM, GITC(remotes),
+     .def = "{github.com: 'https://github.com', gitlab.com: 'https://gitlab.com'}",
+     .shape = "mapping of name to URL or {url, username, password}",
+     .doc = "the hosts whose repositories are mirrored at /git/<name>/<path> (only these are contacted)",
+     .parse = parse_remotes, .print = print_remotes, .release = release_remotes},
+    {.name = "max_concurrent", .type = LARDER_KEY_INT, GITC(max_concurrent), .def = "16", .min = 1, .max = 1024,
+     .doc = "git processes at once: upstream fetches, and (separately) upload-pack processes serving clients"},
+    {.name = "max_request_body", .type = LARDER_KEY_SIZE, GITC(max_request_body), .def = "16MiB", .min = 1,
+     .max = 1ULL << 30, .doc = "largest git-upload-pack request body (after gzip); larger ones get 413"},
+    LARDER_KEYS_END,
+};
+
+/* the head guard's question: POSTs to .../git-upload-pack may carry up to git.max_request_body */
+static uint64_t git_request_body_max(const larder_config_t *cfg, const char *path, size_t len)
+{
+    const larder_git_conf_t *gc = git_conf(cfg);
+    if (!gc)
+        return 0;
+    if (!path)
+        return gc->max_request_body;
+    const char *q = memchr(path, '?', len);
+    size_t pl = q ? (size_t)(q - path) : len;
+    static const char tail[] = "/git-upload-pack";
+    return pl > sizeof(tail) - 1 && memcmp(path + pl - (sizeof(tail) - 1), tail, sizeof(tail) - 1) == 0
+               ? gc->max_request_body
+               : 0;
+}
+
+/* ---- seed section: [repo, {repo, refs: [...]}] -> items "<repo>[ <ref>...]" ---- */
+
+static int add_repo(larder_seed_parse_t *p, const yaml_node_t *n, const char *repo, const larder_seed_strings_t *refs)
+{
+    char remote[LARDER_GIT_REMOTE_MAX + 1], path[LARDER_GIT_PATH_MAX + 1], qb[300];
+    const char *err;
+    if (larder_git_repo_parse(repo, strlen(repo), remote, sizeof(remote), path, sizeof(path), &err) < 0)
+        return larder_seedp_fail(p, n, "git: '%s' is not a repository (<remote>/<path>): %s",
+                                 larder_conf_quote(repo, strlen(repo), qb, sizeof(qb)), err);
+    char item[8192];
+    int len = snprintf(item, sizeof(item), "%s/%s", remote, path);
+    for (size_t i = 0; refs && i < refs->n; i++) {
+        int l = snprintf(item + len, sizeof(item) - (size_t)len, " %s", refs->v[i]);
+        if (l < 0 || (size_t)(len + l) >= sizeof(item))
+            return larder_seedp_fail(p, n, "git: too many refs for %s", repo);
+        len += l;
+    }
+    return larder_seedp_item(p, n, LARDER_PROTO_GIT, item, (size_t)len);
+}
+
+static int ref_ok(const char *s, size_t len) { return larder_git_refname_ok(s, len); }
+
+static int parse_git(larder_seed_parse_t *p, const yaml_node_t *n)
+{
+    char qb[300];
+    if (larder_conf_is_null(n))
+        return 0;
+    if (n->type != YAML_SEQUENCE_NODE)
+        return larder_seedp_fail(p, n, "section 'git': expected a list of repositories (<remote>/<path>, or {repo, "
+                                       "refs: [...]}), got %s",
+                                 larder_conf_type_name(n));
+    for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
+        yaml_node_t *it = larder_seedp_node(p, *i, n);
+        if (!it)
+            return -1;
+        if (it->type == YAML_SCALAR_NODE) {
+            const char *repo = larder_seedp_scalar(p, it, "git repository");
+            if (!repo || add_repo(p, it, repo, NULL) < 0)
+                return -1;
+            continue;
+        }
+        if (it->type != YAML_MAPPING_NODE)
+            return larder_seedp_fail(p, it, "git: each repository is <remote>/<path> or {repo, refs: [...]}");
+        const char *repo = NULL;
+        const yaml_node_t *repo_node = it;
+        larder_seed_strings_t refs = {0};
+        for (yaml_node_pair_t *q = it->data.mapping.pairs.start; q < it->data.mapping.pairs.top; q++) {
+            yaml_node_t *k = larder_seedp_node(p, q->key, it), *v = k ? larder_seedp_node(p, q->value, k) : NULL;
+            const char *kv = v ? larder_seedp_scalar(p, k, "key") : NULL;
+            if (!kv)
+                goto bad;
+            if (!strcmp(kv, "repo") && !repo) {
+                if (!(repo = larder_seedp_scalar(p, v, "repo")))
+                    goto bad;
+                repo_node = v;
+            } else if (!strcmp(kv, "refs") && !refs.n) {
+                if (larder_seedp_strings(p, v, "git refs", &refs, ref_ok) < 0)
+                    goto bad;
+            } else {
+                larder_seedp_fail(p, k, "git: unexpected key '%s' in a repository (expected repo, refs; once each)",
+                                  larder_conf_quote(kv, strlen(kv), qb, sizeof(qb)));
+                goto bad;
+            }
+        }
+        if (!repo) {
+            larder_seedp_fail(p, it, "git: a repository needs repo: <remote>/<path>");
+            goto bad;
+        }
+        if (add_repo(p, repo_node, repo, &refs) < 0)
+            goto bad;
+        larder_seed_strings_free(&refs);
+        continue;
+    bad:
+        larder_seed_strings_free(&refs);
+        return -1;
+    }
+    return 0;
+}
+
+static void emit_git(FILE *f, const larder_seed_spec_t *spec, int proto)
+{
+    fprintf(f, "git:\n");
+    for (size_t i = 0; i < spec->nitems; i++) {
+        if (spec->items[i].proto != proto)
+            continue;
+        char buf[8192], *sv;
+        snprintf(buf, sizeof(buf), "%s", spec->items[i].ref);
+        char *repo = strtok_r(buf, " ", &sv), *ref = strtok_r(NULL, " ", &sv);
+        fputs("  - ", f);
+        if (!ref) {
+            larder_conf_print_str(f, repo ? repo : "");
+            fputc('\n', f);
+            continue;
+        }
+        fputs("{repo: ", f);
+        larder_conf_print_str(f, repo);
+        fputs(", refs: [", f);
+        for (int first = 1; ref; ref = strtok_r(NULL, " ", &sv), first = 0) {
+            fputs(first ? "" : ", ", f);
+            larder_conf_print_str(f, ref);
+        }
+        fputs("]}\n", f);
+    }
+}
+
+/* ---- lifetime ---- */
+
+static int git_start(larder_app_t *app, char *err, size_t errlen)
+{
+    git_state_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    s->app = app;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->slot_free, NULL);
+    pthread_cond_init(&s->reap_cond, NULL);
+    snprintf(s->root, sizeof(s->root), "%s/git", app->cfg->data_dir);
+    char d[4100];
+    snprintf(d, sizeof(d), "%s/.home", s->root);
+    int r = larder_mkdirs(d, 0755);
+    snprintf(d, sizeof(d), "%s/.tmp", s->root);
+    if (r == 0)
+        r = larder_mkdirs(d, 0755);
+    if (r < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", d, strerror(-r));
+        free(s);
+        return -1;
+    }
+    static const char *const progs[] = {"/usr/bin/git", "/bin/git", "/usr/local/bin/git"};
+    for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]) && !s->git[0]; i++)
+        if (access(progs[i], X_OK) == 0)
+            snprintf(s->git, sizeof(s->git), "%s", progs[i]);
+    if (!s->git[0])
+        larder_warn("git: the git program is not installed (looked in /usr/bin, /bin, /usr/local/bin): /git/ answers "
+                    "503 until it is");
+    git_cleanup_tmp(s);
+    if (git_reaper_start(s) < 0) {
+        snprintf(err, errlen, "cannot start the reaper thread");
+        free(s);
+        return -1;
+    }
+    state = s;
+    return 0;
+}
+
+static void git_stop(larder_app_t *app)
+{
+    (void)app;
+    /* the state stays: mirror updates still running on their own threads read it until the fetcher is destroyed */
+    if (state)
+        git_reaper_stop(state);
+}
+
+const larder_protocol_t larder_protocol_git = {
+    .proto = LARDER_PROTO_GIT,
+    .name = "git",
+    .mount = "/git/",
+    .summary = "git repositories at /git/<remote>/<path> (git clone/fetch over smart HTTP, read-only mirrors)",
+    .default_ttl = "5m",
+    .conf_size = sizeof(larder_git_conf_t),
+    .conf_keys = git_keys,
+    .seed_shape = "[<remote>/<path>, {repo: <remote>/<path>, refs: [...]}]",
+    .seed_section = parse_git,
+    .seed_emit = emit_git,
+    .handle = git_handle,
+    .seed = git_seed,
+    .request_body_max = git_request_body_max,
+    .start = git_start,
+    .stop = git_stop,
+};
