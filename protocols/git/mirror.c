@@ -189,10 +189,9 @@ static char *run_local(git_state_t *s, const char *const *argv, const larder_fet
 /* the ref list stored as the entry's body */
 static char *list_refs(git_state_t *s, const char *dir, const larder_fetch_t *fe, size_t *len)
 {
-    const char *argv[] = {"git", "-C", dir, "for-each-ref",
-                          "--format=%(objectname) %(refname)%(if)%(*objectname)%(then)%0a%(*objectname) "
-                          "%(refname)^{}%(end)",
-                          "refs/heads", "refs/tags", NULL};
+    static const char format[] = "--format=%(objectname) %(refname)%(if)%(*objectname)%(then)%0a%(*objectname) "
+                                 "%(refname)^{}%(end)";
+    const char *argv[] = {"git", "-C", dir, "for-each-ref", format, "refs/heads", "refs/tags", NULL};
     return run_local(s, argv, fe, len);
 }
 
@@ -499,7 +498,7 @@ int git_transform_update(larder_store_t *st, const larder_fetch_t *fe, int in_fd
         else if (is_not_found(msg))
             snprintf(err, errlen, "%s: %s (%s)", GIT_NOT_FOUND, url, msg);
         else
-            snprintf(err, errlen, "git %s from %s failed: %s", existed ? "fetch" : "clone", url, msg);
+            snprintf(err, errlen, "git %s failed: %s", existed ? "fetch" : "clone", msg);
         if (is_unreachable(msg))
             mark_remote(s, remote, msg);
         return -1;

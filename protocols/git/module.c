@@ -207,7 +207,7 @@ static int add_repo(larder_seed_parse_t *p, const yaml_node_t *n, const char *re
     int len = snprintf(item, sizeof(item), "%s/%s", remote, path);
     for (size_t i = 0; refs && i < refs->n; i++) {
         int l = snprintf(item + len, sizeof(item) - (size_t)len, " %s", refs->v[i]);
-        if (l < 0 || (size_t)(len + l) >= sizeof(item))
+        if (l < 0 || (size_t)len + (size_t)l >= sizeof(item))
             return larder_seedp_fail(p, n, "git: too many refs for %s", repo);
         len += l;
     }

@@ -45,11 +45,8 @@ static char *joined(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     char *s = malloc(la + lb + 2);
-    if (s) {
-        memcpy(s, a, la);
-        s[la] = '=';
-        memcpy(s + la + 1, b, lb + 1);
-    }
+    if (s)
+        snprintf(s, la + lb + 2, "%s=%s", a, b);
     return s;
 }
 
@@ -230,7 +227,7 @@ int git_run(git_state_t *s, const char *const *argv, char *const *env, int out, 
             size_t msglen)
 {
     int efd = git_tmpfile(s);
-    pid_t pid;
+    pid_t pid = 0;
     int r = git_spawn(s, argv, env, -1, out, efd, &pid);
     if (r < 0) {
         if (msg)

@@ -32,7 +32,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SLOT_WAIT_MS (5 * 60 * 1000) /* an upload-pack waits this long for a slot, then 503 */
+#define SLOT_WAIT_MS (5ULL * 60 * 1000) /* an upload-pack waits this long for a slot, then 503 */
 #define EXIT_WAIT_POLLS 400          /* polls for the exit status after EOF: 50 at once, then every 100 ms */
 
 enum { ST_WAIT_SLOT = 0, ST_RUNNING, ST_EXITING, ST_DONE };

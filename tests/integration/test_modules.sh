@@ -82,12 +82,12 @@ set -e
 assert_eq 2 "$rc" "--check of a bad file exits 2"
 assert_contains "$err" "$WORK/bad.yaml:3: key 'npm.public_url'" "the error names file, line and key"
 
-printf 'pypi:\n  enabled: false\ngit:\n  allow: [x]\n' >"$WORK/unknown.yaml"
+printf 'pypi:\n  enabled: false\nsvn:\n  allow: [x]\n' >"$WORK/unknown.yaml"
 set +e
 err=$("$LARDER_BIN" config --check "$WORK/unknown.yaml" 2>&1 >/dev/null)
 rc=$?
 set -e
 assert_eq 2 "$rc" "an unknown section is refused"
-assert_contains "$err" "unknown top-level key 'git'" "the unknown section is named"
+assert_contains "$err" "unknown top-level key 'svn'" "the unknown section is named"
 
 finish

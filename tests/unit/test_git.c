@@ -73,15 +73,17 @@ static void test_route(void)
     CHECK(route("-x/a/b/git-upload-pack", &r) == -1);
     CHECK(route("/github.com/a/git-upload-pack", &r) == -1);
     CHECK(route("github.com/a/git-upload-pack/", &r) == LARDER_GIT_REPO); /* a repository named git-upload-pack */
-    char deep[1024] = "github.com";
+    char deep[1024];
+    int dl = snprintf(deep, sizeof(deep), "github.com");
     for (int i = 0; i < 17; i++)
-        strcat(deep, "/a");
-    strcat(deep, "/git-upload-pack");
+        dl += snprintf(deep + dl, sizeof(deep) - (size_t)dl, "/a");
+    snprintf(deep + dl, sizeof(deep) - (size_t)dl, "/git-upload-pack");
     CHECK(route(deep, &r) == -1);
-    char longseg[600] = "github.com/";
-    memset(longseg + 11, 'a', 250);
-    strcpy(longseg + 261, "/git-upload-pack");
+    char longseg[600];
+    snprintf(longseg, sizeof(longseg), "github.com/%0250d/git-upload-pack", 0);
     CHECK(route(longseg, &r) == -1);
+    snprintf(longseg, sizeof(longseg), "github.com/%0200d/git-upload-pack", 0);
+    CHECK(route(longseg, &r) == LARDER_GIT_UPLOAD_PACK);
 }
 
 static void test_names(void)
