@@ -136,8 +136,8 @@ static void stats(larder_app_t *app, h2o_req_t *req)
                               app->cfg->proto[p].enabled);
         json_object_set_new(protos, larder_proto_name(p), o);
     }
-    json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:b, s:i, s:o}", "blob_bytes", (json_int_t)s.blob_bytes, "blobs",
-                          (json_int_t)s.blob_count, "quota_total", (json_int_t)app->cfg->quota_total, "min_free",
+    json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:b, s:i, s:o}", "blob_bytes", (json_int_t)s.blob_bytes, "blobs",
+                          (json_int_t)s.blob_count, "external_bytes", (json_int_t)s.external_bytes, "quota_total", (json_int_t)app->cfg->quota_total, "min_free",
                           (json_int_t)app->cfg->min_free, "offline", app->cfg->offline, "fetches_active",
                           larder_fetcher_active(app->fetcher), "protocols", protos);
     send_json(app, req, 200, j);

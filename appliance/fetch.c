@@ -61,6 +61,7 @@ struct larder_fetch_priv {
     int nostore;
     int local; /* no upstream: straight to a commit thread, the transform makes the body */
     int own_thread; /* local, on a thread of its own rather than a commit thread */
+    uint64_t external; /* set by the transform: bytes kept outside the blob store for this entry */
     char *body, *body_type;
     size_t body_len;
     char *scope_key, *auth_user, *auth_pass, *in_www_auth, *head_digest, *in_dcd;
@@ -931,6 +932,7 @@ transform:;
     e.fetched_at = larder_now();
     e.fresh_until = e.fetched_at + p->ttl;
     e.flags = p->entry_flags;
+    e.external = p->external;
     e.content_type = ct ? ct : fe->content_type;
     e.url = fe->url;
     e.etag = fe->etag;
@@ -986,6 +988,8 @@ static int own_thread_start(larder_fetcher_t *f, larder_fetch_t *fe)
 }
 
 int larder_fetch_cancelled(const larder_fetch_t *fe) { return atomic_load(&fe->priv->owner->stop); }
+
+void larder_fetch_set_external(const larder_fetch_t *fe, uint64_t bytes) { fe->priv->external = bytes; }
 
 static void *commit_thread(void *arg)
 {

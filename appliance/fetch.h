@@ -116,6 +116,9 @@ void larder_fetch_release(larder_fetch_t *fe);
 void larder_fetch_on_done(larder_fetch_t *fe, larder_fetch_done_cb cb, void *ctx);
 /* 1 once the fetcher is shutting down: a long transform (own_thread) should stop and fail */
 int larder_fetch_cancelled(const larder_fetch_t *fe);
+/* for a transform: the entry it makes accounts for `bytes` the module keeps outside the blob store
+ * (larder_entry_t.external), so they count in the quotas and the module hears of the entry's eviction */
+void larder_fetch_set_external(const larder_fetch_t *fe, uint64_t bytes);
 /* number of fetches in flight */
 int larder_fetcher_active(larder_fetcher_t *f);
 /* 1 when the host of url could not be reached (no connection, no answer) within the last minute or so: stale

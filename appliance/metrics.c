@@ -82,12 +82,15 @@ char *larder_metrics_render(const larder_metrics_t *m, larder_store_t *store, co
     sb_printf(&b,
               "# HELP larder_store_blob_bytes Unique bytes on disk\n# TYPE larder_store_blob_bytes gauge\n"
               "larder_store_blob_bytes %" PRIu64 "\n"
+              "# HELP larder_store_external_bytes Bytes modules keep outside the blob store (mirrors), counted in the "
+              "quotas\n# TYPE larder_store_external_bytes gauge\n"
+              "larder_store_external_bytes %" PRIu64 "\n"
               "# HELP larder_quota_bytes Configured total quota (0 = unlimited)\n# TYPE larder_quota_bytes gauge\n"
               "larder_quota_bytes %" PRIu64 "\n"
               "# HELP larder_fetches_active Upstream downloads in flight\n# TYPE larder_fetches_active gauge\n"
               "larder_fetches_active %d\n"
               "# HELP larder_offline 1 when offline mode is on\n# TYPE larder_offline gauge\nlarder_offline %d\n",
-              s.blob_bytes, cfg->quota_total, fetches_active, cfg->offline ? 1 : 0);
+              s.blob_bytes, s.external_bytes, cfg->quota_total, fetches_active, cfg->offline ? 1 : 0);
     *len = b.len;
     return b.p;
 }

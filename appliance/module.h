@@ -173,6 +173,10 @@ typedef struct larder_protocol {
      * after the last request was answered, before the fetcher is destroyed. NULL: nothing to do */
     int (*start)(larder_app_t *app, char *err, size_t errlen);
     void (*stop)(larder_app_t *app);
+    /* an entry of this module that accounted for external bytes (larder_entry_t.external: data the module keeps
+     * outside the blob store) was evicted to make room: remove that data. Called by the store with its lock held,
+     * on whichever thread is committing: quick (a rename; delete elsewhere) and never calling into the store */
+    void (*evicted)(const larder_config_t *cfg, const char *key);
 } larder_protocol_t;
 
 /* the registry (protocols/registry.c) */

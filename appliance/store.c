@@ -3,7 +3,7 @@
  * Layout under data_dir: db/ (RocksDB), blobs/sha256/ab/<hex> (one file per unique content), tmp/ (downloads
  * in flight; emptied at start-up). Keys in RocksDB:
  *   e/<proto>/<key>        entry (binary, see encode_entry)      b/<digest>       number of entries using the blob
- *   l/<atime:016x>/<proto>/<key>  LRU order for eviction         u/<proto>, u/_blobs  byte counters
+ *   l/<atime:016x>/<proto>/<key>  LRU order for eviction         u/<proto>, u/_blobs, u/_external  byte counters
  *   p/<set>/<proto>/<key>  membership of a pin set               c/<proto>/<key>  number of sets pinning it
  *   o/<digest>             size of a blob no entry references, kept after `fsck --repair-db` (served by digest)
  * quarantine/<digest>.<time> holds blob files that failed verification while being served (evidence, never read).
@@ -12,9 +12,13 @@
  * Readers (lookups) are lock-free; everything that changes counters (commit, evict, pin, fsck) runs under one
  * mutex and lands in one WriteBatch, so a crash leaves either the old or the new state. Blob files are renamed
  * into place before the batch that references them and unlinked only after the batch that drops the last
- * reference, so metadata never points at a missing file except after outside tampering (fsck repairs that). */
+ * reference, so metadata never points at a missing file except after outside tampering (fsck repairs that).
+ * An entry may also account for bytes its module keeps outside the blob store (`external`: a git mirror): they
+ * count in the protocol's usage and in quota.total, and evicting such an entry calls the module's `evicted` hook
+ * (through the registry, as the core reaches every module) so that the module removes them. */
 #include "store.h"
 #include "log.h"
+#include "module.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -41,6 +45,7 @@ struct larder_store {
     uint64_t usage[LARDER_MAX_PROTO];
     uint64_t count[LARDER_MAX_PROTO];
     uint64_t blob_bytes, blob_count;
+    uint64_t ext_bytes; /* the entries' external bytes, all protocols */
     _Atomic uint64_t evictions[LARDER_MAX_PROTO];
     _Atomic uint64_t tmp_seq;
 };
@@ -131,14 +136,15 @@ static void put_str(char **p, const char *s)
 static char *encode_entry(const larder_entry_t *e, size_t *len)
 {
     const char *strs[4] = {e->content_type, e->url, e->etag, e->last_modified};
-    size_t n = 2 + 64 + 8 * 4 + 4;
+    /* E1, or E2 with the external bytes after the strings (entries without any stay E1) */
+    size_t n = 2 + 64 + 8 * 4 + 4 + (e->external ? 8 : 0);
     for (int i = 0; i < 4; i++)
         n += 4 + (strs[i] ? strlen(strs[i]) : 0);
     char *buf = malloc(n), *p = buf;
     if (!buf)
         return NULL;
     *p++ = 'E';
-    *p++ = '1';
+    *p++ = e->external ? '2' : '1';
     memcpy(p, e->digest, 64);
     p += 64;
     put_u64(&p, e->size);
@@ -149,6 +155,8 @@ static char *encode_entry(const larder_entry_t *e, size_t *len)
     p += 4;
     for (int i = 0; i < 4; i++)
         put_str(&p, strs[i]);
+    if (e->external)
+        put_u64(&p, e->external);
     *len = n;
     return buf;
 }
@@ -157,8 +165,9 @@ static int decode_entry(const char *v, size_t len, larder_entry_t *e)
 {
     memset(e, 0, sizeof(*e));
     const char *p = v, *end = v + len;
-    if (len < 2 + 64 + 32 + 4 || p[0] != 'E' || p[1] != '1')
+    if (len < 2 + 64 + 32 + 4 || p[0] != 'E' || (p[1] != '1' && p[1] != '2'))
         return -EINVAL;
+    int v2 = p[1] == '2';
     p += 2;
     memcpy(e->digest, p, 64);
     e->digest[64] = 0;
@@ -182,6 +191,11 @@ static int decode_entry(const char *v, size_t len, larder_entry_t *e)
             *strs[i] = strndup(p, n);
             p += n;
         }
+    }
+    if (v2) {
+        if (end - p < 8)
+            goto bad;
+        memcpy(&e->external, p, 8);
     }
     return 0;
 bad:
@@ -246,6 +260,7 @@ static void load_counters(larder_store_t *st)
     }
     db_get_u64(st, "u/_blobs", 8, &st->blob_bytes);
     db_get_u64(st, "n/_blobs", 8, &st->blob_count);
+    db_get_u64(st, "u/_external", 11, &st->ext_bytes);
 }
 
 static void batch_counters(larder_store_t *st, rocksdb_writebatch_t *b, int proto)
@@ -257,6 +272,7 @@ static void batch_counters(larder_store_t *st, rocksdb_writebatch_t *b, int prot
     batch_put_u64(b, k, n, st->count[proto]);
     batch_put_u64(b, "u/_blobs", 8, st->blob_bytes);
     batch_put_u64(b, "n/_blobs", 8, st->blob_count);
+    batch_put_u64(b, "u/_external", 11, st->ext_bytes);
 }
 
 /* 1 when dir does not exist or holds nothing: the only case where an empty database may be created */
@@ -525,8 +541,9 @@ static void batch_remove_entry(larder_store_t *st, rocksdb_writebatch_t *b, int 
     rocksdb_writebatch_delete(b, k, n);
     n = mkkey(k, sizeof(k), "l/%016" PRIx64 "/%s/%s", old->atime, larder_proto_name(proto), key);
     rocksdb_writebatch_delete(b, k, n);
-    if (st->usage[proto] >= old->size)
-        st->usage[proto] -= old->size;
+    uint64_t logical = old->size + old->external;
+    st->usage[proto] = st->usage[proto] >= logical ? st->usage[proto] - logical : 0;
+    st->ext_bytes = st->ext_bytes >= old->external ? st->ext_bytes - old->external : 0;
     if (st->count[proto])
         st->count[proto]--;
     drop_blob_ref(st, b, old->digest, old->size, ul, NULL);
@@ -542,28 +559,71 @@ static uint64_t disk_free(larder_store_t *st)
     return (uint64_t)sv.f_bavail * sv.f_frsize;
 }
 
-static int over_quota(larder_store_t *st, int proto, uint64_t incoming, uint64_t *pending_free)
+/* on_disk: the part of incoming already written (a module's external bytes): counted by the quotas, not again by
+ * the free-disk watermark */
+static int over_quota(larder_store_t *st, int proto, uint64_t incoming, uint64_t on_disk, uint64_t *pending_free)
 {
     const larder_config_t *c = st->cfg;
-    if (c->quota_total && st->blob_bytes + incoming > c->quota_total)
+    if (c->quota_total && st->blob_bytes + st->ext_bytes + incoming > c->quota_total)
         return 1;
     if (proto >= 0 && c->proto[proto].quota && st->usage[proto] + incoming > c->proto[proto].quota)
         return 2;
-    if (c->min_free && disk_free(st) + *pending_free < c->min_free + incoming)
+    if (c->min_free && disk_free(st) + *pending_free < c->min_free + (incoming - on_disk))
         return 3;
     return 0;
 }
 
-/* caller holds mu. Evicts least recently used unpinned entries until `incoming` fits. */
-static int make_room_locked(larder_store_t *st, int proto, uint64_t incoming)
+/* entries with external bytes that an eviction removed: their modules are told once the eviction is written */
+typedef struct evicted_list {
+    struct evicted {
+        int proto;
+        char *key;
+    } *v;
+    size_t n, cap;
+} evicted_list_t;
+
+static void evicted_add(evicted_list_t *l, int proto, const char *key)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 4;
+        struct evicted *nv = realloc(l->v, nc * sizeof(*nv));
+        if (!nv)
+            return;
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n].proto = proto;
+    if ((l->v[l->n].key = strdup(key)))
+        l->n++;
+}
+
+/* tell each module that its entry is gone (written: ok), then free the list */
+static void evicted_notify(larder_store_t *st, evicted_list_t *l, int ok)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const larder_protocol_t *m = larder_protocol_get(l->v[i].proto);
+        if (ok && m && m->evicted)
+            m->evicted(st->cfg, l->v[i].key);
+        free(l->v[i].key);
+    }
+    free(l->v);
+    l->v = NULL;
+    l->n = l->cap = 0;
+}
+
+/* caller holds mu. Evicts least recently used unpinned entries until `incoming` fits (on_disk of it already
+ * written); never (keep_proto, keep_key), the entry being committed (NULL: none) */
+static int make_room_locked(larder_store_t *st, int proto, uint64_t incoming, uint64_t on_disk, int keep_proto,
+                            const char *keep_key)
 {
     uint64_t pending_free = 0;
-    int why = over_quota(st, proto, incoming, &pending_free);
+    int why = over_quota(st, proto, incoming, on_disk, &pending_free);
     if (!why)
         return 0;
     rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, st->ropts);
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     unlink_list_t ul = {0};
+    evicted_list_t el = {0};
     int evicted = 0;
     /* blobs kept by fsck --repair-db that no entry has adopted yet go first (they count in the total only) */
     for (rocksdb_iter_seek(it, "o/", 2); (why == 1 || why == 3) && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
@@ -592,7 +652,7 @@ static int make_room_locked(larder_store_t *st, int proto, uint64_t incoming)
         pending_free += size;
         evicted++;
         larder_info("store: removed unindexed blob %.*s (%" PRIu64 " bytes) to make room", (int)(klen - 2), k + 2, size);
-        why = over_quota(st, proto, incoming, &pending_free);
+        why = over_quota(st, proto, incoming, on_disk, &pending_free);
     }
     if (why && iter_end(it, "eviction") < 0)
         why = 4;
@@ -620,6 +680,8 @@ static int make_room_locked(larder_store_t *st, int proto, uint64_t incoming)
             continue;
         if (why == 2 && p != proto)
             continue;
+        if (keep_key && p == keep_proto && strcmp(key, keep_key) == 0)
+            continue;
         if (larder_store_is_pinned(st, p, key))
             continue;
         larder_entry_t old;
@@ -631,11 +693,15 @@ static int make_room_locked(larder_store_t *st, int proto, uint64_t incoming)
         batch_remove_entry(st, b, p, key, &old, &ul);
         if (ul.n > before)
             pending_free += old.size;
+        if (old.external) {
+            pending_free += old.external;
+            evicted_add(&el, p, key);
+        }
         atomic_fetch_add(&st->evictions[p], 1);
         evicted++;
-        larder_info("store: evicted %s %s (%" PRIu64 " bytes) to make room", pname, key, old.size);
+        larder_info("store: evicted %s %s (%" PRIu64 " bytes) to make room", pname, key, old.size + old.external);
         larder_entry_clear(&old);
-        why = over_quota(st, proto, incoming, &pending_free);
+        why = over_quota(st, proto, incoming, on_disk, &pending_free);
     }
     /* what was evicted before a read error is still consistent; only "every remaining entry is pinned" would be a
      * lie, so the error is reported as such */
@@ -649,6 +715,7 @@ static int make_room_locked(larder_store_t *st, int proto, uint64_t incoming)
         unlink_blobs(st, &ul);
     else
         free(ul.digests);
+    evicted_notify(st, &el, r == 0);
     if (why && ierr < 0)
         return ierr;
     if (why) {
@@ -663,7 +730,7 @@ static int make_room_locked(larder_store_t *st, int proto, uint64_t incoming)
 int larder_store_make_room(larder_store_t *st, int proto, uint64_t incoming)
 {
     pthread_mutex_lock(&st->mu);
-    int r = make_room_locked(st, proto, incoming);
+    int r = make_room_locked(st, proto, incoming, 0, -1, NULL);
     pthread_mutex_unlock(&st->mu);
     return r;
 }
@@ -717,7 +784,15 @@ int larder_store_commit(larder_store_t *st, int proto, const char *key, const ch
     uint64_t osize = 0;
     size_t okn = mkkey(ok_, sizeof(ok_), "o/%s", e->digest);
     int unindexed = !blob_known && db_get_u64(st, ok_, okn, &osize) == 0;
-    if ((r = make_room_locked(st, proto, blob_known || unindexed ? 0 : e->size)) < 0) {
+    /* the external bytes it adds beyond those of the entry it replaces (never evicted to make room for itself) */
+    uint64_t old_external = 0;
+    if (e->external && larder_store_get(st, proto, key, &old) == 0) {
+        old_external = old.external;
+        larder_entry_clear(&old);
+    }
+    uint64_t ext_growth = e->external > old_external ? e->external - old_external : 0;
+    if ((r = make_room_locked(st, proto, (blob_known || unindexed ? 0 : e->size) + ext_growth, ext_growth, proto,
+                              key)) < 0) {
         unlink(tmp_path);
         goto out;
     }
@@ -775,7 +850,8 @@ int larder_store_commit(larder_store_t *st, int proto, const char *key, const ch
     free(v);
     n = mkkey(k, sizeof(k), "l/%016" PRIx64 "/%s/%s", ne.atime, larder_proto_name(proto), key);
     rocksdb_writebatch_put(b, k, n, "", 0);
-    st->usage[proto] += e->size;
+    st->usage[proto] += e->size + e->external;
+    st->ext_bytes += e->external;
     st->count[proto]++;
     if (pin_set)
         batch_pin(st, b, pin_set, proto, key);
@@ -1127,6 +1203,7 @@ void larder_store_get_stats(larder_store_t *st, larder_store_stats_t *out)
     pthread_mutex_lock(&st->mu);
     out->blob_bytes = st->blob_bytes;
     out->blob_count = st->blob_count;
+    out->external_bytes = st->ext_bytes;
     for (int p = 0; p < larder_proto_count(); p++) {
         out->entry_bytes[p] = st->usage[p];
         out->entry_count[p] = st->count[p];
@@ -1250,7 +1327,7 @@ static int fsck_run(larder_store_t *st, larder_fsck_report_t *rep, int reindex)
     /* 2. walk entries: drop those whose blob is gone or whose size disagrees; count references */
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, st->ropts);
-    uint64_t usage[LARDER_MAX_PROTO] = {0}, count[LARDER_MAX_PROTO] = {0};
+    uint64_t usage[LARDER_MAX_PROTO] = {0}, count[LARDER_MAX_PROTO] = {0}, external = 0;
     for (rocksdb_iter_seek(it, "e/", 2); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;
         const char *k = rocksdb_iter_key(it, &klen);
@@ -1280,7 +1357,8 @@ static int fsck_run(larder_store_t *st, larder_fsck_report_t *rep, int reindex)
             rep->entries_dropped++;
         } else {
             good.refs[idx]++;
-            usage[p] += e.size;
+            usage[p] += e.size + e.external;
+            external += e.external;
             count[p]++;
         }
         if (ok)
@@ -1332,6 +1410,7 @@ static int fsck_run(larder_store_t *st, larder_fsck_report_t *rep, int reindex)
     }
     memcpy(st->usage, usage, sizeof(usage));
     memcpy(st->count, count, sizeof(count));
+    st->ext_bytes = external;
     st->blob_bytes = st->blob_count = 0;
     for (size_t i = 0; i < good.n; i++) {
         char k[80];

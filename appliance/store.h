@@ -21,6 +21,10 @@ typedef struct larder_entry {
                              from fetched_at and the ttl in force now, see larder_entry_is_fresh) */
     uint64_t atime;       /* last access, coarse (see larder_store_touch) */
     uint32_t flags;
+    /* bytes the module keeps outside the blob store for this entry (a git mirror's directory), set by the fetch's
+     * transform (larder_fetch_set_external): counted in the protocol's usage and in quota.total like blob bytes.
+     * When such an entry is evicted, the module's `evicted` hook (module.h) removes that data. 0 for most */
+    uint64_t external;
     char *content_type; /* malloc'd or NULL */
     char *url;
     char *etag;
@@ -30,7 +34,8 @@ typedef struct larder_entry {
 typedef struct larder_store_stats {
     uint64_t blob_bytes; /* unique bytes on disk */
     uint64_t blob_count;
-    uint64_t entry_bytes[LARDER_MAX_PROTO]; /* logical bytes per protocol */
+    uint64_t external_bytes; /* bytes kept outside the blob store by modules (larder_entry_t.external) */
+    uint64_t entry_bytes[LARDER_MAX_PROTO]; /* logical bytes per protocol, external bytes included */
     uint64_t entry_count[LARDER_MAX_PROTO];
     uint64_t evictions[LARDER_MAX_PROTO];
 } larder_store_stats_t;
@@ -74,7 +79,8 @@ int larder_store_refresh(larder_store_t *st, int proto, const char *key, uint64_
 /* record an access; writes at most once a minute per entry (batched access times) */
 void larder_store_touch(larder_store_t *st, int proto, const char *key, const larder_entry_t *e);
 
-/* make room for `incoming` more bytes; 0, or -ENOSPC when impossible */
+/* make room for `incoming` more bytes; 0, or -ENOSPC when impossible. Evicting an entry with external bytes calls
+ * its module's `evicted` hook (with the store's lock held) once the eviction is written */
 int larder_store_make_room(larder_store_t *st, int proto, uint64_t incoming);
 
 int larder_store_pin(larder_store_t *st, const char *set, int proto, const char *key);

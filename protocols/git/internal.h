@@ -106,6 +106,8 @@ int git_transform_update(larder_store_t *st, const larder_fetch_t *fe, int in_fd
 int git_remote_down(git_state_t *s, const char *remote, char *why, size_t n);
 /* leftovers of an earlier run under .tmp/, removed at start */
 void git_cleanup_tmp(git_state_t *s);
+/* the module's `evicted` hook: the m/ entry of a mirror was evicted; the mirror goes with it */
+void git_evicted(const larder_config_t *cfg, const char *key);
 /* errors of an update that mean the repository does not exist upstream start with this */
 #define GIT_NOT_FOUND "repository not found upstream"
 

@@ -14,7 +14,10 @@
  * The upstream URL is <remote url>/<path>; a server that knows the repository only as <path>.git (a 404 without
  * the suffix) is asked again with it, and the URL that worked is kept in the mirror (larder.url). Processes are
  * bounded by git.max_concurrent (a slot is waited for here, on this thread). A remote that cannot be reached is
- * remembered for GIT_DOWN_SECONDS so that requests serve their mirror at once instead of waiting for timeouts. */
+ * remembered for GIT_DOWN_SECONDS so that requests serve their mirror at once instead of waiting for timeouts.
+ * The mirror's size on disk is the entry's external bytes (fetch.h larder_fetch_set_external): it counts in
+ * git.quota and quota.total, and when the store evicts the entry (never a pinned one) git_evicted moves the mirror
+ * into .tmp/ and removes it on a thread of its own. */
 #include "internal.h"
 #include "log.h"
 #include "util.h"
@@ -27,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 void git_mirror_dir(const git_state_t *s, const char *remote, const char *path, char *out, size_t n)
@@ -319,14 +323,19 @@ static int du_one(const char *path, const struct stat *sb, int type, struct FTW 
     return 0;
 }
 
-/* bytes of the files of a mirror's objects */
+/* bytes of the files under a directory */
+static uint64_t tree_bytes(const char *dir)
+{
+    du_total = 0;
+    nftw(dir, du_one, 16, FTW_PHYS);
+    return du_total;
+}
+
 static uint64_t objects_bytes(const char *dir)
 {
     char p[4700];
     snprintf(p, sizeof(p), "%s/objects", dir);
-    du_total = 0;
-    nftw(p, du_one, 16, FTW_PHYS);
-    return du_total;
+    return tree_bytes(p);
 }
 
 static void write_url(const char *dir, const char *url)
@@ -416,7 +425,8 @@ static int update(git_state_t *s, const larder_git_remote_t *r, const char *dir,
     return rc;
 }
 
-static void slot_take(git_state_t *s, const larder_fetch_t *fe)
+/* wait for one of git.max_concurrent slots; 0, or -1 when larder stops meanwhile */
+static int slot_take(git_state_t *s, const larder_fetch_t *fe)
 {
     int max = git_conf(s->app->cfg)->max_concurrent;
     pthread_mutex_lock(&s->mu);
@@ -426,8 +436,11 @@ static void slot_take(git_state_t *s, const larder_fetch_t *fe)
         ts.tv_sec += 1;
         pthread_cond_timedwait(&s->slot_free, &s->mu, &ts);
     }
-    s->fetching++;
+    int ok = !larder_fetch_cancelled(fe);
+    if (ok)
+        s->fetching++;
     pthread_mutex_unlock(&s->mu);
+    return ok ? 0 : -1;
 }
 
 static void slot_release(git_state_t *s)
@@ -461,7 +474,10 @@ int git_transform_update(larder_store_t *st, const larder_fetch_t *fe, int in_fd
     git_mirror_dir(s, remote, path, dir, sizeof(dir));
     git_upstream_url(r, path, url, sizeof(url));
     uint64_t t0 = larder_now_ms();
-    slot_take(s, fe);
+    if (slot_take(s, fe) < 0) {
+        snprintf(err, errlen, "git update of %s interrupted: larder is stopping", url);
+        return -1;
+    }
     int existed = git_mirror_exists(dir);
     uint64_t before = existed ? objects_bytes(dir) : 0;
     size_t blen = 0, alen = 0;
@@ -507,6 +523,8 @@ int git_transform_update(larder_store_t *st, const larder_fetch_t *fe, int in_fd
     uint64_t after = objects_bytes(dir);
     if (after > before)
         atomic_fetch_add(&s->app->metrics.bytes_upstream[LARDER_PROTO_GIT], after - before);
+    /* the mirror counts in git.quota and quota.total; evicting the entry removes it (git_evicted) */
+    larder_fetch_set_external(fe, tree_bytes(dir));
     int wr = larder_write_all(out_fd, alist, alen);
     free(alist);
     if (wr < 0) {
@@ -517,6 +535,44 @@ int git_transform_update(larder_store_t *st, const larder_fetch_t *fe, int in_fd
     larder_info("git: %s %s from %s in %llu ms (%llu bytes of objects)", existed ? "updated" : "cloned", dir, url,
                 (unsigned long long)(larder_now_ms() - t0), (unsigned long long)after);
     return 0;
+}
+
+static void *trash_main(void *arg)
+{
+    char *path = arg;
+    if (git_rmtree(path) < 0)
+        larder_warn("git: cannot remove %s: %s (removed at the next start)", path, strerror(errno));
+    free(path);
+    return NULL;
+}
+
+/* an evicted mirror: out of the way at once (a rename), removed by a thread of its own; leftovers of a stop in
+ * between are cleared by the next start (.tmp/) */
+void git_evicted(const larder_config_t *cfg, const char *key)
+{
+    git_state_t *s = git_state();
+    char remote[LARDER_GIT_REMOTE_MAX + 1], path[LARDER_GIT_PATH_MAX + 1], dir[4600], trash[4200];
+    const char *err;
+    (void)cfg;
+    if (!s || strncmp(key, "m/", 2) != 0 ||
+        larder_git_repo_parse(key + 2, strlen(key + 2), remote, sizeof(remote), path, sizeof(path), &err) < 0)
+        return;
+    git_mirror_dir(s, remote, path, dir, sizeof(dir));
+    snprintf(trash, sizeof(trash), "%s/.tmp/evicted-%llu", s->root, (unsigned long long)atomic_fetch_add(&s->seq, 1));
+    if (rename(dir, trash) < 0) {
+        if (errno != ENOENT)
+            larder_warn("git: cannot remove the evicted mirror %s: %s", dir, strerror(errno));
+        return;
+    }
+    larder_info("git: mirror %s evicted (least recently used, not pinned)", dir);
+    char *copy = strdup(trash);
+    pthread_t tid;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (!copy || pthread_create(&tid, &attr, trash_main, copy) != 0)
+        free(copy); /* left in .tmp/ until the next start */
+    pthread_attr_destroy(&attr);
 }
 
 void git_cleanup_tmp(git_state_t *s)

@@ -365,4 +365,5 @@ const larder_protocol_t larder_protocol_git = {
     .request_body_max = git_request_body_max,
     .start = git_start,
     .stop = git_stop,
+    .evicted = git_evicted,
 };

@@ -398,8 +398,11 @@ static void after_update(larder_app_t *app, h2o_req_t *req, int state, void *dat
     int64_t ms = (int64_t)(larder_now_ms() - rr->started_ms);
     int mirror = git_mirror_exists(rr->dir);
     if ((state == LARDER_FETCH_DONE || state == LARDER_FETCH_NOT_MODIFIED) && mirror) {
-        stream_start(app, req, rr->dir, -1, rr->had_mirror ? LARDER_CACHE_REVALIDATED : LARDER_CACHE_MISS, ms,
-                     uncached ? "the ref list was not stored (quota or disk): the next request updates again" : NULL);
+        const char *note = uncached        ? "updated, but the ref list was not stored (quota or disk): the next "
+                                             "request updates again"
+                           : rr->had_mirror ? "mirror older than git.ttl: fetched from the upstream first"
+                                            : "not mirrored yet: cloned from the upstream";
+        stream_start(app, req, rr->dir, -1, rr->had_mirror ? LARDER_CACHE_REVALIDATED : LARDER_CACHE_MISS, ms, note);
         return;
     }
     if (mirror) {
@@ -461,9 +464,19 @@ static void info_refs(larder_app_t *app, h2o_req_t *req, const larder_git_route_
             send_error(app, req, 504, "Gateway Timeout", "MISS", msg);
             return;
         }
-        if (mirror && git_remote_down(s, rr->remote, why, sizeof(why))) {
-            snprintf(note, sizeof(note), "upstream %s unreachable lately: %s", rr->remote, why);
-            stream_start(app, req, rr->dir, -1, LARDER_CACHE_STALE, -1, note);
+        if (git_remote_down(s, rr->remote, why, sizeof(why))) { /* not asked again for a while */
+            if (mirror) {
+                snprintf(note, sizeof(note), "upstream %s unreachable lately: %s", rr->remote, why);
+                larder_warn("git: serving %s/%s as mirrored: %s", rr->remote, rr->path, note);
+                stream_start(app, req, rr->dir, -1, LARDER_CACHE_STALE, -1, note);
+                return;
+            }
+            char msg[2400];
+            snprintf(msg, sizeof(msg),
+                     "%s/%s is not mirrored and its upstream %s did not answer lately (%s); try again in a minute",
+                     rr->remote, rr->path, rr->remote, why);
+            add_header(req, "retry-after", "60");
+            send_error(app, req, 504, "Gateway Timeout", "MISS", msg);
             return;
         }
         rr->had_mirror = mirror;
