@@ -130,7 +130,6 @@ static void stream_dispose(void *p)
 
 static void on_stop(h2o_generator_t *g, h2o_req_t *req)
 {
-    (void)req;
     git_stream_t *gs = (git_stream_t *)g;
     if (gs->state != ST_DONE) {
         gs->state = ST_DONE;
@@ -384,7 +383,7 @@ typedef struct refs_req {
     char url[4400], dir[4600];
     int had_mirror;
     uint64_t started_ms;
-    larder_fetch_t *fe; /* our reference, to read its error */
+    larder_fetch_t *fe; /* the update waited for (the waiting response holds it while `after_update` runs) */
 } refs_req_t;
 
 static void after_update(larder_app_t *app, h2o_req_t *req, int state, void *data)
@@ -393,7 +392,6 @@ static void after_update(larder_app_t *app, h2o_req_t *req, int state, void *dat
     char error[300];
     snprintf(error, sizeof(error), "%s", rr->fe->error[0] ? rr->fe->error : "the update failed");
     int uncached = rr->fe->uncached;
-    larder_fetch_release(rr->fe);
     rr->fe = NULL;
     int64_t ms = (int64_t)(larder_now_ms() - rr->started_ms);
     int mirror = git_mirror_exists(rr->dir);
@@ -499,7 +497,6 @@ static void info_refs(larder_app_t *app, h2o_req_t *req, const larder_git_route_
         stream_start(app, req, rr->dir, -1, LARDER_CACHE_HIT, -1, NULL);
         return;
     }
-    larder_fetch_retain(fe);
     rr->fe = fe;
     larder_cache_after_fetch(app, req, LARDER_PROTO_GIT, h2o_strdup(&req->pool, rr->key, SIZE_MAX).base, fe,
                              after_update, rr);
