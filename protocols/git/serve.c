@@ -239,12 +239,10 @@ static void on_read(h2o_socket_t *sock, const char *err)
 {
     git_stream_t *gs = sock->data;
     h2o_socket_read_stop(sock);
-    if (err) {
+    if (err) /* the end of git's output (or a read error: its exit status tells) */
         gs->eof = 1;
+    if (err || !send_input(gs)) /* nothing in flight: read on, or end */
         step(gs);
-        return;
-    }
-    send_input(gs);
 }
 
 static void on_proceed(h2o_generator_t *g, h2o_req_t *req)
