@@ -55,6 +55,7 @@ bench: build test-tools
 	./bench/apt.sh
 	./bench/oci.sh
 	./bench/gems.sh
+	./bench/git.sh
 
 clean:
 	rm -rf build build-asan build-fuzz
