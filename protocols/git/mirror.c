@@ -35,15 +35,17 @@
 
 void git_mirror_dir(const git_state_t *s, const char *remote, const char *path, char *out, size_t n)
 {
-    snprintf(out, n, "%s/%s/%s.git", s->root, remote, path);
+    int k = snprintf(out, n, "%s/%s/%s.git", s->root, remote, path);
+    if (k < 0 || (size_t)k >= n)
+        out[0] = 0; /* too long for a path: names no mirror (paths are bounded far below this) */
 }
 
 int git_mirror_exists(const char *dir)
 {
     char p[4600];
     struct stat sb;
-    snprintf(p, sizeof(p), "%s/objects", dir);
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+    int k = snprintf(p, sizeof(p), "%s/objects", dir);
+    return k > 0 && (size_t)k < sizeof(p) && stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
 void git_mirror_key(const char *remote, const char *path, char *out, size_t n)
@@ -379,7 +381,9 @@ static int create(git_state_t *s, const larder_git_remote_t *r, const char *dir,
         if (attempt) { /* the server may know the repository as <path>.git only */
             if (!is_not_found(msg))
                 break;
-            snprintf(u, sizeof(u), "%s.git", url);
+            int k = snprintf(u, sizeof(u), "%s.git", url);
+            if (k < 0 || (size_t)k >= sizeof(u))
+                break;
             git_rmtree(tmp);
         }
         const char *argv[] = {"git", "clone", "--bare", "--quiet", "--template=", "--", u, tmp, NULL};
@@ -395,7 +399,10 @@ static int create(git_state_t *s, const larder_git_remote_t *r, const char *dir,
     *strrchr(parent, '/') = 0;
     int mr = larder_mkdirs(parent, 0755);
     if (mr < 0 || rename(tmp, dir) < 0) {
-        snprintf(msg, msglen, "cannot move the new mirror into %s: %s", dir, strerror(mr < 0 ? -mr : errno));
+        /* the message buffer is short: the end of the directory name is what tells mirrors apart */
+        size_t dl = strlen(dir);
+        snprintf(msg, msglen, "cannot move the new mirror into ...%.100s: %.60s", dl > 100 ? dir + dl - 100 : dir,
+                 strerror(mr < 0 ? -mr : errno));
         git_rmtree(tmp);
         return -1;
     }
@@ -472,6 +479,10 @@ int git_transform_update(larder_store_t *st, const larder_fetch_t *fe, int in_fd
     }
     char dir[4600], url[4400], msg[200] = "";
     git_mirror_dir(s, remote, path, dir, sizeof(dir));
+    if (!dir[0]) {
+        snprintf(err, errlen, "repository path too long");
+        return -1;
+    }
     git_upstream_url(r, path, url, sizeof(url));
     uint64_t t0 = larder_now_ms();
     if (slot_take(s, fe) < 0) {
@@ -558,6 +569,8 @@ void git_evicted(const larder_config_t *cfg, const char *key)
         larder_git_repo_parse(key + 2, strlen(key + 2), remote, sizeof(remote), path, sizeof(path), &err) < 0)
         return;
     git_mirror_dir(s, remote, path, dir, sizeof(dir));
+    if (!dir[0])
+        return;
     snprintf(trash, sizeof(trash), "%s/.tmp/evicted-%llu", s->root, (unsigned long long)atomic_fetch_add(&s->seq, 1));
     if (rename(dir, trash) < 0) {
         if (errno != ENOENT)

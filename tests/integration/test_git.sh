@@ -322,8 +322,11 @@ assert_not_contains "$(grep FAILED <<<"$bad" || true)" "org/lib" "the good item 
 
 stop_larder
 stop_git_upstream
-CFG_OFFLINE=true git_config "$CFG" "$WORK/data-seed" 5m
+# ttl 1s: the seeded mirrors are expired by the time they are asked for, so offline they are served STALE (within
+# their ttl they would be a HIT, offline or not, as every other protocol's fresh entries are)
+CFG_OFFLINE=true git_config "$CFG" "$WORK/data-seed" 1s
 start_larder "$CFG" "$LP"
+sleep 1.5
 ok seeded-main clone -q "$L/org/app.git" "$C/seeded-main"
 assert_eq "$NEW" "$(gc seeded-main rev-parse HEAD)" "offline: clone of the seeded app (main)"
 ok seeded-v10 clone -q --depth 1 --branch v1.0 "$L/org/app.git" "$C/seeded-v10"
