@@ -491,7 +491,7 @@ static int parse_listen(ctx_t *c, const yaml_node_t *n, const char *lkey, void *
     larder_config_t *cfg = base;
     (void)lkey;
     (void)field;
-    static const char *const names[] = {"address", "port", "tls", "protocol", NULL};
+    static const char *const names[] = {"address", "port", "tls", "protocol", "http2", NULL};
     if (n->type != YAML_SEQUENCE_NODE)
         return fail(c, n, "key 'listen': expected a list of {address, port, tls}, got %s", type_name(n));
     size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
@@ -516,6 +516,7 @@ static int parse_listen(ctx_t *c, const yaml_node_t *n, const char *lkey, void *
         larder_listen_t *l = &cfg->listen[cfg->nlisten++];
         l->port = 3142;
         l->protocol = -1;
+        l->http2 = 1;
         if (!(l->address = dup_str(c, item, "0.0.0.0")))
             return -1;
         if (item->type != YAML_MAPPING_NODE)
@@ -535,6 +536,8 @@ static int parse_listen(ctx_t *c, const yaml_node_t *n, const char *lkey, void *
                 l->port = (int)port;
             }
             if (which == 2 && parse_tls(c, v, key, l) < 0)
+                return -1;
+            if (which == 4 && get_bool(c, v, key, &l->http2) < 0)
                 return -1;
             if (which == 3) {
                 char *pn = NULL;
@@ -671,6 +674,8 @@ static void print_listen(FILE *f, const void *field, const void *base, int inden
         }
         if (l->protocol >= 0)
             fprintf(f, "\n%*s  protocol: %s", indent + 2, "", larder_proto_name(l->protocol));
+        if (!l->http2)
+            fprintf(f, "\n%*s  http2: false", indent + 2, "");
     }
 }
 
@@ -691,7 +696,7 @@ static void release_listen(void *field, void *base)
 #define CORE(f) LARDER_KEY_IN_CONFIG, offsetof(larder_config_t, f)
 static const larder_conf_key_t core_keys[] = {
     {.name = "listen", .type = LARDER_KEY_CUSTOM, CORE(listen), .def = "[{address: 0.0.0.0, port: 3142}]",
-     .doc = "where the daemon accepts connections: [{address, port, tls: {cert, key}, protocol}]",
+     .doc = "where the daemon accepts connections: [{address, port, tls: {cert, key}, protocol, http2}]",
      .parse = parse_listen, .print = print_listen, .release = release_listen, .shape = "list of listeners"},
     {.name = "data_dir", .type = LARDER_KEY_STRING, CORE(data_dir), .def = "./larder-data",
      .doc = "directory of the index (RocksDB) and the blobs"},

@@ -22,6 +22,7 @@ typedef struct larder_listen {
     char *tls_cert; /* NULL: plain HTTP */
     char *tls_key;
     int protocol;   /* -1: every protocol under its mount (/files/, /pypi/, ...); else only this protocol, at / */
+    int http2;      /* TLS listeners: offer HTTP/2 by ALPN (default 1); 0: HTTP/1.1 only */
 } larder_listen_t;
 
 /* the settings every protocol section has; the module's own keys are in `ext` (module.h) */

@@ -1,9 +1,10 @@
 /* server.c - listeners, TLS and the worker threads that run h2o event loops.
  *
  * The main thread binds every listener once (or takes systemd's sockets via sd_listen_fds) and builds one
- * SSL_CTX per TLS listener with ALPN h2. Each worker thread owns an h2o loop and context and accepts on every
- * listening socket (the kernel spreads connections). One handler routes on the raw request path: /-/ to the
- * admin module, protocol mounts to their handlers, anything else is a 404 that lists the mounts.
+ * SSL_CTX per TLS listener with ALPN h2 (unless the listener says http2: false). Each worker thread owns an h2o
+ * loop and context and accepts on every listening socket (the kernel spreads connections). One handler routes on
+ * the raw request path: /-/ to the admin module, protocol mounts to their handlers, anything else is a 404 that
+ * lists the mounts.
  * The fetch thread wakes workers through h2o multithread queues: one preallocated message per worker guarded
  * by an atomic flag, so a burst of progress costs at most one pending wake-up per thread. The main thread
  * waits for signals (INT/TERM stop, HUP checks the config file, USR1/USR2 are logged and ignored) and pings the
@@ -720,7 +721,8 @@ static SSL_CTX *make_ssl(const larder_listen_t *l, char *err, size_t errlen)
         SSL_CTX_free(ctx);
         return NULL;
     }
-    h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    if (l->http2) /* without it, clients (git's curl over https) stay on HTTP/1.1, where large bodies are taken */
+        h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
     return ctx;
 }
 

@@ -86,4 +86,12 @@ assert_header "$L/secure/s.bin" X-Larder-Cache HIT -k
 assert_eq 1 "$(nginx_count "$WORK/tls-origin/logs/access.log" GET /s.bin)" "HTTPS upstream fetched once"
 
 stop_larder
+
+# ---- listen[].http2: false: ALPN offers HTTP/1.1 only (git's curl over https then keeps large POST bodies) -------------
+sed -i "s|^      key: $WORK/listener.key\$|&\\n    http2: false|" "$CFG"
+assert_contains "$(cat "$CFG")" "http2: false" "the listener is configured without HTTP/2"
+LARDER_SCHEME=https start_larder "$CFG" "$LP"
+w=$(curl -sS -k --http2 -o /dev/null -w '%{http_code} %{http_version}' "$L/origin/a.bin") || fail "curl over TLS failed"
+assert_eq "200 1.1" "$w" "http2: false: a client asking for HTTP/2 gets HTTP/1.1"
+stop_larder
 finish

@@ -157,7 +157,7 @@ int main(void)
     test_key_index();
     test_print_roundtrip("");
     test_print_roundtrip("listen:\n  - {address: 127.0.0.1, port: 8080}\n  - {port: 4873, protocol: npm}\n"
-                         "  - {port: 443, tls: {cert: /c.pem, key: /k.pem}}\n"
+                         "  - {port: 443, tls: {cert: /c.pem, key: /k.pem}, http2: false}\n"
                          "data_dir: /srv/larder\nthreads: 3\nquota: {total: 1500MB, min_free: 0}\n"
                          "admin: {token: 's3cret \"x\"'}\nupstream_proxy: http://proxy:3128\n"
                          "timeouts: {connect: 90s, idle: 0}\nstore: {verify_on_read: no, verify_interval: 0}\n"
