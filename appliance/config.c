@@ -153,8 +153,9 @@ struct larder_conf {
 };
 typedef struct larder_conf ctx_t;
 
-static int fail(ctx_t *c, const yaml_node_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(ctx_t *c, const yaml_node_t *n, const char *fmt, ...)
+/* the first error, "FILE:LINE: ...": this file calls it fail(); modules, larder_conf_fail() (module.h) */
+#define fail larder_conf_fail
+int larder_conf_fail(ctx_t *c, const yaml_node_t *n, const char *fmt, ...)
 {
     if (c->failed++ || !c->err || !c->errlen)
         return -1;
@@ -590,19 +591,6 @@ static int parse_proxy(ctx_t *c, const yaml_node_t *n, const char *key, void *fi
 
 /* ---- exported helpers (module.h): what a module's CUSTOM key parser uses ---- */
 
-int larder_conf_fail(larder_conf_t *c, const yaml_node_t *n, const char *fmt, ...)
-{
-    if (c->failed++ || !c->err || !c->errlen)
-        return -1;
-    int k = snprintf(c->err, c->errlen, "%s:%zu: ", c->source, n ? n->start_mark.line + 1 : (size_t)1);
-    if (k >= 0 && (size_t)k < c->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(c->err + k, c->errlen - (size_t)k, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 int larder_conf_is_null(const yaml_node_t *n) { return is_null(n); }
 const char *larder_conf_type_name(const yaml_node_t *n) { return type_name(n); }
@@ -631,6 +619,106 @@ int larder_conf_string(larder_conf_t *c, const yaml_node_t *n, const char *key, 
 int larder_conf_url(larder_conf_t *c, const yaml_node_t *n, const char *key, int nullable, int dir, char **out)
 {
     return get_url(c, n, key, nullable, dir, out);
+}
+
+void larder_conf_endpoints_release(larder_conf_endpoint_t **v, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++) {
+        free((*v)[i].name);
+        free((*v)[i].url);
+        free((*v)[i].username);
+        free((*v)[i].password);
+    }
+    free(*v);
+    *v = NULL;
+    *n = 0;
+}
+
+int larder_conf_endpoints(larder_conf_t *c, const yaml_node_t *n, const char *key,
+                          const larder_conf_endpoint_spec_t *spec, larder_conf_endpoint_t **v, size_t *nv)
+{
+    char qb[300], want[64];
+    larder_conf_endpoints_release(v, nv);
+    if (is_null(n))
+        return 0;
+    if (n->type != YAML_MAPPING_NODE)
+        return fail(c, n, "key '%s': expected a mapping of %s name to URL, got %s", key, spec->item, type_name(n));
+    size_t count = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    *v = calloc(count ? count : 1, sizeof(**v));
+    if (!*v)
+        return fail(c, n, "out of memory");
+    snprintf(want, sizeof(want), "a %s name", spec->item);
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node_at(c, p->key, n), *val = k ? node_at(c, p->value, k) : NULL;
+        if (!val)
+            return -1;
+        const char *kv = scalar(c, k, key, want);
+        if (!kv)
+            return -1;
+        size_t kl = strlen(kv);
+        if (!spec->name_ok(kv, kl))
+            return fail(c, k, "key '%s': '%s' is not a %s name (%s)", key, quote(kv, kl, qb, sizeof(qb)), spec->item,
+                        spec->hint);
+        char ek[320];
+        snprintf(ek, sizeof(ek), "%s.%s", key, kv);
+        larder_conf_endpoint_t *e = &(*v)[*nv];
+        if (!(e->name = strdup(kv)))
+            return fail(c, k, "out of memory");
+        (*nv)++;
+        for (char *q = e->name; *q; q++)
+            *q = (char)tolower((unsigned char)*q);
+        for (size_t i = 0; spec->unique && i + 1 < *nv; i++)
+            if (strcmp((*v)[i].name, e->name) == 0)
+                return fail(c, k, "key '%s': %s '%s' is given twice", key, spec->item, e->name);
+        if (val->type == YAML_MAPPING_NODE) {
+            static const char *const names[] = {"url", "username", "password", NULL};
+            map_iter_t it;
+            yaml_node_t *vv;
+            int which, r;
+            map_begin(c, val, ek, &it);
+            while ((r = map_next(c, &it, names, ek, &which, &vv)) > 0) {
+                char sk[400];
+                snprintf(sk, sizeof(sk), "%s.%s", ek, names[which]);
+                if (which == 0 && get_url(c, vv, sk, 0, 0, &e->url) < 0)
+                    return -1;
+                if (which == 1 && get_string(c, vv, sk, 1, &e->username) < 0)
+                    return -1;
+                if (which == 2 && get_string(c, vv, sk, 1, &e->password) < 0)
+                    return -1;
+            }
+            if (r < 0)
+                return -1;
+            if (!e->url)
+                return fail(c, val, "key '%s': url is required", ek);
+        } else if (get_url(c, val, ek, 0, 0, &e->url) < 0) {
+            return -1;
+        }
+        if (spec->check && spec->check(c, val, ek, e) < 0)
+            return -1;
+        size_t ul = strlen(e->url);
+        while (ul > 0 && e->url[ul - 1] == '/')
+            e->url[--ul] = 0;
+    }
+    return 0;
+}
+
+void larder_conf_endpoints_print(FILE *f, const larder_conf_endpoint_t *v, size_t n, int indent)
+{
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "\n%*s%s: {url: ", indent + 2, "", v[i].name);
+        larder_conf_print_str(f, v[i].url);
+        if (v[i].username) {
+            fputs(", username: ", f);
+            larder_conf_print_str(f, v[i].username);
+        }
+        if (v[i].password) { /* printed like the rest: the file holding it is as readable as this output */
+            fputs(", password: ", f);
+            larder_conf_print_str(f, v[i].password);
+        }
+        fputc('}', f);
+    }
+    if (!n)
+        fputs(" {}", f);
 }
 
 void larder_conf_print_str(FILE *f, const char *s)

@@ -87,6 +87,30 @@ int larder_conf_map_next(larder_conf_t *c, larder_conf_iter_t *it, const char *c
 /* typed values (the same rules as the declared key types) */
 int larder_conf_string(larder_conf_t *c, const yaml_node_t *n, const char *key, int nullable, char **out);
 int larder_conf_url(larder_conf_t *c, const yaml_node_t *n, const char *key, int nullable, int dir, char **out);
+/* A mapping of name to an upstream: `name: URL` or `name: {url, username, password}` (oci.registries,
+ * git.remotes). Names are lower-cased, URLs lose their trailing '/'. The spec words the messages: "'x' is not a
+ * <item> name (<hint>)", "<item> 'x' is given twice" (with unique). */
+typedef struct larder_conf_endpoint {
+    char *name;     /* lower case */
+    char *url;      /* no trailing '/' */
+    char *username; /* credentials for this upstream only, or NULL */
+    char *password;
+} larder_conf_endpoint_t;
+typedef struct larder_conf_endpoint_spec {
+    const char *item;                          /* "registry", "remote" */
+    const char *hint;                          /* what a name looks like, for the message */
+    int (*name_ok)(const char *s, size_t len); /* a valid name */
+    int unique;                                /* refuse a name given twice (after lower-casing) */
+    /* more checks of one entry once parsed (v: its value node, key: its dotted name), or NULL */
+    int (*check)(larder_conf_t *c, const yaml_node_t *v, const char *key, const larder_conf_endpoint_t *e);
+} larder_conf_endpoint_spec_t;
+/* parse into the array v of nv entries (what they held is released first); `key` names the mapping ("oci.registries") */
+int larder_conf_endpoints(larder_conf_t *c, const yaml_node_t *n, const char *key,
+                          const larder_conf_endpoint_spec_t *spec, larder_conf_endpoint_t **v, size_t *nv);
+/* as a YAML block for a CUSTOM key's print ("{}" when empty) */
+void larder_conf_endpoints_print(FILE *f, const larder_conf_endpoint_t *v, size_t n, int indent);
+void larder_conf_endpoints_release(larder_conf_endpoint_t **v, size_t *n);
+
 /* print a string as a YAML double-quoted scalar (also valid JSON) */
 void larder_conf_print_str(FILE *f, const char *s);
 

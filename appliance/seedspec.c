@@ -37,8 +37,9 @@ struct larder_seed_parse {
 };
 typedef struct larder_seed_parse ctx_t;
 
-static int fail(ctx_t *c, const yaml_node_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(ctx_t *c, const yaml_node_t *n, const char *fmt, ...)
+/* the first error, "line N: ...": this file calls it fail(); module section parsers, larder_seedp_fail() */
+#define fail larder_seedp_fail
+int larder_seedp_fail(ctx_t *c, const yaml_node_t *n, const char *fmt, ...)
 {
     if (c->failed++ || !c->err || !c->errlen)
         return -1;
@@ -360,19 +361,6 @@ bad:
 
 /* ---- helpers for a module's own section parser (module.h) ---- */
 
-int larder_seedp_fail(larder_seed_parse_t *p, const yaml_node_t *n, const char *fmt, ...)
-{
-    if (p->failed++ || !p->err || !p->errlen)
-        return -1;
-    int k = snprintf(p->err, p->errlen, "line %zu: ", n ? n->start_mark.line + 1 : (size_t)1);
-    if (k >= 0 && (size_t)k < p->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(p->err + k, p->errlen - (size_t)k, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 yaml_node_t *larder_seedp_node(larder_seed_parse_t *p, int id, const yaml_node_t *parent)
 {
     return node_at(p, id, parent);

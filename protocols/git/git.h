@@ -7,12 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct larder_git_remote {
-    char *name;     /* "github.com", "git.example.com:8443" (lower case) */
-    char *url;      /* https://github.com (no trailing '/'); a repository is <url>/<path> */
-    char *username; /* optional credentials sent to this upstream only, or NULL */
-    char *password;
-} larder_git_remote_t;
+#include "module.h"
+
+/* one of git.remotes: name ("github.com", "git.example.com:8443", lower case), url (https://github.com, no
+ * trailing '/'; a repository is <url>/<path>), optional credentials sent to this upstream only */
+typedef larder_conf_endpoint_t larder_git_remote_t;
 
 /* the git section of larder.yaml beyond the common keys */
 typedef struct larder_git_conf {

@@ -46,122 +46,52 @@ void git_remote_names(const larder_config_t *cfg, char *out, size_t n)
 
 /* ---- git.remotes ---- */
 
-static void release_remotes(void *field, void *base)
+/* what git.remotes adds to the common endpoint rules: credentials in pairs, outside the URL (a git argument,
+ * visible to every local user), and a base URL (repositories are <url>/<path>) */
+static int check_remote(larder_conf_t *c, const yaml_node_t *v, const char *key, const larder_conf_endpoint_t *r)
+{
+    if (!r->username != !r->password)
+        return larder_conf_fail(c, v, "key '%s': username and password go together", key);
+    if (r->username && strchr(r->username, ':'))
+        return larder_conf_fail(c, v, "key '%s.username': a user name cannot contain ':'", key);
+    const char *auth = strstr(r->url, "://") + 3;
+    size_t alen = strcspn(auth, "/");
+    if (strpbrk(r->url, "?#") || memchr(auth, '@', alen))
+        return larder_conf_fail(c, v,
+                                "key '%s': a remote is a base URL without '?', '#' or user@ (put credentials "
+                                "in username and password)",
+                                key);
+    return 0;
+}
+
+static const larder_conf_endpoint_spec_t remotes_spec = {
+    .item = "remote",
+    .hint = "a host or host:port: letters, digits, . : _ -, not starting with '.' or '-'",
+    .name_ok = larder_git_remote_name_ok,
+    .unique = 1,
+    .check = check_remote,
+};
+
+/* git.remotes: {name: URL} or {name: {url, username, password}}; replaces the defaults */
+static int parse_remotes(larder_conf_t *c, const yaml_node_t *n, const char *key, void *field, void *base)
 {
     larder_git_conf_t *gc = base;
     (void)field;
-    for (size_t i = 0; i < gc->nremotes; i++) {
-        free(gc->remotes[i].name);
-        free(gc->remotes[i].url);
-        free(gc->remotes[i].username);
-        free(gc->remotes[i].password);
-    }
-    free(gc->remotes);
-    gc->remotes = NULL;
-    gc->nremotes = 0;
-}
-
-/* git.remotes: {name: URL} or {name: {url, username, password}}; replaces the defaults */
-static int parse_remotes(larder_conf_t *c, const yaml_node_t *n, const char *rkey, void *field, void *base)
-{
-    larder_git_conf_t *gc = base;
-    (void)rkey;
-    char qb[300];
-    release_remotes(field, base);
-    if (larder_conf_is_null(n))
-        return 0;
-    if (n->type != YAML_MAPPING_NODE)
-        return larder_conf_fail(c, n, "key 'git.remotes': expected a mapping of remote name to URL, got %s",
-                                larder_conf_type_name(n));
-    size_t count = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
-    gc->remotes = calloc(count ? count : 1, sizeof(*gc->remotes));
-    if (!gc->remotes)
-        return larder_conf_fail(c, n, "out of memory");
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = larder_conf_node(c, p->key, n), *v = k ? larder_conf_node(c, p->value, k) : NULL;
-        if (!v)
-            return -1;
-        const char *kv = larder_conf_scalar(c, k, "git.remotes", "a remote name");
-        if (!kv)
-            return -1;
-        size_t kl = strlen(kv);
-        if (!larder_git_remote_name_ok(kv, kl))
-            return larder_conf_fail(c, k,
-                                    "key 'git.remotes': '%s' is not a remote name (a host or host:port: letters, "
-                                    "digits, . : _ -, not starting with '.' or '-')",
-                                    larder_conf_quote(kv, kl, qb, sizeof(qb)));
-        char key[320];
-        snprintf(key, sizeof(key), "git.remotes.%s", kv);
-        larder_git_remote_t *r = &gc->remotes[gc->nremotes];
-        if (!(r->name = strdup(kv)))
-            return larder_conf_fail(c, k, "out of memory");
-        gc->nremotes++;
-        for (char *q = r->name; *q; q++)
-            *q = (char)tolower((unsigned char)*q);
-        for (size_t i = 0; i + 1 < gc->nremotes; i++)
-            if (strcmp(gc->remotes[i].name, r->name) == 0)
-                return larder_conf_fail(c, k, "key 'git.remotes': remote '%s' is given twice", r->name);
-        if (v->type == YAML_MAPPING_NODE) {
-            static const char *const names[] = {"url", "username", "password", NULL};
-            larder_conf_iter_t it;
-            yaml_node_t *vv;
-            int which, rr;
-            larder_conf_map_begin(c, v, key, &it);
-            while ((rr = larder_conf_map_next(c, &it, names, key, &which, &vv)) > 0) {
-                char sk[400];
-                snprintf(sk, sizeof(sk), "%s.%s", key, names[which]);
-                if (which == 0 && larder_conf_url(c, vv, sk, 0, 0, &r->url) < 0)
-                    return -1;
-                if (which == 1 && larder_conf_string(c, vv, sk, 1, &r->username) < 0)
-                    return -1;
-                if (which == 2 && larder_conf_string(c, vv, sk, 1, &r->password) < 0)
-                    return -1;
-            }
-            if (rr < 0)
-                return -1;
-            if (!r->url)
-                return larder_conf_fail(c, v, "key '%s': url is required", key);
-            if (!r->username != !r->password)
-                return larder_conf_fail(c, v, "key '%s': username and password go together", key);
-            if (r->username && strchr(r->username, ':'))
-                return larder_conf_fail(c, v, "key '%s.username': a user name cannot contain ':'", key);
-        } else if (larder_conf_url(c, v, key, 0, 0, &r->url) < 0) {
-            return -1;
-        }
-        /* a base URL: repositories are <url>/<path>; credentials go in username/password, never in the URL (it is
-         * a git argument, visible to every local user) */
-        const char *auth = strstr(r->url, "://") + 3;
-        size_t alen = strcspn(auth, "/");
-        if (strpbrk(r->url, "?#") || memchr(auth, '@', alen))
-            return larder_conf_fail(c, v,
-                                    "key '%s': a remote is a base URL without '?', '#' or user@ (put credentials "
-                                    "in username and password)",
-                                    key);
-        size_t ul = strlen(r->url);
-        while (ul > 0 && r->url[ul - 1] == '/')
-            r->url[--ul] = 0;
-    }
-    return 0;
+    return larder_conf_endpoints(c, n, key, &remotes_spec, &gc->remotes, &gc->nremotes);
 }
 
 static void print_remotes(FILE *f, const void *field, const void *base, int indent)
 {
     const larder_git_conf_t *gc = base;
     (void)field;
-    for (size_t i = 0; i < gc->nremotes; i++) {
-        const larder_git_remote_t *r = &gc->remotes[i];
-        fprintf(f, "\n%*s%s: {url: ", indent + 2, "", r->name);
-        larder_conf_print_str(f, r->url);
-        if (r->username) {
-            fputs(", username: ", f);
-            larder_conf_print_str(f, r->username);
-            fputs(", password: ", f); /* printed like the rest: the file holding it is as readable */
-            larder_conf_print_str(f, r->password);
-        }
-        fputc('}', f);
-    }
-    if (!gc->nremotes)
-        fputs(" {}", f);
+    larder_conf_endpoints_print(f, gc->remotes, gc->nremotes, indent);
+}
+
+static void release_remotes(void *field, void *base)
+{
+    larder_git_conf_t *gc = base;
+    (void)field;
+    larder_conf_endpoints_release(&gc->remotes, &gc->nremotes);
 }
 
 #define GITC(f) LARDER_KEY_IN_MODULE, offsetof(larder_git_conf_t, f)

@@ -8,107 +8,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void release_registries(void *field, void *base)
+/* a registry name: host or host:port */
+static int registry_name_ok(const char *s, size_t len)
+{
+    int ok = len > 0 && len < 256;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = isalnum((unsigned char)s[i]) || s[i] == '.' || s[i] == '-' || s[i] == ':' || s[i] == '_';
+    return ok;
+}
+
+static const larder_conf_endpoint_spec_t registries_spec = {
+    .item = "registry", .hint = "host or host:port", .name_ok = registry_name_ok};
+
+/* oci.registries: {name: URL} or {name: {url, username, password}}; replaces the defaults */
+static int parse_registries(larder_conf_t *c, const yaml_node_t *n, const char *key, void *field, void *base)
 {
     larder_oci_conf_t *pc = base;
     (void)field;
-    for (size_t i = 0; i < pc->nregistries; i++) {
-        free(pc->registries[i].name);
-        free(pc->registries[i].url);
-        free(pc->registries[i].username);
-        free(pc->registries[i].password);
-    }
-    free(pc->registries);
-    pc->registries = NULL;
-    pc->nregistries = 0;
-}
-
-/* oci.registries: {name: URL} or {name: {url, username, password}}; replaces the defaults */
-static int parse_registries(larder_conf_t *c, const yaml_node_t *n, const char *rkey, void *field, void *base)
-{
-    larder_oci_conf_t *pc = base;
-    (void)rkey;
-    char qb[300];
-    release_registries(field, base);
-    if (larder_conf_is_null(n))
-        return 0;
-    if (n->type != YAML_MAPPING_NODE)
-        return larder_conf_fail(c, n, "key 'oci.registries': expected a mapping of registry name to URL, got %s", larder_conf_type_name(n));
-    size_t count = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
-    pc->registries = calloc(count ? count : 1, sizeof(*pc->registries));
-    if (!pc->registries)
-        return larder_conf_fail(c, n, "out of memory");
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = larder_conf_node(c, p->key, n), *v = k ? larder_conf_node(c, p->value, k) : NULL;
-        if (!v)
-            return -1;
-        const char *kv = larder_conf_scalar(c, k, "oci.registries", "a registry name");
-        if (!kv)
-            return -1;
-        size_t kl = strlen(kv);
-        int ok = kl > 0 && kl < 256;
-        for (size_t i = 0; ok && i < kl; i++)
-            ok = isalnum((unsigned char)kv[i]) || kv[i] == '.' || kv[i] == '-' || kv[i] == ':' || kv[i] == '_';
-        if (!ok)
-            return larder_conf_fail(c, k, "key 'oci.registries': '%s' is not a registry name (host or host:port)",
-                        larder_conf_quote(kv, kl, qb, sizeof(qb)));
-        char key[320];
-        snprintf(key, sizeof(key), "oci.registries.%s", kv);
-        larder_oci_registry_t *r = &pc->registries[pc->nregistries++];
-        if (!(r->name = strdup(kv)))
-            return larder_conf_fail(c, k, "out of memory");
-        for (char *q = r->name; *q; q++)
-            *q = (char)tolower((unsigned char)*q);
-        if (v->type == YAML_MAPPING_NODE) {
-            static const char *const names[] = {"url", "username", "password", NULL};
-            larder_conf_iter_t it;
-            yaml_node_t *vv;
-            int which, rr;
-            larder_conf_map_begin(c, v, key, &it);
-            while ((rr = larder_conf_map_next(c, &it, names, key, &which, &vv)) > 0) {
-                char sk[400];
-                snprintf(sk, sizeof(sk), "%s.%s", key, names[which]);
-                if (which == 0 && larder_conf_url(c, vv, sk, 0, 0, &r->url) < 0)
-                    return -1;
-                if (which == 1 && larder_conf_string(c, vv, sk, 1, &r->username) < 0)
-                    return -1;
-                if (which == 2 && larder_conf_string(c, vv, sk, 1, &r->password) < 0)
-                    return -1;
-            }
-            if (rr < 0)
-                return -1;
-            if (!r->url)
-                return larder_conf_fail(c, v, "key '%s': url is required", key);
-        } else if (larder_conf_url(c, v, key, 0, 0, &r->url) < 0) {
-            return -1;
-        }
-        size_t ul = strlen(r->url);
-        while (ul > 0 && r->url[ul - 1] == '/')
-            r->url[--ul] = 0;
-    }
-    return 0;
+    return larder_conf_endpoints(c, n, key, &registries_spec, &pc->registries, &pc->nregistries);
 }
 
 static void print_registries(FILE *f, const void *field, const void *base, int indent)
 {
     const larder_oci_conf_t *pc = base;
     (void)field;
-    for (size_t i = 0; i < pc->nregistries; i++) {
-        const larder_oci_registry_t *r = &pc->registries[i];
-        fprintf(f, "\n%*s%s: {url: ", indent + 2, "", r->name);
-        larder_conf_print_str(f, r->url);
-        if (r->username) {
-            fputs(", username: ", f);
-            larder_conf_print_str(f, r->username);
-        }
-        if (r->password) { /* printed like the rest: the file holding it is as readable as this output */
-            fputs(", password: ", f);
-            larder_conf_print_str(f, r->password);
-        }
-        fputc('}', f);
-    }
-    if (!pc->nregistries)
-        fputs(" {}", f);
+    larder_conf_endpoints_print(f, pc->registries, pc->nregistries, indent);
+}
+
+static void release_registries(void *field, void *base)
+{
+    larder_oci_conf_t *pc = base;
+    (void)field;
+    larder_conf_endpoints_release(&pc->registries, &pc->nregistries);
 }
 
 /* "os/arch[/variant]" */

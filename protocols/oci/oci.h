@@ -5,12 +5,11 @@
 
 #include <stddef.h>
 
-typedef struct larder_oci_registry {
-    char *name;     /* "docker.io", "ghcr.io", "127.0.0.1:5000" (lower case) */
-    char *url;      /* https://registry-1.docker.io (no trailing '/') */
-    char *username; /* optional credentials for this upstream, or NULL */
-    char *password;
-} larder_oci_registry_t;
+#include "module.h"
+
+/* one of oci.registries: name ("docker.io", "ghcr.io", "127.0.0.1:5000", lower case), url
+ * (https://registry-1.docker.io, no trailing '/'), optional credentials for this upstream */
+typedef larder_conf_endpoint_t larder_oci_registry_t;
 
 /* the oci section of larder.yaml beyond the common keys */
 typedef struct larder_oci_conf {
