@@ -201,6 +201,14 @@ typedef struct larder_protocol {
      * outside the blob store) was evicted to make room: remove that data. Called by the store with its lock held,
      * on whichever thread is committing: quick (a rename; delete elsewhere) and never calling into the store */
     void (*evicted)(const larder_config_t *cfg, const char *key);
+    /* recording (`larder record`) and GET /-/api/v1/pins/<set>/spec: append to `spec` (larder_seed_append, or the
+     * module's options) the seed items that fetch the pinned entry `key` of this module again from the upstream,
+     * exactly: the same versions and digests, so that seeding another appliance gets the same bytes. An entry that
+     * another item brings along (an index or packument fetched for a package item) may add nothing. e: the entry,
+     * or NULL when the pin names an entry that is not cached. 0, or -1 with `why` filled: the entry cannot be
+     * expressed in a seed spec (listed as a comment in the spec). NULL: the module's entries cannot be seeded */
+    int (*pin_spec)(const larder_config_t *cfg, larder_seed_spec_t *spec, const char *key, const larder_entry_t *e,
+                    char *why, size_t whylen);
 } larder_protocol_t;
 
 /* the registry (protocols/registry.c) */
