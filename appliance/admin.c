@@ -8,12 +8,15 @@
  *   GET  /-/api/v1/pins            pin sets with their sizes;  GET /-/api/v1/pins/<set>: its entries
  *   DELETE /-/api/v1/pins/<set>    unpin a set (entries stay cached until evicted)
  *   POST /-/api/v1/jobs            body: seed spec YAML -> 202 {"id":...};  GET /-/api/v1/jobs[/<id>]
+ *   POST /-/api/v1/record          body {"pin_set": NAME, "client": ADDR} (client optional): start recording;
+ *                                  GET: the recording's state; DELETE: stop it (record.h)
  * Reads are open; every write needs `Authorization: Bearer <admin.token>` and is refused outright when no
  * token is configured. Responses are built with jansson in the request's pool; no state lives here. */
 #include "admin.h"
 #include "cache.h"
 #include "jobs.h"
 #include "log.h"
+#include "record.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -348,6 +351,77 @@ static void ui(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
     larder_send_error(app, req, -1, 404, "Not Found", "no such UI file");
 }
 
+static json_t *record_json(const larder_record_status_t *s)
+{
+    json_t *j = json_pack("{s:b}", "recording", s->active);
+    if (s->set[0]) {
+        json_object_set_new(j, "pin_set", json_string(s->set));
+        json_object_set_new(j, "client", s->client[0] ? json_string(s->client) : json_null());
+        json_object_set_new(j, "started_at", json_integer((json_int_t)s->started_at));
+        if (!s->active)
+            json_object_set_new(j, "stopped_at", json_integer((json_int_t)s->stopped_at));
+        json_object_set_new(j, "recorded", json_integer((json_int_t)s->recorded));
+        json_object_set_new(j, "served", json_integer((json_int_t)s->served));
+        json_object_set_new(j, "skipped", json_integer((json_int_t)s->skipped));
+    }
+    return j;
+}
+
+static void record(larder_app_t *app, h2o_req_t *req)
+{
+    larder_record_status_t s;
+    if (!app->record) {
+        json_error(app, req, 503, "Service Unavailable", "recording is not available");
+        return;
+    }
+    if (method_is(req, "GET") || method_is(req, "HEAD")) {
+        larder_record_get(app->record, &s);
+        send_json(app, req, 200, record_json(&s));
+        return;
+    }
+    if (method_is(req, "POST")) {
+        if (!authorized(app, req))
+            return;
+        if (req->entity.len > 4096) {
+            json_error(app, req, 413, "Payload Too Large", "a record request is a small JSON object");
+            return;
+        }
+        json_error_t je;
+        json_t *j = req->entity.base && req->entity.len ? json_loadb(req->entity.base, req->entity.len, 0, &je) : NULL;
+        const char *set = json_string_value(json_object_get(j, "pin_set"));
+        json_t *cl = json_object_get(j, "client");
+        if (!json_is_object(j) || !set || (cl && !json_is_null(cl) && !json_is_string(cl))) {
+            json_decref(j);
+            json_error(app, req, 400, "Bad Request",
+                       "expected a JSON object {\"pin_set\": NAME, \"client\": ADDR} (client optional)");
+            return;
+        }
+        char err[256];
+        int r = larder_record_start(app->record, set, json_string_value(cl), err, sizeof(err));
+        json_decref(j);
+        if (r < 0) {
+            json_error(app, req, r == -EBUSY ? 409 : 400, r == -EBUSY ? "Conflict" : "Bad Request", err);
+            return;
+        }
+        larder_record_get(app->record, &s);
+        send_json(app, req, 200, record_json(&s));
+        return;
+    }
+    if (method_is(req, "DELETE")) {
+        if (!authorized(app, req))
+            return;
+        if (larder_record_stop(app->record) < 0) {
+            json_error(app, req, 404, "Not Found", "nothing is recording");
+            return;
+        }
+        larder_record_get(app->record, &s);
+        send_json(app, req, 200, record_json(&s));
+        return;
+    }
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, POST, DELETE"));
+    json_error(app, req, 405, "Method Not Allowed", "use GET, POST or DELETE on /-/api/v1/record");
+}
+
 void larder_admin_handle(larder_app_t *app, h2o_req_t *req)
 {
     const char *p = req->input.path.base;
@@ -373,6 +447,8 @@ void larder_admin_handle(larder_app_t *app, h2o_req_t *req)
         pins(app, req, p + 15, len - 15);
     else if (IS("/-/api/v1/jobs"))
         jobs(app, req, NULL, 0);
+    else if (IS("/-/api/v1/record"))
+        record(app, req);
     else if (STARTS("/-/api/v1/jobs/"))
         jobs(app, req, p + 15, len - 15);
     else

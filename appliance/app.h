@@ -8,12 +8,14 @@
 #include "store.h"
 
 typedef struct larder_jobs larder_jobs_t;
+typedef struct larder_record larder_record_t;
 
 typedef struct larder_app {
     const larder_config_t *cfg;
     larder_store_t *store;
     larder_fetcher_t *fetcher;
     larder_jobs_t *jobs;
+    larder_record_t *record; /* recording (record.h); NULL outside `larder serve` */
     larder_metrics_t metrics;
     uint64_t started_at;
 } larder_app_t;

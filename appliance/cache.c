@@ -19,6 +19,7 @@
  * This file never talks to upstreams or RocksDB directly beyond lookups: fetch.c and store.c own those. */
 #include "cache.h"
 #include "log.h"
+#include "record.h"
 #include "util.h"
 
 #include <errno.h>
@@ -68,6 +69,7 @@ typedef struct tailer {
     char *sbuf; /* substituted output of the current chunk (malloc'd, reused) */
     size_t sbufsz;
     int pass; /* pass-through: upstream failures are 503, never 502/404 from the cache */
+    int no_record; /* not an answer for a recording (a blob found by its digest alone) */
     int digest_header;
     int repr_digest, md5_etag, range_full;
     int (*acceptable)(h2o_req_t *req, const char *content_type);
@@ -210,6 +212,9 @@ static void finish_log(tailer_t *t, const char *note)
     larder_log_request(larder_proto_name(t->proto), t->method, t->logpath, t->status,
                        larder_cache_status_name(t->cache_status), t->sent, ums, note);
     atomic_fetch_add(&t->app->metrics.bytes_served[t->proto], t->sent);
+    /* an answer from the cache (passthrough answers and errors are not) joins a running recording */
+    if (t->status < 400 && !t->pass && !t->no_record && t->cache_status != LARDER_CACHE_BYPASS)
+        larder_record_served(t->app, t->req, t->proto, t->key);
 }
 
 static void on_proceed(h2o_generator_t *g, h2o_req_t *req)
@@ -674,6 +679,9 @@ static int wait_step(tailer_t *t)
         t->phase = PHASE_DONE;
         larder_after_fetch_fn then = t->then;
         t->then = NULL;
+        /* what was fetched is served in another form by the protocol (a derived document): recorded here */
+        if (st == LARDER_FETCH_DONE || st == LARDER_FETCH_NOT_MODIFIED)
+            larder_record_served(t->app, t->req, t->proto, t->key);
         then(t->app, t->req, st, t->then_data);
         return 1;
     }
@@ -1014,10 +1022,12 @@ void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_
             if (app->cfg->offline) {
                 char msg[1200];
                 snprintf(msg, sizeof(msg),
-                         "larder is offline and %s is not cached.\n"
-                         "Seed it while online: list it in a seed spec and run `larder seed SPEC.yaml`, "
-                         "or request it once with `offline: false`.",
-                         m->url);
+                         "larder is offline and %s %s is not cached.\n"
+                         "Seed it while online: list it in a seed spec and run `larder seed SPEC.yaml` (or record a "
+                         "build with `larder record`), or request it once with `offline: false`.",
+                         larder_proto_name(m->proto), m->url);
+                larder_warn("offline: %s %s is not cached (key %s): answered 504", larder_proto_name(m->proto), m->url,
+                            m->key);
                 t->cache_status = LARDER_CACHE_MISS;
                 tailer_error(t, 504, "Gateway Timeout", msg);
                 return;
@@ -1073,6 +1083,7 @@ int larder_cache_serve_stored_digest(larder_app_t *app, h2o_req_t *req, const la
     }
     tailer_t *t = tailer_new(app, req, m->proto, m->key ? m->key : digest);
     tailer_apply(t, m);
+    t->no_record = !m->key; /* a blob found by digest alone: no entry of its own to pin */
     larder_entry_t e = {0};
     memcpy(e.digest, digest, LARDER_SHA256_HEX);
     e.size = size;

@@ -6,10 +6,12 @@
  * posts the spec to the running daemon's admin API and follows the job. `config` prints the effective
  * configuration (every declared key, its value and owner) or checks a file without starting anything. */
 #include "app.h"
+#include "client.h"
 #include "config.h"
 #include "jobs.h"
 #include "log.h"
 #include "module.h"
+#include "record.h"
 #include "util.h"
 #include "seedspec.h"
 #include "server.h"
@@ -29,6 +31,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: larder serve [--config FILE]\n"
                  "       larder fsck  [--config FILE] [--repair-db]\n"
                  "       larder seed  [--config FILE] [--url BASE] SPEC.yaml\n"
+                 "       larder record start NAME [--client ADDR] | stop | status  [--config FILE] [--url BASE]\n"
                  "       larder config [--config FILE | --check FILE | --defaults | --keys]\n"
                  "       larder version\n"
                  "With no --config, an embedded default is used (./larder-data, 0.0.0.0:3142, public upstreams).\n");
@@ -67,6 +70,7 @@ static int cmd_serve(const char *config_path)
     }
     app->fetcher = larder_fetcher_create(cfg, app->store, &app->metrics, larder_server_wake, srv);
     app->jobs = larder_jobs_create(app);
+    app->record = larder_record_create();
     int started = 0, r = 0;
     for (; started < larder_nprotocols; started++) {
         const larder_protocol_t *m = larder_protocol_get(started);
@@ -86,6 +90,7 @@ static int cmd_serve(const char *config_path)
     larder_fetcher_destroy(app->fetcher);
     larder_jobs_destroy(app->jobs);
     larder_server_destroy(srv);
+    larder_record_destroy(app->record);
     larder_store_close(app->store);
     larder_config_free(cfg);
     free(app);
@@ -136,61 +141,6 @@ static int cmd_fsck(const char *config_path, int repair_db)
 }
 
 /* ---- seed client ---- */
-
-typedef struct membuf {
-    char *p;
-    size_t n;
-} membuf_t;
-
-static size_t collect(char *d, size_t s, size_t n, void *ud)
-{
-    membuf_t *m = ud;
-    m->p = realloc(m->p, m->n + s * n + 1);
-    memcpy(m->p + m->n, d, s * n);
-    m->n += s * n;
-    m->p[m->n] = 0;
-    return s * n;
-}
-
-static long http(const char *method, const char *url, const char *token, const char *body, size_t blen,
-                 membuf_t *out)
-{
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    char auth[1100];
-    if (token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-        h = curl_slist_append(h, auth);
-    }
-    h = curl_slist_append(h, "Content-Type: application/yaml");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    /* over HTTP/2 every request body is capped at limits.request_body; a seed spec may be larger */
-    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    if (getenv("LARDER_INSECURE")) { /* self-signed admin listener */
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)blen);
-    }
-    long code = 0;
-    CURLcode r = curl_easy_perform(c);
-    if (r == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    else
-        fprintf(stderr, "larder seed: %s: %s\n", url, curl_easy_strerror(r));
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return code;
-}
 
 static void progress(long done, long failed, long total)
 {
@@ -324,23 +274,11 @@ static int cmd_seed(const char *config_path, const char *base, const char *spec_
         return 1;
     }
     char url[1024];
-    if (base)
-        snprintf(url, sizeof(url), "%s", base);
-    else {
-        const larder_listen_t *l = &cfg->listen[0];
-        const char *addr = strcmp(l->address, "0.0.0.0") == 0 ? "127.0.0.1" : strcmp(l->address, "::") == 0 ? "::1"
-                                                                                                              : l->address;
-        int v6 = strchr(addr, ':') != NULL;
-        snprintf(url, sizeof(url), "%s://%s%s%s:%d", l->tls_cert ? "https" : "http", v6 ? "[" : "", addr, v6 ? "]" : "",
-                 l->port);
-    }
-    size_t bl = strlen(url);
-    while (bl && url[bl - 1] == '/')
-        url[--bl] = 0;
+    larder_client_base(cfg, base, url, sizeof(url));
     char u[1200];
     snprintf(u, sizeof(u), "%s/-/api/v1/jobs", url);
-    membuf_t resp = {0};
-    long code = http("POST", u, cfg->admin_token, spec, len, &resp);
+    larder_membuf_t resp = {0};
+    long code = larder_client_http("larder seed", "POST", u, cfg->admin_token, "application/yaml", spec, len, &resp);
     free(spec);
     json_t *j = resp.p ? json_loads(resp.p, 0, NULL) : NULL;
     if (code != 202 || !j) {
@@ -361,8 +299,8 @@ static int cmd_seed(const char *config_path, const char *base, const char *spec_
     snprintf(u, sizeof(u), "%s/-/api/v1/jobs/%s", url, id);
     int rc = 2;
     for (;;) {
-        membuf_t r = {0};
-        code = http("GET", u, cfg->admin_token, NULL, 0, &r);
+        larder_membuf_t r = {0};
+        code = larder_client_http("larder seed", "GET", u, cfg->admin_token, NULL, NULL, 0, &r);
         json_t *js = r.p ? json_loads(r.p, 0, NULL) : NULL;
         free(r.p);
         if (code != 200 || !js) {
@@ -436,8 +374,8 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'}, {"url", required_argument, NULL, 'u'},
         {"repair-db", no_argument, NULL, 'R'},    {"check", required_argument, NULL, 'k'},
         {"defaults", no_argument, NULL, 'd'},     {"keys", no_argument, NULL, 'K'},
-        {NULL, 0, NULL, 0}};
-    const char *config = NULL, *url = NULL, *check = NULL;
+        {"client", required_argument, NULL, 'C'}, {NULL, 0, NULL, 0}};
+    const char *config = NULL, *url = NULL, *check = NULL, *client = NULL;
     int c, repair_db = 0, defaults = 0, keys = 0;
     optind = 2;
     while ((c = getopt_long(argc, argv, "c:u:", opts, NULL)) != -1) {
@@ -453,6 +391,8 @@ int main(int argc, char **argv)
             defaults = 1;
         else if (c == 'K' && !strcmp(cmd, "config"))
             keys = 1;
+        else if (c == 'C' && !strcmp(cmd, "record"))
+            client = optarg;
         else {
             usage(stderr);
             return 2;
@@ -470,6 +410,14 @@ int main(int argc, char **argv)
             return 2;
         }
         return cmd_seed(config, url, argv[optind]);
+    }
+    if (!strcmp(cmd, "record")) {
+        larder_config_t *cfg = load_config(config);
+        if (!cfg)
+            return 2;
+        int rc = larder_cli_record(cfg, url, client, argc - optind, argv + optind);
+        larder_config_free(cfg);
+        return rc;
     }
     fprintf(stderr, "larder: unknown command '%s'\n", cmd);
     usage(stderr);
