@@ -20,6 +20,7 @@
  * is the first request of a connection and meets the head guard, which allows it a large body (server.c). */
 #include "internal.h"
 #include "log.h"
+#include "record.h"
 #include "util.h"
 
 #include <errno.h>
@@ -337,10 +338,13 @@ static void on_timer(h2o_timeout_entry_t *entry)
         check_exit(gs);
 }
 
-/* answer req from `git upload-pack` on dir; in_fd (taken over) is its stdin, or -1 to advertise */
-static void stream_start(larder_app_t *app, h2o_req_t *req, const char *dir, int in_fd, int cache_status,
-                         int64_t upstream_ms, const char *note)
+/* answer req from `git upload-pack` on dir; in_fd (taken over) is its stdin, or -1 to advertise. key: the mirror's
+ * entry, recorded (record.h) when an advertisement serves it: every clone and fetch starts with one */
+static void stream_start(larder_app_t *app, h2o_req_t *req, const char *dir, const char *key, int in_fd,
+                         int cache_status, int64_t upstream_ms, const char *note)
 {
+    if (key && cache_status != LARDER_CACHE_REVALIDATED && cache_status != LARDER_CACHE_MISS)
+        larder_record_served(app, req, LARDER_PROTO_GIT, key); /* after a fetch, the core recorded it */
     git_stream_t *gs = h2o_mem_alloc_shared(&req->pool, sizeof(*gs), stream_dispose);
     memset(gs, 0, sizeof(*gs));
     gs->super.proceed = on_proceed;
@@ -398,14 +402,14 @@ static void after_update(larder_app_t *app, h2o_req_t *req, int state, void *dat
                                              "request updates again"
                            : rr->had_mirror ? "mirror older than git.ttl: fetched from the upstream first"
                                             : "not mirrored yet: cloned from the upstream";
-        stream_start(app, req, rr->dir, -1, rr->had_mirror ? LARDER_CACHE_REVALIDATED : LARDER_CACHE_MISS, ms, note);
+        stream_start(app, req, rr->dir, rr->key, -1, rr->had_mirror ? LARDER_CACHE_REVALIDATED : LARDER_CACHE_MISS, ms, note);
         return;
     }
     if (mirror) {
         larder_warn("git: serving %s/%s as mirrored: its update failed: %s", rr->remote, rr->path, error);
         char note[400];
         snprintf(note, sizeof(note), "update failed: %s", error);
-        stream_start(app, req, rr->dir, -1, LARDER_CACHE_STALE, ms, note);
+        stream_start(app, req, rr->dir, rr->key, -1, LARDER_CACHE_STALE, ms, note);
         return;
     }
     char msg[1600];
@@ -443,13 +447,13 @@ static void info_refs(larder_app_t *app, h2o_req_t *req, const larder_git_route_
         if (have)
             larder_entry_clear(&e);
         if (fresh && mirror) {
-            stream_start(app, req, rr->dir, -1, LARDER_CACHE_HIT, -1, NULL);
+            stream_start(app, req, rr->dir, rr->key, -1, LARDER_CACHE_HIT, -1, NULL);
             return;
         }
         char why[220], note[600];
         if (cfg->offline) {
             if (mirror) {
-                stream_start(app, req, rr->dir, -1, LARDER_CACHE_STALE, -1, "offline: the mirror as it is");
+                stream_start(app, req, rr->dir, rr->key, -1, LARDER_CACHE_STALE, -1, "offline: the mirror as it is");
                 return;
             }
             char msg[2400];
@@ -464,7 +468,7 @@ static void info_refs(larder_app_t *app, h2o_req_t *req, const larder_git_route_
             if (mirror) {
                 snprintf(note, sizeof(note), "upstream %s unreachable lately: %s", rr->remote, why);
                 larder_warn("git: serving %s/%s as mirrored: %s", rr->remote, rr->path, note);
-                stream_start(app, req, rr->dir, -1, LARDER_CACHE_STALE, -1, note);
+                stream_start(app, req, rr->dir, rr->key, -1, LARDER_CACHE_STALE, -1, note);
                 return;
             }
             char msg[2400];
@@ -492,7 +496,7 @@ static void info_refs(larder_app_t *app, h2o_req_t *req, const larder_git_route_
         }
     }
     if (!fe) { /* updated meanwhile, twice: serve what is there */
-        stream_start(app, req, rr->dir, -1, LARDER_CACHE_HIT, -1, NULL);
+        stream_start(app, req, rr->dir, rr->key, -1, LARDER_CACHE_HIT, -1, NULL);
         return;
     }
     rr->fe = fe;
@@ -557,7 +561,7 @@ static void upload_pack(larder_app_t *app, h2o_req_t *req, const larder_git_rout
         }
         return;
     }
-    stream_start(app, req, dir, fd, LARDER_CACHE_HIT, -1, NULL);
+    stream_start(app, req, dir, NULL, fd, LARDER_CACHE_HIT, -1, NULL);
 }
 
 void git_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
