@@ -110,9 +110,9 @@ static void print_status(json_t *j)
 int larder_cli_record(const larder_config_t *cfg, const char *base, const char *client, int argc, char **argv)
 {
     const char *who = "larder record";
-    if (argc < 1 || (strcmp(argv[0], "start") == 0 ? argc != 2 : argc != 1) ||
-        (strcmp(argv[0], "start") && strcmp(argv[0], "stop") && strcmp(argv[0], "status")) ||
-        (client && strcmp(argv[0], "start"))) {
+    int start = argc >= 1 && strcmp(argv[0], "start") == 0;
+    int known = start || (argc >= 1 && (strcmp(argv[0], "stop") == 0 || strcmp(argv[0], "status") == 0));
+    if (!known || argc != (start ? 2 : 1) || (client && !start)) {
         fprintf(stderr, "usage: larder record start NAME [--client ADDR] | stop | status  [--config FILE] [--url BASE]\n");
         return 2;
     }
@@ -121,7 +121,7 @@ int larder_cli_record(const larder_config_t *cfg, const char *base, const char *
     snprintf(u, sizeof(u), "%s/-/api/v1/record", url);
     larder_membuf_t resp = {0};
     long code;
-    if (strcmp(argv[0], "start") == 0) {
+    if (start) {
         json_t *req = json_pack("{s:s}", "pin_set", argv[1]);
         if (client)
             json_object_set_new(req, "client", json_string(client));
