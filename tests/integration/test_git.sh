@@ -96,6 +96,8 @@ L=$LARDER_URL/git/upstream.test
 REWRITE="url.$L/.insteadOf=$U/"
 
 # ---- cold and warm clones --------------------------------------------------------------------------------------------
+# recorded (larder record): the cold clone's mirror is pinned after its fetch, a warm one's from a HIT
+"$LARDER_BIN" record start git-cold --config "$CFG" >"$C/rec1.log" 2>&1 || fail "record start: $(cat "$C/rec1.log")"
 c0=$(counts org/app)
 traced cold clone -q "$L/org/app.git" "$C/cold"
 c1=$(counts org/app)
@@ -133,7 +135,12 @@ for v in 2 0; do
 done
 assert_contains "$(cat "$C/warm-v2.packets")" "git< version 2" "clone v2 spoke protocol v2 with Larder"
 assert_not_contains "$(cat "$C/warm-v0.packets")" "version 2" "clone v0 spoke protocol v0"
+"$LARDER_BIN" record stop --config "$CFG" >"$C/rec2.log" 2>&1 || fail "record stop: $(cat "$C/rec2.log")"
+assert_contains "$(api GET pins/git-cold)" '"key":"m/upstream.test/org/app"' "the cold clone's mirror is in the recorded set"
+"$LARDER_BIN" record start git-warm --config "$CFG" >"$C/rec3.log" 2>&1 || fail "record start: $(cat "$C/rec3.log")"
 ok nogit clone -q "$L/org/app" "$C/nogit"
+"$LARDER_BIN" record stop --config "$CFG" >"$C/rec4.log" 2>&1 || fail "record stop: $(cat "$C/rec4.log")"
+assert_contains "$(api GET pins/git-warm)" '"key":"m/upstream.test/org/app"' "a warm clone (HIT) records the mirror"
 assert_eq "$APP_MAIN" "$(gc nogit rev-parse HEAD)" "clone without .git"
 assert_eq "$c1" "$(counts org/app)" "org/app and org/app.git are one mirror"
 
