@@ -9,4 +9,4 @@
 #   TUTOR_MFE_SRC   a tutor-mfe v21 source tree (tutormfe/templates/...): also render the real MFE Dockerfile
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-exec /usr/bin/python3 "$REPO/contrib/tutor-larder/tests/test_plugin.py"
+exec /usr/bin/python3 -B "$REPO/contrib/tutor-larder/tests/test_plugin.py"
