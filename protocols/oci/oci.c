@@ -336,6 +336,14 @@ int larder_oci_parse_ref(const char *ref, larder_oci_req_t *out, char *err, size
         }
         snprintf(out->ref, sizeof(out->ref), "%s", at + 1);
         out->ref_is_digest = 1;
+        if (colon) {
+            size_t tl = nl - name_len - 1;
+            if (!tag_ok(colon + 1, tl)) {
+                snprintf(err, errlen, "'%.200s': not a valid tag", ref);
+                return -1;
+            }
+            snprintf(out->tag, sizeof(out->tag), "%.*s", (int)tl, colon + 1);
+        }
     } else if (colon) {
         size_t tl = nl - name_len - 1;
         if (!tag_ok(colon + 1, tl)) {
@@ -553,6 +561,7 @@ void oci_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
 typedef struct oci_seed {
     larder_oci_req_t o;
     char label[400];
+    int index_only; /* LARDER_OCI_INDEX_ONLY: an index's platform manifests are not fetched */
 } oci_seed_t;
 
 static int platform_wanted(const larder_seed_spec_t *spec, json_t *platform)
@@ -599,7 +608,7 @@ static void seed_add_blob(larder_seed_ctx_t *c, const oci_seed_t *s, const larde
     larder_seed_add(c, label, &fr, NULL, NULL);
 }
 
-static void seed_manifest(larder_seed_ctx_t *c, oci_seed_t *s, const char *ref, int is_digest);
+static void seed_manifest(larder_seed_ctx_t *c, oci_seed_t *s, const char *ref, int is_digest, const char *want);
 
 static void seed_manifest_done(larder_seed_ctx_t *c, int proto, const char *key, void *data)
 {
@@ -617,7 +626,9 @@ static void seed_manifest_done(larder_seed_ctx_t *c, int proto, const char *key,
     larder_entry_clear(&e);
     json_t *j = json_load_file(path, 0, NULL);
     json_t *manifests = json_object_get(j, "manifests");
-    if (json_is_array(manifests)) {
+    if (json_is_array(manifests) && s->index_only) {
+        /* the spec names the platform manifests it wants, by digest */
+    } else if (json_is_array(manifests)) {
         size_t i, matched = 0;
         json_t *mo;
         json_array_foreach(manifests, i, mo)
@@ -627,7 +638,7 @@ static void seed_manifest_done(larder_seed_ctx_t *c, int proto, const char *key,
                 continue;
             oci_seed_t *sub = malloc(sizeof(*sub));
             *sub = *s;
-            seed_manifest(c, sub, d, 1);
+            seed_manifest(c, sub, d, 1, NULL);
             matched++;
         }
         if (!matched)
@@ -647,8 +658,8 @@ static void seed_manifest_done(larder_seed_ctx_t *c, int proto, const char *key,
     json_decref(j);
 }
 
-/* takes ownership of s */
-static void seed_manifest(larder_seed_ctx_t *c, oci_seed_t *s, const char *ref, int is_digest)
+/* takes ownership of s; want: for a tag, the digest it must resolve to ("sha256:<hex>"), or NULL */
+static void seed_manifest(larder_seed_ctx_t *c, oci_seed_t *s, const char *ref, int is_digest, const char *want)
 {
     larder_app_t *app = larder_seed_app(c);
     const larder_oci_registry_t *r = find_registry(app->cfg, s->o.registry);
@@ -660,7 +671,7 @@ static void seed_manifest(larder_seed_ctx_t *c, oci_seed_t *s, const char *ref, 
     larder_fetch_req_t fr = {.proto = LARDER_PROTO_OCI,
                              .key = key,
                              .url = url,
-                             .sha256 = is_digest ? ref + 7 : NULL,
+                             .sha256 = is_digest ? ref + 7 : want ? want + 7 : NULL,
                              .entry_flags = is_digest ? LARDER_ENTRY_IMMUTABLE : 0,
                              .ttl = app->cfg->proto[LARDER_PROTO_OCI].ttl,
                              .accept = UPSTREAM_ACCEPT,
@@ -674,8 +685,15 @@ static void seed_manifest(larder_seed_ctx_t *c, oci_seed_t *s, const char *ref, 
 void oci_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx_t *ctx)
 {
     oci_seed_t *s = calloc(1, sizeof(*s));
-    char err[300];
-    if (!s || larder_oci_parse_ref(item->ref, &s->o, err, sizeof(err)) < 0) {
+    char err[300], refbuf[2100];
+    static const char opt[] = " " LARDER_OCI_INDEX_ONLY;
+    size_t rl = strlen(item->ref), ol = sizeof(opt) - 1;
+    snprintf(refbuf, sizeof(refbuf), "%s", item->ref);
+    if (s && rl > ol && rl < sizeof(refbuf) && !strcmp(item->ref + rl - ol, opt)) {
+        refbuf[rl - ol] = 0;
+        s->index_only = 1;
+    }
+    if (!s || larder_oci_parse_ref(refbuf, &s->o, err, sizeof(err)) < 0) {
         larder_seed_fail(ctx, item->ref, s ? err : "out of memory");
         free(s);
         return;
@@ -687,7 +705,49 @@ void oci_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx
         return;
     }
     snprintf(s->label, sizeof(s->label), "%s", item->ref);
-    char ref[160];
+    char ref[160], want[160];
     snprintf(ref, sizeof(ref), "%s", s->o.ref);
-    seed_manifest(ctx, s, ref, s->o.ref_is_digest);
+    if (s->o.tag[0]) {
+        /* name:tag@digest: the tag, which must still resolve to that digest (else the item fails) */
+        snprintf(want, sizeof(want), "%s", s->o.ref);
+        snprintf(s->o.ref, sizeof(s->o.ref), "%s", s->o.tag);
+        s->o.ref_is_digest = 0;
+        seed_manifest(ctx, s, s->o.tag, 0, want);
+        return;
+    }
+    seed_manifest(ctx, s, ref, s->o.ref_is_digest, NULL);
+}
+
+/* ---- the pin_spec hook ---- */
+
+static int is_index_type(const char *ct)
+{
+    return ct && (strstr(ct, "image.index") || strstr(ct, "manifest.list"));
+}
+
+int larder_oci_pin_spec(const larder_config_t *cfg, larder_seed_spec_t *spec, const char *key, const larder_entry_t *e,
+                        char *why, size_t whylen)
+{
+    (void)cfg;
+    if (!strncmp(key, "b/", 2))
+        return 0; /* a blob comes with the manifests that list it (its key names no repository to fetch it from) */
+    if (!strncmp(key, "t/", 2)) {
+        snprintf(why, whylen, "a tag list cannot be seeded");
+        return -1;
+    }
+    larder_oci_req_t o;
+    char ref[1000], err[300];
+    if (strncmp(key, "m/", 2) != 0 || strlen(key) >= 600 ||
+        larder_oci_parse_ref(key + 2, &o, err, sizeof(err)) < 0 || o.tag[0]) {
+        snprintf(why, whylen, "not a manifest key");
+        return -1;
+    }
+    const char *opt = e && is_index_type(e->content_type) ? " " LARDER_OCI_INDEX_ONLY : "";
+    if (o.ref_is_digest)
+        snprintf(ref, sizeof(ref), "%s/%s@%s%s", o.registry, o.name, o.ref, opt);
+    else if (e)
+        snprintf(ref, sizeof(ref), "%s/%s:%s@sha256:%s%s", o.registry, o.name, o.ref, e->digest, opt);
+    else
+        snprintf(ref, sizeof(ref), "%s/%s:%s", o.registry, o.name, o.ref);
+    return larder_seed_append(spec, LARDER_PROTO_OCI, ref, NULL);
 }

@@ -26,6 +26,7 @@ typedef struct larder_oci_req {
     char name[256];     /* repository name within the registry ("library/alpine") */
     char ref[160];      /* tag, or "sha256:<hex>" (manifests); "sha256:<hex>" (blobs) */
     int ref_is_digest;
+    char tag[160]; /* larder_oci_parse_ref of "name:tag@sha256:<hex>": the tag (ref holds the digest), else "" */
 } larder_oci_req_t;
 
 /* Parse a request path below /v2/ (no query) and its query string (may be NULL). The registry is containerd's
@@ -41,7 +42,17 @@ void larder_oci_canonical_registry(const char *in, size_t len, char *out, size_t
 int larder_oci_accepts(const char *accept, size_t len, const char *media_type);
 
 /* An image reference as written by users: [registry/]name[:tag][@sha256:digest] -> parts (tag "latest" when
- * neither is given). 0, or -1 with a message. */
+ * neither is given; with both, the digest in ref and the tag in tag). 0, or -1 with a message. */
 int larder_oci_parse_ref(const char *ref, larder_oci_req_t *out, char *err, size_t errlen);
+
+/* a seed item's option: this manifest or index only, not the platform manifests an index lists (a pin set's spec
+ * names those it holds, by digest) */
+#define LARDER_OCI_INDEX_ONLY "--index-only"
+
+/* the pin_spec hook (module.h): a manifest by tag -> "<registry>/<name>:<tag>@sha256:<stored digest>" (the tag must
+ * still resolve to it), by digest -> "<registry>/<name>@sha256:<digest>", an index with --index-only; blobs come
+ * with the manifests that list them; tag lists cannot be seeded */
+int larder_oci_pin_spec(const larder_config_t *cfg, larder_seed_spec_t *spec, const char *key, const larder_entry_t *e,
+                        char *why, size_t whylen);
 
 #endif
