@@ -200,8 +200,8 @@ static void emit_apt(FILE *f, const larder_seed_spec_t *spec, int p)
         fprintf(f, "\n      suite: ");
         larder_conf_print_str(f, suite ? suite : "");
         /* "-": not known (a pin set's spec with a Release file and no index): the defaults */
-        fprintf(f, "\n      components: [%s]\n      architectures: [%s]\n", comps && strcmp(comps, "-") ? comps : "main",
-                archs && strcmp(archs, "-") ? archs : "amd64");
+        fprintf(f, "\n      components: [%s]\n      architectures: [%s]\n", comps && strcmp(comps, "-") != 0 ? comps : "main",
+                archs && strcmp(archs, "-") != 0 ? archs : "amd64");
         if (sb && strcmp(sb, "-") != 0) {
             fprintf(f, "      signed_by: ");
             larder_conf_print_str(f, sb);

@@ -376,7 +376,7 @@ int larder_npm_pin_spec(const larder_config_t *cfg, larder_seed_spec_t *spec, co
         if (e) {
             /* the stored tarball's own digest, as an integrity string: the same bytes or a failed item */
             unsigned char raw[32], b64[48];
-            for (int i = 0; i < 32; i++)
+            for (size_t i = 0; i < 32; i++)
                 sscanf(e->digest + 2 * i, "%2hhx", &raw[i]);
             EVP_EncodeBlock(b64, raw, 32);
             snprintf(line + n, sizeof(line) - (size_t)n, " sha256-%s", (const char *)b64);

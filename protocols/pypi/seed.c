@@ -608,7 +608,7 @@ int larder_pypi_pin_spec(const larder_config_t *cfg, larder_seed_spec_t *spec, c
         snprintf(why, whylen, "not a file key (its upstream URL)");
         return -1;
     }
-    char file[256];
+    char file[256] = "";
     size_t fl = 0;
     for (const char *s = slash + 1; s < key + kl - (meta ? 9 : 0); s++) {
         int hi, lo;
