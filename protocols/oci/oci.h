@@ -22,11 +22,11 @@ enum { LARDER_OCI_ROOT = 1, LARDER_OCI_MANIFEST, LARDER_OCI_BLOB, LARDER_OCI_TAG
 typedef struct larder_oci_req {
     int kind;
     int ns_query;       /* the registry came from containerd's ?ns= parameter */
+    char tag[160]; /* larder_oci_parse_ref of "name:tag@sha256:<hex>": the tag (ref holds the digest), else "" */
     char registry[256]; /* canonical registry name: "docker.io", "ghcr.io", "127.0.0.1:5000" */
     char name[256];     /* repository name within the registry ("library/alpine") */
     char ref[160];      /* tag, or "sha256:<hex>" (manifests); "sha256:<hex>" (blobs) */
     int ref_is_digest;
-    char tag[160]; /* larder_oci_parse_ref of "name:tag@sha256:<hex>": the tag (ref holds the digest), else "" */
 } larder_oci_req_t;
 
 /* Parse a request path below /v2/ (no query) and its query string (may be NULL). The registry is containerd's
