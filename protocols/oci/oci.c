@@ -329,6 +329,13 @@ int larder_oci_parse_ref(const char *ref, larder_oci_req_t *out, char *err, size
         return -1;
     }
     out->kind = LARDER_OCI_MANIFEST;
+    size_t tl = colon ? nl - name_len - 1 : 0;
+    if (colon && !tag_ok(colon + 1, tl)) {
+        snprintf(err, errlen, "'%.200s': not a valid tag", ref);
+        return -1;
+    }
+    /* name:tag@digest: the digest is the reference, the tag is kept beside it */
+    snprintf(at ? out->tag : out->ref, sizeof(out->tag), "%.*s", (int)tl, colon ? colon + 1 : "");
     if (at) {
         if (!digest_ok(at + 1, strlen(at + 1))) {
             snprintf(err, errlen, "'%.200s': the digest must be sha256:<64 hex digits>", ref);
@@ -336,22 +343,7 @@ int larder_oci_parse_ref(const char *ref, larder_oci_req_t *out, char *err, size
         }
         snprintf(out->ref, sizeof(out->ref), "%s", at + 1);
         out->ref_is_digest = 1;
-        if (colon) {
-            size_t tl = nl - name_len - 1;
-            if (!tag_ok(colon + 1, tl)) {
-                snprintf(err, errlen, "'%.200s': not a valid tag", ref);
-                return -1;
-            }
-            snprintf(out->tag, sizeof(out->tag), "%.*s", (int)tl, colon + 1);
-        }
-    } else if (colon) {
-        size_t tl = nl - name_len - 1;
-        if (!tag_ok(colon + 1, tl)) {
-            snprintf(err, errlen, "'%.200s': not a valid tag", ref);
-            return -1;
-        }
-        snprintf(out->ref, sizeof(out->ref), "%.*s", (int)tl, colon + 1);
-    } else {
+    } else if (!colon) {
         snprintf(out->ref, sizeof(out->ref), "latest");
     }
     return 0;
@@ -626,9 +618,7 @@ static void seed_manifest_done(larder_seed_ctx_t *c, int proto, const char *key,
     larder_entry_clear(&e);
     json_t *j = json_load_file(path, 0, NULL);
     json_t *manifests = json_object_get(j, "manifests");
-    if (json_is_array(manifests) && s->index_only) {
-        /* the spec names the platform manifests it wants, by digest */
-    } else if (json_is_array(manifests)) {
+    if (json_is_array(manifests) && !s->index_only) {
         size_t i, matched = 0;
         json_t *mo;
         json_array_foreach(manifests, i, mo)
@@ -643,7 +633,7 @@ static void seed_manifest_done(larder_seed_ctx_t *c, int proto, const char *key,
         }
         if (!matched)
             larder_seed_fail(c, s->label, "the image index has no manifest for the seed's platforms");
-    } else {
+    } else if (!json_is_array(manifests)) { /* (--index-only: the spec names the platform manifests by digest) */
         seed_add_blob(c, s, r, json_string_value(json_object_get(json_object_get(j, "config"), "digest")), "config");
         json_t *layers = json_object_get(j, "layers");
         size_t i;
@@ -686,13 +676,8 @@ void oci_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx
 {
     oci_seed_t *s = calloc(1, sizeof(*s));
     char err[300], refbuf[2100];
-    static const char opt[] = " " LARDER_OCI_INDEX_ONLY;
-    size_t rl = strlen(item->ref), ol = sizeof(opt) - 1;
-    snprintf(refbuf, sizeof(refbuf), "%s", item->ref);
-    if (s && rl > ol && rl < sizeof(refbuf) && !strcmp(item->ref + rl - ol, opt)) {
-        refbuf[rl - ol] = 0;
-        s->index_only = 1;
-    }
+    if (s)
+        s->index_only = larder_oci_seed_ref(item->ref, refbuf, sizeof(refbuf));
     if (!s || larder_oci_parse_ref(refbuf, &s->o, err, sizeof(err)) < 0) {
         larder_seed_fail(ctx, item->ref, s ? err : "out of memory");
         free(s);
@@ -705,49 +690,10 @@ void oci_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx
         return;
     }
     snprintf(s->label, sizeof(s->label), "%s", item->ref);
+    /* name:tag@digest: the tag, which must still resolve to that digest (else the item fails) */
     char ref[160], want[160];
-    snprintf(ref, sizeof(ref), "%s", s->o.ref);
-    if (s->o.tag[0]) {
-        /* name:tag@digest: the tag, which must still resolve to that digest (else the item fails) */
-        snprintf(want, sizeof(want), "%s", s->o.ref);
-        snprintf(s->o.ref, sizeof(s->o.ref), "%s", s->o.tag);
-        s->o.ref_is_digest = 0;
-        seed_manifest(ctx, s, s->o.tag, 0, want);
-        return;
-    }
-    seed_manifest(ctx, s, ref, s->o.ref_is_digest, NULL);
-}
-
-/* ---- the pin_spec hook ---- */
-
-static int is_index_type(const char *ct)
-{
-    return ct && (strstr(ct, "image.index") || strstr(ct, "manifest.list"));
-}
-
-int larder_oci_pin_spec(const larder_config_t *cfg, larder_seed_spec_t *spec, const char *key, const larder_entry_t *e,
-                        char *why, size_t whylen)
-{
-    (void)cfg;
-    if (!strncmp(key, "b/", 2))
-        return 0; /* a blob comes with the manifests that list it (its key names no repository to fetch it from) */
-    if (!strncmp(key, "t/", 2)) {
-        snprintf(why, whylen, "a tag list cannot be seeded");
-        return -1;
-    }
-    larder_oci_req_t o;
-    char ref[1000], err[300];
-    if (strncmp(key, "m/", 2) != 0 || strlen(key) >= 600 ||
-        larder_oci_parse_ref(key + 2, &o, err, sizeof(err)) < 0 || o.tag[0]) {
-        snprintf(why, whylen, "not a manifest key");
-        return -1;
-    }
-    const char *opt = e && is_index_type(e->content_type) ? " " LARDER_OCI_INDEX_ONLY : "";
-    if (o.ref_is_digest)
-        snprintf(ref, sizeof(ref), "%s/%s@%s%s", o.registry, o.name, o.ref, opt);
-    else if (e)
-        snprintf(ref, sizeof(ref), "%s/%s:%s@sha256:%s%s", o.registry, o.name, o.ref, e->digest, opt);
-    else
-        snprintf(ref, sizeof(ref), "%s/%s:%s", o.registry, o.name, o.ref);
-    return larder_seed_append(spec, LARDER_PROTO_OCI, ref, NULL);
+    int by_tag = s->o.tag[0] != 0;
+    snprintf(ref, sizeof(ref), "%s", by_tag ? s->o.tag : s->o.ref);
+    snprintf(want, sizeof(want), "%s", s->o.ref);
+    seed_manifest(ctx, s, ref, s->o.ref_is_digest && !by_tag, by_tag ? want : NULL);
 }

@@ -49,6 +49,9 @@ int larder_oci_parse_ref(const char *ref, larder_oci_req_t *out, char *err, size
  * names those it holds, by digest) */
 #define LARDER_OCI_INDEX_ONLY "--index-only"
 
+/* a seed item without its --index-only option into ref: 1 when it had it, else 0 */
+int larder_oci_seed_ref(const char *item, char *ref, size_t reflen);
+
 /* the pin_spec hook (module.h): a manifest by tag -> "<registry>/<name>:<tag>@sha256:<stored digest>" (the tag must
  * still resolve to it), by digest -> "<registry>/<name>@sha256:<digest>", an index with --index-only; blobs come
  * with the manifests that list them; tag lists cannot be seeded */
