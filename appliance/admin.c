@@ -7,6 +7,7 @@
  *   GET  /-/api/v1/entries?protocol=P&limit=N
  *   GET  /-/api/v1/pins            pin sets with their sizes;  GET /-/api/v1/pins/<set>: its entries
  *   DELETE /-/api/v1/pins/<set>    unpin a set (entries stay cached until evicted)
+ *   GET  /-/api/v1/pins/<set>/spec the seed spec that makes the set again elsewhere (YAML, pinspec.c)
  *   POST /-/api/v1/jobs            body: seed spec YAML -> 202 {"id":...};  GET /-/api/v1/jobs[/<id>]
  *   POST /-/api/v1/record          body {"pin_set": NAME, "client": ADDR} (client optional): start recording;
  *                                  GET: the recording's state; DELETE: stop it (record.h)
@@ -16,6 +17,7 @@
 #include "cache.h"
 #include "jobs.h"
 #include "log.h"
+#include "pinspec.h"
 #include "record.h"
 
 #include <errno.h>
@@ -289,6 +291,32 @@ static void pins(larder_app_t *app, h2o_req_t *req, const char *set, size_t setl
     send_json(app, req, 200, json_pack("{s:o}", "pin_sets", arr));
 }
 
+/* GET /-/api/v1/pins/<set>/spec: YAML for `larder seed` */
+static void pin_set_spec(larder_app_t *app, h2o_req_t *req, const char *set, size_t setlen)
+{
+    char name[80], *yaml = NULL;
+    if (!valid_set_name(set, setlen)) {
+        json_error(app, req, 400, "Bad Request", "pin set names are [A-Za-z0-9._-]{1,64}");
+        return;
+    }
+    if (!method_is(req, "GET") && !method_is(req, "HEAD")) {
+        json_error(app, req, 405, "Method Not Allowed", "use GET on /-/api/v1/pins/<set>/spec");
+        return;
+    }
+    memcpy(name, set, setlen);
+    name[setlen] = 0;
+    int r = larder_pins_spec(app->cfg, app->store, name, &yaml);
+    if (r == -ENOENT)
+        json_error(app, req, 404, "Not Found", "no such pin set");
+    else if (r < 0)
+        json_error(app, req, 500, "Internal Server Error", "could not read the pin set; see the log");
+    else
+        larder_send_text(app, req, -1, 200, "OK", "application/yaml", yaml, strlen(yaml));
+    if (r < 0 && r != -ENOENT)
+        larder_err("admin: the spec of pin set %s: %s", name, strerror(-r));
+    free(yaml);
+}
+
 static void jobs(larder_app_t *app, h2o_req_t *req, const char *id, size_t idlen)
 {
     if (method_is(req, "POST") && !id) {
@@ -443,6 +471,8 @@ void larder_admin_handle(larder_app_t *app, h2o_req_t *req)
         entries(app, req);
     else if (IS("/-/api/v1/pins"))
         pins(app, req, NULL, 0);
+    else if (STARTS("/-/api/v1/pins/") && len > 20 && !memcmp(p + len - 5, "/spec", 5))
+        pin_set_spec(app, req, p + 15, len - 20);
     else if (STARTS("/-/api/v1/pins/"))
         pins(app, req, p + 15, len - 15);
     else if (IS("/-/api/v1/jobs"))

@@ -457,7 +457,7 @@ static int parse_root(ctx_t *c, const yaml_node_t *root, int flags)
 }
 
 /* the declared defaults of options the spec does not give */
-static int apply_defaults(larder_seed_spec_t *spec)
+int larder_seed_apply_defaults(larder_seed_spec_t *spec)
 {
     for (int p = 0; p < larder_proto_count(); p++) {
         const larder_protocol_t *m = larder_protocol_get(p);
@@ -531,7 +531,7 @@ larder_seed_spec_t *larder_seed_parse_ex(const char *text, size_t len, int flags
     }
     c.visited[0] = 1; /* the root */
     int r = parse_root(&c, root, flags);
-    if (r == 0 && !c.failed && apply_defaults(spec) < 0)
+    if (r == 0 && !c.failed && larder_seed_apply_defaults(spec) < 0)
         r = fail(&c, root, "out of memory");
     free(c.visited);
     ok = r == 0 && !c.failed;

@@ -51,6 +51,8 @@ larder_seed_spec_t *larder_seed_parse(const char *text, size_t len, char *err, s
 larder_seed_spec_t *larder_seed_parse_ex(const char *text, size_t len, int flags, char *err, size_t errlen);
 /* append an item (copies ref); 0 or -1 */
 int larder_seed_append(larder_seed_spec_t *spec, int proto, const char *ref, const char *sha256);
+/* give every option the spec leaves empty its module's declared default (as parsing does); 0 or -1 */
+int larder_seed_apply_defaults(larder_seed_spec_t *spec);
 /* the spec as YAML (local files already expanded into items); malloc'd */
 char *larder_seed_emit(const larder_seed_spec_t *spec);
 void larder_seed_free(larder_seed_spec_t *spec);

@@ -83,4 +83,18 @@ typedef void (*larder_apt_missing_cb)(void *ctx, const char *name, const char *n
 long larder_apt_closure(larder_apt_universe_t *u, char *const *names, size_t n, larder_apt_closure_cb cb,
                         larder_apt_missing_cb missing, void *ctx);
 
+/* "name[:arch]=version" (an exact package of a pin set's spec): cb for each stanza of exactly that version and
+ * architecture (no arch: the native one or all; a version without an epoch matches any epoch, as .deb file names
+ * drop it), one per distinct file; dependencies are not followed. The number of cb calls, -1 without '=' */
+long larder_apt_exact(larder_apt_universe_t *u, const char *spec, larder_apt_closure_cb cb, void *ctx);
+
+/* an apt.packages entry that is no package: the repositories' Release files and indexes only */
+#define LARDER_APT_INDEXES_ONLY "--indexes-only"
+
+/* the pin_spec hook (module.h): Release files and indexes -> the repository (url, suite, components,
+ * architectures) in apt.repositories; a pool .deb -> "name[:arch]=version" in apt.packages, resolved in those
+ * repositories (which must include one of the .deb's: its Release sorts first) */
+int larder_apt_pin_spec(const larder_config_t *cfg, larder_seed_spec_t *spec, const char *key, const larder_entry_t *e,
+                        char *why, size_t whylen);
+
 #endif

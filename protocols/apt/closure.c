@@ -501,3 +501,48 @@ long larder_apt_closure(larder_apt_universe_t *u, char *const *names, size_t n, 
     free(w.missing);
     return total;
 }
+
+/* "name[:arch]=version": the stanzas of exactly that version (without an epoch in `version`, the stanza's epoch is
+ * not compared: .deb file names drop it), of that architecture (none given: the native one or all); one cb per
+ * distinct file. Dependencies are not followed. Returns the number of cb calls, -1 when `spec` has no '=' */
+long larder_apt_exact(larder_apt_universe_t *u, const char *spec, larder_apt_closure_cb cb, void *ctx)
+{
+    const char *eq = strchr(spec, '=');
+    if (!eq || !u->tcap)
+        return eq ? 0 : -1;
+    const char *colon = memchr(spec, ':', (size_t)(eq - spec));
+    size_t len = (size_t)((colon ? colon : eq) - spec);
+    char arch[64] = "";
+    if (colon)
+        snprintf(arch, sizeof(arch), "%.*s", (int)(eq - colon - 1), colon + 1);
+    const char *want = eq + 1;
+    int epoch = strchr(want, ':') != NULL;
+    long n = 0;
+    for (size_t i = (size_t)(hash_name(spec, len) & (u->tcap - 1)); u->table[i]; i = (i + 1) & (u->tcap - 1)) {
+        const prov_t *pv = &u->provs[u->table[i] - 1];
+        const upkg_t *p = &u->pkgs[pv->pkg];
+        if (!pv->real || !name_is(pv->name, spec, len) || !p->version)
+            continue;
+        if (arch[0] ? !(p->arch && (!strcmp(p->arch, arch) || !strcmp(p->arch, "all"))) : !arch_ok(u, p, ""))
+            continue;
+        const char *v = p->version, *c = strchr(v, ':');
+        if (!epoch && c)
+            v = c + 1;
+        if (larder_apt_vercmp(v, want) != 0)
+            continue;
+        /* the same bytes listed twice (two suites, two mirrors) are one file, as in the closure */
+        int seen = 0;
+        for (size_t j = (size_t)(hash_name(spec, len) & (u->tcap - 1)); u->table[j] != u->table[i] && !seen;
+             j = (j + 1) & (u->tcap - 1)) {
+            const prov_t *pj = &u->provs[u->table[j] - 1];
+            const upkg_t *q = &u->pkgs[pj->pkg];
+            seen = pj->real && same_variant(p, q) && !strcmp(p->sha256, q->sha256);
+        }
+        if (seen)
+            continue;
+        if (cb)
+            cb(ctx, p->name, p->version, p->filename, p->sha256, p->size, p->repo);
+        n++;
+    }
+    return n;
+}

@@ -20,12 +20,31 @@ static int word_ok(const char *s, size_t len)
     return 1;
 }
 
+/* a package name, or "name[:arch]=version" (one exact version, as a pin set's spec names them) */
 static int pkgname_ok(const char *s, size_t len)
 {
-    if (len == 0 || len > 100)
+    if (len == sizeof(LARDER_APT_INDEXES_ONLY) - 1 && !memcmp(s, LARDER_APT_INDEXES_ONLY, len))
+        return 1;
+    const char *eq = memchr(s, '=', len);
+    size_t nl = eq ? (size_t)(eq - s) : len;
+    const char *colon = eq ? memchr(s, ':', nl) : NULL;
+    if (colon) {
+        if (!word_ok(colon + 1, (size_t)(s + nl - colon - 1)) || memchr(colon + 1, '/', (size_t)(s + nl - colon - 1)))
+            return 0;
+        nl = (size_t)(colon - s);
+    }
+    if (nl == 0 || nl > 100)
         return 0;
-    for (size_t i = 0; i < len; i++)
+    for (size_t i = 0; i < nl; i++)
         if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || strchr("-.+", s[i])))
+            return 0;
+    if (!eq)
+        return 1;
+    size_t vl = len - (size_t)(eq - s) - 1;
+    if (vl == 0 || vl > 200)
+        return 0;
+    for (size_t i = 1; i <= vl; i++)
+        if (!(isalnum((unsigned char)eq[i]) || strchr(".+~:-", eq[i])))
             return 0;
     return 1;
 }
@@ -142,16 +161,21 @@ static int parse_apt(larder_seed_parse_t *c, const yaml_node_t *n)
         }
     }
     if (pkgs.n) {
-        char joined[8192] = "";
-        for (size_t i = 0; i < pkgs.n; i++) {
-            if (strlen(joined) + strlen(pkgs.v[i]) + 2 > sizeof(joined)) {
-                larder_seedp_fail(c, n, "apt.packages: too many packages in one spec");
-                goto bad;
-            }
-            size_t jl = strlen(joined);
-            snprintf(joined + jl, sizeof(joined) - jl, "%s%s", i ? " " : "", pkgs.v[i]);
+        /* one item: the closure is resolved over all the names at once */
+        size_t total = 1;
+        for (size_t i = 0; i < pkgs.n; i++)
+            total += strlen(pkgs.v[i]) + 1;
+        char *joined = malloc(total);
+        if (!joined) {
+            larder_seedp_fail(c, n, "out of memory");
+            goto bad;
         }
-        if (larder_seedp_item(c, n, LARDER_PROTO_APT, joined, strlen(joined)) < 0)
+        size_t jl = 0;
+        for (size_t i = 0; i < pkgs.n; i++)
+            jl += (size_t)snprintf(joined + jl, total - jl, "%s%s", i ? " " : "", pkgs.v[i]);
+        int r = larder_seedp_item(c, n, LARDER_PROTO_APT, joined, jl);
+        free(joined);
+        if (r < 0)
             goto bad;
     }
     larder_seed_strings_free(&pkgs);
@@ -175,8 +199,9 @@ static void emit_apt(FILE *f, const larder_seed_spec_t *spec, int p)
         larder_conf_print_str(f, url ? url : "");
         fprintf(f, "\n      suite: ");
         larder_conf_print_str(f, suite ? suite : "");
-        fprintf(f, "\n      components: [%s]\n      architectures: [%s]\n", comps ? comps : "main",
-                archs ? archs : "amd64");
+        /* "-": not known (a pin set's spec with a Release file and no index): the defaults */
+        fprintf(f, "\n      components: [%s]\n      architectures: [%s]\n", comps && strcmp(comps, "-") != 0 ? comps : "main",
+                archs && strcmp(archs, "-") != 0 ? archs : "amd64");
         if (sb && strcmp(sb, "-") != 0) {
             fprintf(f, "      signed_by: ");
             larder_conf_print_str(f, sb);
@@ -187,10 +212,10 @@ static void emit_apt(FILE *f, const larder_seed_spec_t *spec, int p)
     for (size_t i = 0; i < spec->nitems; i++) {
         if (spec->items[i].proto != p)
             continue;
-        char names[8192], *sv;
-        snprintf(names, sizeof(names), "%s", spec->items[i].ref);
-        for (char *nm = strtok_r(names, " ", &sv); nm; nm = strtok_r(NULL, " ", &sv))
-            fprintf(f, "    - %s\n", nm);
+        char *names = strdup(spec->items[i].ref), *sv;
+        for (char *nm = names ? strtok_r(names, " ", &sv) : NULL; nm; nm = strtok_r(NULL, " ", &sv))
+            fprintf(f, "    - \"%s\"\n", nm); /* quoted: "name=1:2.0" is a string, never a YAML mapping */
+        free(names);
     }
 }
 
@@ -225,4 +250,5 @@ const larder_protocol_t larder_protocol_apt = {
     .handle = apt_handle,
     .handle_proxy = larder_apt_handle_proxy,
     .seed = apt_seed,
+    .pin_spec = larder_apt_pin_spec,
 };

@@ -158,7 +158,21 @@ static void seed_resolve(larder_seed_ctx_t *c, apt_seed_t *s)
     }
     free(order);
     closure_ctx_t cc = {c, s, app, 0};
-    long n = larder_apt_closure(u, s->names, s->nnames, closure_pkg, closure_missing, &cc);
+    /* names with their closure; "name=version" (a pin set's own files) exactly, without one */
+    char **plain = calloc(s->nnames ? s->nnames : 1, sizeof(*plain)); // NOLINT(bugprone-sizeof-expression)
+    size_t nplain = 0;
+    long n = 0;
+    for (size_t i = 0; i < s->nnames; i++) {
+        long k = larder_apt_exact(u, s->names[i], closure_pkg, &cc);
+        if (k < 0)
+            plain[nplain++] = s->names[i];
+        else if (k == 0)
+            closure_missing(&cc, s->names[i], NULL, "no repository of the spec lists this version");
+        n += k > 0 ? k : 0;
+    }
+    if (nplain)
+        n += larder_apt_closure(u, plain, nplain, closure_pkg, closure_missing, &cc);
+    free(plain);
     larder_info("apt seed: %zu package name(s) need %ld package(s)", s->nnames, n);
     larder_apt_universe_free(u);
 }
@@ -344,13 +358,15 @@ void apt_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx
     pthread_mutex_init(&s->mu, NULL);
     snprintf(s->label, sizeof(s->label), "apt");
     s->repos = calloc(repos->n, sizeof(*s->repos));
-    char names[8192];
-    snprintf(names, sizeof(names), "%s", item->ref);
+    char *names = strdup(item->ref);
     char *sv;
-    for (char *nm = strtok_r(names, " ", &sv); nm; nm = strtok_r(NULL, " ", &sv)) {
+    for (char *nm = names ? strtok_r(names, " ", &sv) : NULL; nm; nm = strtok_r(NULL, " ", &sv)) {
+        if (!strcmp(nm, LARDER_APT_INDEXES_ONLY))
+            continue; /* the repositories' Release files and indexes, no package */
         s->names = realloc(s->names, (s->nnames + 1) * sizeof(char *)); // NOLINT(bugprone-sizeof-expression)
         s->names[s->nnames++] = strdup(nm);
     }
+    free(names);
     for (size_t i = 0; i < repos->n; i++) {
         apt_repo_t *r = &s->repos[s->nrepos];
         /* "url suite comps archs signed_by" */
@@ -416,4 +432,161 @@ void apt_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx
         seed_resolve(ctx, s);
         seed_free(s);
     }
+}
+
+/* ---- the pin_spec hook: pinned repository files back into the apt section ---- */
+
+/* the words of a comma list, with `w` added when it is not there ("-": none yet) */
+static void list_add(char *list, size_t cap, const char *w)
+{
+    if (!strcmp(list, "-")) {
+        snprintf(list, cap, "%s", w);
+        return;
+    }
+    size_t wl = strlen(w);
+    for (const char *p = list; *p;) {
+        size_t l = strcspn(p, ",");
+        if (l == wl && !memcmp(p, w, wl))
+            return;
+        p += l + (p[l] == ',');
+    }
+    size_t ll = strlen(list);
+    if (ll + wl + 2 <= cap)
+        snprintf(list + ll, cap - ll, ",%s", w);
+}
+
+/* the repositories line "url suite comps archs -" for (url, suite), added when absent; comp/arch merged in */
+static int repo_line(larder_seed_spec_t *spec, const char *url, const char *suite, const char *comp, const char *arch)
+{
+    larder_seed_strings_t *repos = (larder_seed_strings_t *)larder_seed_option(spec, LARDER_PROTO_APT, "repositories");
+    char line[3300], comps[600] = "-", archs[300] = "-";
+    size_t ul = strlen(url), sl = strlen(suite), i;
+    for (i = 0; i < repos->n; i++)
+        if (!strncmp(repos->v[i], url, ul) && repos->v[i][ul] == ' ' && !strncmp(repos->v[i] + ul + 1, suite, sl) &&
+            repos->v[i][ul + 1 + sl] == ' ')
+            break;
+    if (i < repos->n && sscanf(repos->v[i] + ul + sl + 2, "%599s %299s", comps, archs) != 2)
+        return -1;
+    if (comp)
+        list_add(comps, sizeof(comps), comp);
+    if (arch)
+        list_add(archs, sizeof(archs), arch);
+    snprintf(line, sizeof(line), "%s %s %s %s -", url, suite, comps, archs);
+    if (i == repos->n)
+        return larder_seed_strings_add(repos, line, strlen(line));
+    char *nl = strdup(line);
+    if (!nl)
+        return -1;
+    free(repos->v[i]);
+    repos->v[i] = nl;
+    return 0;
+}
+
+/* add a word to the one apt item (the packages), creating it */
+static int add_package(larder_seed_spec_t *spec, const char *word)
+{
+    size_t wl = strlen(word);
+    for (size_t i = 0; i < spec->nitems; i++) {
+        larder_seed_item_t *it = &spec->items[i];
+        if (it->proto != LARDER_PROTO_APT)
+            continue;
+        if (!strcmp(it->ref, LARDER_APT_INDEXES_ONLY)) {
+            char *nr = strdup(word);
+            if (!nr)
+                return -1;
+            free(it->ref);
+            it->ref = nr;
+            return 0;
+        }
+        for (const char *p = it->ref; *p;) {
+            size_t l = strcspn(p, " ");
+            if (l == wl && !memcmp(p, word, wl))
+                return 0;
+            p += l + (p[l] == ' ');
+        }
+        size_t rl = strlen(it->ref);
+        char *nr = realloc(it->ref, rl + wl + 2);
+        if (!nr)
+            return -1;
+        nr[rl] = ' ';
+        memcpy(nr + rl + 1, word, wl + 1);
+        it->ref = nr;
+        return 0;
+    }
+    return larder_seed_append(spec, LARDER_PROTO_APT, word, NULL);
+}
+
+int larder_apt_pin_spec(const larder_config_t *cfg, larder_seed_spec_t *spec, const char *key, const larder_entry_t *e,
+                        char *why, size_t whylen)
+{
+    (void)e;
+    const larder_apt_conf_t *ac = larder_proto_conf(cfg, LARDER_PROTO_APT);
+    larder_apt_target_t t;
+    char err[300], url[1100];
+    if (larder_apt_map(key, strlen(key), 0, &t, err, sizeof(err)) < 0) {
+        snprintf(why, whylen, "not a repository file: %s", err);
+        return -1;
+    }
+    int https = in_list(ac->https_hosts.v, ac->https_hosts.n, t.host);
+    snprintf(url, sizeof(url), "%s://%s%.*s", https ? "https" : "http", t.host, (int)t.prefix_len, t.path);
+    if (t.kind != LARDER_APT_POOL) {
+        /* dists/<suite>/<comp>/binary-<arch>/..., <comp>/i18n/..., by-hash copies below them, Release files */
+        const char *d = strstr(t.path + t.prefix_len, "/dists/");
+        const char *rel = d ? strchr(d + 7, '/') : NULL;
+        char comp[128] = "", arch[64] = "";
+        if (rel) {
+            const char *s1 = strchr(rel + 1, '/');
+            if (s1 && (size_t)(s1 - rel - 1) < sizeof(comp) && strncmp(rel + 1, "by-hash/", 8) != 0) {
+                snprintf(comp, sizeof(comp), "%.*s", (int)(s1 - rel - 1), rel + 1);
+                if (!strncmp(s1 + 1, "binary-", 7))
+                    snprintf(arch, sizeof(arch), "%.*s", (int)strcspn(s1 + 8, "/"), s1 + 8);
+            }
+        }
+        if (arch[0] && !strcmp(arch, "all"))
+            arch[0] = 0;
+        if (repo_line(spec, url, t.suite, comp[0] ? comp : NULL, arch[0] ? arch : NULL) < 0)
+            return -1;
+        /* an item, so that the section is emitted and seeded: the first package replaces it */
+        for (size_t i = 0; i < spec->nitems; i++)
+            if (spec->items[i].proto == LARDER_PROTO_APT)
+                return 0;
+        return larder_seed_append(spec, LARDER_PROTO_APT, LARDER_APT_INDEXES_ONLY, NULL);
+    }
+    /* pool/<comp>/<x>/<source>/<name>_<version>_<arch>.deb ('%3a' for the epoch's ':', which names drop anyway) */
+    const char *file = strrchr(t.path, '/') + 1;
+    size_t fl = strlen(file);
+    char name[128], version[256], arch[64], word[500];
+    const char *u1 = strchr(file, '_'), *u2 = u1 ? strchr(u1 + 1, '_') : NULL;
+    if (fl < 5 || (strcmp(file + fl - 4, ".deb") != 0 && strcmp(file + fl - 5, ".udeb") != 0) || !u1 || !u2 ||
+        strchr(u2 + 1, '_') || (size_t)(u1 - file) >= sizeof(name) || (size_t)(u2 - u1) >= sizeof(version)) {
+        snprintf(why, whylen, "not a binary package (<name>_<version>_<arch>.deb): source packages cannot be seeded");
+        return -1;
+    }
+    snprintf(name, sizeof(name), "%.*s", (int)(u1 - file), file);
+    size_t vl = 0;
+    for (const char *p = u1 + 1; p < u2 && vl + 1 < sizeof(version); p++) {
+        if (p[0] == '%' && p + 2 < u2 && p[1] == '3' && (p[2] == 'a' || p[2] == 'A')) {
+            version[vl++] = ':';
+            p += 2;
+        } else {
+            version[vl++] = *p;
+        }
+    }
+    version[vl] = 0;
+    snprintf(arch, sizeof(arch), "%.*s", (int)strcspn(u2 + 1, "."), u2 + 1);
+    if (!strcmp(arch, "all"))
+        snprintf(word, sizeof(word), "%s=%s", name, version);
+    else
+        snprintf(word, sizeof(word), "%s:%s=%s", name, arch, version);
+    /* the suite that lists it: the repository's Release files sort before its pool/ */
+    const larder_seed_strings_t *repos = larder_seed_option(spec, LARDER_PROTO_APT, "repositories");
+    size_t ul = strlen(url), i;
+    for (i = 0; i < repos->n; i++)
+        if (!strncmp(repos->v[i], url, ul) && repos->v[i][ul] == ' ')
+            break;
+    if (i == repos->n) {
+        snprintf(why, whylen, "no Release file of %s in the pin set: its suite is unknown", url);
+        return -1;
+    }
+    return add_package(spec, word);
 }

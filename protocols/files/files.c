@@ -144,3 +144,42 @@ void files_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_c
     larder_seed_add(ctx, item->ref, &fr, NULL, NULL);
     free(t.url);
 }
+
+/* a pinned entry (key: the upstream URL) -> the pin whose URL it is, else <mirror>/<path> under the mirror whose
+ * prefix it starts with; with the entry's digest, so that the same bytes are fetched or nothing */
+int files_pin_spec(const larder_config_t *cfg, larder_seed_spec_t *spec, const char *key, const larder_entry_t *e,
+                   char *why, size_t whylen)
+{
+    const larder_files_conf_t *fc = larder_proto_conf(cfg, LARDER_PROTO_FILES);
+    const char *sha = e ? e->digest : NULL;
+    for (size_t i = 0; i < fc->npins; i++) {
+        const larder_file_pin_t *pin = &fc->pins[i];
+        /* a pin whose configured sha256 is not the stored one would refuse the item: try a mirror path */
+        if (!strcmp(pin->url, key) && (!pin->sha256 || !sha || !strcmp(pin->sha256, sha)))
+            return larder_seed_append(spec, LARDER_PROTO_FILES, pin->name, sha);
+    }
+    for (size_t i = 0; i < fc->nmirrors; i++) {
+        const larder_file_mirror_t *m = &fc->mirrors[i];
+        size_t pl = strlen(m->prefix);
+        if (strncmp(key, m->prefix, pl) != 0 || !key[pl])
+            continue;
+        size_t need = strlen(m->name) + strlen(key + pl) + 2;
+        char *ref = malloc(need);
+        if (!ref)
+            break;
+        snprintf(ref, need, "%s/%s", m->name, key + pl);
+        /* only a path that maps back to this very URL (the checks of a request: no dot segments, no queries) */
+        larder_files_target_t t;
+        char err[512];
+        int ok = larder_files_map(cfg, ref, strlen(ref), &t, err, sizeof(err)) == 0 && t.kind == LARDER_FILES_FETCH &&
+                 !strcmp(t.url, key);
+        if (t.kind == LARDER_FILES_FETCH)
+            free(t.url);
+        int r = ok ? larder_seed_append(spec, LARDER_PROTO_FILES, ref, sha) : 0;
+        free(ref);
+        if (ok)
+            return r;
+    }
+    snprintf(why, whylen, "no pin or mirror in files.pins / files.mirrors names this URL");
+    return -1;
+}

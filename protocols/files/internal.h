@@ -11,4 +11,8 @@ void files_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t le
 /* a seed item: a pin name or <mirror>/<path> (files.c) */
 void files_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx_t *ctx);
 
+/* the pin_spec hook: a cached URL back into a pin name or mirror path with its sha256 (files.c) */
+int files_pin_spec(const larder_config_t *cfg, larder_seed_spec_t *spec, const char *key, const larder_entry_t *e,
+                   char *why, size_t whylen);
+
 #endif

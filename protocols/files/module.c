@@ -235,4 +235,5 @@ const larder_protocol_t larder_protocol_files = {
     .conf_keys = files_keys,
     .handle = files_handle,
     .seed = files_seed,
+    .pin_spec = files_pin_spec,
 };

@@ -381,7 +381,20 @@ typedef struct gem_seed {
     char name[256];
     char version[128]; /* "1.2.3" or "1.2.3-x86_64-linux" */
     char label[400];
+    int info_only; /* "<name> --info-only": the indexes and /info/<name>, no .gem */
 } gem_seed_t;
+
+/* "<name> --info-only": 1 with the name copied, else 0 */
+static int info_only_ref(const char *ref, char *name, size_t namelen)
+{
+    static const char opt[] = " " LARDER_GEMS_INFO_ONLY;
+    size_t rl = strlen(ref), ol = sizeof(opt) - 1;
+    if (rl <= ol || strcmp(ref + rl - ol, opt) != 0 || !gem_name_ok(ref, rl - ol) || rl - ol >= namelen)
+        return 0;
+    memcpy(name, ref, rl - ol);
+    name[rl - ol] = 0;
+    return 1;
+}
 
 static void seed_fetch(larder_seed_ctx_t *c, const char *path, const char *label, uint32_t flags, const char *sha256,
                        larder_transform_fn tf, larder_seed_then_fn then, void *data)
@@ -404,6 +417,8 @@ static void seed_info_done(larder_seed_ctx_t *c, int proto, const char *key, voi
     (void)proto;
     (void)key;
     gem_seed_t *s = data;
+    if (s->info_only)
+        return;
     larder_app_t *app = larder_seed_app(c);
     char gk[600];
     snprintf(gk, sizeof(gk), "g/%s-%s.gem", s->name, s->version);
@@ -427,8 +442,10 @@ void gems_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ct
 {
     gem_seed_t *s = calloc(1, sizeof(*s));
     char err[400];
-    if (!s || larder_gems_parse_seed_ref(item->ref, s->name, sizeof(s->name), s->version, sizeof(s->version), err,
-                                         sizeof(err)) < 0) {
+    if (s && info_only_ref(item->ref, s->name, sizeof(s->name)))
+        s->info_only = 1;
+    else if (!s || larder_gems_parse_seed_ref(item->ref, s->name, sizeof(s->name), s->version, sizeof(s->version),
+                                              err, sizeof(err)) < 0) {
         larder_seed_fail(ctx, item->ref, s ? err : "out of memory");
         free(s);
         return;
@@ -438,7 +455,7 @@ void gems_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ct
         free(s);
         return;
     }
-    snprintf(s->label, sizeof(s->label), "%s %s", s->name, s->version);
+    snprintf(s->label, sizeof(s->label), "%s%s%s", s->name, s->info_only ? "" : " ", s->version);
     /* the indexes every client starts from (cached after the first item: pinned at once) */
     static const char *const shared[] = {"versions", "names", "specs.4.8.gz", "latest_specs.4.8.gz",
                                          "prerelease_specs.4.8.gz"};
@@ -448,4 +465,78 @@ void gems_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ct
     snprintf(path, sizeof(path), "info/%s", s->name);
     snprintf(label, sizeof(label), "%s (/info)", s->label);
     seed_fetch(ctx, path, label, 0, NULL, compact_transform, seed_info_done, s);
+}
+
+/* ---- the pin_spec hook: a pinned entry back into gems lines ---- */
+
+/* remove the gems items whose ref is `ref` */
+static void drop_items(larder_seed_spec_t *spec, const char *ref)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < spec->nitems; i++) {
+        larder_seed_item_t *it = &spec->items[i];
+        if (it->proto == LARDER_PROTO_GEMS && !strcmp(it->ref, ref)) {
+            free(it->ref);
+            free(it->sha256);
+            continue;
+        }
+        spec->items[o++] = *it;
+    }
+    spec->nitems = o;
+}
+
+int larder_gems_pin_spec(const larder_config_t *cfg, larder_seed_spec_t *spec, const char *key, const larder_entry_t *e,
+                         char *why, size_t whylen)
+{
+    (void)cfg;
+    (void)e;
+    static const char *const shared[] = {"versions", "names", "specs.4.8.gz", "latest_specs.4.8.gz",
+                                         "prerelease_specs.4.8.gz"};
+    for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++)
+        if (!strcmp(key, shared[i]))
+            return 0; /* every gems item fetches them */
+    char line[700];
+    if (!strncmp(key, "info/", 5)) {
+        const char *name = key + 5;
+        size_t nl = strlen(name);
+        if (!gem_name_ok(name, nl)) {
+            snprintf(why, whylen, "not a gem name");
+            return -1;
+        }
+        /* the .gem files sort before info/: a gem of this name already brings its /info */
+        for (size_t i = 0; i < spec->nitems; i++)
+            if (spec->items[i].proto == LARDER_PROTO_GEMS && !strncmp(spec->items[i].ref, name, nl) &&
+                spec->items[i].ref[nl] == ':')
+                return 0;
+        snprintf(line, sizeof(line), "%s %s", name, LARDER_GEMS_INFO_ONLY);
+        return larder_seed_append(spec, LARDER_PROTO_GEMS, line, NULL);
+    }
+    /* gems/<name>-<version>[-<platform>].gem and quick/Marshal.4.8/<name>-<version>.gemspec.rz: the version starts
+     * at the first '-' followed by a digit */
+    const char *file = NULL;
+    size_t fl = 0;
+    if (!strncmp(key, "gems/", 5) && strlen(key) > 9 && !strcmp(key + strlen(key) - 4, ".gem")) {
+        file = key + 5;
+        fl = strlen(file) - 4;
+    } else if (!strncmp(key, "quick/Marshal.4.8/", 18) && strlen(key) > 30 &&
+               !strcmp(key + strlen(key) - 11, ".gemspec.rz")) {
+        file = key + 18;
+        fl = strlen(file) - 11;
+    }
+    size_t nl = 0;
+    while (file && nl + 1 < fl && !(file[nl] == '-' && isdigit((unsigned char)file[nl + 1])))
+        nl++;
+    char name[256], version[128], err[300];
+    if (!file || nl + 1 >= fl || fl >= sizeof(line)) {
+        snprintf(why, whylen, "not a .gem or gemspec file name (<name>-<version>)");
+        return -1;
+    }
+    snprintf(line, sizeof(line), "%.*s:%.*s", (int)nl, file, (int)(fl - nl - 1), file + nl + 1);
+    if (larder_gems_parse_seed_ref(line, name, sizeof(name), version, sizeof(version), err, sizeof(err)) < 0) {
+        snprintf(why, whylen, "%s", err);
+        return -1;
+    }
+    snprintf(err, sizeof(err), "%s %s", name, LARDER_GEMS_INFO_ONLY);
+    drop_items(spec, err);
+    return larder_seed_append(spec, LARDER_PROTO_GEMS, line, NULL);
 }

@@ -5,6 +5,9 @@
 
 #include <stddef.h>
 
+#include "seedspec.h"
+#include "store.h"
+
 enum {
     LARDER_GEMS_VERSIONS = 1, /* /versions */
     LARDER_GEMS_NAMES,        /* /names */
@@ -36,5 +39,14 @@ long larder_gems_lockfile_lines_ex(const char *text, size_t len, char ***lines, 
 /* "name:version[-platform]" (also "name (version)") -> parts. 0, or -1 with a message. */
 int larder_gems_parse_seed_ref(const char *ref, char *name, size_t namelen, char *version, size_t versionlen,
                                char *err, size_t errlen);
+
+/* the seed line of a gem's /info alone (with the shared indexes, no .gem): "<name> --info-only" */
+#define LARDER_GEMS_INFO_ONLY "--info-only"
+
+/* the pin_spec hook (module.h): gems/<name>-<version>.gem (and its gemspec) -> "<name>:<version>", verified
+ * against /info when seeded; info/<name> -> nothing when a gem of that name is in the spec, else
+ * "<name> --info-only"; the shared indexes come with every gem */
+int larder_gems_pin_spec(const larder_config_t *cfg, larder_seed_spec_t *spec, const char *key, const larder_entry_t *e,
+                         char *why, size_t whylen);
 
 #endif

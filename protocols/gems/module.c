@@ -42,4 +42,5 @@ const larder_protocol_t larder_protocol_gems = {
     .seed_shape = "gems: [...], lockfiles: [...]",
     .handle = gems_handle,
     .seed = gems_seed,
+    .pin_spec = larder_gems_pin_spec,
 };

@@ -115,4 +115,8 @@ void git_evicted(const larder_config_t *cfg, const char *key);
 void git_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len);
 void git_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx_t *ctx);
 
+/* seed.c: the pin_spec hook (module.h): a mirror back into its repository item */
+int git_pin_spec(const larder_config_t *cfg, larder_seed_spec_t *spec, const char *key, const larder_entry_t *e,
+                 char *why, size_t whylen);
+
 #endif

@@ -292,6 +292,7 @@ const larder_protocol_t larder_protocol_git = {
     .seed_emit = emit_git,
     .handle = git_handle,
     .seed = git_seed,
+    .pin_spec = git_pin_spec,
     .request_body_max = git_request_body_max,
     .start = git_start,
     .stop = git_stop,

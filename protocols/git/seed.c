@@ -116,3 +116,23 @@ void git_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx
                              .own_thread = 1};
     larder_seed_add(ctx, repo, &fr, check_refs, sr);
 }
+
+/* the pin_spec hook: the mirror m/<remote>/<path> -> the repository <remote>/<path> with every branch and tag (the
+ * refs a client was served are not recorded; the mirror holds them all) */
+int git_pin_spec(const larder_config_t *cfg, larder_seed_spec_t *spec, const char *key, const larder_entry_t *e,
+                 char *why, size_t whylen)
+{
+    (void)e;
+    char remote[LARDER_GIT_REMOTE_MAX + 1], path[LARDER_GIT_PATH_MAX + 1];
+    const char *refs, *err;
+    if (strncmp(key, "m/", 2) != 0 ||
+        larder_git_seed_item(key + 2, remote, sizeof(remote), path, sizeof(path), &refs, &err) < 0 || *refs) {
+        snprintf(why, whylen, "not a mirror key (m/<remote>/<path>)");
+        return -1;
+    }
+    if (!git_remote(cfg, remote)) {
+        snprintf(why, whylen, "remote '%s' is not in git.remotes", remote);
+        return -1;
+    }
+    return larder_seed_append(spec, LARDER_PROTO_GIT, key + 2, NULL);
+}

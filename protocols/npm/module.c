@@ -51,4 +51,5 @@ const larder_protocol_t larder_protocol_npm = {
     .seed_shape = "packages: [...], lockfiles: [...]",
     .handle = npm_handle,
     .seed = npm_seed,
+    .pin_spec = larder_npm_pin_spec,
 };

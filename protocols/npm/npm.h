@@ -5,6 +5,9 @@
 
 #include <stddef.h>
 
+#include "seedspec.h"
+#include "store.h"
+
 /* the npm section of larder.yaml beyond the common keys */
 typedef struct larder_npm_conf {
     char *public_url; /* npm.public_url: base URL clients reach npm at (no trailing '/'), or NULL: from Host */
@@ -61,5 +64,13 @@ long larder_npm_lockfile_lines(const char *json, size_t len, char ***lines, lard
 /* "name@version[ integrity]" -> parts; version must be exact (x.y.z[-pre][+build]). 0, or -1 with a message. */
 int larder_npm_parse_seed_ref(const char *ref, char *name, size_t namelen, char *version, size_t versionlen,
                               char *integrity, size_t intlen, char *err, size_t errlen);
+
+/* the seed line of a package's packument alone (both forms, no tarball): "<name> --packument-only" */
+#define LARDER_NPM_PACKUMENT_ONLY "--packument-only"
+
+/* the pin_spec hook (module.h): tgz/<name>/<file> -> "<name>@<version> sha256-<the stored digest>"; a packument
+ * (pk/<name>/full|abbr) -> nothing when the package has a tarball item, else "<name> --packument-only" */
+int larder_npm_pin_spec(const larder_config_t *cfg, larder_seed_spec_t *spec, const char *key, const larder_entry_t *e,
+                        char *why, size_t whylen);
 
 #endif

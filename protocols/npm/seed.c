@@ -13,6 +13,7 @@
 
 #include <ctype.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +199,7 @@ typedef struct seed_req {
     char version[128];
     char integrity[300];
     char label[700];
+    int packument_only; /* "<name> --packument-only": the packument (both forms), no tarball */
 } seed_req_t;
 
 static void seed_packument_done(larder_seed_ctx_t *c, int proto, const char *key, void *data)
@@ -226,6 +228,8 @@ static void seed_packument_done(larder_seed_ctx_t *c, int proto, const char *key
                               .force = 1,
                               .local = 1};
     larder_seed_add(c, alabel, &afr, NULL, NULL);
+    if (sr->packument_only)
+        return;
     json_t *root = json_load_file(path, JSON_ALLOW_NUL, NULL);
     json_t *dist = json_object_get(json_object_get(json_object_get(root, "versions"), sr->version), "dist");
     const char *tb = json_string_value(json_object_get(dist, "tarball"));
@@ -269,12 +273,26 @@ static void seed_packument_done(larder_seed_ctx_t *c, int proto, const char *key
     free(rec);
 }
 
+/* "<name> --packument-only": 1 with the name copied, else 0 */
+static int packument_only_ref(const char *ref, char *name, size_t namelen)
+{
+    static const char opt[] = " " LARDER_NPM_PACKUMENT_ONLY;
+    size_t rl = strlen(ref), ol = sizeof(opt) - 1;
+    if (rl <= ol || strcmp(ref + rl - ol, opt) != 0 || !larder_npm_name_ok(ref, rl - ol) || rl - ol >= namelen)
+        return 0;
+    memcpy(name, ref, rl - ol);
+    name[rl - ol] = 0;
+    return 1;
+}
+
 void npm_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx_t *ctx)
 {
     seed_req_t *sr = calloc(1, sizeof(*sr));
     char err[400];
-    if (!sr || larder_npm_parse_seed_ref(item->ref, sr->name, sizeof(sr->name), sr->version, sizeof(sr->version),
-                                         sr->integrity, sizeof(sr->integrity), err, sizeof(err)) < 0) {
+    if (sr && packument_only_ref(item->ref, sr->name, sizeof(sr->name)))
+        sr->packument_only = 1;
+    else if (!sr || larder_npm_parse_seed_ref(item->ref, sr->name, sizeof(sr->name), sr->version, sizeof(sr->version),
+                                              sr->integrity, sizeof(sr->integrity), err, sizeof(err)) < 0) {
         larder_seed_fail(ctx, item->ref, sr ? err : "out of memory");
         free(sr);
         return;
@@ -284,7 +302,10 @@ void npm_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx
         free(sr);
         return;
     }
-    snprintf(sr->label, sizeof(sr->label), "%s@%s", sr->name, sr->version);
+    if (sr->packument_only)
+        snprintf(sr->label, sizeof(sr->label), "%s", sr->name);
+    else
+        snprintf(sr->label, sizeof(sr->label), "%s@%s", sr->name, sr->version);
     char url[4400];
     npm_packument_url(app->cfg, sr->name, url, sizeof(url));
     char key[400], label[800];
@@ -297,4 +318,90 @@ void npm_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx
                              .accept = "application/json",
                              .transform = npm_transform_packument};
     larder_seed_add(ctx, label, &fr, seed_packument_done, sr);
+}
+
+/* ---- the pin_spec hook: a pinned entry back into seed lines ---- */
+
+/* remove the npm items whose ref is `ref` */
+static void drop_items(larder_seed_spec_t *spec, const char *ref)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < spec->nitems; i++) {
+        larder_seed_item_t *it = &spec->items[i];
+        if (it->proto == LARDER_PROTO_NPM && !strcmp(it->ref, ref)) {
+            free(it->ref);
+            free(it->sha256);
+            continue;
+        }
+        spec->items[o++] = *it;
+    }
+    spec->nitems = o;
+}
+
+/* whether an npm item "<name>@..." is in the spec */
+static int have_package(const larder_seed_spec_t *spec, const char *name)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < spec->nitems; i++)
+        if (spec->items[i].proto == LARDER_PROTO_NPM && !strncmp(spec->items[i].ref, name, nl) &&
+            spec->items[i].ref[nl] == '@')
+            return 1;
+    return 0;
+}
+
+int larder_npm_pin_spec(const larder_config_t *cfg, larder_seed_spec_t *spec, const char *key, const larder_entry_t *e,
+                        char *why, size_t whylen)
+{
+    (void)cfg;
+    char name[256], line[1000];
+    if (!strncmp(key, "tgz/", 4)) {
+        /* tgz/<name>/<base>-<version>.tgz, <base> the name without its scope */
+        const char *file = strrchr(key, '/');
+        size_t nl = (size_t)(file - key) - 4;
+        if (nl == 0 || nl >= sizeof(name)) {
+            snprintf(why, whylen, "not a tarball key");
+            return -1;
+        }
+        memcpy(name, key + 4, nl);
+        name[nl] = 0;
+        file++;
+        const char *base = strchr(name, '/') ? strchr(name, '/') + 1 : name;
+        size_t bl = strlen(base), fl = strlen(file);
+        if (!larder_npm_name_ok(name, nl) || fl <= bl + 5 || strncmp(file, base, bl) != 0 || file[bl] != '-' ||
+            strcmp(file + fl - 4, ".tgz") != 0 || !exact_version(file + bl + 1, fl - bl - 5)) {
+            snprintf(why, whylen, "the tarball's file name is not <name>-<version>.tgz: its version is unknown");
+            return -1;
+        }
+        int n = snprintf(line, sizeof(line), "%s@%.*s", name, (int)(fl - bl - 5), file + bl + 1);
+        if (e) {
+            /* the stored tarball's own digest, as an integrity string: the same bytes or a failed item */
+            unsigned char raw[32], b64[48];
+            for (size_t i = 0; i < 32; i++)
+                sscanf(e->digest + 2 * i, "%2hhx", &raw[i]);
+            EVP_EncodeBlock(b64, raw, 32);
+            snprintf(line + n, sizeof(line) - (size_t)n, " sha256-%s", (const char *)b64);
+        }
+        char po[300];
+        snprintf(po, sizeof(po), "%s %s", name, LARDER_NPM_PACKUMENT_ONLY);
+        drop_items(spec, po); /* the package item brings its packument along */
+        return larder_seed_append(spec, LARDER_PROTO_NPM, line, NULL);
+    }
+    if (!strncmp(key, "pk/", 3)) {
+        const char *form = strrchr(key, '/');
+        size_t nl = (size_t)(form - key) - 3;
+        if (nl == 0 || nl >= sizeof(name) || (strcmp(form, "/full") != 0 && strcmp(form, "/abbr") != 0)) {
+            snprintf(why, whylen, "not a packument key");
+            return -1;
+        }
+        memcpy(name, key + 3, nl);
+        name[nl] = 0;
+        if (have_package(spec, name))
+            return 0;
+        /* a packument without a tarball (an optional dependency for another platform, a version npm chose not to
+         * install): the packument alone, until a tarball of the same package replaces it */
+        snprintf(line, sizeof(line), "%s %s", name, LARDER_NPM_PACKUMENT_ONLY);
+        return larder_seed_append(spec, LARDER_PROTO_NPM, line, NULL);
+    }
+    snprintf(why, whylen, "a pass-through answer (search, audit), not a registry object");
+    return -1;
 }

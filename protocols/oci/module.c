@@ -84,4 +84,5 @@ const larder_protocol_t larder_protocol_oci = {
     .seed_shape = "images: [...], platforms: [...]",
     .handle = oci_handle,
     .seed = oci_seed,
+    .pin_spec = larder_oci_pin_spec,
 };

@@ -329,6 +329,13 @@ int larder_oci_parse_ref(const char *ref, larder_oci_req_t *out, char *err, size
         return -1;
     }
     out->kind = LARDER_OCI_MANIFEST;
+    size_t tl = colon ? nl - name_len - 1 : 0;
+    if (colon && !tag_ok(colon + 1, tl)) {
+        snprintf(err, errlen, "'%.200s': not a valid tag", ref);
+        return -1;
+    }
+    /* name:tag@digest: the digest is the reference, the tag is kept beside it */
+    snprintf(at ? out->tag : out->ref, sizeof(out->tag), "%.*s", (int)tl, colon ? colon + 1 : "");
     if (at) {
         if (!digest_ok(at + 1, strlen(at + 1))) {
             snprintf(err, errlen, "'%.200s': the digest must be sha256:<64 hex digits>", ref);
@@ -336,14 +343,7 @@ int larder_oci_parse_ref(const char *ref, larder_oci_req_t *out, char *err, size
         }
         snprintf(out->ref, sizeof(out->ref), "%s", at + 1);
         out->ref_is_digest = 1;
-    } else if (colon) {
-        size_t tl = nl - name_len - 1;
-        if (!tag_ok(colon + 1, tl)) {
-            snprintf(err, errlen, "'%.200s': not a valid tag", ref);
-            return -1;
-        }
-        snprintf(out->ref, sizeof(out->ref), "%.*s", (int)tl, colon + 1);
-    } else {
+    } else if (!colon) {
         snprintf(out->ref, sizeof(out->ref), "latest");
     }
     return 0;
@@ -553,6 +553,7 @@ void oci_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
 typedef struct oci_seed {
     larder_oci_req_t o;
     char label[400];
+    int index_only; /* LARDER_OCI_INDEX_ONLY: an index's platform manifests are not fetched */
 } oci_seed_t;
 
 static int platform_wanted(const larder_seed_spec_t *spec, json_t *platform)
@@ -599,7 +600,7 @@ static void seed_add_blob(larder_seed_ctx_t *c, const oci_seed_t *s, const larde
     larder_seed_add(c, label, &fr, NULL, NULL);
 }
 
-static void seed_manifest(larder_seed_ctx_t *c, oci_seed_t *s, const char *ref, int is_digest);
+static void seed_manifest(larder_seed_ctx_t *c, oci_seed_t *s, const char *ref, int is_digest, const char *want);
 
 static void seed_manifest_done(larder_seed_ctx_t *c, int proto, const char *key, void *data)
 {
@@ -617,7 +618,7 @@ static void seed_manifest_done(larder_seed_ctx_t *c, int proto, const char *key,
     larder_entry_clear(&e);
     json_t *j = json_load_file(path, 0, NULL);
     json_t *manifests = json_object_get(j, "manifests");
-    if (json_is_array(manifests)) {
+    if (json_is_array(manifests) && !s->index_only) {
         size_t i, matched = 0;
         json_t *mo;
         json_array_foreach(manifests, i, mo)
@@ -627,12 +628,12 @@ static void seed_manifest_done(larder_seed_ctx_t *c, int proto, const char *key,
                 continue;
             oci_seed_t *sub = malloc(sizeof(*sub));
             *sub = *s;
-            seed_manifest(c, sub, d, 1);
+            seed_manifest(c, sub, d, 1, NULL);
             matched++;
         }
         if (!matched)
             larder_seed_fail(c, s->label, "the image index has no manifest for the seed's platforms");
-    } else {
+    } else if (!json_is_array(manifests)) { /* (--index-only: the spec names the platform manifests by digest) */
         seed_add_blob(c, s, r, json_string_value(json_object_get(json_object_get(j, "config"), "digest")), "config");
         json_t *layers = json_object_get(j, "layers");
         size_t i;
@@ -647,8 +648,8 @@ static void seed_manifest_done(larder_seed_ctx_t *c, int proto, const char *key,
     json_decref(j);
 }
 
-/* takes ownership of s */
-static void seed_manifest(larder_seed_ctx_t *c, oci_seed_t *s, const char *ref, int is_digest)
+/* takes ownership of s; want: for a tag, the digest it must resolve to ("sha256:<hex>"), or NULL */
+static void seed_manifest(larder_seed_ctx_t *c, oci_seed_t *s, const char *ref, int is_digest, const char *want)
 {
     larder_app_t *app = larder_seed_app(c);
     const larder_oci_registry_t *r = find_registry(app->cfg, s->o.registry);
@@ -660,7 +661,7 @@ static void seed_manifest(larder_seed_ctx_t *c, oci_seed_t *s, const char *ref, 
     larder_fetch_req_t fr = {.proto = LARDER_PROTO_OCI,
                              .key = key,
                              .url = url,
-                             .sha256 = is_digest ? ref + 7 : NULL,
+                             .sha256 = is_digest ? ref + 7 : want ? want + 7 : NULL,
                              .entry_flags = is_digest ? LARDER_ENTRY_IMMUTABLE : 0,
                              .ttl = app->cfg->proto[LARDER_PROTO_OCI].ttl,
                              .accept = UPSTREAM_ACCEPT,
@@ -674,8 +675,10 @@ static void seed_manifest(larder_seed_ctx_t *c, oci_seed_t *s, const char *ref, 
 void oci_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx_t *ctx)
 {
     oci_seed_t *s = calloc(1, sizeof(*s));
-    char err[300];
-    if (!s || larder_oci_parse_ref(item->ref, &s->o, err, sizeof(err)) < 0) {
+    char err[300], refbuf[2100];
+    if (s)
+        s->index_only = larder_oci_seed_ref(item->ref, refbuf, sizeof(refbuf));
+    if (!s || larder_oci_parse_ref(refbuf, &s->o, err, sizeof(err)) < 0) {
         larder_seed_fail(ctx, item->ref, s ? err : "out of memory");
         free(s);
         return;
@@ -687,7 +690,10 @@ void oci_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx
         return;
     }
     snprintf(s->label, sizeof(s->label), "%s", item->ref);
-    char ref[160];
-    snprintf(ref, sizeof(ref), "%s", s->o.ref);
-    seed_manifest(ctx, s, ref, s->o.ref_is_digest);
+    /* name:tag@digest: the tag, which must still resolve to that digest (else the item fails) */
+    char ref[160], want[160];
+    int by_tag = s->o.tag[0] != 0;
+    snprintf(ref, sizeof(ref), "%s", by_tag ? s->o.tag : s->o.ref);
+    snprintf(want, sizeof(want), "%s", s->o.ref);
+    seed_manifest(ctx, s, ref, s->o.ref_is_digest && !by_tag, by_tag ? want : NULL);
 }

@@ -88,4 +88,5 @@ const larder_protocol_t larder_protocol_pypi = {
     .seed_shape = "requirements: [...], python_versions: [...]",
     .handle = pypi_handle,
     .seed = pypi_seed,
+    .pin_spec = larder_pypi_pin_spec,
 };

@@ -5,6 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "seedspec.h"
+#include "store.h"
+
 enum { LARDER_PYPI_HTML = 0, LARDER_PYPI_JSON = 1 };
 
 /* PEP 503 normalisation (lower-case, runs of -_. to one '-') into out (outlen >= len + 1); 0, or -1 when the
@@ -67,12 +70,14 @@ int larder_pypi_parse_filename(const char *filename, larder_pypi_dist_t *out);
 int larder_pypi_dist_matches(const larder_pypi_dist_t *d, char *const *pyvers, size_t npy, char *const *platforms,
                              size_t nplat);
 
-/* "name[extras]==version [; markers] [--hash=sha256:HEX ...]" */
+/* "name[extras]==version [; markers] [--hash=sha256:HEX ...] [--file=FILENAME]"; --file names one file of the
+ * release (whatever the seed's python_versions and platforms): the exact-file form of a pin set's spec */
 typedef struct larder_pypi_requirement {
     char name[256];
     char version[128];
     char hashes[32][65];
     size_t nhashes;
+    char file[256]; /* --file=, or "" */
 } larder_pypi_requirement_t;
 int larder_pypi_parse_requirement(const char *line, larder_pypi_requirement_t *out, char *err, size_t errlen);
 
@@ -86,5 +91,14 @@ size_t larder_pypi_requirement_lines(const char *text, size_t len, char ***lines
 typedef void (*larder_pypi_unseedable_cb)(void *ctx, const char *line, const char *why, int failed);
 size_t larder_pypi_requirement_lines_ex(const char *text, size_t len, char ***lines, char ***includes,
                                         size_t *nincludes, larder_pypi_unseedable_cb cb, void *ctx);
+
+/* the seed line of a project's index page alone (no file): "<name> --page-only" */
+#define LARDER_PYPI_PAGE_ONLY "--page-only"
+
+/* the pin_spec hook (module.h): a file (key: its canonical upstream URL) or its .metadata -> "<name>==<version>
+ * --file=<filename> --hash=sha256:<stored digest>"; a project page -> nothing when a file of the project is in the
+ * spec, else "<name> --page-only"; the project list cannot be seeded */
+int larder_pypi_pin_spec(const larder_config_t *cfg, larder_seed_spec_t *spec, const char *key, const larder_entry_t *e,
+                         char *why, size_t whylen);
 
 #endif

@@ -142,8 +142,12 @@ typedef struct seed_req {
     char version[128];
     char hashes[32][65];
     size_t nhashes;
+    char file[256]; /* --file=: only this file */
+    int page_only;  /* "<name> --page-only": the page, no file */
     char label[400];
 } seed_req_t;
+
+static int same_version(const char *a, const char *b);
 
 int larder_pypi_parse_requirement(const char *line, larder_pypi_requirement_t *out, char *err, size_t errlen)
 {
@@ -206,6 +210,23 @@ int larder_pypi_parse_requirement(const char *line, larder_pypi_requirement_t *o
                 memcpy(out->hashes[out->nhashes++], hex, 65);
         }
     }
+    const char *f = strstr(p, "--file=");
+    if (f) {
+        f += 7;
+        size_t fl = strcspn(f, " \t\\");
+        larder_pypi_dist_t d;
+        if (fl == 0 || fl >= sizeof(out->file)) {
+            snprintf(err, errlen, "'%.200s': --file= needs a file name", line);
+            return -1;
+        }
+        memcpy(out->file, f, fl);
+        out->file[fl] = 0;
+        if (strchr(out->file, '/') || larder_pypi_parse_filename(out->file, &d) < 0 || strcmp(d.name, out->name) != 0 ||
+            !same_version(d.version, out->version)) {
+            snprintf(err, errlen, "'%.200s': --file=%s is not a file of %s %s", line, out->file, out->name, out->version);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -240,6 +261,10 @@ static void seed_page_done(larder_seed_ctx_t *c, int proto, const char *key, voi
     json_t *files = json_object_get(root, "files");
     size_t i, matched = 0, versions_seen = 0;
     json_t *fo;
+    if (sr->page_only) {
+        json_decref(root);
+        return;
+    }
     json_array_foreach(files, i, fo)
     {
         const char *fn = json_string_value(json_object_get(fo, "filename"));
@@ -251,9 +276,11 @@ static void seed_page_done(larder_seed_ctx_t *c, int proto, const char *key, voi
         versions_seen++;
         const larder_seed_strings_t *pyv = larder_seed_option(spec, LARDER_PROTO_PYPI, "python_versions");
         const larder_seed_strings_t *plat = larder_seed_option(spec, LARDER_PROTO_PYPI, "platforms");
-        if (!larder_pypi_dist_matches(&d, pyv->v, pyv->n, plat->v, plat->n))
+        if (sr->file[0] ? strcmp(fn, sr->file) != 0 : !larder_pypi_dist_matches(&d, pyv->v, pyv->n, plat->v, plat->n))
             continue;
         const char *sha = pypi_json_sha256(fo);
+        if (sr->file[0] && !sha && sr->nhashes)
+            sha = sr->hashes[0]; /* an index without hashes: the spec's hash verifies the download */
         if (sr->nhashes) {
             int ok = 0;
             for (size_t k = 0; sha && k < sr->nhashes; k++)
@@ -288,7 +315,7 @@ static void seed_page_done(larder_seed_ctx_t *c, int proto, const char *key, voi
         larder_fetch_req_t fr = {.proto = LARDER_PROTO_PYPI,
                                  .key = canon,
                                  .url = raw,
-                                 .sha256 = larder_is_sha256_hex(fsha) ? fsha : NULL,
+                                 .sha256 = larder_is_sha256_hex(fsha) ? fsha : sha,
                                  .entry_flags = LARDER_ENTRY_IMMUTABLE};
         larder_seed_add(c, fn, &fr, NULL, NULL);
         if (has_meta) {
@@ -310,20 +337,42 @@ static void seed_page_done(larder_seed_ctx_t *c, int proto, const char *key, voi
     if (root)
         json_decref(root);
     if (!matched) {
-        char msg[300];
-        snprintf(msg, sizeof(msg), versions_seen ? "no file of this release matches the seed's python_versions and "
-                                                   "platforms%s"
-                                                 : "version not found in the index%s",
-                 sr->nhashes ? " and hashes" : "");
+        char msg[600];
+        if (sr->file[0])
+            snprintf(msg, sizeof(msg), versions_seen ? "the index lists no file %s%s" : "version not found in the index",
+                     sr->file, sr->nhashes ? " with this sha256" : "");
+        else
+            snprintf(msg, sizeof(msg), versions_seen ? "no file of this release matches the seed's python_versions "
+                                                       "and platforms%s"
+                                                     : "version not found in the index%s",
+                     sr->nhashes ? " and hashes" : "");
         larder_seed_fail(c, sr->label, msg);
     }
+}
+
+/* "<name> --page-only": 1 with the normalised name, else 0 */
+static int page_only_ref(const char *ref, char *name, size_t namelen)
+{
+    static const char opt[] = " " LARDER_PYPI_PAGE_ONLY;
+    size_t rl = strlen(ref), ol = sizeof(opt) - 1;
+    if (rl <= ol || strcmp(ref + rl - ol, opt) != 0)
+        return 0;
+    for (size_t i = 0; i < rl - ol; i++)
+        if (!(isalnum((unsigned char)ref[i]) || ref[i] == '-' || ref[i] == '_' || ref[i] == '.'))
+            return 0;
+    return larder_pypi_normalize(ref, rl - ol, name, namelen) == 0;
 }
 
 void pypi_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx_t *ctx)
 {
     larder_pypi_requirement_t req;
     char err[400];
-    if (larder_pypi_parse_requirement(item->ref, &req, err, sizeof(err)) < 0) {
+    int page_only = page_only_ref(item->ref, req.name, sizeof(req.name));
+    if (page_only) {
+        req.version[0] = 0;
+        req.nhashes = 0;
+        req.file[0] = 0;
+    } else if (larder_pypi_parse_requirement(item->ref, &req, err, sizeof(err)) < 0) {
         larder_seed_fail(ctx, item->ref, err);
         return;
     }
@@ -337,7 +386,12 @@ void pypi_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ct
     memcpy(sr->version, req.version, sizeof(sr->version));
     memcpy(sr->hashes, req.hashes, sizeof(sr->hashes));
     sr->nhashes = req.nhashes;
-    snprintf(sr->label, sizeof(sr->label), "%s==%s", req.name, req.version);
+    memcpy(sr->file, req.file, sizeof(sr->file));
+    sr->page_only = page_only;
+    if (page_only)
+        snprintf(sr->label, sizeof(sr->label), "%s", req.name);
+    else
+        snprintf(sr->label, sizeof(sr->label), "%s==%s", req.name, req.version);
     char url[4400];
     snprintf(url, sizeof(url), "%s%s/", up, req.name);
     /* the page's callback owns sr (and may run at once when the page is cached) */
@@ -481,4 +535,114 @@ size_t larder_pypi_requirement_lines_ex(const char *text, size_t len, char ***li
     }
     free(logical.p);
     return n;
+}
+
+/* ---- the pin_spec hook: a pinned entry back into requirement lines ---- */
+
+/* whether a pypi item of `project` is in the spec: any "<project>==..." (file = NULL), or the one naming `file` */
+static int have_item(const larder_seed_spec_t *spec, const char *project, const char *file)
+{
+    size_t pl = strlen(project);
+    for (size_t i = 0; i < spec->nitems; i++) {
+        const char *r = spec->items[i].ref;
+        if (spec->items[i].proto != LARDER_PROTO_PYPI || strncmp(r, project, pl) != 0 || strncmp(r + pl, "==", 2) != 0)
+            continue;
+        const char *f = file ? strstr(r, " --file=") : NULL;
+        if (!file || (f && !strncmp(f + 8, file, strlen(file)) && (!f[8 + strlen(file)] || f[8 + strlen(file)] == ' ')))
+            return 1;
+    }
+    return 0;
+}
+
+/* remove the pypi item whose ref is `ref` */
+static void drop_item(larder_seed_spec_t *spec, const char *ref)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < spec->nitems; i++) {
+        larder_seed_item_t *it = &spec->items[i];
+        if (it->proto == LARDER_PROTO_PYPI && !strcmp(it->ref, ref)) {
+            free(it->ref);
+            free(it->sha256);
+            continue;
+        }
+        spec->items[o++] = *it;
+    }
+    spec->nitems = o;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+int larder_pypi_pin_spec(const larder_config_t *cfg, larder_seed_spec_t *spec, const char *key, const larder_entry_t *e,
+                         char *why, size_t whylen)
+{
+    (void)cfg;
+    char line[1000];
+    if (!strcmp(key, "index/list")) {
+        snprintf(why, whylen, "the project list (/pypi/simple/) is not seeded: pip reads project pages only");
+        return -1;
+    }
+    if (!strncmp(key, "page/", 5)) {
+        /* page/<project>/json: files sort before pages ("http..." < "page/"), so a file item of the project, which
+         * fetches the page too, is already there */
+        const char *slash = strchr(key + 5, '/');
+        char project[256];
+        size_t pl = slash ? (size_t)(slash - key - 5) : 0;
+        if (!slash || strcmp(slash, "/json") != 0 || pl == 0 ||
+            larder_pypi_normalize(key + 5, pl, project, sizeof(project)) < 0) {
+            snprintf(why, whylen, "not a project page key");
+            return -1;
+        }
+        if (have_item(spec, project, NULL))
+            return 0;
+        snprintf(line, sizeof(line), "%s %s", project, LARDER_PYPI_PAGE_ONLY);
+        return larder_seed_append(spec, LARDER_PROTO_PYPI, line, NULL);
+    }
+    /* a file or its metadata: the key is its canonical upstream URL, the file name its last segment */
+    size_t kl = strlen(key);
+    int meta = kl > 9 && !strcmp(key + kl - 9, ".metadata");
+    const char *slash = strrchr(key, '/');
+    if (strncmp(key, "http", 4) != 0 || !slash) {
+        snprintf(why, whylen, "not a file key (its upstream URL)");
+        return -1;
+    }
+    char file[256] = "";
+    size_t fl = 0;
+    for (const char *s = slash + 1; s < key + kl - (meta ? 9 : 0); s++) {
+        int hi, lo;
+        char ch = *s;
+        if (ch == '%' && (hi = hexval(s[1])) >= 0 && (lo = hexval(s[2])) >= 0) {
+            ch = (char)(hi * 16 + lo);
+            s += 2;
+        }
+        if (fl + 1 >= sizeof(file) || (unsigned char)ch < 0x21 || ch == '/') {
+            fl = 0;
+            break;
+        }
+        file[fl++] = ch;
+    }
+    file[fl] = 0;
+    larder_pypi_dist_t d;
+    if (!fl || larder_pypi_parse_filename(file, &d) < 0) {
+        snprintf(why, whylen, "'%.200s' is not a wheel or sdist file name", fl ? file : slash + 1);
+        return -1;
+    }
+    /* a .metadata comes with its file (the file's key sorts just before it) */
+    if (meta && have_item(spec, d.name, file))
+        return 0;
+    int n = snprintf(line, sizeof(line), "%s==%s --file=%s", d.name, d.version, file);
+    if (e && !meta)
+        snprintf(line + n, sizeof(line) - (size_t)n, " --hash=sha256:%s", e->digest);
+    char po[300];
+    snprintf(po, sizeof(po), "%s %s", d.name, LARDER_PYPI_PAGE_ONLY);
+    drop_item(spec, po);
+    larder_pypi_requirement_t req;
+    char err[400];
+    if (larder_pypi_parse_requirement(line, &req, err, sizeof(err)) < 0) {
+        snprintf(why, whylen, "%s", err);
+        return -1;
+    }
+    return larder_seed_append(spec, LARDER_PROTO_PYPI, line, NULL);
 }
