@@ -648,14 +648,17 @@ static void seed_manifest_done(larder_seed_ctx_t *c, int proto, const char *key,
     json_decref(j);
 }
 
-/* takes ownership of s; want: for a tag, the digest it must resolve to ("sha256:<hex>"), or NULL */
+/* takes ownership of s; want: for a tag, the digest it stands for ("sha256:<hex>"), or NULL. A tag with its digest
+ * is fetched by that digest and stored as the tag: the tag then resolves to exactly those bytes on this appliance
+ * (what a recorded build saw), whatever the upstream's tag points at today, until it expires and is revalidated
+ * online like any cached tag */
 static void seed_manifest(larder_seed_ctx_t *c, oci_seed_t *s, const char *ref, int is_digest, const char *want)
 {
     larder_app_t *app = larder_seed_app(c);
     const larder_oci_registry_t *r = find_registry(app->cfg, s->o.registry);
     char key[800], url[1400], label[600], sk[600];
     snprintf(key, sizeof(key), "m/%s/%s%s%s", s->o.registry, s->o.name, is_digest ? "@" : ":", ref);
-    snprintf(url, sizeof(url), "%s/v2/%s/manifests/%s", r->url, s->o.name, ref);
+    snprintf(url, sizeof(url), "%s/v2/%s/manifests/%s", r->url, s->o.name, want ? want : ref);
     snprintf(label, sizeof(label), "%s manifest %.19s", s->label, ref);
     snprintf(sk, sizeof(sk), "%s|repository:%s:pull", s->o.registry, s->o.name);
     larder_fetch_req_t fr = {.proto = LARDER_PROTO_OCI,
@@ -690,7 +693,7 @@ void oci_seed(larder_app_t *app, const larder_seed_item_t *item, larder_seed_ctx
         return;
     }
     snprintf(s->label, sizeof(s->label), "%s", item->ref);
-    /* name:tag@digest: the tag, which must still resolve to that digest (else the item fails) */
+    /* name:tag@digest: the manifest of that digest, stored as the tag */
     char ref[160], want[160];
     int by_tag = s->o.tag[0] != 0;
     snprintf(ref, sizeof(ref), "%s", by_tag ? s->o.tag : s->o.ref);

@@ -145,6 +145,15 @@ assert_contains "$SPEC" '"upstream.test/org/app"' "git: the repository"
 assert_contains "$SPEC" "{path: \"origin/rel/tool-2.0.tar.gz\", sha256: $TOOL_SHA}" "files: the path with its digest"
 stop_larder
 
+# ---- the upstream's tag moves on after the recording: the spec still gives the recorded image ---------------------------
+hp=${OCI_REGISTRY_URL#*://}
+skopeo_run copy --src-tls-verify=false --dest-tls-verify=false --retry-times 0 \
+    "oci:$IMG/layouts/hello:1.0" "docker://$hp/larder-test/multi:2.0" >"$WORK/retag.log" 2>&1 ||
+    fail "moving the upstream's multi:2.0: $(tail -3 "$WORK/retag.log")"
+now=$(curl -fsS -o /dev/null -w '%header{docker-content-digest}' -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
+    "$OCI_REGISTRY_URL/v2/larder-test/multi/manifests/2.0" 2>/dev/null || true)
+assert_ne "$MULTI" "$now" "the upstream's multi:2.0 now names another image ($now)"
+
 # ---- appliance B: fresh, seeded from the spec, then offline --------------------------------------------------------------
 CFGB=$WORK/b.yaml
 larder_config "$CFGB" "$WORK/data-b"
