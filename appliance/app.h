@@ -8,12 +8,14 @@
 #include "store.h"
 
 typedef struct larder_jobs larder_jobs_t;
+typedef struct larder_bundles larder_bundles_t;
 
 typedef struct larder_app {
     const larder_config_t *cfg;
     larder_store_t *store;
     larder_fetcher_t *fetcher;
     larder_jobs_t *jobs;
+    larder_bundles_t *bundles; /* bundle imports (bundle_import.c) */
     larder_metrics_t metrics;
     uint64_t started_at;
 } larder_app_t;

@@ -40,6 +40,7 @@
  * instead of spinning, and logs once per burst. */
 #include "server.h"
 #include "admin.h"
+#include "bundle_export.h"
 #include "cache.h"
 #include "log.h"
 #include "module.h"
@@ -378,6 +379,14 @@ static int is_seed_upload(const larder_reqhead_t *h)
            memcmp(h->path, path, pl) == 0 && (h->path_len == pl || h->path[pl] == '?');
 }
 
+/* a chunk of a bundle import (bundle_import.c): admitted like a seed upload, up to larder_bundle_chunk_max */
+static int is_import_chunk(const larder_reqhead_t *h)
+{
+    static const char path[] = "/-/api/v1/imports/";
+    size_t pl = sizeof(path) - 1;
+    return h->method_len == 3 && memcmp(h->method, "PUT", 3) == 0 && h->path_len > pl && memcmp(h->path, path, pl) == 0;
+}
+
 static int token_matches(const larder_config_t *cfg, const larder_reqhead_t *h)
 {
     size_t tl = strlen(cfg->admin_token);
@@ -425,6 +434,12 @@ static void guard_seed_upload(guard_t *g, const larder_reqhead_t *h, uint64_t ne
     if (!token_matches(cfg, h)) {
         guard_refuse(g, h, 401, "Unauthorized", "WWW-Authenticate: Bearer realm=\"larder\"\r\n",
                      "missing or wrong admin token (Authorization: Bearer <admin.token>)");
+        return;
+    }
+    if (is_import_chunk(h) && need > larder_bundle_chunk_max(cfg)) {
+        snprintf(msg, sizeof(msg), "a bundle chunk may have at most %llu bytes; this one has %llu",
+                 (unsigned long long)larder_bundle_chunk_max(cfg), (unsigned long long)need);
+        guard_refuse(g, h, 413, "Payload Too Large", NULL, msg);
         return;
     }
     if (need > cfg->seed_spec_max) {
@@ -513,7 +528,7 @@ static void on_guard_read(h2o_socket_t *sock, const char *err)
     uint64_t need = h.framing == LARDER_BODY_CHUNKED ? cfg->seed_spec_max
                     : h.framing == LARDER_BODY_LENGTH ? h.content_length
                                                       : 0;
-    if (g->wl->l->protocol < 0 && is_seed_upload(&h) && need > cfg->body_max) {
+    if (g->wl->l->protocol < 0 && (is_seed_upload(&h) || is_import_chunk(&h)) && need > cfg->body_max) {
         guard_seed_upload(g, &h, need);
         return;
     }
