@@ -206,6 +206,9 @@ static int cmd_export(cli_t *c, const char *set, const char *file)
     long code = x.status;
     if (!code)
         curl_easy_getinfo(x.e, CURLINFO_RESPONSE_CODE, &code);
+    curl_off_t cl = -1;
+    if (!x.total && curl_easy_getinfo(x.e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl > 0)
+        x.total = (uint64_t)cl;
     curl_slist_free_all(h);
     curl_easy_cleanup(x.e);
     progress_end(c);
