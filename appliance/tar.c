@@ -87,16 +87,17 @@ size_t larder_tar_header(char *out, const char *name, uint64_t size, uint64_t mt
     char short_name[101];
     snprintf(short_name, sizeof(short_name), "PaxHeaders/%.88s", name + (strlen(name) > 88 ? strlen(name) - 88 : 0));
     ustar_block(out, short_name, n, mtime, 'x');
-    memset(out + LARDER_TAR_BLOCK, 0, 2 * LARDER_TAR_BLOCK);
-    memcpy(out + LARDER_TAR_BLOCK, recs, n);
+    /* the records (a path of at most LARDER_TAR_NAME_MAX bytes and a size) fit one block */
+    memset(out + LARDER_TAR_BLOCK, 0, LARDER_TAR_BLOCK);
+    memcpy(out + LARDER_TAR_BLOCK, recs, n < LARDER_TAR_BLOCK ? n : LARDER_TAR_BLOCK);
     /* the ustar name is cut; readers take the pax path */
-    ustar_block(out + 3 * LARDER_TAR_BLOCK, name + (strlen(name) > 100 ? strlen(name) - 100 : 0), size, mtime, '0');
-    return 4 * LARDER_TAR_BLOCK;
+    ustar_block(out + 2 * LARDER_TAR_BLOCK, name + (strlen(name) > 100 ? strlen(name) - 100 : 0), size, mtime, '0');
+    return 3 * LARDER_TAR_BLOCK;
 }
 
 uint64_t larder_tar_member_size(const char *name, uint64_t size)
 {
-    return (needs_pax(name, size) ? 4 * LARDER_TAR_BLOCK : LARDER_TAR_BLOCK) + size + larder_tar_padding(size);
+    return (needs_pax(name, size) ? 3 * LARDER_TAR_BLOCK : LARDER_TAR_BLOCK) + size + larder_tar_padding(size);
 }
 
 /* ---- reading ---- */

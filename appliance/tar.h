@@ -14,9 +14,9 @@
 
 /* ---- writing ---- */
 
-/* The header(s) of a regular file: one ustar block, preceded by a pax extended header (3 blocks) when the name
- * does not fit ustar's 100 bytes or the size its 11 octal digits. out must have room for 4 blocks; returns the
- * bytes written (512 or 2048), or 0 when name is longer than LARDER_TAR_NAME_MAX. */
+/* The header(s) of a regular file: one ustar block, preceded by a pax extended header (2 blocks) when the name
+ * does not fit ustar's 100 bytes or the size its 11 octal digits. out must have room for 3 blocks; returns the
+ * bytes written (512 or 1536), or 0 when name is longer than LARDER_TAR_NAME_MAX. */
 size_t larder_tar_header(char *out, const char *name, uint64_t size, uint64_t mtime);
 /* bytes of zero padding after a member of `size` bytes */
 static inline size_t larder_tar_padding(uint64_t size)
