@@ -22,7 +22,8 @@
  *     the declared size (limits.seed_spec for chunked) in a process-wide budget of limits.request_bodies bytes,
  *     all before a byte of the body is read (401/403, 413, or 503 with Retry-After when the budget is spent).
  *     The connection then goes to the "bodies" context for this one request (Connection: close), and the
- *     reservation is returned when its socket closes;
+ *     reservation is returned when its socket closes. A bundle chunk (PUT /-/api/v1/imports/<id>, bundle_import.c)
+ *     is admitted the same way, at most larder_bundle_chunk_max() bytes;
  *   - for a POST to a module path whose request_body_max (module.h) is larger than limits.request_body (a git
  *     client's upload-pack request): the same, without a token: 413 above the module's limit, the declared size
  *     (the module's limit for chunked) reserved in the same budget, the "bodies" context for this one request;
