@@ -216,6 +216,8 @@ static int parse_entry(json_t *o, size_t i, larder_bundle_entry_t *be, char *err
     const char *pn = json_string_value(json_object_get(o, "protocol"));
     json_t *kv = json_object_get(o, "key");
     const char *key = json_string_value(kv);
+    if (!be)
+        return errf(err, errlen, "out of memory");
     if (!pn || (be->proto = larder_proto_from_name(pn)) < 0)
         return errf(err, errlen, "manifest entry %s: unknown protocol \"%.40s\"", where, pn ? pn : "");
     if (!key || strlen(key) != json_string_length(kv) || !text_ok(key, strlen(key), LARDER_BUNDLE_KEY_MAX))
@@ -414,7 +416,7 @@ static int on_begin(void *ctx, const char *name, uint64_t size)
             return larder_bundle_fail(r, "the first member is %.100s, not %s: not a larder bundle", name,
                                       LARDER_BUNDLE_HEADER);
         if (size > LARDER_BUNDLE_HEADER_MAX)
-            return larder_bundle_fail(r, "%s is %" PRIu64 " bytes (at most %d)", name, size, LARDER_BUNDLE_HEADER_MAX);
+            return larder_bundle_fail(r, "%s is %" PRIu64 " bytes (at most %zu)", name, size, LARDER_BUNDLE_HEADER_MAX);
         r->member = 1;
     } else if (idx == 1) {
         if (strcmp(name, LARDER_BUNDLE_MANIFEST) != 0)

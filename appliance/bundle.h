@@ -24,10 +24,10 @@
 #define LARDER_BUNDLE_HEADER "larder-bundle.json"
 #define LARDER_BUNDLE_MANIFEST "manifest.json"
 #define LARDER_BUNDLE_BLOB_PREFIX "blobs/sha256/"
-#define LARDER_BUNDLE_HEADER_MAX (64 * 1024)
+#define LARDER_BUNDLE_HEADER_MAX ((size_t)64 * 1024)
 #define LARDER_BUNDLE_MANIFEST_MAX (256ULL * 1024 * 1024)
 #define LARDER_BUNDLE_KEY_MAX 3000     /* entry and record keys (the store's keys are at most 4096 with prefixes) */
-#define LARDER_BUNDLE_META_MAX (1024 * 1024) /* one record's value */
+#define LARDER_BUNDLE_META_MAX ((size_t)1024 * 1024) /* one record's value */
 
 typedef struct larder_bundle_entry {
     int proto;

@@ -75,7 +75,7 @@ typedef struct membuf {
 static size_t collect(char *d, size_t s, size_t n, void *ud)
 {
     membuf_t *m = ud;
-    if (m->n + s * n > 1024 * 1024)
+    if (m->n + s * n > (size_t)1024 * 1024)
         return 0;
     char *np = realloc(m->p, m->n + s * n + 1);
     if (!np)
@@ -270,7 +270,7 @@ static int cmd_import(cli_t *c, const char *file)
         return 2;
     }
     uint64_t size = (uint64_t)sb.st_size;
-    char err[1200], path[256];
+    char err[1200] = "", path[256];
     json_t *j = NULL;
     snprintf(path, sizeof(path), "/-/api/v1/imports?size=%" PRIu64, size);
     long code = api(c, "POST", path, NULL, 0, &j, err, sizeof(err));

@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define BUFSZ (256 * 1024)
+#define BUFSZ ((size_t)256 * 1024)
 
 typedef struct xblob {
     char digest[LARDER_SHA256_HEX];

@@ -33,7 +33,7 @@
 
 #define IDLE_SECS 600   /* an import that receives nothing for this long is abandoned */
 #define KEEP_SECS 3600  /* a finished import's state stays readable this long */
-#define CHUNK_MAX (4 * 1024 * 1024)
+#define CHUNK_MAX ((uint64_t)4 * 1024 * 1024)
 
 enum { ST_RECEIVING, ST_COMMITTING, ST_DONE, ST_FAILED };
 static const char *const state_names[] = {"receiving", "committing", "done", "failed"};

@@ -29,7 +29,7 @@ static void finish_block(char *b)
 {
     memset(b + 148, ' ', 8);
     unsigned sum = 0;
-    for (int i = 0; i < LARDER_TAR_BLOCK; i++)
+    for (size_t i = 0; i < LARDER_TAR_BLOCK; i++)
         sum += (unsigned char)b[i];
     snprintf(b + 148, 8, "%06o", sum); /* six digits, NUL, and the space already there */
     b[155] = ' ';
@@ -46,10 +46,10 @@ static void ustar_block(char *b, const char *name, uint64_t size, uint64_t mtime
     put_octal(b + 124, 12, size < 077777777777ULL ? size : 0);
     put_octal(b + 136, 12, mtime & 077777777777ULL);
     b[156] = type;
-    memcpy(b + 257, "ustar", 6);
-    memcpy(b + 263, "00", 2);
-    memcpy(b + 265, "larder", 6);
-    memcpy(b + 297, "larder", 6);
+    static const char magic[8] = {'u', 's', 't', 'a', 'r', 0, '0', '0'}; /* magic and version */
+    memcpy(b + 257, magic, sizeof(magic));
+    snprintf(b + 265, 32, "larder"); /* uname, gname */
+    snprintf(b + 297, 32, "larder");
     finish_block(b);
 }
 
@@ -153,7 +153,7 @@ static int parse_octal(const unsigned char *f, size_t width, uint64_t *out)
 
 static int is_zero_block(const unsigned char *b)
 {
-    for (int i = 0; i < LARDER_TAR_BLOCK; i++)
+    for (size_t i = 0; i < LARDER_TAR_BLOCK; i++)
         if (b[i])
             return 0;
     return 1;
@@ -243,7 +243,7 @@ static int take_header(larder_tar_reader_t *r)
     if (parse_octal(b + 148, 8, &want) < 0)
         return larder_tar_fail(r, "bad header checksum field at byte %" PRIu64, hdr_at);
     uint64_t sum = 0;
-    for (int i = 0; i < LARDER_TAR_BLOCK; i++)
+    for (size_t i = 0; i < LARDER_TAR_BLOCK; i++)
         sum += (i >= 148 && i < 156) ? ' ' : b[i];
     if (sum != want)
         return larder_tar_fail(r, "header checksum mismatch at byte %" PRIu64 ": the archive is damaged", hdr_at);

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LARDER_TAR_BLOCK 512
+#define LARDER_TAR_BLOCK ((size_t)512)
 #define LARDER_TAR_NAME_MAX 256   /* longest member name the reader takes (pax path included) */
 #define LARDER_TAR_PAX_MAX 4096   /* largest pax extended header the reader takes */
 
