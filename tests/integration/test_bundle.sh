@@ -13,6 +13,8 @@
 . "$(dirname "$0")/oci_fixture.sh"
 
 BIG_MB=${BUNDLE_BIG_MB:-300}
+# under ASan, freed memory sits in a quarantine of 256 MiB by default: the RSS would show the quarantine, not us
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=16"
 LP=$(free_port)
 LP2=$(free_port)
 NP=$(free_port)
