@@ -132,7 +132,7 @@ static long api(cli_t *c, const char *method, const char *path, const void *body
     if (r == CURLE_OK)
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
     else
-        snprintf(err, errlen, "%s: %s", url, curl_easy_strerror(r));
+        snprintf(err, errlen, "%.900s: %s", url, curl_easy_strerror(r));
     curl_slist_free_all(h);
     curl_easy_cleanup(e);
     *out = m.p ? json_loads(m.p, 0, NULL) : NULL;
