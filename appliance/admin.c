@@ -14,6 +14,7 @@
  * Reads are open; every write needs `Authorization: Bearer <admin.token>` and is refused outright when no
  * token is configured. Responses are built with jansson in the request's pool; no state lives here. */
 #include "admin.h"
+#include "bundle_export.h"
 #include "cache.h"
 #include "jobs.h"
 #include "log.h"
@@ -473,8 +474,12 @@ void larder_admin_handle(larder_app_t *app, h2o_req_t *req)
         pins(app, req, NULL, 0);
     else if (STARTS("/-/api/v1/pins/") && len > 20 && !memcmp(p + len - 5, "/spec", 5))
         pin_set_spec(app, req, p + 15, len - 20);
+    else if (STARTS("/-/api/v1/pins/") && len > 22 && memcmp(p + len - 7, "/bundle", 7) == 0)
+        larder_bundle_export(app, req, p + 15, len - 22);
     else if (STARTS("/-/api/v1/pins/"))
         pins(app, req, p + 15, len - 15);
+    else if (IS("/-/api/v1/imports") || STARTS("/-/api/v1/imports/"))
+        larder_bundle_imports(app, req, p + 17, len - 17);
     else if (IS("/-/api/v1/jobs"))
         jobs(app, req, NULL, 0);
     else if (IS("/-/api/v1/record"))

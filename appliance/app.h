@@ -9,6 +9,7 @@
 
 typedef struct larder_jobs larder_jobs_t;
 typedef struct larder_record larder_record_t;
+typedef struct larder_bundles larder_bundles_t;
 
 typedef struct larder_app {
     const larder_config_t *cfg;
@@ -16,6 +17,7 @@ typedef struct larder_app {
     larder_fetcher_t *fetcher;
     larder_jobs_t *jobs;
     larder_record_t *record; /* recording (record.h); NULL outside `larder serve` */
+    larder_bundles_t *bundles; /* bundle imports (bundle_import.c) */
     larder_metrics_t metrics;
     uint64_t started_at;
 } larder_app_t;

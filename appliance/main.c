@@ -7,6 +7,8 @@
  * configuration (every declared key, its value and owner) or checks a file without starting anything. */
 #include "app.h"
 #include "client.h"
+#include "bundle_cli.h"
+#include "bundle_export.h"
 #include "config.h"
 #include "jobs.h"
 #include "log.h"
@@ -32,6 +34,8 @@ static void usage(FILE *out)
                  "       larder fsck  [--config FILE] [--repair-db]\n"
                  "       larder seed  [--config FILE] [--url BASE] SPEC.yaml\n"
                  "       larder record start NAME [--client ADDR] | stop | status  [--config FILE] [--url BASE]\n"
+                 "       larder export [--config FILE] [--url BASE] SET FILE\n"
+                 "       larder import [--config FILE] [--url BASE] FILE\n"
                  "       larder config [--config FILE | --check FILE | --defaults | --keys]\n"
                  "       larder version\n"
                  "With no --config, an embedded default is used (./larder-data, 0.0.0.0:3142, public upstreams).\n");
@@ -71,6 +75,7 @@ static int cmd_serve(const char *config_path)
     app->fetcher = larder_fetcher_create(cfg, app->store, &app->metrics, larder_server_wake, srv);
     app->jobs = larder_jobs_create(app);
     app->record = larder_record_create();
+    app->bundles = larder_bundles_create(app);
     int started = 0, r = 0;
     for (; started < larder_nprotocols; started++) {
         const larder_protocol_t *m = larder_protocol_get(started);
@@ -89,6 +94,7 @@ static int cmd_serve(const char *config_path)
     }
     larder_fetcher_destroy(app->fetcher);
     larder_jobs_destroy(app->jobs);
+    larder_bundles_destroy(app->bundles);
     larder_server_destroy(srv);
     larder_record_destroy(app->record);
     larder_store_close(app->store);
@@ -404,6 +410,14 @@ int main(int argc, char **argv)
         return cmd_fsck(config, repair_db);
     if (!strcmp(cmd, "config") && optind == argc)
         return cmd_config(config, check, defaults, keys);
+    if (!strcmp(cmd, "export") || !strcmp(cmd, "import")) {
+        larder_config_t *cfg = load_config(config);
+        int rc = cfg ? larder_cmd_bundle(cfg, cmd, url, argc - optind, argv + optind) : 2;
+        larder_config_free(cfg);
+        if (rc == -1)
+            usage(stderr);
+        return rc < 0 ? 2 : rc;
+    }
     if (!strcmp(cmd, "seed")) {
         if (optind >= argc) {
             usage(stderr);

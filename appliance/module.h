@@ -209,6 +209,12 @@ typedef struct larder_protocol {
      * expressed in a seed spec (listed as a comment in the spec). NULL: the module's entries cannot be seeded */
     int (*pin_spec)(const larder_config_t *cfg, larder_seed_spec_t *spec, const char *key, const larder_entry_t *e,
                     char *why, size_t whylen);
+    /* bundles (`larder export`, docs/bundles.md): the module records (larder_meta_batch_put keys) written when the
+     * entry `key` was stored that serving it, or the files it lists, needs: add(ctx, mkey, 0) names one record,
+     * add(ctx, prefix, 1) every record whose key starts with prefix. They travel in the bundle with the entry and are
+     * written with it on import (the entry's transform does not run again there). NULL: its entries need none */
+    void (*bundle_meta)(const char *key, const larder_entry_t *e, void (*add)(void *ctx, const char *mkey, int prefix),
+                        void *ctx);
 } larder_protocol_t;
 
 /* the registry (protocols/registry.c) */

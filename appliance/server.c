@@ -22,7 +22,8 @@
  *     the declared size (limits.seed_spec for chunked) in a process-wide budget of limits.request_bodies bytes,
  *     all before a byte of the body is read (401/403, 413, or 503 with Retry-After when the budget is spent).
  *     The connection then goes to the "bodies" context for this one request (Connection: close), and the
- *     reservation is returned when its socket closes;
+ *     reservation is returned when its socket closes. A bundle chunk (PUT /-/api/v1/imports/<id>, bundle_import.c)
+ *     is admitted the same way, at most larder_bundle_chunk_max() bytes;
  *   - for a POST to a module path whose request_body_max (module.h) is larger than limits.request_body (a git
  *     client's upload-pack request): the same, without a token: 413 above the module's limit, the declared size
  *     (the module's limit for chunked) reserved in the same budget, the "bodies" context for this one request;
@@ -40,6 +41,7 @@
  * instead of spinning, and logs once per burst. */
 #include "server.h"
 #include "admin.h"
+#include "bundle_export.h"
 #include "cache.h"
 #include "log.h"
 #include "module.h"
@@ -378,6 +380,14 @@ static int is_seed_upload(const larder_reqhead_t *h)
            memcmp(h->path, path, pl) == 0 && (h->path_len == pl || h->path[pl] == '?');
 }
 
+/* a chunk of a bundle import (bundle_import.c): admitted like a seed upload, up to larder_bundle_chunk_max */
+static int is_import_chunk(const larder_reqhead_t *h)
+{
+    static const char path[] = "/-/api/v1/imports/";
+    size_t pl = sizeof(path) - 1;
+    return h->method_len == 3 && memcmp(h->method, "PUT", 3) == 0 && h->path_len > pl && memcmp(h->path, path, pl) == 0;
+}
+
 static int token_matches(const larder_config_t *cfg, const larder_reqhead_t *h)
 {
     size_t tl = strlen(cfg->admin_token);
@@ -425,6 +435,12 @@ static void guard_seed_upload(guard_t *g, const larder_reqhead_t *h, uint64_t ne
     if (!token_matches(cfg, h)) {
         guard_refuse(g, h, 401, "Unauthorized", "WWW-Authenticate: Bearer realm=\"larder\"\r\n",
                      "missing or wrong admin token (Authorization: Bearer <admin.token>)");
+        return;
+    }
+    if (is_import_chunk(h) && need > larder_bundle_chunk_max(cfg)) {
+        snprintf(msg, sizeof(msg), "a bundle chunk may have at most %llu bytes; this one has %llu",
+                 (unsigned long long)larder_bundle_chunk_max(cfg), (unsigned long long)need);
+        guard_refuse(g, h, 413, "Payload Too Large", NULL, msg);
         return;
     }
     if (need > cfg->seed_spec_max) {
@@ -513,7 +529,7 @@ static void on_guard_read(h2o_socket_t *sock, const char *err)
     uint64_t need = h.framing == LARDER_BODY_CHUNKED ? cfg->seed_spec_max
                     : h.framing == LARDER_BODY_LENGTH ? h.content_length
                                                       : 0;
-    if (g->wl->l->protocol < 0 && is_seed_upload(&h) && need > cfg->body_max) {
+    if (g->wl->l->protocol < 0 && (is_seed_upload(&h) || is_import_chunk(&h)) && need > cfg->body_max) {
         guard_seed_upload(g, &h, need);
         return;
     }

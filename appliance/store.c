@@ -1446,3 +1446,304 @@ static int fsck_run(larder_store_t *st, larder_fsck_report_t *rep, int reindex)
 int larder_store_fsck(larder_store_t *st, larder_fsck_report_t *rep) { return fsck_run(st, rep, 0); }
 
 int larder_store_fsck_reindex(larder_store_t *st, larder_fsck_report_t *rep) { return fsck_run(st, rep, 1); }
+
+/* ---- bundles: module records by prefix, and the import of a whole pin set in one batch ---- */
+
+int larder_store_each_meta(larder_store_t *st, int proto, const char *prefix, larder_meta_cb cb, void *ctx)
+{
+    char pk[KEYMAX];
+    size_t plen = mkkey(pk, sizeof(pk), "m/%s/%s", larder_proto_name(proto), prefix);
+    size_t skip = plen - strlen(prefix);
+    if (!plen)
+        return -ENAMETOOLONG;
+    rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, st->ropts);
+    int r = 0;
+    char key[KEYMAX];
+    for (rocksdb_iter_seek(it, pk, plen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < plen || memcmp(k, pk, plen) != 0 || klen - skip >= sizeof(key))
+            break;
+        memcpy(key, k + skip, klen - skip);
+        key[klen - skip] = 0;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        if ((r = cb(ctx, proto, key, v, vlen)) != 0)
+            break;
+    }
+    if (r == 0)
+        r = iter_end(it, "reading module records");
+    rocksdb_iter_destroy(it);
+    return r;
+}
+
+uint64_t larder_store_free_disk(larder_store_t *st) { return disk_free(st); }
+
+/* a digest the import touches: the blobs of the bundle, and those of the entries it replaces */
+typedef struct imp_blob {
+    char digest[LARDER_SHA256_HEX];
+    uint64_t size;
+    const char *tmp; /* the bundle's verified copy, or NULL */
+    uint64_t refs;   /* b/ now */
+    int unindexed;   /* o/ record: the file is there, counted, without an entry */
+    uint64_t osize;
+    long delta;
+    int created; /* renamed into blobs/ by this import */
+} imp_blob_t;
+
+static imp_blob_t *imp_find(imp_blob_t *v, size_t n, const char *digest)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].digest, digest) == 0)
+            return &v[i];
+    return NULL;
+}
+
+int larder_store_import(larder_store_t *st, const char *set, const larder_import_item_t *items, size_t n,
+                        const larder_import_blob_t *blobs, size_t nblobs, larder_meta_batch_t *meta,
+                        larder_import_report_t *rep, char *err, size_t errlen)
+{
+    memset(rep, 0, sizeof(*rep));
+    imp_blob_t *bl = calloc(nblobs + n + 1, sizeof(*bl));
+    char *change = calloc(n + 1, 1); /* 1: the entry is added or replaced */
+    larder_entry_t *olds = calloc(n + 1, sizeof(*olds));
+    char *had = calloc(n + 1, 1);
+    if (!bl || !change || !olds || !had) {
+        free(bl);
+        free(change);
+        free(olds);
+        free(had);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    size_t nb = 0;
+    int r = 0;
+    unlink_list_t ul = {0};
+    evicted_list_t el = {0};
+    rocksdb_writebatch_t *b = NULL, *mb = meta ? meta->b : NULL;
+    free(meta); /* taken over: its records land with the entries, or not at all */
+    pthread_mutex_lock(&st->mu);
+
+    /* what changes, and how many bytes it adds: for the quotas, before anything is written */
+    uint64_t new_blob_bytes = 0;
+    int64_t growth[LARDER_MAX_PROTO] = {0};
+    for (size_t i = 0; i < nblobs; i++) {
+        snprintf(bl[nb].digest, sizeof(bl[nb].digest), "%s", blobs[i].digest);
+        bl[nb].size = blobs[i].size;
+        bl[nb].tmp = blobs[i].tmp_path;
+        nb++;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        new_blob_bytes = 0;
+        memset(growth, 0, sizeof(growth));
+        for (size_t i = 0; i < n; i++) {
+            if (had[i])
+                larder_entry_clear(&olds[i]);
+            had[i] = 0;
+            change[i] = 0;
+            if (!items[i].e)
+                continue;
+            int g = larder_store_get(st, items[i].proto, items[i].key, &olds[i]);
+            if (g == -EIO) {
+                snprintf(err, errlen, "metadata store read failed (see the log)");
+                r = -EIO;
+                goto out;
+            }
+            had[i] = g == 0;
+            if (had[i] && strcmp(olds[i].digest, items[i].e->digest) == 0 && olds[i].size == items[i].e->size &&
+                !olds[i].external)
+                continue; /* the same bytes are there: only pinned */
+            change[i] = 1;
+            growth[items[i].proto] += (int64_t)items[i].e->size - (had[i] ? (int64_t)(olds[i].size + olds[i].external) : 0);
+        }
+        for (size_t i = 0; i < nb; i++) {
+            char k[80];
+            size_t kn = mkkey(k, sizeof(k), "b/%s", bl[i].digest);
+            bl[i].refs = 0;
+            bl[i].unindexed = 0;
+            if (db_get_u64(st, k, kn, &bl[i].refs) == -EIO) {
+                snprintf(err, errlen, "metadata store read failed (see the log)");
+                r = -EIO;
+                goto out;
+            }
+            kn = mkkey(k, sizeof(k), "o/%s", bl[i].digest);
+            if (!bl[i].refs && db_get_u64(st, k, kn, &bl[i].osize) == 0)
+                bl[i].unindexed = 1;
+            if (!bl[i].refs && !bl[i].unindexed)
+                new_blob_bytes += bl[i].size;
+        }
+        if (pass == 1)
+            break;
+        /* evict unpinned entries to make room; the bundle's bytes are already on disk (its temp files) */
+        if ((r = make_room_locked(st, -1, new_blob_bytes, new_blob_bytes, -1, NULL)) < 0)
+            goto quota;
+        for (int p = 0; p < larder_proto_count(); p++)
+            if (growth[p] > 0 && st->cfg->proto[p].quota &&
+                (r = make_room_locked(st, p, (uint64_t)growth[p], (uint64_t)growth[p], -1, NULL)) < 0)
+                goto quota;
+        /* eviction may have removed entries being replaced, or other users of a blob: look again */
+    }
+
+    /* the reference counts: +1 for every new entry's blob, -1 for every replaced entry's */
+    for (size_t i = 0; i < n; i++) {
+        if (!change[i])
+            continue;
+        imp_blob_t *nbp = imp_find(bl, nb, items[i].e->digest);
+        if (!nbp) {
+            snprintf(err, errlen, "internal error: blob %s of %s is not in the bundle", items[i].e->digest, items[i].key);
+            r = -EINVAL;
+            goto out;
+        }
+        nbp->delta++;
+        if (had[i]) {
+            imp_blob_t *ob = imp_find(bl, nb, olds[i].digest);
+            if (!ob) {
+                ob = &bl[nb++];
+                memcpy(ob->digest, olds[i].digest, LARDER_SHA256_HEX);
+                ob->size = olds[i].size;
+                char k[80];
+                size_t kn = mkkey(k, sizeof(k), "b/%s", ob->digest);
+                db_get_u64(st, k, kn, &ob->refs);
+            }
+            ob->delta--;
+        }
+    }
+    /* blob files first (renamed into place before the batch that references them) */
+    for (size_t i = 0; i < nb; i++) {
+        imp_blob_t *x = &bl[i];
+        if (x->refs || x->unindexed || x->delta <= 0)
+            continue;
+        if (!x->tmp) {
+            snprintf(err, errlen, "internal error: no verified copy of blob %s", x->digest);
+            r = -EINVAL;
+            goto undo;
+        }
+        char dir[4096], path[4096];
+        snprintf(dir, sizeof(dir), "%s/blobs/sha256/%.2s", st->dir, x->digest);
+        larder_mkdirs(dir, 0750);
+        larder_store_blob_path(st, x->digest, path, sizeof(path));
+        if (rename(x->tmp, path) < 0) {
+            r = -errno;
+            snprintf(err, errlen, "cannot move blob %s into the store: %s", x->digest, strerror(errno));
+            goto undo;
+        }
+        x->created = 1;
+        fsync_dir(dir);
+    }
+    b = mb ? mb : rocksdb_writebatch_create();
+    mb = NULL;
+    uint64_t now = larder_now();
+    for (size_t i = 0; i < n; i++) {
+        const larder_import_item_t *it = &items[i];
+        char k[KEYMAX];
+        if (change[i]) {
+            if (had[i]) {
+                const larder_entry_t *o = &olds[i];
+                size_t kn = mkkey(k, sizeof(k), "l/%016" PRIx64 "/%s/%s", o->atime, larder_proto_name(it->proto),
+                                  it->key);
+                rocksdb_writebatch_delete(b, k, kn);
+                uint64_t logical = o->size + o->external;
+                st->usage[it->proto] = st->usage[it->proto] >= logical ? st->usage[it->proto] - logical : 0;
+                st->ext_bytes = st->ext_bytes >= o->external ? st->ext_bytes - o->external : 0;
+                if (st->count[it->proto])
+                    st->count[it->proto]--;
+                if (o->external)
+                    evicted_add(&el, it->proto, it->key); /* its module removes the data it kept outside */
+                rep->replaced++;
+            } else {
+                rep->added++;
+            }
+            larder_entry_t ne = *it->e;
+            ne.atime = now;
+            ne.external = 0;
+            size_t vlen;
+            char *v = encode_entry(&ne, &vlen);
+            size_t kn = mkkey(k, sizeof(k), "e/%s/%s", larder_proto_name(it->proto), it->key);
+            rocksdb_writebatch_put(b, k, kn, v, vlen);
+            free(v);
+            kn = mkkey(k, sizeof(k), "l/%016" PRIx64 "/%s/%s", now, larder_proto_name(it->proto), it->key);
+            rocksdb_writebatch_put(b, k, kn, "", 0);
+            st->usage[it->proto] += ne.size;
+            st->count[it->proto]++;
+        } else if (it->e) {
+            rep->unchanged++;
+        }
+        batch_pin(st, b, set, it->proto, it->key);
+        rep->pinned++;
+    }
+    for (size_t i = 0; i < nb; i++) {
+        imp_blob_t *x = &bl[i];
+        if (x->delta == 0)
+            continue;
+        char k[80];
+        size_t kn = mkkey(k, sizeof(k), "b/%s", x->digest);
+        int64_t fin = (int64_t)x->refs + x->delta;
+        if (fin <= 0) {
+            rocksdb_writebatch_delete(b, k, kn);
+            st->blob_bytes = st->blob_bytes >= x->size ? st->blob_bytes - x->size : 0;
+            if (st->blob_count)
+                st->blob_count--;
+            if (ul.n == ul.cap) {
+                ul.cap = ul.cap ? ul.cap * 2 : 8;
+                ul.digests = realloc(ul.digests, ul.cap * sizeof(*ul.digests));
+            }
+            memcpy(ul.digests[ul.n++], x->digest, LARDER_SHA256_HEX);
+            continue;
+        }
+        batch_put_u64(b, k, kn, (uint64_t)fin);
+        if (!x->refs && x->unindexed) { /* adopted: same bytes, now with an entry */
+            char ok_[80];
+            size_t okn = mkkey(ok_, sizeof(ok_), "o/%s", x->digest);
+            rocksdb_writebatch_delete(b, ok_, okn);
+            if (x->osize != x->size)
+                st->blob_bytes = (st->blob_bytes >= x->osize ? st->blob_bytes - x->osize : 0) + x->size;
+        } else if (!x->refs) {
+            st->blob_bytes += x->size;
+            st->blob_count++;
+            rep->new_blobs++;
+            rep->new_bytes += x->size;
+        }
+    }
+    for (int p = 0; p < larder_proto_count(); p++)
+        batch_counters(st, b, p);
+    r = write_batch(st, b);
+    if (r < 0) {
+        snprintf(err, errlen, "writing the metadata failed (see the log); nothing was imported");
+        load_counters(st); /* the in-memory counters were moved for a batch that did not land */
+        goto undo;
+    }
+    unlink_blobs(st, &ul);
+    goto out;
+quota:
+    if (r == -ENOSPC)
+        snprintf(err, errlen, "the bundle does not fit: its %" PRIu64 " bytes of new blobs exceed what the quotas "
+                              "(quota.total, <protocol>.quota) or the free-disk watermark (quota.min_free) allow, even "
+                              "after evicting every unpinned entry; nothing was imported",
+                 new_blob_bytes);
+    else
+        snprintf(err, errlen, "making room failed (see the log); nothing was imported");
+    goto out;
+undo:
+    for (size_t i = 0; i < nb; i++) {
+        if (!bl[i].created)
+            continue;
+        char path[4096];
+        larder_store_blob_path(st, bl[i].digest, path, sizeof(path));
+        unlink(path);
+    }
+out:
+    if (b)
+        rocksdb_writebatch_destroy(b);
+    if (mb)
+        rocksdb_writebatch_destroy(mb);
+    free(ul.digests);
+    evicted_notify(st, &el, r == 0); /* with the lock held, as module.h promises */
+    pthread_mutex_unlock(&st->mu);
+    for (size_t i = 0; i < n; i++)
+        if (had[i])
+            larder_entry_clear(&olds[i]);
+    free(bl);
+    free(change);
+    free(olds);
+    free(had);
+    return r;
+}

@@ -105,6 +105,37 @@ void larder_store_meta_discard(larder_meta_batch_t *b);
 /* malloc'd value (NUL-terminated) or NULL */
 char *larder_store_meta_get(larder_store_t *st, int proto, const char *key, size_t *len);
 
+/* every module record of proto whose key starts with prefix (the key without m/<proto>/); cb returns non-zero to
+ * stop. 0, the callback's value, or -EIO */
+typedef int (*larder_meta_cb)(void *ctx, int proto, const char *key, const char *val, size_t len);
+int larder_store_each_meta(larder_store_t *st, int proto, const char *prefix, larder_meta_cb cb, void *ctx);
+
+/* bytes free on the data directory's file system (UINT64_MAX when unknown) */
+uint64_t larder_store_free_disk(larder_store_t *st);
+
+/* Import of a bundle (appliance/bundle_import.c): every item is pinned in `set`; an item with an entry is added (or
+ * replaces an entry of the key with other bytes; one with the same digest is left as it is). blobs: the verified,
+ * fsync'ed temp files of the bundle's distinct digests (tmp_path NULL when not kept); one whose digest is already
+ * stored is not used (the caller removes every temp file afterwards). meta: module records written with the rest
+ * (taken over, may be NULL). Unpinned entries are evicted to make room; everything lands in one write batch, or
+ * nothing does: -ENOSPC when it cannot fit, -errno otherwise, with the reason in err. */
+typedef struct larder_import_item {
+    int proto;
+    const char *key;
+    const larder_entry_t *e; /* NULL: pinned only (the set names a key that was not cached) */
+} larder_import_item_t;
+typedef struct larder_import_blob {
+    const char *digest;
+    uint64_t size;
+    const char *tmp_path;
+} larder_import_blob_t;
+typedef struct larder_import_report {
+    uint64_t added, replaced, unchanged, pinned, new_blobs, new_bytes;
+} larder_import_report_t;
+int larder_store_import(larder_store_t *st, const char *set, const larder_import_item_t *items, size_t n,
+                        const larder_import_blob_t *blobs, size_t nblobs, larder_meta_batch_t *meta,
+                        larder_import_report_t *rep, char *err, size_t errlen);
+
 void larder_store_get_stats(larder_store_t *st, larder_store_stats_t *out);
 
 /* re-hash every blob, drop corrupt blobs and entries pointing at them, rebuild counters. Unreferenced blobs are

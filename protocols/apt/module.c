@@ -235,6 +235,25 @@ static const larder_conf_key_t apt_keys[] = {
     LARDER_KEYS_END,
 };
 
+/* a Release file's transform recorded the indexes it lists (r/<repo>/dists/<suite>/...), a Packages index's the
+ * packages it lists (d/<repo>/<pool path>): what serving and verifying those files checks */
+static void apt_bundle_meta(const char *key, const larder_entry_t *e, void (*add)(void *, const char *, int), void *ctx)
+{
+    (void)e;
+    const char *d = strstr(key, "/dists/");
+    if (!d)
+        return;
+    const char *s = d + 7, *se = strchr(s, '/');
+    if (!se)
+        return;
+    char p[2048];
+    if (snprintf(p, sizeof(p), "r/%.*s/dists/%.*s/", (int)(d - key), key, (int)(se - s), s) < (int)sizeof(p))
+        add(ctx, p, 1);
+    if ((strstr(key, "/binary-") || strstr(key, "/Packages")) &&
+        snprintf(p, sizeof(p), "d/%.*s/", (int)(d - key), key) < (int)sizeof(p))
+        add(ctx, p, 1);
+}
+
 const larder_protocol_t larder_protocol_apt = {
     .proto = LARDER_PROTO_APT,
     .name = "apt",
@@ -251,4 +270,5 @@ const larder_protocol_t larder_protocol_apt = {
     .handle_proxy = larder_apt_handle_proxy,
     .seed = apt_seed,
     .pin_spec = larder_apt_pin_spec,
+    .bundle_meta = apt_bundle_meta,
 };

@@ -31,6 +31,17 @@ static const larder_seed_key_t gems_seed_keys[] = {
     {.key = NULL},
 };
 
+/* compact index files: their MD5 (md5/<sha256>, bundler's ETag); an /info file the checksums of the gems it lists
+ * (g/<name>-<version>[-<platform>].gem) */
+static void gems_bundle_meta(const char *key, const larder_entry_t *e, void (*add)(void *, const char *, int), void *ctx)
+{
+    char p[512];
+    if (e && snprintf(p, sizeof(p), "md5/%s", e->digest) < (int)sizeof(p))
+        add(ctx, p, 0);
+    if (strncmp(key, "info/", 5) == 0 && snprintf(p, sizeof(p), "g/%s-", key + 5) < (int)sizeof(p))
+        add(ctx, p, 1);
+}
+
 const larder_protocol_t larder_protocol_gems = {
     .proto = LARDER_PROTO_GEMS,
     .name = "gems",
@@ -43,4 +54,5 @@ const larder_protocol_t larder_protocol_gems = {
     .handle = gems_handle,
     .seed = gems_seed,
     .pin_spec = larder_gems_pin_spec,
+    .bundle_meta = gems_bundle_meta,
 };

@@ -38,6 +38,22 @@ static const larder_conf_key_t npm_keys[] = {
     LARDER_KEYS_END,
 };
 
+/* a full packument's transform recorded its tarballs (t/<name>/<file>); an abbreviated one names the full form it
+ * was derived from (pa/<name>) */
+static void npm_bundle_meta(const char *key, const larder_entry_t *e, void (*add)(void *, const char *, int), void *ctx)
+{
+    (void)e;
+    const char *slash = strrchr(key, '/');
+    if (strncmp(key, "pk/", 3) != 0 || !slash || slash - key <= 3)
+        return;
+    char p[512];
+    int nl = (int)(slash - key - 3);
+    if (strcmp(slash, "/full") == 0 && snprintf(p, sizeof(p), "t/%.*s/", nl, key + 3) < (int)sizeof(p))
+        add(ctx, p, 1);
+    else if (strcmp(slash, "/abbr") == 0 && snprintf(p, sizeof(p), "pa/%.*s", nl, key + 3) < (int)sizeof(p))
+        add(ctx, p, 0);
+}
+
 const larder_protocol_t larder_protocol_npm = {
     .proto = LARDER_PROTO_NPM,
     .name = "npm",
@@ -52,4 +68,5 @@ const larder_protocol_t larder_protocol_npm = {
     .handle = npm_handle,
     .seed = npm_seed,
     .pin_spec = larder_npm_pin_spec,
+    .bundle_meta = npm_bundle_meta,
 };

@@ -71,6 +71,15 @@ static const larder_seed_key_t oci_seed_keys[] = {
     {.key = NULL},
 };
 
+/* a manifest's media type by digest (mt/<registry>/<sha256>): how a manifest asked for by digest is answered */
+static void oci_bundle_meta(const char *key, const larder_entry_t *e, void (*add)(void *, const char *, int), void *ctx)
+{
+    const char *slash = strncmp(key, "m/", 2) == 0 ? strchr(key + 2, '/') : NULL;
+    char p[512];
+    if (e && slash && snprintf(p, sizeof(p), "mt/%.*s/%s", (int)(slash - key - 2), key + 2, e->digest) < (int)sizeof(p))
+        add(ctx, p, 0);
+}
+
 const larder_protocol_t larder_protocol_oci = {
     .proto = LARDER_PROTO_OCI,
     .name = "oci",
@@ -85,4 +94,5 @@ const larder_protocol_t larder_protocol_oci = {
     .handle = oci_handle,
     .seed = oci_seed,
     .pin_spec = larder_oci_pin_spec,
+    .bundle_meta = oci_bundle_meta,
 };

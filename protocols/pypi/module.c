@@ -77,6 +77,18 @@ static const larder_seed_key_t pypi_seed_keys[] = {
     {.key = NULL},
 };
 
+/* a project page's transform recorded every file it lists (f/<project>/<url>): what serving those files checks */
+static void pypi_bundle_meta(const char *key, const larder_entry_t *e, void (*add)(void *, const char *, int), void *ctx)
+{
+    (void)e;
+    size_t kl = strlen(key);
+    if (strncmp(key, "page/", 5) != 0 || kl < 11 || strcmp(key + kl - 5, "/json") != 0)
+        return;
+    char p[512];
+    if (snprintf(p, sizeof(p), "f/%.*s/", (int)(kl - 10), key + 5) < (int)sizeof(p))
+        add(ctx, p, 1);
+}
+
 const larder_protocol_t larder_protocol_pypi = {
     .proto = LARDER_PROTO_PYPI,
     .name = "pypi",
@@ -89,4 +101,5 @@ const larder_protocol_t larder_protocol_pypi = {
     .handle = pypi_handle,
     .seed = pypi_seed,
     .pin_spec = larder_pypi_pin_spec,
+    .bundle_meta = pypi_bundle_meta,
 };
