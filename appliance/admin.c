@@ -61,7 +61,7 @@ static void json_error(larder_app_t *app, h2o_req_t *req, int status, const char
     free(s);
 }
 
-static int authorized(larder_app_t *app, h2o_req_t *req)
+int larder_admin_authorized(larder_app_t *app, h2o_req_t *req)
 {
     const char *tok = app->cfg->admin_token;
     if (!tok) {
@@ -225,24 +225,11 @@ static int pin_cb(void *arg, const char *set, int proto, const char *key)
     return 0;
 }
 
-static int valid_set_name(const char *s, size_t n)
-{
-    if (n == 0 || n > 64)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 static void pins(larder_app_t *app, h2o_req_t *req, const char *set, size_t setlen)
 {
     char name[80];
     if (set) {
-        if (!valid_set_name(set, setlen)) {
+        if (!larder_pin_set_name_ok(set, setlen)) {
             json_error(app, req, 400, "Bad Request", "pin set names are [A-Za-z0-9._-]{1,64}");
             return;
         }
@@ -250,7 +237,7 @@ static void pins(larder_app_t *app, h2o_req_t *req, const char *set, size_t setl
         name[setlen] = 0;
     }
     if (method_is(req, "DELETE") && set) {
-        if (!authorized(app, req))
+        if (!larder_admin_authorized(app, req))
             return;
         int r = larder_store_delete_pin_set(app->store, name);
         if (r == -ENOENT) {
@@ -296,7 +283,7 @@ static void pins(larder_app_t *app, h2o_req_t *req, const char *set, size_t setl
 static void pin_set_spec(larder_app_t *app, h2o_req_t *req, const char *set, size_t setlen)
 {
     char name[80], *yaml = NULL;
-    if (!valid_set_name(set, setlen)) {
+    if (!larder_pin_set_name_ok(set, setlen)) {
         json_error(app, req, 400, "Bad Request", "pin set names are [A-Za-z0-9._-]{1,64}");
         return;
     }
@@ -321,7 +308,7 @@ static void pin_set_spec(larder_app_t *app, h2o_req_t *req, const char *set, siz
 static void jobs(larder_app_t *app, h2o_req_t *req, const char *id, size_t idlen)
 {
     if (method_is(req, "POST") && !id) {
-        if (!authorized(app, req))
+        if (!larder_admin_authorized(app, req))
             return;
         if (!req->entity.base || req->entity.len == 0) {
             json_error(app, req, 400, "Bad Request", "POST a seed spec (YAML) as the request body");
@@ -348,7 +335,7 @@ static void jobs(larder_app_t *app, h2o_req_t *req, const char *id, size_t idlen
     }
     char name[64];
     if (id) {
-        if (idlen >= sizeof(name) || !valid_set_name(id, idlen)) {
+        if (idlen >= sizeof(name) || !larder_pin_set_name_ok(id, idlen)) {
             json_error(app, req, 404, "Not Found", "no such job");
             return;
         }
@@ -409,7 +396,7 @@ static void record(larder_app_t *app, h2o_req_t *req)
         return;
     }
     if (method_is(req, "POST")) {
-        if (!authorized(app, req))
+        if (!larder_admin_authorized(app, req))
             return;
         if (req->entity.len > 4096) {
             json_error(app, req, 413, "Payload Too Large", "a record request is a small JSON object");
@@ -437,7 +424,7 @@ static void record(larder_app_t *app, h2o_req_t *req)
         return;
     }
     if (method_is(req, "DELETE")) {
-        if (!authorized(app, req))
+        if (!larder_admin_authorized(app, req))
             return;
         if (larder_record_stop(app->record) < 0) {
             json_error(app, req, 404, "Not Found", "nothing is recording");

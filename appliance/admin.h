@@ -6,6 +6,8 @@
 #include "app.h"
 
 void larder_admin_handle(larder_app_t *app, h2o_req_t *req);
+/* an admin write's token check: 1, or 0 with the request answered (403 without admin.token, 401 with a JSON error) */
+int larder_admin_authorized(larder_app_t *app, h2o_req_t *req);
 
 /* embedded web UI assets (generated at build time from webui/) */
 typedef struct larder_asset {

@@ -25,19 +25,6 @@
 
 /* ---- helpers ---- */
 
-int larder_bundle_set_name_ok(const char *s, size_t n)
-{
-    if (n == 0 || n > 64)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 /* printable (UTF-8 beyond ASCII allowed), no control characters: keys and header values */
 static int text_ok(const char *s, size_t n, size_t max)
 {
@@ -170,7 +157,7 @@ int larder_bundle_parse_header(const char *text, size_t len, larder_bundle_manif
                  "bundle format version %" JSON_INTEGER_FORMAT " (written by larder %.30s) is not supported: this "
                  "larder (%s) reads version %d",
                  json_integer_value(ver), lv ? lv : "?", LARDER_VERSION_STR, LARDER_BUNDLE_VERSION);
-    else if (!set || !larder_bundle_set_name_ok(set, strlen(set)))
+    else if (!set || !larder_pin_set_name_ok(set, strlen(set)))
         r = errf(err, errlen, "%s names no valid pin set", LARDER_BUNDLE_HEADER);
     if (r == 0) {
         m->version = (int)json_integer_value(ver);

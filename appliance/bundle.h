@@ -120,7 +120,5 @@ int larder_bundle_parse_manifest(const char *text, size_t len, const char *pin_s
 /* check larder-bundle.json; fills version, larder, pin_set, created of m */
 int larder_bundle_parse_header(const char *text, size_t len, larder_bundle_manifest_t *m, char *err, size_t errlen);
 
-/* a pin set name: [A-Za-z0-9._-]{1,64} */
-int larder_bundle_set_name_ok(const char *s, size_t n);
 
 #endif

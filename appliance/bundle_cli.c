@@ -9,6 +9,7 @@
  * is one chunk either way. Progress goes to stderr, only when it is a terminal. */
 #include "bundle_cli.h"
 #include "bundle.h"
+#include "client.h"
 #include "util.h"
 
 #include <curl/curl.h>
@@ -27,24 +28,6 @@ typedef struct cli {
     char base[1024];
     int tty;
 } cli_t;
-
-static void base_url(const larder_config_t *cfg, const char *base, char *out, size_t outlen)
-{
-    if (base) {
-        snprintf(out, outlen, "%s", base);
-    } else {
-        const larder_listen_t *l = &cfg->listen[0];
-        const char *addr = strcmp(l->address, "0.0.0.0") == 0 ? "127.0.0.1"
-                           : strcmp(l->address, "::") == 0    ? "::1"
-                                                              : l->address;
-        int v6 = strchr(addr, ':') != NULL;
-        snprintf(out, outlen, "%s://%s%s%s:%d", l->tls_cert ? "https" : "http", v6 ? "[" : "", addr, v6 ? "]" : "",
-                 l->port);
-    }
-    size_t n = strlen(out);
-    while (n && out[n - 1] == '/')
-        out[--n] = 0;
-}
 
 static void progress(cli_t *c, const char *what, uint64_t done, uint64_t total)
 {
@@ -182,7 +165,7 @@ static size_t dl_write(char *d, size_t s, size_t n, void *ud)
 
 static int cmd_export(cli_t *c, const char *set, const char *file)
 {
-    if (!larder_bundle_set_name_ok(set, strlen(set))) {
+    if (!larder_pin_set_name_ok(set, strlen(set))) {
         fprintf(stderr, "larder export: '%s' is not a pin set name ([A-Za-z0-9._-]{1,64})\n", set);
         return 2;
     }
@@ -371,7 +354,7 @@ static int cmd_import(cli_t *c, const char *file)
 int larder_cmd_bundle(const larder_config_t *cfg, const char *cmd, const char *base, int argc, char **argv)
 {
     cli_t c = {.cfg = cfg, .tty = isatty(2)};
-    base_url(cfg, base, c.base, sizeof(c.base));
+    larder_client_base(cfg, base, c.base, sizeof(c.base));
     if (!strcmp(cmd, "export") && argc == 2)
         return cmd_export(&c, argv[0], argv[1]);
     if (!strcmp(cmd, "import") && argc == 1)

@@ -338,7 +338,7 @@ void larder_bundle_export(larder_app_t *app, h2o_req_t *req, const char *set, si
         json_fail(app, req, 405, "Method Not Allowed", "use GET /-/api/v1/pins/<set>/bundle");
         return;
     }
-    if (!larder_bundle_set_name_ok(set, setlen)) {
+    if (!larder_pin_set_name_ok(set, setlen)) {
         json_fail(app, req, 400, "Bad Request", "pin set names are [A-Za-z0-9._-]{1,64}");
         return;
     }

@@ -15,6 +15,7 @@
  * renamed, then entries, pins and module records in one write batch). One import at a time: the state lives in
  * larder_bundles_t (made by `larder serve`), with a reaper thread that fails an import idle for IDLE_SECS. Every
  * request needs the admin token. */
+#include "admin.h"
 #include "bundle.h"
 #include "bundle_export.h"
 #include "cache.h"
@@ -328,25 +329,6 @@ static int is_method(h2o_req_t *req, const char *m)
     return req->input.method.len == strlen(m) && memcmp(req->input.method.base, m, req->input.method.len) == 0;
 }
 
-static int authorized(larder_app_t *app, h2o_req_t *req)
-{
-    const char *tok = app->cfg->admin_token;
-    if (!tok) {
-        fail(app, req, 403, "Forbidden", "admin writes are disabled: set admin.token in larder.yaml");
-        return 0;
-    }
-    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-    size_t tl = strlen(tok);
-    if (i >= 0) {
-        h2o_iovec_t v = req->headers.entries[i].value;
-        if (v.len == 7 + tl && strncasecmp(v.base, "Bearer ", 7) == 0 && CRYPTO_memcmp(v.base + 7, tok, tl) == 0)
-            return 1;
-    }
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer realm=\"larder\""));
-    fail(app, req, 401, "Unauthorized", "missing or wrong admin token (Authorization: Bearer <admin.token>)");
-    return 0;
-}
-
 /* a decimal query parameter; 1 when present and valid */
 static int query_u64(h2o_req_t *req, const char *name, uint64_t *out)
 {
@@ -515,7 +497,7 @@ void larder_bundle_imports(larder_app_t *app, h2o_req_t *req, const char *rest, 
             fail(app, req, 405, "Method Not Allowed", "POST /-/api/v1/imports starts an import");
             return;
         }
-        if (authorized(app, req))
+        if (larder_admin_authorized(app, req))
             start_import(app, bs, req);
         return;
     }
@@ -523,7 +505,7 @@ void larder_bundle_imports(larder_app_t *app, h2o_req_t *req, const char *rest, 
         fail(app, req, 404, "Not Found", "no such import");
         return;
     }
-    if (!authorized(app, req))
+    if (!larder_admin_authorized(app, req))
         return;
     int is_commit = len == 40;
     pthread_mutex_lock(&bs->mu);

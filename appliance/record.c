@@ -52,18 +52,6 @@ void larder_record_destroy(larder_record_t *r)
     free(r);
 }
 
-static int set_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 64)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
-              s[i] == '.' || s[i] == '_' || s[i] == '-'))
-            return 0;
-    return 1;
-}
-
 int larder_record_parse_client(const char *s, unsigned char addr[16], int *family, int *prefix)
 {
     char buf[64];
@@ -99,7 +87,7 @@ int larder_record_parse_client(const char *s, unsigned char addr[16], int *famil
 
 int larder_record_start(larder_record_t *r, const char *set, const char *client, char *err, size_t errlen)
 {
-    if (!set || !set_name_ok(set)) {
+    if (!set || !larder_pin_set_name_ok(set, strlen(set))) {
         snprintf(err, errlen, "pin set names are [A-Za-z0-9._-]{1,64}");
         return -EINVAL;
     }

@@ -380,19 +380,6 @@ int larder_seedp_item(larder_seed_parse_t *p, const yaml_node_t *n, int proto, c
 }
 larder_seed_spec_t *larder_seedp_spec(larder_seed_parse_t *p) { return p->spec; }
 
-static int pin_set_ok(const char *s, size_t len)
-{
-    if (len < 1 || len > 64)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
-              ch == '_' || ch == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 static int parse_root(ctx_t *c, const yaml_node_t *root, int flags)
 {
     char qb[300];
@@ -424,7 +411,7 @@ static int parse_root(ctx_t *c, const yaml_node_t *root, int flags)
         const larder_protocol_t *m = larder_protocol_get(proto);
         if (slot == LARDER_MAX_PROTO) {
             const char *ps = v->type == YAML_SCALAR_NODE && !is_null(v) ? (const char *)v->data.scalar.value : NULL;
-            if (!ps || !pin_set_ok(ps, v->data.scalar.length))
+            if (!ps || !larder_pin_set_name_ok(ps, v->data.scalar.length))
                 return fail(c, v, "pin_set must be 1-64 of A-Z a-z 0-9 . _ -%s%s%s", ps ? " (got '" : "",
                             ps ? quote(ps, v->data.scalar.length, qb, sizeof(qb)) : "", ps ? "')" : "");
             if (!(c->spec->pin_set = strdup(ps)))

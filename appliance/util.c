@@ -402,3 +402,16 @@ void larder_path_beside(const char *file, const char *name, char *out, size_t ou
     else
         snprintf(out, outlen, "%.*s/%s", (int)(slash - file), file, name);
 }
+
+int larder_pin_set_name_ok(const char *s, size_t len)
+{
+    if (len < 1 || len > 64)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+              ch == '_' || ch == '-'))
+            return 0;
+    }
+    return 1;
+}

@@ -47,6 +47,9 @@ uint64_t larder_parse_http_date(const char *s, size_t len);
  * malformed escapes. Otherwise 0 with the reason in err. */
 int larder_path_is_safe(const char *p, size_t len, char *err, size_t errlen);
 
+/* a pin set name: [A-Za-z0-9._-]{1,64} */
+int larder_pin_set_name_ok(const char *s, size_t len);
+
 /* human readable size: "1.5 GiB" */
 void larder_format_size(uint64_t n, char *out, size_t outlen);
 
