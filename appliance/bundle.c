@@ -5,8 +5,10 @@
  * printable bounded keys, lower-case sha256, one size per digest, no key twice), then the blobs, each hashed as
  * its bytes pass and compared with the manifest before the sink's blob_end hears of it. Whatever does not fit -
  * an unknown or repeated member, a blob the manifest does not name, a wrong size or digest, bytes after the end -
- * stops the reader with one message that names the member and what is wrong. It holds the manifest and one tar
- * header in memory, never blob bytes: the sink decides where they go. */
+ * stops the reader with one message that names the member and what is wrong. Entries whose module keeps data
+ * outside the blob store (a git mirror) carry it as one more member, external/<entry index>, with its own sha256
+ * and size in the entry ("external": {...}); it is checked like a blob. It holds the manifest and one tar header
+ * in memory, never blob bytes: the sink decides where they go. */
 #include "bundle.h"
 #include "config.h"
 #include "util.h"
@@ -39,6 +41,7 @@ static int text_ok(const char *s, size_t n, size_t max)
 static void free_entry(larder_bundle_entry_t *e)
 {
     free(e->key);
+    free(e->ext_note);
     larder_entry_clear(&e->e);
 }
 
@@ -102,6 +105,14 @@ json_t *larder_bundle_entry_json(int proto, const char *key, const larder_entry_
     json_object_set_new(o, "fetched_at", json_integer((json_int_t)e->fetched_at));
     json_object_set_new(o, "fresh_until", json_integer((json_int_t)e->fresh_until));
     return o;
+}
+
+void larder_bundle_entry_set_external(json_t *entry, const char *digest, uint64_t size, const char *note)
+{
+    json_t *x = json_pack("{s:s, s:I}", "sha256", digest, "size", (json_int_t)size);
+    if (note && *note)
+        json_object_set_new(x, "note", json_string(note));
+    json_object_set_new(entry, "external", x);
 }
 
 json_t *larder_bundle_meta_json(int proto, const char *key, const char *val, size_t len)
@@ -194,6 +205,29 @@ static int opt_uint(json_t *o, const char *name, uint64_t *out, const char *wher
     return 0;
 }
 
+/* "external": {"sha256", "size", "note"}: the entry's data outside the blob store, as member external/<i> */
+static int parse_external(json_t *x, larder_bundle_entry_t *be, const char *where, char *err, size_t errlen)
+{
+    const char *d = json_string_value(json_object_get(x, "sha256"));
+    json_t *sz = json_object_get(x, "size"), *note = json_object_get(x, "note");
+    if (!d || !larder_is_sha256_hex(d))
+        return errf(err, errlen, "manifest entry %s: \"external\" has no valid \"sha256\"", where);
+    if (!json_is_integer(sz) || json_integer_value(sz) < 0)
+        return errf(err, errlen, "manifest entry %s: \"external\" has no valid \"size\"", where);
+    if (note && !json_is_null(note)) {
+        const char *n = json_string_value(note);
+        if (!n || strlen(n) != json_string_length(note) || !text_ok(n, strlen(n), LARDER_BUNDLE_NOTE_MAX))
+            return errf(err, errlen, "manifest entry %s: \"external\" has a \"note\" that is not a printable string "
+                                     "of at most %d bytes",
+                        where, LARDER_BUNDLE_NOTE_MAX);
+        be->ext_note = strdup(n);
+    }
+    memcpy(be->ext.digest, d, LARDER_SHA256_HEX);
+    be->ext.size = (uint64_t)json_integer_value(sz);
+    be->has_external = 1;
+    return 0;
+}
+
 static int parse_entry(json_t *o, size_t i, larder_bundle_entry_t *be, char *err, size_t errlen)
 {
     char where[96];
@@ -217,7 +251,9 @@ static int parse_entry(json_t *o, size_t i, larder_bundle_entry_t *be, char *err
         return errf(err, errlen, "manifest entry %s: \"cached\" is not a boolean", where);
     be->cached = !cached || json_is_true(cached);
     if (!be->cached)
-        return 0;
+        return json_object_get(o, "external") ? errf(err, errlen, "manifest entry %s: not cached, with external data",
+                                                     where)
+                                              : 0;
     const char *d = json_string_value(json_object_get(o, "sha256"));
     if (!d || !larder_is_sha256_hex(d))
         return errf(err, errlen, "manifest entry %s: \"sha256\" is not 64 lower-case hex digits", where);
@@ -226,18 +262,23 @@ static int parse_entry(json_t *o, size_t i, larder_bundle_entry_t *be, char *err
     if (!json_is_integer(sz) || json_integer_value(sz) < 0)
         return errf(err, errlen, "manifest entry %s: \"size\" is not a non-negative integer", where);
     be->e.size = (uint64_t)json_integer_value(sz);
-    uint64_t ext = 0, flags = 0;
+    uint64_t flags = 0;
+    json_t *ext = json_object_get(o, "external");
     if (opt_uint(o, "fetched_at", &be->e.fetched_at, where, err, errlen) < 0 ||
         opt_uint(o, "fresh_until", &be->e.fresh_until, where, err, errlen) < 0 ||
-        opt_uint(o, "flags", &flags, where, err, errlen) < 0 || opt_uint(o, "external", &ext, where, err, errlen) < 0 ||
+        opt_uint(o, "flags", &flags, where, err, errlen) < 0 ||
         opt_string(o, "url", &be->e.url, where, err, errlen) < 0 ||
         opt_string(o, "content_type", &be->e.content_type, where, err, errlen) < 0 ||
         opt_string(o, "etag", &be->e.etag, where, err, errlen) < 0 ||
         opt_string(o, "last_modified", &be->e.last_modified, where, err, errlen) < 0)
         return -1;
-    if (ext)
-        return errf(err, errlen, "manifest entry %s keeps data outside the blob store, which bundles do not carry",
+    if (json_is_object(ext)) {
+        if (parse_external(ext, be, where, err, errlen) < 0)
+            return -1;
+    } else if (ext && !(json_is_integer(ext) && json_integer_value(ext) == 0)) {
+        return errf(err, errlen, "manifest entry %s keeps data outside the blob store without an \"external\" member",
                     where);
+    }
     json_t *imm = json_object_get(o, "immutable");
     if (imm && !json_is_boolean(imm))
         return errf(err, errlen, "manifest entry %s: \"immutable\" is not a boolean", where);
@@ -307,13 +348,21 @@ static int index_manifest(larder_bundle_manifest_t *m, char *err, size_t errlen)
         return errf(err, errlen, "out of memory reading the manifest");
     }
     size_t nb = 0;
+    m->nexternal = 0;
+    m->external_bytes = 0;
     for (size_t i = 0; i < m->nentries; i++) {
         keys[i].proto = m->entries[i].proto;
         keys[i].key = m->entries[i].key;
+        if (m->entries[i].has_external) {
+            m->entries[i].ext.entry = i + 1;
+            m->nexternal++;
+            m->external_bytes += m->entries[i].ext.size;
+        }
         if (m->entries[i].cached) {
             memcpy(m->blobs[nb].digest, m->entries[i].e.digest, LARDER_SHA256_HEX);
             m->blobs[nb].size = m->entries[i].e.size;
             m->blobs[nb].seen = 0;
+            m->blobs[nb].entry = 0;
             nb++;
         }
     }
@@ -394,6 +443,32 @@ int larder_bundle_fail(larder_bundle_reader_t *r, const char *fmt, ...)
     return larder_tar_fail(&r->tar, "%s", msg);
 }
 
+/* "blob <hex>", or "external/<n> (the data of git m/...)": a member in messages */
+static void member_what(const larder_bundle_reader_t *r, const larder_bundle_blob_t *b, char *out, size_t n)
+{
+    if (!b->entry) {
+        snprintf(out, n, "blob %s", b->digest);
+        return;
+    }
+    const larder_bundle_entry_t *e = &r->m.entries[b->entry - 1];
+    snprintf(out, n, "%s%zu (the data of %s %.80s)", LARDER_BUNDLE_EXTERNAL_PREFIX, b->entry - 1,
+             larder_proto_name(e->proto), e->key);
+}
+
+/* the external member named by "<index>" (decimal, no leading zeros), or NULL */
+static larder_bundle_blob_t *external_member(larder_bundle_reader_t *r, const char *s)
+{
+    size_t i = 0, n = strlen(s);
+    if (n == 0 || n > 9 || (s[0] == '0' && n > 1))
+        return NULL;
+    for (size_t k = 0; k < n; k++) {
+        if (s[k] < '0' || s[k] > '9')
+            return NULL;
+        i = i * 10 + (size_t)(s[k] - '0');
+    }
+    return i < r->m.nentries && r->m.entries[i].has_external ? &r->m.entries[i].ext : NULL;
+}
+
 static int on_begin(void *ctx, const char *name, uint64_t size)
 {
     larder_bundle_reader_t *r = ctx;
@@ -413,19 +488,26 @@ static int on_begin(void *ctx, const char *name, uint64_t size)
                                       (unsigned long long)LARDER_BUNDLE_MANIFEST_MAX);
         r->member = 2;
     } else {
-        size_t pl = strlen(LARDER_BUNDLE_BLOB_PREFIX);
+        size_t pl = strlen(LARDER_BUNDLE_BLOB_PREFIX), xl = strlen(LARDER_BUNDLE_EXTERNAL_PREFIX);
         const char *d = name + pl;
-        if (strncmp(name, LARDER_BUNDLE_BLOB_PREFIX, pl) != 0 || !larder_is_sha256_hex(d))
-            return larder_bundle_fail(r, "unexpected member %.100s (a bundle holds %s, %s and %s<sha256> only)", name,
-                                      LARDER_BUNDLE_HEADER, LARDER_BUNDLE_MANIFEST, LARDER_BUNDLE_BLOB_PREFIX);
-        larder_bundle_blob_t *b = larder_bundle_find_blob(&r->m, d);
-        if (!b)
+        larder_bundle_blob_t *b = NULL;
+        char what[200];
+        if (strncmp(name, LARDER_BUNDLE_EXTERNAL_PREFIX, xl) == 0) {
+            b = external_member(r, name + xl);
+            if (!b)
+                return larder_bundle_fail(r, "member %.100s is not named by the manifest", name);
+        } else if (strncmp(name, LARDER_BUNDLE_BLOB_PREFIX, pl) != 0 || !larder_is_sha256_hex(d)) {
+            return larder_bundle_fail(r, "unexpected member %.100s (a bundle holds %s, %s, %s<sha256> and %s<n> only)",
+                                      name, LARDER_BUNDLE_HEADER, LARDER_BUNDLE_MANIFEST, LARDER_BUNDLE_BLOB_PREFIX,
+                                      LARDER_BUNDLE_EXTERNAL_PREFIX);
+        } else if (!(b = larder_bundle_find_blob(&r->m, d))) {
             return larder_bundle_fail(r, "blob %s is not named by the manifest", d);
+        }
+        member_what(r, b, what, sizeof(what));
         if (b->seen)
-            return larder_bundle_fail(r, "blob %s appears twice", d);
+            return larder_bundle_fail(r, "%s appears twice", what);
         if (size != b->size)
-            return larder_bundle_fail(r, "blob %s has %" PRIu64 " bytes, the manifest says %" PRIu64, d, size,
-                                      b->size);
+            return larder_bundle_fail(r, "%s has %" PRIu64 " bytes, the manifest says %" PRIu64, what, size, b->size);
         r->cur = b;
         r->cur_have = 0;
         r->member = 3;
@@ -434,7 +516,7 @@ static int on_begin(void *ctx, const char *name, uint64_t size)
             return larder_bundle_fail(r, "out of memory");
         EVP_DigestInit_ex(md, larder_sha256_md(), NULL);
         if (r->sink.blob_begin && r->sink.blob_begin(r->sink.ctx, r, b))
-            return larder_bundle_fail(r, "blob %s refused", d);
+            return larder_bundle_fail(r, "%s refused", what);
         return 0;
     }
     r->len = 0;
@@ -453,8 +535,11 @@ static int on_data(void *ctx, const unsigned char *p, size_t n)
         EVP_DigestUpdate(r->md, p, n);
         r->cur_have += n;
         r->bytes_done += n;
-        if (r->sink.blob_data && r->sink.blob_data(r->sink.ctx, r, p, n))
-            return larder_bundle_fail(r, "writing blob %s failed", r->cur->digest);
+        if (r->sink.blob_data && r->sink.blob_data(r->sink.ctx, r, p, n)) {
+            char what[200];
+            member_what(r, r->cur, what, sizeof(what));
+            return larder_bundle_fail(r, "writing %s failed", what);
+        }
         return 0;
     }
     memcpy(r->buf + r->len, p, n); /* the tar reader never passes more than the member's size */
@@ -489,14 +574,16 @@ static int on_end(void *ctx)
     char hex[LARDER_SHA256_HEX];
     EVP_DigestFinal_ex(r->md, md, &mdlen);
     larder_hex(md, 32, hex);
+    char what[200];
+    member_what(r, r->cur, what, sizeof(what));
     if (strcmp(hex, r->cur->digest) != 0)
-        return larder_bundle_fail(r, "blob %s is corrupt: its %" PRIu64 " bytes hash to %s (the bundle was damaged or "
+        return larder_bundle_fail(r, "%s is corrupt: its %" PRIu64 " bytes hash to %s (the bundle was damaged or "
                                      "tampered with)",
-                                  r->cur->digest, r->cur->size, hex);
+                                  what, r->cur->size, hex);
     r->cur->seen = 1;
     r->blobs_done++;
     if (r->sink.blob_end && r->sink.blob_end(r->sink.ctx, r, r->cur))
-        return larder_bundle_fail(r, "blob %s could not be stored", r->cur->digest);
+        return larder_bundle_fail(r, "%s could not be stored", what);
     r->cur = NULL;
     return 0;
 }
@@ -534,10 +621,13 @@ int larder_bundle_finish(larder_bundle_reader_t *r)
                                   r->members == 0 ? "no larder-bundle.json (an empty or non-tar file?)"
                                                   : "the manifest is incomplete");
     if (!larder_tar_done(&r->tar)) {
-        if (r->cur)
-            return larder_bundle_fail(r, "the bundle is truncated after %" PRIu64 " bytes, in blob %s (%" PRIu64
+        char what[200];
+        if (r->cur) {
+            member_what(r, r->cur, what, sizeof(what));
+            return larder_bundle_fail(r, "the bundle is truncated after %" PRIu64 " bytes, in %s (%" PRIu64
                                          " of %" PRIu64 " bytes)",
-                                      r->tar.offset, r->cur->digest, r->cur_have, r->cur->size);
+                                      r->tar.offset, what, r->cur_have, r->cur->size);
+        }
         return larder_bundle_fail(r, "the bundle is truncated after %" PRIu64 " bytes: no end-of-archive marker",
                                   r->tar.offset);
     }
@@ -546,5 +636,10 @@ int larder_bundle_finish(larder_bundle_reader_t *r)
             return larder_bundle_fail(r, "the bundle lacks blob %s named by the manifest (%" PRIu64 " of %zu blobs "
                                          "present)",
                                       r->m.blobs[i].digest, r->blobs_done, r->m.nblobs);
+    for (size_t i = 0; i < r->m.nentries; i++)
+        if (r->m.entries[i].has_external && !r->m.entries[i].ext.seen)
+            return larder_bundle_fail(r, "the bundle lacks member %s%zu, the data of %s %.100s named by the manifest",
+                                      LARDER_BUNDLE_EXTERNAL_PREFIX, i, larder_proto_name(r->m.entries[i].proto),
+                                      r->m.entries[i].key);
     return 0;
 }

@@ -4,6 +4,8 @@
  *   larder-bundle.json    {"format":"larder-bundle","version":1,"larder":"0.1.0","pin_set":...,counts}
  *   manifest.json         {"pin_set":...,"entries":[...],"meta":[...]}
  *   blobs/sha256/<hex>    one per distinct digest of the cached entries, any order
+ *   external/<n>          the data entry #n of the manifest keeps outside the blob store (a git mirror), one file
+ *                         written by its module (bundle_external_export), any order after the manifest
  *
  * This file has the pure part: the JSON of both documents and an incremental reader that checks a bundle as its
  * bytes arrive (every blob's size and sha256 against the manifest) and hands verified data to a sink. The daemon's
@@ -24,16 +26,29 @@
 #define LARDER_BUNDLE_HEADER "larder-bundle.json"
 #define LARDER_BUNDLE_MANIFEST "manifest.json"
 #define LARDER_BUNDLE_BLOB_PREFIX "blobs/sha256/"
+#define LARDER_BUNDLE_EXTERNAL_PREFIX "external/"
+#define LARDER_BUNDLE_NOTE_MAX 1024 /* a module's note on its external data (printable) */
 #define LARDER_BUNDLE_HEADER_MAX ((size_t)64 * 1024)
 #define LARDER_BUNDLE_MANIFEST_MAX (256ULL * 1024 * 1024)
 #define LARDER_BUNDLE_KEY_MAX 3000     /* entry and record keys (the store's keys are at most 4096 with prefixes) */
 #define LARDER_BUNDLE_META_MAX ((size_t)1024 * 1024) /* one record's value */
 
+typedef struct larder_bundle_blob {
+    char digest[LARDER_SHA256_HEX];
+    uint64_t size;
+    int seen;
+    size_t entry; /* an external member: its entry's index + 1; 0: a blob */
+} larder_bundle_blob_t;
+
 typedef struct larder_bundle_entry {
     int proto;
     char *key;
     int cached;        /* 0: the set names the key but it was not cached (pinned again on import, no blob) */
-    larder_entry_t e;  /* digest, size, fetched_at, fresh_until, flags and the four strings (malloc'd) */
+    larder_entry_t e;  /* digest, size, fetched_at, fresh_until, flags and the four strings (malloc'd); e.external
+                          is 0 as read (the importing module measures its own data) */
+    int has_external;  /* the entry's data outside the blob store travels as member external/<index> */
+    larder_bundle_blob_t ext; /* that member's sha256 and size */
+    char *ext_note;    /* the exporting module's note on it (malloc'd, printable), or NULL */
 } larder_bundle_entry_t;
 
 typedef struct larder_bundle_meta {
@@ -42,12 +57,6 @@ typedef struct larder_bundle_meta {
     char *val; /* malloc'd, NUL-terminated (len bytes before it) */
     size_t len;
 } larder_bundle_meta_t;
-
-typedef struct larder_bundle_blob {
-    char digest[LARDER_SHA256_HEX];
-    uint64_t size;
-    int seen;
-} larder_bundle_blob_t;
 
 typedef struct larder_bundle_manifest {
     int version;
@@ -61,6 +70,8 @@ typedef struct larder_bundle_manifest {
     larder_bundle_blob_t *blobs; /* distinct digests of the cached entries, sorted */
     size_t nblobs;
     uint64_t blob_bytes;
+    size_t nexternal; /* entries with an external member, and those members' bytes */
+    uint64_t external_bytes;
 } larder_bundle_manifest_t;
 
 void larder_bundle_manifest_free(larder_bundle_manifest_t *m);
@@ -75,6 +86,8 @@ char *larder_bundle_header_text(const char *pin_set, uint64_t created, size_t ne
 /* one element of manifest.json's "entries" (e NULL: not cached), and of "meta" */
 json_t *larder_bundle_entry_json(int proto, const char *key, const larder_entry_t *e);
 json_t *larder_bundle_meta_json(int proto, const char *key, const char *val, size_t len);
+/* an entry's external member (external/<index>): "external": {"sha256", "size", "note"} added to its element */
+void larder_bundle_entry_set_external(json_t *entry, const char *digest, uint64_t size, const char *note);
 
 /* ---- reading ---- */
 
@@ -83,7 +96,8 @@ typedef struct larder_bundle_reader larder_bundle_reader_t;
 typedef struct larder_bundle_sink {
     /* the manifest was read and checked: refuse the bundle here (quota), with larder_bundle_fail */
     int (*manifest)(void *ctx, larder_bundle_reader_t *r, const larder_bundle_manifest_t *m);
-    /* a blob's bytes: begin, data (in pieces), end once its size and sha256 were checked; non-zero stops */
+    /* a blob's bytes: begin, data (in pieces), end once its size and sha256 were checked; non-zero stops. An
+     * external member comes the same way, with b->entry its entry's index + 1 (b is &entries[i].ext) */
     int (*blob_begin)(void *ctx, larder_bundle_reader_t *r, const larder_bundle_blob_t *b);
     int (*blob_data)(void *ctx, larder_bundle_reader_t *r, const unsigned char *p, size_t n);
     int (*blob_end)(void *ctx, larder_bundle_reader_t *r, const larder_bundle_blob_t *b);

@@ -6,8 +6,12 @@
  * it as it goes: memory stays at one buffer whatever the set's size. A blob whose bytes do not match its name is
  * never sent whole: its last slice is checked before it leaves, the file goes to quarantine (as when serving) and
  * the response is aborted, so the client sees a truncated download, never a complete bundle with a bad blob.
- * Entries whose module keeps data outside the blob store (git mirrors: larder_entry_t.external) cannot be carried
- * yet: such a set is refused with 409 naming the entry. Reads are open, like every other read of the admin API. */
+ * Entries whose module keeps data outside the blob store (git mirrors: larder_entry_t.external) travel as one more
+ * member each, external/<entry index>: a file the module's bundle_external_export hook writes into the store's tmp
+ * dir. Its sha256 and size go into the manifest, so those files are made before the response starts, on a thread
+ * of their own (a git bundle of a large mirror takes minutes) while the request waits on a timer of its worker's
+ * loop; they are streamed like blobs (hashed again as they go) and removed when the response ends or is abandoned.
+ * A module without the hook makes such a set a 409. Reads are open, like every other read of the admin API. */
 #include "bundle_export.h"
 #include "bundle.h"
 #include "cache.h"
@@ -16,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -26,10 +31,26 @@
 
 #define BUFSZ ((size_t)256 * 1024)
 
+/* a member after the manifest: a stored blob, or the temp file of an entry's external data */
 typedef struct xblob {
     char digest[LARDER_SHA256_HEX];
     uint64_t size;
+    size_t entry; /* external data: the entry's index + 1 (member external/<index>); 0: a blob */
+    char *path;   /* external data: its temp file (removed with the stream) */
 } xblob_t;
+
+/* an entry whose module keeps data outside the blob store: its file is made by the export thread */
+typedef struct xext {
+    int proto;
+    char *key;
+    larder_entry_t e;
+    size_t index;  /* in the manifest's entries */
+    json_t *json;  /* its element of entries (borrowed; touched on the worker only) */
+    char path[4096]; /* the file, in the store's tmp dir; "" when none (yet, or no longer ours) */
+    char digest[LARDER_SHA256_HEX];
+    uint64_t size;
+    char note[LARDER_BUNDLE_NOTE_MAX + 1];
+} xext_t;
 
 typedef struct collect {
     larder_app_t *app;
@@ -39,7 +60,11 @@ typedef struct collect {
     xblob_t *blobs;
     size_t nblobs, cap;
     uint64_t blob_bytes;
+    xext_t *ext;
+    size_t next, extcap;
+    uint64_t ext_bytes;
     char error[600];
+    int conflict; /* the error is a 409 */
     int cur_proto;
 } collect_t;
 
@@ -68,15 +93,43 @@ static int on_pin(void *arg, const char *set, int proto, const char *key)
         json_array_append_new(c->entries, larder_bundle_entry_json(proto, key, NULL));
         return 0;
     }
-    if (e.external) {
+    if (e.external && !m->bundle_external_export) {
         snprintf(c->error, sizeof(c->error),
-                 "the set holds %s %.200s, whose data %s keeps outside the blob store (%" PRIu64 " bytes): bundles do "
-                 "not carry such entries yet; export a set without it (seed it on the other side from its upstream)",
+                 "the set holds %s %.200s, whose data %s keeps outside the blob store (%" PRIu64 " bytes): this "
+                 "module cannot carry it in a bundle; export a set without it (seed it on the other side from its "
+                 "upstream)",
                  m->name, key, m->name, e.external);
+        c->conflict = 1;
         larder_entry_clear(&e);
         return 1;
     }
-    json_array_append_new(c->entries, larder_bundle_entry_json(proto, key, &e));
+    json_t *ej = larder_bundle_entry_json(proto, key, &e);
+    if (e.external) {
+        if (c->next == c->extcap) {
+            size_t nc = c->extcap ? 2 * c->extcap : 8;
+            xext_t *nv = realloc(c->ext, nc * sizeof(*nv));
+            if (!nv) {
+                json_decref(ej);
+                larder_entry_clear(&e);
+                snprintf(c->error, sizeof(c->error), "out of memory");
+                return 1;
+            }
+            c->ext = nv;
+            c->extcap = nc;
+        }
+        xext_t *x = &c->ext[c->next++];
+        memset(x, 0, sizeof(*x));
+        x->proto = proto;
+        x->key = strdup(key);
+        memcpy(x->e.digest, e.digest, LARDER_SHA256_HEX);
+        x->e.size = e.size;
+        x->e.external = e.external;
+        x->e.fetched_at = e.fetched_at;
+        x->e.flags = e.flags;
+        x->index = json_array_size(c->entries);
+        x->json = ej;
+    }
+    json_array_append_new(c->entries, ej);
     if (!json_object_get(c->seen_blobs, e.digest)) {
         json_object_set_new(c->seen_blobs, e.digest, json_integer((json_int_t)c->nblobs));
         if (c->nblobs == c->cap) {
@@ -179,6 +232,11 @@ static void xgen_dispose(void *p)
     xgen_t *g = p;
     if (g->fd >= 0)
         close(g->fd);
+    for (size_t i = 0; i < g->nblobs; i++)
+        if (g->blobs[i].path) {
+            unlink(g->blobs[i].path);
+            free(g->blobs[i].path);
+        }
     free(g->header_text);
     free(g->manifest_text);
     free(g->blobs);
@@ -186,20 +244,32 @@ static void xgen_dispose(void *p)
     EVP_MD_CTX_free(g->md);
 }
 
+/* a member's tar name */
+static void member_name(const xblob_t *b, char *out, size_t n)
+{
+    if (b->entry)
+        snprintf(out, n, "%s%zu", LARDER_BUNDLE_EXTERNAL_PREFIX, b->entry - 1);
+    else
+        snprintf(out, n, "%s%s", LARDER_BUNDLE_BLOB_PREFIX, b->digest);
+}
+
 /* open blob i and set up its tar header; 0, or -1 (logged) */
 static int open_blob(xgen_t *g, size_t i)
 {
     const xblob_t *b = &g->blobs[i];
     char path[4096], name[LARDER_TAR_NAME_MAX];
-    larder_store_blob_path(g->app->store, b->digest, path, sizeof(path));
+    if (b->path)
+        snprintf(path, sizeof(path), "%s", b->path);
+    else
+        larder_store_blob_path(g->app->store, b->digest, path, sizeof(path));
     g->fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
     if (g->fd < 0 || fstat(g->fd, &sb) < 0 || (uint64_t)sb.st_size != b->size) {
-        larder_err("bundle: export of pin set %s aborted: blob %s %s", g->set, b->digest,
-                   g->fd < 0 ? strerror(errno) : "has another size than its entry says");
+        larder_err("bundle: export of pin set %s aborted: %s %s %s", g->set, b->path ? "the external data file" : "blob",
+                   b->path ? b->path : b->digest, g->fd < 0 ? strerror(errno) : "has another size than its entry says");
         return -1;
     }
-    snprintf(name, sizeof(name), "%s%s", LARDER_BUNDLE_BLOB_PREFIX, b->digest);
+    member_name(b, name, sizeof(name));
     g->mem = g->hdr;
     g->mem_left = larder_tar_header(g->hdr, name, b->size, larder_now());
     g->blob_left = b->size;
@@ -218,6 +288,11 @@ static int blob_verified(xgen_t *g)
     larder_hex(md, 32, hex);
     if (strcmp(hex, b->digest) == 0)
         return 1;
+    if (b->path) { /* our own temp file changed under us: nothing to quarantine */
+        larder_err("bundle: export of pin set %s aborted: the external data file %s changed while it was sent", g->set,
+                   b->path);
+        return 0;
+    }
     char q[4096] = "";
     int dropped = larder_store_quarantine(g->app->store, b->digest, g->fd, q, sizeof(q));
     larder_err("bundle: export of pin set %s aborted: stored blob %s is corrupt (its bytes hash to %s); blob moved "
@@ -331,40 +406,56 @@ static void json_fail(larder_app_t *app, h2o_req_t *req, int status, const char 
     free(s);
 }
 
-void larder_bundle_export(larder_app_t *app, h2o_req_t *req, const char *set, size_t setlen)
+static void collect_free(collect_t *c)
 {
-    int head = req->input.method.len == 4 && memcmp(req->input.method.base, "HEAD", 4) == 0;
-    if (!head && !(req->input.method.len == 3 && memcmp(req->input.method.base, "GET", 3) == 0)) {
-        json_fail(app, req, 405, "Method Not Allowed", "use GET /-/api/v1/pins/<set>/bundle");
+    json_decref(c->entries);
+    json_decref(c->meta_keys);
+    json_decref(c->seen_blobs);
+    free(c->blobs);
+    for (size_t i = 0; i < c->next; i++) {
+        if (c->ext[i].path[0])
+            unlink(c->ext[i].path);
+        free(c->ext[i].key);
+    }
+    free(c->ext);
+    memset(c, 0, sizeof(*c));
+}
+
+/* the set is collected (and its external data made): the manifest, the header, the stream. Takes c over */
+static void respond(larder_app_t *app, h2o_req_t *req, const char *name, int head, collect_t *c)
+{
+    if (c->error[0] || json_array_size(c->entries) == 0) {
+        int status = c->error[0] ? (c->conflict ? 409 : 500) : 404;
+        larder_warn("bundle: export of pin set %s refused: %s", name, c->error[0] ? c->error : "no such pin set");
+        json_fail(app, req, status, status == 409 ? "Conflict" : status == 500 ? "Internal Server Error" : "Not Found",
+                  c->error[0] ? c->error : "no such pin set");
+        collect_free(c);
         return;
     }
-    if (!larder_pin_set_name_ok(set, setlen)) {
-        json_fail(app, req, 400, "Bad Request", "pin set names are [A-Za-z0-9._-]{1,64}");
-        return;
+    /* the external members join the blobs (after them), their files now the stream's */
+    if (c->next) {
+        xblob_t *nb = realloc(c->blobs, (c->nblobs + c->next) * sizeof(*nb));
+        if (!nb) {
+            json_fail(app, req, 500, "Internal Server Error", "out of memory");
+            collect_free(c);
+            return;
+        }
+        c->blobs = nb;
+        for (size_t i = 0; i < c->next; i++) {
+            xext_t *x = &c->ext[i];
+            larder_bundle_entry_set_external(x->json, x->digest, x->size, x->note);
+            xblob_t *b = &c->blobs[c->nblobs++];
+            memcpy(b->digest, x->digest, LARDER_SHA256_HEX);
+            b->size = x->size;
+            b->entry = x->index + 1;
+            b->path = strdup(x->path);
+            if (b->path)
+                x->path[0] = 0;
+        }
     }
-    char name[65];
-    memcpy(name, set, setlen);
-    name[setlen] = 0;
-    collect_t c = {.app = app, .entries = json_array(), .meta_keys = json_object(), .seen_blobs = json_object()};
-    int r = larder_store_each_pin(app->store, name, on_pin, &c);
-    json_decref(c.seen_blobs);
-    if (r < 0 && !c.error[0])
-        snprintf(c.error, sizeof(c.error), "metadata store read failed; see the log");
-    if (c.error[0] || json_array_size(c.entries) == 0) {
-        int conflict = c.error[0] && strstr(c.error, "outside the blob store");
-        larder_warn("bundle: export of pin set %s refused: %s", name, c.error[0] ? c.error : "no such pin set");
-        json_fail(app, req, c.error[0] ? (conflict ? 409 : 500) : 404,
-                  c.error[0] ? (conflict ? "Conflict" : "Internal Server Error") : "Not Found",
-                  c.error[0] ? c.error : "no such pin set");
-        json_decref(c.entries);
-        json_decref(c.meta_keys);
-        free(c.blobs);
-        return;
-    }
-    json_t *meta = collect_meta(&c);
-    json_decref(c.meta_keys);
-    size_t nentries = json_array_size(c.entries);
-    json_t *man = json_pack("{s:s, s:o, s:o}", "pin_set", name, "entries", c.entries, "meta", meta);
+    json_t *meta = collect_meta(c);
+    size_t nentries = json_array_size(c->entries);
+    json_t *man = json_pack("{s:s, s:O, s:o}", "pin_set", name, "entries", c->entries, "meta", meta);
     xgen_t *g = h2o_mem_alloc_shared(&req->pool, sizeof(*g), xgen_dispose);
     memset(g, 0, sizeof(*g));
     g->fd = -1;
@@ -375,9 +466,15 @@ void larder_bundle_export(larder_app_t *app, h2o_req_t *req, const char *set, si
     snprintf(g->set, sizeof(g->set), "%s", name);
     g->manifest_text = json_dumps(man, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
     json_decref(man);
-    g->header_text = larder_bundle_header_text(name, larder_now(), nentries, c.nblobs, c.blob_bytes);
-    g->blobs = c.blobs;
-    g->nblobs = c.nblobs;
+    size_t nblobs = c->nblobs - c->next;
+    uint64_t blob_bytes = c->blob_bytes, ext_bytes = c->ext_bytes;
+    size_t next = c->next;
+    g->header_text = larder_bundle_header_text(name, larder_now(), nentries, nblobs, blob_bytes);
+    g->blobs = c->blobs; /* taken over, with the external files: removed by xgen_dispose */
+    g->nblobs = c->nblobs;
+    c->blobs = NULL;
+    c->nblobs = 0;
+    collect_free(c);
     g->md = EVP_MD_CTX_new();
     g->buf = malloc(BUFSZ);
     if (!g->manifest_text || !g->header_text || !g->md || !g->buf) {
@@ -394,7 +491,7 @@ void larder_bundle_export(larder_app_t *app, h2o_req_t *req, const char *set, si
                larder_tar_member_size(LARDER_BUNDLE_MANIFEST, g->manifest_len) + 2 * LARDER_TAR_BLOCK;
     char bname[LARDER_TAR_NAME_MAX];
     for (size_t i = 0; i < g->nblobs; i++) {
-        snprintf(bname, sizeof(bname), "%s%s", LARDER_BUNDLE_BLOB_PREFIX, g->blobs[i].digest);
+        member_name(&g->blobs[i], bname, sizeof(bname));
         g->total += larder_tar_member_size(bname, g->blobs[i].size);
     }
     g->mem = g->hdr;
@@ -406,8 +503,9 @@ void larder_bundle_export(larder_app_t *app, h2o_req_t *req, const char *set, si
     char *cd = h2o_mem_alloc_pool(&req->pool, 128);
     int cdl = snprintf(cd, 128, "attachment; filename=\"%s.larder.tar\"", name);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("content-disposition"), 0, NULL, cd, (size_t)cdl);
-    larder_info("bundle: exporting pin set %s: %zu entries, %zu blobs (%" PRIu64 " bytes), %zu module records",
-                name, nentries, g->nblobs, c.blob_bytes, json_array_size(meta));
+    larder_info("bundle: exporting pin set %s: %zu entries, %zu blobs (%" PRIu64 " bytes), %zu external data files "
+                "(%" PRIu64 " bytes), %zu module records",
+                name, nentries, nblobs, blob_bytes, next, ext_bytes, json_array_size(meta));
     h2o_start_response(req, &g->super);
     if (head) {
         g->done = 1;
@@ -415,4 +513,205 @@ void larder_bundle_export(larder_app_t *app, h2o_req_t *req, const char *set, si
         return;
     }
     xgen_proceed(&g->super, req);
+}
+
+/* ---- external data: made on a thread of its own while the request waits ---- */
+
+typedef struct xjob {
+    pthread_mutex_t mu;
+    int refs;     /* the thread and the waiting request */
+    int finished; /* the thread is done: c is the request's again */
+    larder_app_t *app;
+    collect_t c;
+    char name[65];
+    int head;
+} xjob_t;
+
+static void xjob_release(xjob_t *j)
+{
+    pthread_mutex_lock(&j->mu);
+    int last = --j->refs == 0;
+    pthread_mutex_unlock(&j->mu);
+    if (!last)
+        return;
+    collect_free(&j->c); /* removes the files nobody took over */
+    pthread_mutex_destroy(&j->mu);
+    free(j);
+}
+
+/* make one entry's file with its module's hook, then hash it; 0, or -1 with c->error */
+static int make_external(xjob_t *j, xext_t *x)
+{
+    const larder_protocol_t *m = larder_protocol_get(x->proto);
+    char err[400] = "";
+    int fd = larder_store_tmp_create(j->app->store, x->path, sizeof(x->path));
+    if (fd < 0) {
+        x->path[0] = 0;
+        snprintf(j->c.error, sizeof(j->c.error), "cannot create a temp file for the data of %s %.200s: %s", m->name,
+                 x->key, strerror(-fd));
+        return -1;
+    }
+    int r = m->bundle_external_export(j->app, x->key, &x->e, fd, x->note, sizeof(x->note), err, sizeof(err));
+    if (r == 0) {
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        char *buf = malloc(BUFSZ);
+        uint64_t off = 0;
+        ssize_t n = 0;
+        if (md && buf) {
+            EVP_DigestInit_ex(md, larder_sha256_md(), NULL);
+            while ((n = pread(fd, buf, BUFSZ, (off_t)off)) > 0) {
+                EVP_DigestUpdate(md, buf, (size_t)n);
+                off += (uint64_t)n;
+            }
+            unsigned char d[EVP_MAX_MD_SIZE];
+            unsigned int dl = 0;
+            EVP_DigestFinal_ex(md, d, &dl);
+            larder_hex(d, 32, x->digest);
+        }
+        if (!md || !buf || n < 0) {
+            snprintf(err, sizeof(err), "reading it back failed: %s", !md || !buf ? "out of memory" : strerror(errno));
+            r = -1;
+        }
+        x->size = off;
+        EVP_MD_CTX_free(md);
+        free(buf);
+    }
+    close(fd);
+    x->note[sizeof(x->note) - 1] = 0;
+    for (char *p = x->note; *p; p++) /* printable, as the manifest's reader wants it */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    if (r < 0) {
+        snprintf(j->c.error, sizeof(j->c.error), "cannot export the data of %s %.200s: %.350s", m->name, x->key,
+                 err[0] ? err : "the module failed");
+        return -1;
+    }
+    j->c.ext_bytes += x->size;
+    return 0;
+}
+
+static void *xjob_main(void *arg)
+{
+    xjob_t *j = arg;
+    uint64_t t0 = larder_now_ms();
+    for (size_t i = 0; i < j->c.next; i++) {
+        pthread_mutex_lock(&j->mu);
+        int alone = j->refs == 1; /* the client went away: no need to go on */
+        pthread_mutex_unlock(&j->mu);
+        if (alone || make_external(j, &j->c.ext[i]) < 0)
+            break;
+    }
+    if (!j->c.error[0])
+        larder_info("bundle: export of pin set %s: %zu external data files made in %" PRIu64 " ms (%" PRIu64
+                    " bytes, in %s/tmp until sent)",
+                    j->name, j->c.next, larder_now_ms() - t0, j->c.ext_bytes, larder_store_data_dir(j->app->store));
+    larder_bundles_t *bs = j->app->bundles;
+    pthread_mutex_lock(&j->mu);
+    j->finished = 1;
+    pthread_mutex_unlock(&j->mu);
+    xjob_release(j);
+    larder_bundles_export_end(bs);
+    return NULL;
+}
+
+/* the request's side: a timer of its worker's loop polls the job; the pool's dispose lets go of it */
+typedef struct xwait {
+    h2o_timeout_entry_t timer;
+    larder_app_t *app;
+    h2o_req_t *req;
+    xjob_t *job;
+} xwait_t;
+
+static void xwait_dispose(void *p)
+{
+    xwait_t *w = p;
+    if (h2o_timeout_is_linked(&w->timer))
+        h2o_timeout_unlink(&w->timer);
+    if (w->job)
+        xjob_release(w->job);
+    w->job = NULL;
+}
+
+static void xwait_poll(h2o_timeout_entry_t *entry)
+{
+    xwait_t *w = H2O_STRUCT_FROM_MEMBER(xwait_t, timer, entry);
+    xjob_t *j = w->job;
+    pthread_mutex_lock(&j->mu);
+    int done = j->finished;
+    pthread_mutex_unlock(&j->mu);
+    if (!done) {
+        h2o_timeout_link(w->req->conn->ctx->loop, &w->req->conn->ctx->hundred_ms_timeout, &w->timer);
+        return;
+    }
+    collect_t c = j->c; /* the thread is gone: the collection is the request's */
+    memset(&j->c, 0, sizeof(j->c));
+    char name[65];
+    int head = j->head;
+    snprintf(name, sizeof(name), "%s", j->name);
+    w->job = NULL;
+    xjob_release(j);
+    respond(w->app, w->req, name, head, &c);
+}
+
+void larder_bundle_export(larder_app_t *app, h2o_req_t *req, const char *set, size_t setlen)
+{
+    int head = req->input.method.len == 4 && memcmp(req->input.method.base, "HEAD", 4) == 0;
+    if (!head && !(req->input.method.len == 3 && memcmp(req->input.method.base, "GET", 3) == 0)) {
+        json_fail(app, req, 405, "Method Not Allowed", "use GET /-/api/v1/pins/<set>/bundle");
+        return;
+    }
+    if (!larder_pin_set_name_ok(set, setlen)) {
+        json_fail(app, req, 400, "Bad Request", "pin set names are [A-Za-z0-9._-]{1,64}");
+        return;
+    }
+    char name[65];
+    memcpy(name, set, setlen);
+    name[setlen] = 0;
+    collect_t c = {.app = app, .entries = json_array(), .meta_keys = json_object(), .seen_blobs = json_object()};
+    int r = larder_store_each_pin(app->store, name, on_pin, &c);
+    if (r < 0 && !c.error[0])
+        snprintf(c.error, sizeof(c.error), "metadata store read failed; see the log");
+    if (c.error[0] || c.next == 0) {
+        respond(app, req, name, head, &c);
+        return;
+    }
+    /* external data to make first: on a thread of its own, the request waits on its loop */
+    xjob_t *j = calloc(1, sizeof(*j));
+    if (!j || !app->bundles || larder_bundles_export_begin(app->bundles) < 0) {
+        free(j);
+        snprintf(c.error, sizeof(c.error), "larder is stopping");
+        respond(app, req, name, head, &c);
+        return;
+    }
+    pthread_mutex_init(&j->mu, NULL);
+    j->refs = 2;
+    j->app = app;
+    j->c = c;
+    j->head = head;
+    snprintf(j->name, sizeof(j->name), "%s", name);
+    xwait_t *w = h2o_mem_alloc_shared(&req->pool, sizeof(*w), xwait_dispose);
+    memset(w, 0, sizeof(*w));
+    w->app = app;
+    w->req = req;
+    w->job = j;
+    w->timer.cb = xwait_poll;
+    pthread_t tid;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&tid, &attr, xjob_main, j) != 0) {
+        pthread_attr_destroy(&attr);
+        larder_bundles_export_end(app->bundles);
+        j->refs = 1; /* the request's only */
+        pthread_mutex_lock(&j->mu);
+        c = j->c;
+        memset(&j->c, 0, sizeof(j->c));
+        pthread_mutex_unlock(&j->mu);
+        snprintf(c.error, sizeof(c.error), "cannot start the export thread");
+        respond(app, req, name, head, &c);
+        return; /* the job goes with the request's pool */
+    }
+    pthread_attr_destroy(&attr);
+    larder_info("bundle: export of pin set %s: making %zu external data files first", name, c.next);
+    h2o_timeout_link(req->conn->ctx->loop, &req->conn->ctx->hundred_ms_timeout, &w->timer);
 }

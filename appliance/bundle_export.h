@@ -17,6 +17,11 @@ larder_bundles_t *larder_bundles_create(larder_app_t *app);
 /* removes the temp files of an unfinished import; waits for a commit in progress */
 void larder_bundles_destroy(larder_bundles_t *b);
 
+/* the threads that make an export's external data (bundle_export.c) are counted here, so that stopping waits for
+ * them: begin is 0, or -1 when larder is stopping (no thread may start then) */
+int larder_bundles_export_begin(larder_bundles_t *b);
+void larder_bundles_export_end(larder_bundles_t *b);
+
 /* the body limit of PUT /-/api/v1/imports/<id> chunks (the head guard lets them through like seed uploads) */
 uint64_t larder_bundle_chunk_max(const larder_config_t *cfg);
 

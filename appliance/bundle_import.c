@@ -12,7 +12,11 @@
  * the bundle. The first wrong byte (a bad digest, a wrong size, a bad format version, a truncated or tampered
  * archive) fails the import at once with a message naming what is wrong, and its temp files are removed; nothing
  * of it was ever visible. The commit fsyncs the temp files and hands everything to larder_store_import (blob files
- * renamed, then entries, pins and module records in one write batch). One import at a time: the state lives in
+ * renamed, then entries, pins and module records in one write batch). An entry's external data (a git mirror, member
+ * external/<n>) is verified into a temp file the same way; at the commit its module first stages it out of sight
+ * (bundle_external_stage: the import fails whole, and nothing changed, when that fails), then the entries are
+ * written with the staged data's size as their external bytes, and only then is the data put in place
+ * (bundle_external_place; removed instead when the write failed). One import at a time: the state lives in
  * larder_bundles_t (made by `larder serve`), with a reaper thread that fails an import idle for IDLE_SECS. Every
  * request needs the admin token. */
 #include "admin.h"
@@ -20,6 +24,7 @@
 #include "bundle_export.h"
 #include "cache.h"
 #include "log.h"
+#include "module.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +52,7 @@ typedef struct session {
     uint64_t offset;
     larder_bundle_reader_t rd;
     char (*tmp)[4096]; /* per manifest blob (rd.m.blobs order): its temp file, "" when none */
+    char **xtmp;       /* per manifest entry: the temp file of its external data (malloc'd), or NULL */
     int fd;
     char error[700];
     larder_import_report_t rep;
@@ -61,6 +67,7 @@ struct larder_bundles {
     session_t *s; /* the current or last import */
     pthread_t reaper;
     int stop;
+    int exporting; /* export threads making external data (bundle_export.c), under mu */
 };
 
 uint64_t larder_bundle_chunk_max(const larder_config_t *cfg)
@@ -82,6 +89,12 @@ static void remove_temps(session_t *s)
             unlink(s->tmp[i]);
             s->tmp[i][0] = 0;
         }
+    for (size_t i = 0; s->xtmp && i < s->rd.m.nentries; i++)
+        if (s->xtmp[i]) {
+            unlink(s->xtmp[i]);
+            free(s->xtmp[i]);
+            s->xtmp[i] = NULL;
+        }
 }
 
 static void session_free(session_t *s)
@@ -93,6 +106,7 @@ static void session_free(session_t *s)
     remove_temps(s);
     larder_bundle_reader_free(&s->rd);
     free(s->tmp);
+    free(s->xtmp);
     free(s);
 }
 
@@ -120,9 +134,14 @@ static int sink_manifest(void *ctx, larder_bundle_reader_t *r, const larder_bund
     for (size_t i = 0; i < m->nblobs; i++)
         if (!larder_store_has_blob(app->store, m->blobs[i].digest, NULL))
             fresh += m->blobs[i].size;
-    for (size_t i = 0; i < m->nentries; i++)
+    for (size_t i = 0; i < m->nentries; i++) {
         if (m->entries[i].cached)
             per[m->entries[i].proto] += m->entries[i].e.size;
+        if (m->entries[i].has_external) { /* its data unpacked is about the size of the member */
+            per[m->entries[i].proto] += m->entries[i].ext.size;
+            fresh += m->entries[i].ext.size;
+        }
+    }
     char a[32], b[32];
     if (cfg->quota_total && fresh > cfg->quota_total) {
         larder_format_size(fresh, a, sizeof(a));
@@ -147,8 +166,18 @@ static int sink_manifest(void *ctx, larder_bundle_reader_t *r, const larder_bund
                                   a, b, c);
     }
     s->tmp = calloc(m->nblobs + 1, sizeof(*s->tmp));
-    if (!s->tmp)
+    if (!s->tmp || (m->nexternal && !(s->xtmp = calloc(m->nentries, sizeof(*s->xtmp)))))
         return larder_bundle_fail(r, "out of memory");
+    for (size_t i = 0; i < m->nentries; i++) {
+        const larder_protocol_t *mod = larder_protocol_get(m->entries[i].proto);
+        if (m->entries[i].has_external && (!mod->bundle_external_stage || !mod->bundle_external_place))
+            return larder_bundle_fail(r, "%s %.100s carries data outside the blob store, which this larder's %s module "
+                                         "cannot import",
+                                      mod->name, m->entries[i].key, mod->name);
+        if (m->entries[i].has_external && !cfg->proto[m->entries[i].proto].enabled)
+            return larder_bundle_fail(r, "%s %.100s carries data of the %s module, which is not enabled here", mod->name,
+                                      m->entries[i].key, mod->name);
+    }
     larder_info("bundle: import %s: pin set %s from larder %s: %zu entries, %zu blobs (%" PRIu64 " bytes), %zu "
                 "module records",
                 s->id, m->pin_set, m->larder, m->nentries, m->nblobs, m->blob_bytes, m->nmeta);
@@ -158,6 +187,20 @@ static int sink_manifest(void *ctx, larder_bundle_reader_t *r, const larder_bund
 static int sink_begin(void *ctx, larder_bundle_reader_t *r, const larder_bundle_blob_t *b)
 {
     session_t *s = ctx;
+    if (b->entry) {
+        char path[4096];
+        int fd = larder_store_tmp_create(s->owner->app->store, path, sizeof(path));
+        if (fd < 0)
+            return larder_bundle_fail(r, "cannot create a temp file for %s%zu: %s", LARDER_BUNDLE_EXTERNAL_PREFIX,
+                                      b->entry - 1, strerror(-fd));
+        s->xtmp[b->entry - 1] = strdup(path);
+        s->fd = fd;
+        if (!s->xtmp[b->entry - 1]) {
+            unlink(path);
+            return larder_bundle_fail(r, "out of memory");
+        }
+        return 0;
+    }
     size_t i = (size_t)(b - s->rd.m.blobs);
     int fd = larder_store_tmp_create(s->owner->app->store, s->tmp[i], sizeof(s->tmp[i]));
     if (fd < 0) {
@@ -172,8 +215,8 @@ static int sink_data(void *ctx, larder_bundle_reader_t *r, const unsigned char *
 {
     session_t *s = ctx;
     if (larder_write_all(s->fd, (const char *)p, n) < 0)
-        return larder_bundle_fail(r, "writing blob %s to %s failed: %s", r->cur->digest,
-                                  larder_store_data_dir(s->owner->app->store), strerror(errno));
+        return larder_bundle_fail(r, "writing %s %s to %s failed: %s", r->cur->entry ? "external data" : "blob",
+                                  r->cur->digest, larder_store_data_dir(s->owner->app->store), strerror(errno));
     return 0;
 }
 
@@ -187,7 +230,57 @@ static int sink_end(void *ctx, larder_bundle_reader_t *r, const larder_bundle_bl
     return 0;
 }
 
-/* ---- the commit (its own thread: fsync of every temp file, then one store call) ---- */
+/* ---- the commit (its own thread: fsync of every temp file, the modules' staging, one store call, placing) ---- */
+
+/* every staged external data: put in place (keep) or removed; failures are logged (the entries are written) */
+static void place_all(session_t *s, char **staged, int keep)
+{
+    larder_bundle_manifest_t *m = &s->rd.m;
+    for (size_t i = 0; staged && i < m->nentries; i++) {
+        if (!staged[i])
+            continue;
+        const larder_protocol_t *mod = larder_protocol_get(m->entries[i].proto);
+        char err[400] = "";
+        if (mod->bundle_external_place(s->owner->app, m->entries[i].key, staged[i], keep, err, sizeof(err)) < 0)
+            larder_err("bundle: import %s: %s the data of %s %s failed: %s", s->id, keep ? "putting in place" : "removing",
+                       mod->name, m->entries[i].key, err);
+        free(staged[i]);
+        staged[i] = NULL;
+    }
+}
+
+/* stage every entry's external data (its module builds it out of sight); 0, or -1 with err */
+static int stage_all(session_t *s, char **staged, char *err, size_t errlen)
+{
+    larder_bundle_manifest_t *m = &s->rd.m;
+    for (size_t i = 0; i < m->nentries; i++) {
+        larder_bundle_entry_t *be = &m->entries[i];
+        if (!be->has_external)
+            continue;
+        const larder_protocol_t *mod = larder_protocol_get(be->proto);
+        char where[4200], why[400] = "";
+        uint64_t ext = 0;
+        where[0] = 0;
+        if (!s->xtmp || !s->xtmp[i] ||
+            mod->bundle_external_stage(s->owner->app, be->key, &be->e, s->xtmp[i], be->ext_note, where, sizeof(where),
+                                       &ext, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "the data of %s %.200s could not be unpacked: %.300s", mod->name, be->key,
+                     why[0] ? why : "no verified copy");
+            return -1;
+        }
+        staged[i] = strdup(where);
+        if (!staged[i]) {
+            mod->bundle_external_place(s->owner->app, be->key, where, 0, why, sizeof(why));
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        be->e.external = ext ? ext : 1; /* never 0: an entry with external data says so */
+        unlink(s->xtmp[i]); /* unpacked: the space is free again before the commit */
+        free(s->xtmp[i]);
+        s->xtmp[i] = NULL;
+    }
+    return 0;
+}
 
 static void *commit_main(void *arg)
 {
@@ -208,12 +301,25 @@ static void *commit_main(void *arg)
         if (fd >= 0)
             close(fd);
     }
+    for (size_t i = 0; s->xtmp && i < m->nentries && r == 0; i++) {
+        int fd = s->xtmp[i] ? open(s->xtmp[i], O_RDONLY | O_CLOEXEC) : -2;
+        if (fd == -1 || (fd >= 0 && fsync(fd) < 0)) {
+            snprintf(err, sizeof(err), "cannot sync the temp file of %s%zu: %s", LARDER_BUNDLE_EXTERNAL_PREFIX, i,
+                     strerror(errno));
+            r = -1;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
     larder_import_item_t *items = calloc(m->nentries + 1, sizeof(*items));
     larder_import_blob_t *blobs = calloc(m->nblobs + 1, sizeof(*blobs));
-    if (r == 0 && (!items || !blobs)) {
+    char **staged = m->nexternal ? calloc(m->nentries, sizeof(*staged)) : NULL;
+    if (r == 0 && (!items || !blobs || (m->nexternal && !staged))) {
         snprintf(err, sizeof(err), "out of memory");
         r = -1;
     }
+    if (r == 0 && m->nexternal)
+        r = stage_all(s, staged, err, sizeof(err));
     if (r == 0) {
         for (size_t i = 0; i < m->nentries; i++) {
             items[i].proto = m->entries[i].proto;
@@ -230,6 +336,8 @@ static void *commit_main(void *arg)
             larder_meta_batch_put(mb, m->meta[i].proto, m->meta[i].key, m->meta[i].val, m->meta[i].len);
         r = larder_store_import(st, m->pin_set, items, m->nentries, blobs, m->nblobs, mb, &s->rep, err, sizeof(err));
     }
+    place_all(s, staged, r == 0); /* after the entries, or removed: never a mirror without its entry */
+    free(staged);
     free(items);
     free(blobs);
     pthread_mutex_lock(&bs->mu);
@@ -294,13 +402,33 @@ larder_bundles_t *larder_bundles_create(larder_app_t *app)
     return bs;
 }
 
+int larder_bundles_export_begin(larder_bundles_t *bs)
+{
+    pthread_mutex_lock(&bs->mu);
+    int ok = !bs->stop;
+    if (ok)
+        bs->exporting++;
+    pthread_mutex_unlock(&bs->mu);
+    return ok ? 0 : -1;
+}
+
+void larder_bundles_export_end(larder_bundles_t *bs)
+{
+    pthread_mutex_lock(&bs->mu);
+    bs->exporting--;
+    pthread_cond_broadcast(&bs->cv);
+    pthread_mutex_unlock(&bs->mu);
+}
+
 void larder_bundles_destroy(larder_bundles_t *bs)
 {
     if (!bs)
         return;
     pthread_mutex_lock(&bs->mu);
     bs->stop = 1;
-    pthread_cond_signal(&bs->cv);
+    pthread_cond_broadcast(&bs->cv);
+    while (bs->exporting) /* an export's module hook (git bundle create) runs to its end */
+        pthread_cond_wait(&bs->cv, &bs->mu);
     pthread_mutex_unlock(&bs->mu);
     pthread_join(bs->reaper, NULL);
     session_free(bs->s); /* joins a commit in progress, removes temp files */

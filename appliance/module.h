@@ -215,6 +215,25 @@ typedef struct larder_protocol {
      * written with it on import (the entry's transform does not run again there). NULL: its entries need none */
     void (*bundle_meta)(const char *key, const larder_entry_t *e, void (*add)(void *ctx, const char *mkey, int prefix),
                         void *ctx);
+    /* bundles and the data an entry keeps outside the blob store (larder_entry_t.external: a git mirror). It travels
+     * as ONE file per entry, whose format is the module's.
+     * export: write that data for entry `key` (e: its entry) to fd, an empty temp file in the store's tmp dir. Runs
+     * on a thread of its own (it may take minutes and the disk space of the data); the file must be a consistent
+     * snapshot even if the data changes meanwhile. `note` may get a short printable text (at most notelen - 1 bytes)
+     * that the import hook gets back. 0, or -1 with the reason in err.
+     * import, in two steps, so that nothing half-made is ever visible: stage builds the data from `file` (verified
+     * against the manifest, removed by the core afterwards) out of sight, in a place the module names in `staged`,
+     * and sets *external to its size on disk; it runs on the import's commit thread before the entries are written.
+     * Then place(staged, keep 1) puts it where the entry `key` finds it, replacing the data the key had (once the
+     * entries were written), or place(staged, keep 0) removes it (the import failed). 0, or -1 with err.
+     * NULL: entries of the module with external bytes cannot be exported (409) */
+    int (*bundle_external_export)(larder_app_t *app, const char *key, const larder_entry_t *e, int fd, char *note,
+                                  size_t notelen, char *err, size_t errlen);
+    int (*bundle_external_stage)(larder_app_t *app, const char *key, const larder_entry_t *e, const char *file,
+                                 const char *note, char *staged, size_t stagedlen, uint64_t *external, char *err,
+                                 size_t errlen);
+    int (*bundle_external_place)(larder_app_t *app, const char *key, const char *staged, int keep, char *err,
+                                 size_t errlen);
 } larder_protocol_t;
 
 /* the registry (protocols/registry.c) */

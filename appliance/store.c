@@ -1532,8 +1532,10 @@ int larder_store_import(larder_store_t *st, const char *set, const larder_import
         bl[nb].tmp = blobs[i].tmp_path;
         nb++;
     }
+    uint64_t new_external = 0; /* staged by the modules already: on disk */
     for (int pass = 0; pass < 2; pass++) {
         new_blob_bytes = 0;
+        new_external = 0;
         memset(growth, 0, sizeof(growth));
         for (size_t i = 0; i < n; i++) {
             if (had[i])
@@ -1550,10 +1552,12 @@ int larder_store_import(larder_store_t *st, const char *set, const larder_import
             }
             had[i] = g == 0;
             if (had[i] && strcmp(olds[i].digest, items[i].e->digest) == 0 && olds[i].size == items[i].e->size &&
-                !olds[i].external)
+                !olds[i].external && !items[i].e->external)
                 continue; /* the same bytes are there: only pinned */
             change[i] = 1;
-            growth[items[i].proto] += (int64_t)items[i].e->size - (had[i] ? (int64_t)(olds[i].size + olds[i].external) : 0);
+            growth[items[i].proto] += (int64_t)(items[i].e->size + items[i].e->external) -
+                                      (had[i] ? (int64_t)(olds[i].size + olds[i].external) : 0);
+            new_external += items[i].e->external;
         }
         for (size_t i = 0; i < nb; i++) {
             char k[80];
@@ -1574,7 +1578,7 @@ int larder_store_import(larder_store_t *st, const char *set, const larder_import
         if (pass == 1)
             break;
         /* evict unpinned entries to make room; the bundle's bytes are already on disk (its temp files) */
-        if ((r = make_room_locked(st, -1, new_blob_bytes, new_blob_bytes, -1, NULL)) < 0)
+        if ((r = make_room_locked(st, -1, new_blob_bytes + new_external, new_blob_bytes + new_external, -1, NULL)) < 0)
             goto quota;
         for (int p = 0; p < larder_proto_count(); p++)
             if (growth[p] > 0 && st->cfg->proto[p].quota &&
@@ -1646,15 +1650,15 @@ int larder_store_import(larder_store_t *st, const char *set, const larder_import
                 st->ext_bytes = st->ext_bytes >= o->external ? st->ext_bytes - o->external : 0;
                 if (st->count[it->proto])
                     st->count[it->proto]--;
-                if (o->external)
+                if (o->external && !it->e->external)
                     evicted_add(&el, it->proto, it->key); /* its module removes the data it kept outside */
+                /* (with external data of its own, the caller's module puts it in place of the old data) */
                 rep->replaced++;
             } else {
                 rep->added++;
             }
             larder_entry_t ne = *it->e;
             ne.atime = now;
-            ne.external = 0;
             size_t vlen;
             char *v = encode_entry(&ne, &vlen);
             size_t kn = mkkey(k, sizeof(k), "e/%s/%s", larder_proto_name(it->proto), it->key);
@@ -1662,7 +1666,8 @@ int larder_store_import(larder_store_t *st, const char *set, const larder_import
             free(v);
             kn = mkkey(k, sizeof(k), "l/%016" PRIx64 "/%s/%s", now, larder_proto_name(it->proto), it->key);
             rocksdb_writebatch_put(b, k, kn, "", 0);
-            st->usage[it->proto] += ne.size;
+            st->usage[it->proto] += ne.size + ne.external;
+            st->ext_bytes += ne.external;
             st->count[it->proto]++;
         } else if (it->e) {
             rep->unchanged++;

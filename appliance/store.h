@@ -118,7 +118,10 @@ uint64_t larder_store_free_disk(larder_store_t *st);
  * fsync'ed temp files of the bundle's distinct digests (tmp_path NULL when not kept); one whose digest is already
  * stored is not used (the caller removes every temp file afterwards). meta: module records written with the rest
  * (taken over, may be NULL). Unpinned entries are evicted to make room; everything lands in one write batch, or
- * nothing does: -ENOSPC when it cannot fit, -errno otherwise, with the reason in err. */
+ * nothing does: -ENOSPC when it cannot fit, -errno otherwise, with the reason in err. An item whose entry has
+ * external bytes (e->external: data its module staged already, put in place after this call) always replaces the
+ * key's entry, and the module's `evicted` hook is not called for the entry it replaces: the module's placing of the
+ * new data replaces the old. */
 typedef struct larder_import_item {
     int proto;
     const char *key;

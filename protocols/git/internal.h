@@ -6,7 +6,8 @@
  *   proc.c    running git: a fixed argv, a clean environment, its own process group, waiting and reaping
  *   mirror.c  the bare mirrors under data_dir/git/ and their update (the transform of the m/ entries)
  *   serve.c   /git/<remote>/<path>/...: info/refs and git-upload-pack, streamed from git
- *   seed.c    seed items: a mirror update pinned in the spec's set, then its refs checked */
+ *   seed.c    seed items: a mirror update pinned in the spec's set, then its refs checked
+ *   bundle.c  mirrors in bundles: a git bundle of the mirror out, a new mirror from one in */
 #ifndef LARDER_GIT_INTERNAL_H
 #define LARDER_GIT_INTERNAL_H
 
@@ -108,6 +109,22 @@ int git_remote_down(git_state_t *s, const char *remote, char *why, size_t n);
 void git_cleanup_tmp(git_state_t *s);
 /* the module's `evicted` hook: the m/ entry of a mirror was evicted; the mirror goes with it */
 void git_evicted(const larder_config_t *cfg, const char *key);
+/* a directory moved into .tmp/ at once and removed by a thread of its own; 0, or -1 with errno */
+int git_trash(git_state_t *s, const char *dir);
+/* for bundle.c: a mirror's ref list (as its entry stores it; malloc'd, NULL on failure), HEAD set to a branch,
+ * HEAD checked against a ref list (main, master or the first branch when it names none), bytes under a directory */
+char *git_list_refs(git_state_t *s, const char *dir, size_t *len);
+void git_set_head(git_state_t *s, const char *dir, const char *ref);
+void git_fix_head(git_state_t *s, const char *dir, const char *list);
+uint64_t git_tree_bytes(const char *dir);
+
+/* ---- bundle.c: the bundle_external_* hooks (module.h) ---- */
+int git_bundle_export(larder_app_t *app, const char *key, const larder_entry_t *e, int fd, char *note, size_t notelen,
+                      char *err, size_t errlen);
+int git_bundle_stage(larder_app_t *app, const char *key, const larder_entry_t *e, const char *file, const char *note,
+                     char *staged, size_t stagedlen, uint64_t *external, char *err, size_t errlen);
+int git_bundle_place(larder_app_t *app, const char *key, const char *staged, int keep, char *err, size_t errlen);
+
 /* errors of an update that mean the repository does not exist upstream start with this */
 #define GIT_NOT_FOUND "repository not found upstream"
 

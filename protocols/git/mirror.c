@@ -557,27 +557,14 @@ static void *trash_main(void *arg)
     return NULL;
 }
 
-/* an evicted mirror: out of the way at once (a rename), removed by a thread of its own; leftovers of a stop in
- * between are cleared by the next start (.tmp/) */
-void git_evicted(const larder_config_t *cfg, const char *key)
+/* a directory out of the way at once (a rename into .tmp/), removed by a thread of its own; leftovers of a stop in
+ * between are cleared by the next start. 0, or -1 with errno (ENOENT: nothing there) */
+int git_trash(git_state_t *s, const char *dir)
 {
-    git_state_t *s = git_state();
-    char remote[LARDER_GIT_REMOTE_MAX + 1], path[LARDER_GIT_PATH_MAX + 1], dir[4600], trash[4200];
-    const char *err;
-    (void)cfg;
-    if (!s || strncmp(key, "m/", 2) != 0 ||
-        larder_git_repo_parse(key + 2, strlen(key + 2), remote, sizeof(remote), path, sizeof(path), &err) < 0)
-        return;
-    git_mirror_dir(s, remote, path, dir, sizeof(dir));
-    if (!dir[0])
-        return;
+    char trash[4200];
     snprintf(trash, sizeof(trash), "%s/.tmp/evicted-%llu", s->root, (unsigned long long)atomic_fetch_add(&s->seq, 1));
-    if (rename(dir, trash) < 0) {
-        if (errno != ENOENT)
-            larder_warn("git: cannot remove the evicted mirror %s: %s", dir, strerror(errno));
-        return;
-    }
-    larder_info("git: mirror %s evicted (least recently used, not pinned)", dir);
+    if (rename(dir, trash) < 0)
+        return -1;
     char *copy = strdup(trash);
     pthread_t tid;
     pthread_attr_t attr;
@@ -586,7 +573,37 @@ void git_evicted(const larder_config_t *cfg, const char *key)
     if (!copy || pthread_create(&tid, &attr, trash_main, copy) != 0)
         free(copy); /* left in .tmp/ until the next start */
     pthread_attr_destroy(&attr);
+    return 0;
 }
+
+/* an evicted mirror goes to the trash */
+void git_evicted(const larder_config_t *cfg, const char *key)
+{
+    git_state_t *s = git_state();
+    char remote[LARDER_GIT_REMOTE_MAX + 1], path[LARDER_GIT_PATH_MAX + 1], dir[4600];
+    const char *err;
+    (void)cfg;
+    if (!s || strncmp(key, "m/", 2) != 0 ||
+        larder_git_repo_parse(key + 2, strlen(key + 2), remote, sizeof(remote), path, sizeof(path), &err) < 0)
+        return;
+    git_mirror_dir(s, remote, path, dir, sizeof(dir));
+    if (!dir[0])
+        return;
+    if (git_trash(s, dir) < 0) {
+        if (errno != ENOENT)
+            larder_warn("git: cannot remove the evicted mirror %s: %s", dir, strerror(errno));
+        return;
+    }
+    larder_info("git: mirror %s evicted (least recently used, not pinned)", dir);
+}
+
+char *git_list_refs(git_state_t *s, const char *dir, size_t *len) { return list_refs(s, dir, NULL, len); }
+
+void git_set_head(git_state_t *s, const char *dir, const char *ref) { set_head(s, dir, ref, NULL); }
+
+void git_fix_head(git_state_t *s, const char *dir, const char *list) { fix_head(s, NULL, dir, NULL, list, 0, NULL); }
+
+uint64_t git_tree_bytes(const char *dir) { return tree_bytes(dir); }
 
 void git_cleanup_tmp(git_state_t *s)
 {

@@ -297,4 +297,7 @@ const larder_protocol_t larder_protocol_git = {
     .start = git_start,
     .stop = git_stop,
     .evicted = git_evicted,
+    .bundle_external_export = git_bundle_export,
+    .bundle_external_stage = git_bundle_stage,
+    .bundle_external_place = git_bundle_place,
 };
