@@ -1532,10 +1532,10 @@ int larder_store_import(larder_store_t *st, const char *set, const larder_import
         bl[nb].tmp = blobs[i].tmp_path;
         nb++;
     }
-    uint64_t new_external = 0; /* staged by the modules already: on disk */
+    uint64_t new_external = 0, old_external = 0; /* staged by the modules already: on disk */
     for (int pass = 0; pass < 2; pass++) {
         new_blob_bytes = 0;
-        new_external = 0;
+        new_external = old_external = 0;
         memset(growth, 0, sizeof(growth));
         for (size_t i = 0; i < n; i++) {
             if (had[i])
@@ -1558,6 +1558,7 @@ int larder_store_import(larder_store_t *st, const char *set, const larder_import
             growth[items[i].proto] += (int64_t)(items[i].e->size + items[i].e->external) -
                                       (had[i] ? (int64_t)(olds[i].size + olds[i].external) : 0);
             new_external += items[i].e->external;
+            old_external += had[i] ? olds[i].external : 0; /* replaced by the new data: freed */
         }
         for (size_t i = 0; i < nb; i++) {
             char k[80];
@@ -1578,7 +1579,8 @@ int larder_store_import(larder_store_t *st, const char *set, const larder_import
         if (pass == 1)
             break;
         /* evict unpinned entries to make room; the bundle's bytes are already on disk (its temp files) */
-        if ((r = make_room_locked(st, -1, new_blob_bytes + new_external, new_blob_bytes + new_external, -1, NULL)) < 0)
+        uint64_t ext_in = new_external > old_external ? new_external - old_external : 0;
+        if ((r = make_room_locked(st, -1, new_blob_bytes + ext_in, new_blob_bytes + ext_in, -1, NULL)) < 0)
             goto quota;
         for (int p = 0; p < larder_proto_count(); p++)
             if (growth[p] > 0 && st->cfg->proto[p].quota &&

@@ -279,6 +279,119 @@ static void test_reader(void)
     free(gg.data.p);
 }
 
+/* a bundle whose second entry keeps data outside the blob store (member external/1); how: 0 right, 1 the external
+ * member missing, 2 one byte of it flipped, 3 it twice, 4 an extra external/7, 5 named external/01 */
+static const char ext_data[] = "a git bundle, as far as the reader knows";
+static void make_ext_bundle(buf_t *b, int how)
+{
+    memset(b, 0, sizeof(*b));
+    char dig_x[LARDER_SHA256_HEX];
+    sha_hex(ext_data, sizeof(ext_data) - 1, dig_x);
+    char *h = larder_bundle_header_text("set-x", 1700000000, 2, 1, sizeof(blob_b) - 1);
+    put_member(b, LARDER_BUNDLE_HEADER, h, strlen(h));
+    free(h);
+    json_t *ents = json_array();
+    larder_entry_t e = {0};
+    memcpy(e.digest, dig_b, LARDER_SHA256_HEX);
+    e.size = sizeof(blob_b) - 1;
+    json_array_append_new(ents, larder_bundle_entry_json(LARDER_PROTO_FILES, "k/b", &e));
+    e.external = 12345;
+    json_t *x = larder_bundle_entry_json(LARDER_PROTO_GIT, "m/r/o/p", &e);
+    larder_bundle_entry_set_external(x, dig_x, sizeof(ext_data) - 1, "refs/heads/main");
+    json_array_append_new(ents, x);
+    json_t *m = json_pack("{s:s, s:o, s:[]}", "pin_set", "set-x", "entries", ents, "meta");
+    char *mt = json_dumps(m, JSON_INDENT(1));
+    json_decref(m);
+    put_member(b, LARDER_BUNDLE_MANIFEST, mt, strlen(mt));
+    free(mt);
+    char name[128], data[sizeof(ext_data)];
+    memcpy(data, ext_data, sizeof(data));
+    if (how == 2)
+        data[5] ^= 1;
+    snprintf(name, sizeof(name), "%s1", LARDER_BUNDLE_EXTERNAL_PREFIX);
+    if (how != 1 && how != 5)
+        put_member(b, name, data, sizeof(ext_data) - 1);
+    if (how == 5)
+        put_member(b, "external/01", data, sizeof(ext_data) - 1);
+    if (how == 3)
+        put_member(b, name, data, sizeof(ext_data) - 1);
+    if (how == 4)
+        put_member(b, "external/7", data, sizeof(ext_data) - 1);
+    snprintf(name, sizeof(name), "%s%s", LARDER_BUNDLE_BLOB_PREFIX, dig_b);
+    put_member(b, name, blob_b, sizeof(blob_b) - 1);
+    put_end(b);
+}
+
+static size_t ext_begun; /* the entry index + 1 of the last external member begun */
+static int x_begin(void *ctx, larder_bundle_reader_t *r, const larder_bundle_blob_t *b)
+{
+    if (b->entry)
+        ext_begun = b->entry;
+    return s_begin(ctx, r, b);
+}
+
+static void test_external(void)
+{
+    char err[600];
+    buf_t b;
+    make_ext_bundle(&b, 0);
+    size_t steps[] = {0, 1, 7, 513};
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        got_t g = {0};
+        larder_bundle_sink_t sink = {s_manifest, x_begin, s_data, s_end, &g};
+        larder_bundle_reader_t r;
+        larder_bundle_reader_init(&r, &sink);
+        ext_begun = 0;
+        int rc = 0;
+        for (size_t off = 0; off < b.n && rc == 0;) {
+            size_t n = steps[i] && b.n - off > steps[i] ? steps[i] : b.n - off;
+            rc = larder_bundle_feed(&r, b.p + off, n);
+            off += n;
+        }
+        CHECK(rc == 0 && larder_bundle_finish(&r) == 0);
+        CHECK(g.begins == 2 && g.ends == 2 && ext_begun == 2);
+        CHECK(g.data.n == sizeof(ext_data) - 1 + sizeof(blob_b) - 1);
+        CHECK(r.m.nexternal == 1 && r.m.external_bytes == sizeof(ext_data) - 1 && r.m.nblobs == 1);
+        CHECK(r.m.entries[1].has_external && !r.m.entries[0].has_external);
+        CHECK(r.m.entries[1].e.external == 0); /* the importing module measures its own */
+        CHECK(r.m.entries[1].ext_note && strcmp(r.m.entries[1].ext_note, "refs/heads/main") == 0);
+        larder_bundle_reader_free(&r);
+        free(g.data.p);
+    }
+    free(b.p);
+    struct {
+        int how;
+        const char *want;
+    } bad[] = {{1, "lacks member external/1"},
+               {2, "external/1 (the data of git m/r/o/p) is corrupt"},
+               {3, "appears twice"},
+               {4, "external/7 is not named by the manifest"},
+               {5, "external/01 is not named by the manifest"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        make_ext_bundle(&b, bad[i].how);
+        got_t g = {0};
+        err[0] = 0;
+        CHECK(read_bundle(&b, 0, &g, err, sizeof(err), NULL) < 0);
+        if (!strstr(err, bad[i].want))
+            fprintf(stderr, "case %d: \"%s\" does not say \"%s\"\n", bad[i].how, err, bad[i].want);
+        CHECK(strstr(err, bad[i].want) != NULL);
+        free(g.data.p);
+        free(b.p);
+    }
+    /* truncated in the external member */
+    make_ext_bundle(&b, 0);
+    unsigned char *at = memmem(b.p, b.n, ext_data, sizeof(ext_data) - 1);
+    CHECK(at != NULL);
+    if (at) {
+        buf_t t = {b.p, (size_t)(at - b.p) + 3};
+        got_t g = {0};
+        CHECK(read_bundle(&t, 0, &g, err, sizeof(err), NULL) < 0 && strstr(err, "truncated") != NULL &&
+              strstr(err, "external/1") != NULL);
+        free(g.data.p);
+    }
+    free(b.p);
+}
+
 static void test_manifest_checks(void)
 {
     char err[600];
@@ -295,6 +408,17 @@ static void test_manifest_checks(void)
         "{\"pin_set\":\"s\",\"entries\":[{\"protocol\":\"files\",\"key\":\"a\",\"sha256\":"
         "\"0000000000000000000000000000000000000000000000000000000000000000\",\"size\":1,\"content_type\":\"a\\r\\nb\"}]}",
         "[]",
+        /* external data: on an uncached entry, without a valid sha256 or size, with a note that is not text */
+        "{\"pin_set\":\"s\",\"entries\":[{\"protocol\":\"git\",\"key\":\"m/a/b\",\"cached\":false,\"external\":"
+        "{\"sha256\":\"0000000000000000000000000000000000000000000000000000000000000000\",\"size\":1}}]}",
+        "{\"pin_set\":\"s\",\"entries\":[{\"protocol\":\"git\",\"key\":\"m/a/b\",\"sha256\":"
+        "\"0000000000000000000000000000000000000000000000000000000000000000\",\"size\":1,\"external\":{\"size\":1}}]}",
+        "{\"pin_set\":\"s\",\"entries\":[{\"protocol\":\"git\",\"key\":\"m/a/b\",\"sha256\":"
+        "\"0000000000000000000000000000000000000000000000000000000000000000\",\"size\":1,\"external\":{\"sha256\":"
+        "\"0000000000000000000000000000000000000000000000000000000000000000\",\"size\":-1}}]}",
+        "{\"pin_set\":\"s\",\"entries\":[{\"protocol\":\"git\",\"key\":\"m/a/b\",\"sha256\":"
+        "\"0000000000000000000000000000000000000000000000000000000000000000\",\"size\":1,\"external\":{\"sha256\":"
+        "\"0000000000000000000000000000000000000000000000000000000000000000\",\"size\":1,\"note\":\"a\\nb\"}}]}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         memset(&m, 0, sizeof(m));
@@ -303,6 +427,13 @@ static void test_manifest_checks(void)
         CHECK(err[0] != 0);
         larder_bundle_manifest_free(&m);
     }
+    /* what older bundles (and bundles without external data) say: accepted */
+    const char *good = "{\"pin_set\":\"s\",\"entries\":[{\"protocol\":\"files\",\"key\":\"a\",\"sha256\":"
+                       "\"0000000000000000000000000000000000000000000000000000000000000000\",\"size\":1,\"external\":0}]}";
+    memset(&m, 0, sizeof(m));
+    CHECK(larder_bundle_parse_manifest(good, strlen(good), "s", &m, err, sizeof(err)) == 0);
+    CHECK(m.nentries == 1 && !m.entries[0].has_external && m.nexternal == 0);
+    larder_bundle_manifest_free(&m);
 }
 
 /* larder_store_import on a temp data dir */
@@ -354,6 +485,25 @@ static void test_store_import(void)
         CHECK(round == 0 ? (rep.added == 3 && rep.new_blobs == 2) : (rep.unchanged == 3 && rep.new_blobs == 0));
         unlink(pa); /* the caller removes the temp files it still has */
         unlink(pb);
+    }
+    /* an entry with external data (a module staged it): counted, and always replaced, never doubled */
+    larder_entry_t ex = eb;
+    ex.external = 700;
+    larder_import_item_t xi[] = {{LARDER_PROTO_GIT, "m/r/p", &ex}};
+    larder_import_blob_t xb[] = {{dig_b, eb.size, NULL}};
+    for (int round = 0; round < 2; round++) {
+        int rx = larder_store_import(st, "impx", xi, 1, xb, 1, NULL, &rep, err, sizeof(err));
+        if (rx != 0)
+            fprintf(stderr, "import with external data: %s\n", err);
+        CHECK(rx == 0);
+        CHECK(round == 0 ? rep.added == 1 : rep.replaced == 1);
+        larder_store_stats_t sx;
+        memset(&sx, 0, sizeof(sx));
+        larder_store_get_stats(st, &sx);
+        CHECK(sx.external_bytes == 700 && sx.entry_bytes[LARDER_PROTO_GIT] == 700 + eb.size);
+        larder_entry_t gx;
+        CHECK(larder_store_get(st, LARDER_PROTO_GIT, "m/r/p", &gx) == 0 && gx.external == 700);
+        larder_entry_clear(&gx);
     }
     larder_store_stats_t s, s2;
     memset(&s, 0, sizeof(s)); /* get_stats fills the registered protocols only */
@@ -411,6 +561,7 @@ int main(void)
     test_tar();
     test_reader();
     test_manifest_checks();
+    test_external();
     test_store_import();
     if (failures)
         fprintf(stderr, "test_bundle: %d failures\n", failures);
