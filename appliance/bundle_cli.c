@@ -227,8 +227,11 @@ static int cmd_export(cli_t *c, const char *set, const char *file)
         } else {
             char sz[32];
             larder_format_size(x.got, sz, sizeof(sz));
-            printf("pin set %s: %zu entries, %zu blobs, %zu module records: %s written (%s)\n", set, x.rd.m.nentries,
-                   x.rd.m.nblobs, x.rd.m.nmeta, file, sz);
+            char ext[64] = "";
+            if (x.rd.m.nexternal)
+                snprintf(ext, sizeof(ext), ", %zu with data outside the blob store", x.rd.m.nexternal);
+            printf("pin set %s: %zu entries%s, %zu blobs, %zu module records: %s written (%s)\n", set, x.rd.m.nentries,
+                   ext, x.rd.m.nblobs, x.rd.m.nmeta, file, sz);
         }
     }
     if (x.fd >= 0)

@@ -382,7 +382,8 @@ static void xgen_proceed(h2o_generator_t *self, h2o_req_t *req)
     g->sent += (uint64_t)n;
     h2o_iovec_t v = h2o_iovec_init(g->buf, (size_t)n);
     if (g->done) {
-        larder_info("bundle: pin set %s exported: %zu blobs, %" PRIu64 " bytes", g->set, g->nblobs, g->sent);
+        larder_info("bundle: pin set %s exported: %zu members after the manifest, %" PRIu64 " bytes", g->set,
+                    g->nblobs, g->sent);
         h2o_send(req, &v, 1, H2O_SEND_STATE_FINAL);
         return;
     }

@@ -179,8 +179,9 @@ static int sink_manifest(void *ctx, larder_bundle_reader_t *r, const larder_bund
                                       m->entries[i].key, mod->name);
     }
     larder_info("bundle: import %s: pin set %s from larder %s: %zu entries, %zu blobs (%" PRIu64 " bytes), %zu "
-                "module records",
-                s->id, m->pin_set, m->larder, m->nentries, m->nblobs, m->blob_bytes, m->nmeta);
+                "external data files (%" PRIu64 " bytes), %zu module records",
+                s->id, m->pin_set, m->larder, m->nentries, m->nblobs, m->blob_bytes, m->nexternal, m->external_bytes,
+                m->nmeta);
     return 0;
 }
 

@@ -1,7 +1,7 @@
 /* fuzz_bundle.c - the bundle reader (bundle.c on tar.c) against arbitrary bytes: bundles arrive over the admin API
  * from a file anyone may have handled. The input is fed in pieces whose sizes come from its first byte, as network
  * chunks would split it. A refusal must say why; an accepted bundle must have a manifest whose every blob was seen
- * with its size, and no more blob bytes than the manifest announces. */
+ * with its size, and no more blob bytes than the manifest announces; the same for external members (external/<n>). */
 #include "bundle.h"
 
 #include <stdlib.h>
@@ -50,10 +50,15 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         if (!larder_bundle_error(&r)[0])
             abort(); /* every refusal says why */
     } else {
-        if (!r.have_manifest || s.ends != r.m.nblobs || s.begins != r.m.nblobs || s.bytes != r.m.blob_bytes)
+        /* external members (a git mirror's data) come through the same sink */
+        if (!r.have_manifest || s.ends != r.m.nblobs + r.m.nexternal || s.begins != r.m.nblobs + r.m.nexternal ||
+            s.bytes != r.m.blob_bytes + r.m.external_bytes)
             abort();
         for (size_t i = 0; i < r.m.nblobs; i++)
             if (!r.m.blobs[i].seen)
+                abort();
+        for (size_t i = 0; i < r.m.nentries; i++)
+            if (r.m.entries[i].has_external && (!r.m.entries[i].ext.seen || r.m.entries[i].ext.entry != i + 1))
                 abort();
     }
     larder_bundle_reader_free(&r);
