@@ -136,6 +136,7 @@ static int on_pin(void *arg, const char *set, int proto, const char *key)
             c->cap = c->cap ? 2 * c->cap : 64;
             c->blobs = realloc(c->blobs, c->cap * sizeof(*c->blobs));
         }
+        memset(&c->blobs[c->nblobs], 0, sizeof(c->blobs[c->nblobs]));
         memcpy(c->blobs[c->nblobs].digest, e.digest, LARDER_SHA256_HEX);
         c->blobs[c->nblobs].size = e.size;
         c->nblobs++;

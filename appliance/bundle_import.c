@@ -166,7 +166,7 @@ static int sink_manifest(void *ctx, larder_bundle_reader_t *r, const larder_bund
                                   a, b, c);
     }
     s->tmp = calloc(m->nblobs + 1, sizeof(*s->tmp));
-    if (!s->tmp || (m->nexternal && !(s->xtmp = calloc(m->nentries, sizeof(*s->xtmp)))))
+    if (!s->tmp || (m->nexternal && !(s->xtmp = calloc(m->nentries + 1, sizeof(*s->xtmp)))))
         return larder_bundle_fail(r, "out of memory");
     for (size_t i = 0; i < m->nentries; i++) {
         const larder_protocol_t *mod = larder_protocol_get(m->entries[i].proto);
@@ -314,7 +314,7 @@ static void *commit_main(void *arg)
     }
     larder_import_item_t *items = calloc(m->nentries + 1, sizeof(*items));
     larder_import_blob_t *blobs = calloc(m->nblobs + 1, sizeof(*blobs));
-    char **staged = m->nexternal ? calloc(m->nentries, sizeof(*staged)) : NULL;
+    char **staged = m->nexternal ? calloc(m->nentries + 1, sizeof(*staged)) : NULL;
     if (r == 0 && (!items || !blobs || (m->nexternal && !staged))) {
         snprintf(err, sizeof(err), "out of memory");
         r = -1;
