@@ -2,7 +2,7 @@
  *
  *   /files/<pin>             the pin's URL (files.pins), verified against its sha256 when one is given
  *   /files/<mirror>/<path>   <mirror prefix><path> (files.mirrors): nodeenv --mirror, python.org/ftp, GitHub releases
- *   /files/sha256/<hex>      any cached blob by digest (pyenv's PYTHON_BUILD_MIRROR_URL)
+ *   /files/sha256/<hex>      the pin with that sha256, else any cached blob by digest (pyenv's PYTHON_BUILD_MIRROR_URL)
  * Only configured pins and prefixes are reachable: this is never an open proxy. The raw path is checked before
  * anything else: dot segments, empty segments, backslashes, control characters and percent-encoded dots,
  * slashes and backslashes are refused with 400, so a path can never climb out of its mirror prefix.
@@ -53,10 +53,25 @@ int larder_files_map(const larder_config_t *cfg, const char *path, size_t len, l
             return 400;
         }
         out->kind = LARDER_FILES_DIGEST;
-        return 0;
     }
     const larder_proto_config_t *pc = &cfg->proto[LARDER_PROTO_FILES];
     const larder_files_conf_t *fc = larder_proto_conf(cfg, LARDER_PROTO_FILES);
+    if (out->kind == LARDER_FILES_DIGEST) {
+        /* a pin with that sha256 is that file: fetched through the pin when not cached yet (python-build asks its
+         * mirror for <sha256> first), and its entry is what a recording pins */
+        for (size_t i = 0; i < fc->npins; i++) {
+            const larder_file_pin_t *pin = &fc->pins[i];
+            if (pin->sha256 && strcasecmp(pin->sha256, out->digest) == 0) {
+                out->kind = LARDER_FILES_FETCH;
+                out->url = strdup(pin->url);
+                out->sha256 = pin->sha256;
+                out->flags = 1; /* LARDER_ENTRY_IMMUTABLE */
+                out->ttl = pc->ttl;
+                break;
+            }
+        }
+        return 0;
+    }
     if (!slash) {
         for (size_t i = 0; i < fc->npins; i++) {
             const larder_file_pin_t *pin = &fc->pins[i];

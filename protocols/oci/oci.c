@@ -648,10 +648,8 @@ static void seed_manifest_done(larder_seed_ctx_t *c, int proto, const char *key,
     json_decref(j);
 }
 
-/* takes ownership of s; want: for a tag, the digest it stands for ("sha256:<hex>"), or NULL. A tag with its digest
- * is fetched by that digest and stored as the tag: the tag then resolves to exactly those bytes on this appliance
- * (what a recorded build saw), whatever the upstream's tag points at today, until it expires and is revalidated
- * online like any cached tag */
+/* takes ownership of s; want: a tag's digest ("sha256:<hex>"), or NULL: fetched by digest, stored as the tag, so the
+ * tag resolves to the recorded bytes whatever the upstream's tag says today (until revalidated online) */
 static void seed_manifest(larder_seed_ctx_t *c, oci_seed_t *s, const char *ref, int is_digest, const char *want)
 {
     larder_app_t *app = larder_seed_app(c);

@@ -198,10 +198,12 @@ assert_eq 2 "$(nginx_count "$ALOG" GET /pub/missing.bin)" "upstream 404 is not c
 assert_status "$L/gone" 404
 
 # ---- pyenv python-build consumer: PYTHON_BUILD_MIRROR_URL=.../files/sha256 ---------------------------------------------
-out=$(fetch "$L/python-3.11.7" "$WORK/py.tar.xz") || fail "GET /files/python-3.11.7 failed"
-assert_eq "200 MISS" "$out" "python tarball through its pin"
-assert_eq "$PY_SHA" "$(sha256_file "$WORK/py.tar.xz")" "python tarball bytes"
 PYMIRROR=$LARDER_URL/files/sha256
+# never fetched yet: the pin with that sha256 answers /files/sha256/<hex> (fetched through it, verified)
+out=$(fetch "$PYMIRROR/$PY_SHA" "$WORK/py.tar.xz") || fail "GET /files/sha256/<python sha256> failed"
+assert_eq "200 MISS" "$out" "python tarball by its sha256 name, fetched through the pin that has that sha256"
+assert_eq "$PY_SHA" "$(sha256_file "$WORK/py.tar.xz")" "python tarball bytes"
+assert_eq "200 HIT" "$(fetch "$L/python-3.11.7" "$WORK/py2.tar.xz")" "the pin's entry is the one the digest request filled"
 PB=$(command -v python-build || true)
 [ -n "$PB" ] || PB=$(ls "${PYENV_ROOT:-$HOME/.pyenv}/plugins/python-build/bin/python-build" 2>/dev/null || true)
 if [ -n "$PB" ] && [ -x "$PB" ]; then
