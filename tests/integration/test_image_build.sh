@@ -345,7 +345,7 @@ if [ "$HAVE_BUNDLE" = 1 ]; then
     phase_time e_bundle_offline "$BUILD_SECS"
     stop_larder
 else
-    skip "(e) a fresh offline Larder importing the bundle: larder export/import is not in this binary (not merged yet)"
+    skip "(e) a fresh offline Larder importing the bundle: no bundle (larder export/import not in this binary, or the export failed)"
 fi
 
 # ---- (f) a fresh Larder seeded from the spec -------------------------------------------------------------------------
