@@ -352,7 +352,8 @@ start_git_upstream() {
     command -v fcgiwrap >/dev/null 2>&1 || [ -x /usr/sbin/fcgiwrap ] ||
         fail "fcgiwrap not installed (scripts/install-deps installs it: apt-get install fcgiwrap)"
     [ -x "$GITFX_HTTP_BACKEND" ] || fail "git http-backend not found at $GITFX_HTTP_BACKEND"
-    [ -d "$root/org/app.git" ] || fail "start_git_upstream: no repositories in $root (make_git_repos first)"
+    [ -n "$(find "$root" -mindepth 2 -maxdepth 2 -name '*.git' -type d -print -quit 2>/dev/null)" ] ||
+        fail "start_git_upstream: no repositories in $root (make_git_repos first)"
     mkdir -p "$dir/logs" "$dir/tmp"
     chmod 755 "$dir"
     rm -f "$sock"

@@ -29,6 +29,7 @@ T_FAILED=0
 T_SKIPPED=0
 T_STARTED_PIDS=()
 T_MOUNTS=()
+T_CLEANUP_FUNCS=()
 T_PORTS_USED=" "
 T_DONE=0
 
@@ -256,6 +257,10 @@ sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "$1"; 
 
 track_pid() { T_STARTED_PIDS+=("$1"); }
 
+# at_cleanup FUNCTION - run FUNCTION first thing in the EXIT trap (last registered first), before the tracked
+# processes are stopped: for what needs an orderly stop of its own (a docker daemon and its mounts)
+at_cleanup() { T_CLEANUP_FUNCS+=("$1"); }
+
 untrack_pid() {
     local p out=()
     for p in "${T_STARTED_PIDS[@]}"; do [ "$p" = "$1" ] || out+=("$p"); done
@@ -292,6 +297,9 @@ cleanup() {
     local rc=$?
     set +e
     local i
+    for ((i = ${#T_CLEANUP_FUNCS[@]} - 1; i >= 0; i--)); do
+        "${T_CLEANUP_FUNCS[$i]}"
+    done
     for ((i = ${#T_STARTED_PIDS[@]} - 1; i >= 0; i--)); do
         stop_pid "${T_STARTED_PIDS[$i]}"
     done

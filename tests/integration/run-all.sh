@@ -4,7 +4,7 @@
 # $INTEGRATION_LOG_DIR (default: a temp dir) and is shown in full when the script fails.
 #
 #   LARDER_BIN           daemon binary (default: <repo>/build/larder)
-#   INTEGRATION_TIMEOUT  seconds per script (default 600)
+#   INTEGRATION_TIMEOUT  seconds per script (default 600, or the script's own "# ctest-timeout: SECONDS")
 set -uo pipefail
 
 DIR=$(cd "$(dirname "$0")" && pwd)
@@ -32,7 +32,11 @@ for s in "${scripts[@]}"; do
     name=$(basename "$s" .sh)
     start=$SECONDS
     rc=0
-    timeout --kill-after=20 "$TIMEOUT" bash "$s" >"$LOGDIR/$name.log" 2>&1 </dev/null || rc=$?
+    t=$TIMEOUT
+    # a longer "# ctest-timeout: SECONDS" of the script itself (as CMakeLists.txt reads it) wins
+    mark=$(sed -n 's/^# ctest-timeout: *\([0-9][0-9]*\)$/\1/p' "$s" | head -n 1)
+    [ -n "$mark" ] && [ -z "${INTEGRATION_TIMEOUT:-}" ] && t=$mark
+    timeout --kill-after=20 "$t" bash "$s" >"$LOGDIR/$name.log" 2>&1 </dev/null || rc=$?
     secs=$((SECONDS - start))
     summary=$(grep -a -E '[0-9]+ passed, [0-9]+ failed' "$LOGDIR/$name.log" | tail -1)
     if [ "$rc" -eq 0 ]; then
@@ -42,7 +46,7 @@ for s in "${scripts[@]}"; do
     else
         failed=$((failed + 1))
         failed_names+=("$name")
-        [ "$rc" -eq 124 ] && summary="timed out after ${TIMEOUT}s"
+        [ "$rc" -eq 124 ] && summary="timed out after ${t}s"
         printf 'FAIL  %-22s %4ss  %s (exit %s)\n' "$name" "$secs" "${summary#*: }" "$rc"
         sed 's/^/      | /' "$LOGDIR/$name.log" | tail -n 80
     fi
