@@ -69,7 +69,8 @@ typedef struct tailer {
     char *sbuf; /* substituted output of the current chunk (malloc'd, reused) */
     size_t sbufsz;
     int pass; /* pass-through: upstream failures are 503, never 502/404 from the cache */
-    int no_record; /* not an answer for a recording (a blob found by its digest alone) */
+    int no_record;   /* not an answer for a recording (a blob found by its digest alone) */
+    char *record_key; /* what a recording pins for this answer instead of key (larder_mapping_t.record_key) */
     int digest_header;
     int repr_digest, md5_etag, range_full;
     int (*acceptable)(h2o_req_t *req, const char *content_type);
@@ -200,6 +201,7 @@ static void tailer_dispose(void *p)
     if (t->fd >= 0)
         close(t->fd);
     free(t->key);
+    free(t->record_key);
     free(t->logpath);
     free(t->sbuf);
     EVP_MD_CTX_free(t->verify);
@@ -214,7 +216,7 @@ static void finish_log(tailer_t *t, const char *note)
     atomic_fetch_add(&t->app->metrics.bytes_served[t->proto], t->sent);
     /* an answer from the cache (passthrough answers and errors are not) joins a running recording */
     if (t->status < 400 && !t->pass && !t->no_record && t->cache_status != LARDER_CACHE_BYPASS)
-        larder_record_served(t->app, t->req, t->proto, t->key);
+        larder_record_served(t->app, t->req, t->proto, t->record_key ? t->record_key : t->key);
 }
 
 static void on_proceed(h2o_generator_t *g, h2o_req_t *req)
@@ -264,6 +266,8 @@ static tailer_t *tailer_new(larder_app_t *app, h2o_req_t *req, int proto, const 
 /* how a mapping wants its responses made */
 static void tailer_apply(tailer_t *t, const larder_mapping_t *m)
 {
+    if (m->record_key)
+        t->record_key = strdup(m->record_key);
     t->content_type = m->content_type;
     t->digest_header = m->digest_header;
     t->repr_digest = m->repr_digest;
@@ -1083,7 +1087,7 @@ int larder_cache_serve_stored_digest(larder_app_t *app, h2o_req_t *req, const la
     }
     tailer_t *t = tailer_new(app, req, m->proto, m->key ? m->key : digest);
     tailer_apply(t, m);
-    t->no_record = !m->key; /* a blob found by digest alone: no entry of its own to pin */
+    t->no_record = !m->key && !m->record_key; /* a blob found by digest alone: no entry of its own to pin */
     larder_entry_t e = {0};
     memcpy(e.digest, digest, LARDER_SHA256_HEX);
     e.size = size;

@@ -46,6 +46,9 @@ typedef struct larder_mapping {
     /* With url NULL: report `status` (LARDER_CACHE_*) instead of HIT/STALE by freshness, when the caller has just
      * fetched what is served (e.g. a document derived from one fetched for this request: MISS or REVALIDATED) */
     int override_status, status;
+    /* the entry a recording (record.h) pins for this answer when it is not `key` (an answer found through a record
+     * of the module's, e.g. a manifest by digest stored under another name), or NULL */
+    const char *record_key;
 } larder_mapping_t;
 
 /* Serve a GET/HEAD through the cache. Always answers the request (possibly asynchronously). */

@@ -1,7 +1,6 @@
 /* oci.c - a pull-through mirror of Docker/OCI registries at /v2/ (the distribution spec's read side).
- *
- * Which registry a request is for: containerd's ?ns=<registry>, else a /v2/<registry>/<name> prefix, else docker.io.
- * Only registries in oci.registries are contacted. Manifests are stored byte for byte with the upstream's media
+ * Which registry a request is for: containerd's ?ns=<registry>, else a /v2/<registry>/<name> prefix, else docker.io;
+ * only registries in oci.registries are contacted. Manifests are stored byte for byte with the upstream's media
  * type (never converted) and served only to clients whose Accept allows that type; every manifest answer carries
  * Docker-Content-Digest. Manifests by digest and blobs are immutable and verified against their digest before
  * commit; blobs are stored once per registry, whatever the repository. Tags are volatile (oci.ttl) and revalidated
@@ -521,19 +520,20 @@ void oci_handle(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
         m.transform = manifest_transform;
         m.accept = UPSTREAM_ACCEPT;
         if (o.ref_is_digest) {
-            /* a manifest we already have under any name: answer from the store */
+            /* a manifest we already have under any name: answer from the store (recorded as the by-digest entry) */
             char mkey[500];
             snprintf(mkey, sizeof(mkey), "mt/%s/%s", o.registry, o.ref + 7);
+            snprintf(key, sizeof(key), "m/%s/%s@%s", o.registry, o.name, o.ref);
             char *mt = larder_store_meta_get(app->store, LARDER_PROTO_OCI, mkey, NULL);
             if (mt) {
                 m.content_type = h2o_strdup(&req->pool, mt, SIZE_MAX).base;
                 free(mt);
                 m.key = h2o_strdup(&req->pool, mkey, SIZE_MAX).base;
+                m.record_key = h2o_strdup(&req->pool, key, SIZE_MAX).base;
                 if (larder_cache_serve_stored_digest(app, req, &m, o.ref + 7) == 0)
                     return;
-                m.content_type = NULL;
+                m.content_type = NULL; /* (record_key stays: it is the key below) */
             }
-            snprintf(key, sizeof(key), "m/%s/%s@%s", o.registry, o.name, o.ref);
             m.sha256 = h2o_strdup(&req->pool, o.ref + 7, SIZE_MAX).base;
             m.flags = LARDER_ENTRY_IMMUTABLE;
         } else {

@@ -107,6 +107,8 @@ oci:
   registries:
     docker.io: http://127.0.0.1:$RP
 files:
+  pins:
+    - {name: Python-$PYVER.tar.xz, url: $N/ftp/python/$PYVER/Python-$PYVER.tar.xz, sha256: $PYTHON_STANDIN_SHA256}
   mirrors:
     - {name: python, url: $N/ftp/python/}
     - {name: nodejs, url: $N/download/release/}
@@ -141,9 +143,10 @@ DIRECT_ARGS=(
     --build-arg "NODEENV_MIRROR=$N/download/release"
     --build-arg "NPM_REGISTRY=http://127.0.0.1:$VP/"
 )
-# through Larder: python-build's mirror is Larder's `python` files mirror with python.org's layout
-# (PYTHON_BUILD_MIRROR_URL_SKIP_CHECKSUM, as contrib/tutor-larder sets it; URL_BASE is this test's python.org), so a
-# cold tarball is fetched through Larder (and recorded) rather than from python.org past it
+# through Larder: python-build's mirror is Larder's /files/sha256, the pyenv way (the tarball by its sha256 name):
+# the files pin that has that sha256 fetches it through Larder on first use (and it is recorded), rather than from
+# python.org past it. (contrib/tutor-larder uses the other mode, the `python` mirror with
+# PYTHON_BUILD_MIRROR_URL_SKIP_CHECKSUM, which needs no pin per version; test_files_basic runs python-build both ways.)
 larder_args() { # larder_args [EXTRA_PATCH_URL]
     LARDER_ARGS=(
         --build-arg "BASE_IMAGE=docker.io/$BASE_REF"
@@ -152,9 +155,7 @@ larder_args() { # larder_args [EXTRA_PATCH_URL]
         --build-arg "PYTHON_VERSION=$PYVER"
         --build-arg "PYTHON_SHA256=$PYTHON_STANDIN_SHA256"
         --build-arg "PYTHON_PACKAGE_URL=$PY_URL"
-        --build-arg "PYTHON_BUILD_MIRROR_URL=$L/files/python"
-        --build-arg "PYTHON_BUILD_MIRROR_URL_SKIP_CHECKSUM=1"
-        --build-arg "URL_BASE=127.0.0.1:$NP/ftp/python"
+        --build-arg "PYTHON_BUILD_MIRROR_URL=$L/files/sha256"
         --build-arg "EDX_PLATFORM_REPOSITORY=$L/git/github.com/openedx/edx-platform.git"
         --build-arg "EDX_PLATFORM_VERSION=$EDX_TAG"
         --build-arg "EDX_PLATFORM_PATCHES=$L/files/github.com/$PATCH1_PATH${1:+ $1}"
@@ -257,7 +258,7 @@ fi
 build_ok larder "${LARDER_ARGS[@]}"
 phase_time b_larder_online "$BUILD_SECS"
 blog=$(cat "$WORK/build-larder.log")
-assert_contains "$blog" "-> $L/files/python/$PYVER/Python-$PYVER.tar.xz" "python-build fetched the tarball through the python mirror"
+assert_contains "$blog" "-> $L/files/sha256/$PYTHON_STANDIN_SHA256" "python-build fetched the tarball by its sha256 name"
 for p in apt pypi npm git oci files; do
     assert_match "$(cat "$WORK/larder.log")" "$p (GET|HEAD|POST) .* MISS" "the build fetched through Larder's $p module"
 done
@@ -313,10 +314,10 @@ CFG_OFFLINE=true larder_config "$CFG_OFF" "$WORK/data"
 start_larder "$CFG_OFF" "$LP" "$WORK/larder.log"
 build_ok offline "${LARDER_ARGS[@]}"
 phase_time c_larder_offline "$BUILD_SECS"
-assert_contains "$(cat "$WORK/build-offline.log")" "-> $L/files/python/$PYVER/Python-$PYVER.tar.xz" \
-    "offline: python-build got the tarball from the python mirror"
-# pyenv's other mode (PYTHON_BUILD_MIRROR_URL=.../files/sha256, the URL is the checksum) finds it too, by digest
-assert_status "$L/files/sha256/$PYTHON_STANDIN_SHA256" 200 -I
+assert_contains "$(cat "$WORK/build-offline.log")" "-> $L/files/sha256/$PYTHON_STANDIN_SHA256" \
+    "offline: python-build got the tarball by its sha256 name"
+# pyenv's other mode (the python mirror with python.org's layout) finds the same entry
+assert_status "$L/files/python/$PYVER/Python-$PYVER.tar.xz" 200 -I
 
 # ---- (d) one object nobody cached ----------------------------------------------------------------------------------
 MISSING_URL=$N/github/$PATCH2_PATH

@@ -46,8 +46,15 @@ int main(void)
     free(t.url);
     CHECK(map("nodejs/a%2Bb", &t) == 0); /* an encoded '+' is a legitimate file name character */
     free(t.url);
+    /* the digest of a pin: that pin (fetched through it on first use) */
     CHECK(map("sha256/18E1AA7E66FF3A58423D59ED22815A6954E53342122C45DF20C96877C062B9B7", &t) == 0);
-    CHECK(t.kind == LARDER_FILES_DIGEST && strcmp(t.digest, "18e1aa7e66ff3a58423d59ed22815a6954e53342122c45df20c96877c062b9b7") == 0);
+    CHECK(t.kind == LARDER_FILES_FETCH && t.url && strcmp(t.url, "https://example.org/Python-3.11.7.tar.xz") == 0);
+    CHECK(t.sha256 && strcmp(t.sha256, "18e1aa7e66ff3a58423d59ed22815a6954e53342122c45df20c96877c062b9b7") == 0);
+    CHECK(t.flags == 1 && t.ttl == 3600);
+    free(t.url);
+    /* any other digest: a blob by digest */
+    CHECK(map("sha256/28E1AA7E66FF3A58423D59ED22815A6954E53342122C45DF20C96877C062B9B7", &t) == 0);
+    CHECK(t.kind == LARDER_FILES_DIGEST && strcmp(t.digest, "28e1aa7e66ff3a58423d59ed22815a6954e53342122c45df20c96877c062b9b7") == 0);
 
     static const char *bad[] = {"nodejs/../etc/passwd", "nodejs/a/../../x", "nodejs/./x", "nodejs//x",
                                 "nodejs/%2e%2e/x", "nodejs/%2E%2E/x", "nodejs/a%2fb", "nodejs/a%2Fb", "nodejs/a%5cb",
