@@ -7,13 +7,13 @@
 #
 # Phases (times printed at the end, never asserted):
 #   (a) the build against the upstreams directly (no Larder), for comparison
-#   (b) the build through Larder, online (recording into a pin set when this larder has `larder record`; then the
-#       set's seed spec and a bundle are exported)
+#   (b) the build through Larder, online, recorded into a pin set (`larder record`); then the set's seed spec and a
+#       bundle are exported
 #   (c) every upstream stopped, Larder restarted with offline: true, the daemon emptied: the build succeeds
 #   (d) the same with one more patch that nobody fetched: the build fails, the client output and Larder's log name
 #       it (URL and protocol)
-#   (e) a fresh Larder, never online, offline, importing the bundle: the build succeeds      [needs larder record]
-#   (f) a fresh Larder seeded from the exported spec with the upstreams back, then offline    [needs larder record]
+#   (e) a fresh Larder, never online, offline, importing the bundle: the build succeeds
+#   (f) a fresh Larder seeded from the exported spec with the upstreams back, then offline
 #
 # Needs root (dockerd), docker.io, debootstrap (once: the base rootfs is cached in /var/tmp/larder-test-images),
 # deb.debian.org reachable the first time (debootstrap, and apt-get download of the apt step's .debs, cached in
@@ -229,15 +229,6 @@ larder_ctl() { # larder_ctl CONFIG COMMAND ARGS... - the CLI against the running
     echo "==== larder $cmd --config $cfg $*" >>"$WORK/ctl.log"
     timeout 600 "$LARDER_BIN" "$cmd" --config "$cfg" "$@" >>"$WORK/ctl.log" 2>&1 </dev/null
 }
-HAVE_RECORD=0
-HAVE_BUNDLE=0
-help=$("$LARDER_BIN" --help 2>&1 || true)
-case "$help" in *"larder record"*) if larder_ctl "$CFG" record status; then HAVE_RECORD=1; fi ;; esac
-case "$help" in *"larder export"*"larder import"*) HAVE_BUNDLE=$HAVE_RECORD ;; esac
-# GET /-/api/v1/pins/<set>/spec: without it, the path is taken for a pin set name with a slash (400)
-HAVE_SPEC=$HAVE_RECORD
-probe=$(api GET pins/no-such-set/spec)
-if [ "$(api_status)" = 400 ] && [[ "$probe" == *"pin set names"* ]]; then HAVE_SPEC=0; fi
 SET=image-build
 
 # ---- (a) directly ----------------------------------------------------------------------------------------------------
@@ -252,9 +243,7 @@ else
 fi
 
 # ---- (b) through Larder, online ----------------------------------------------------------------------------------
-if [ "$HAVE_RECORD" = 1 ]; then
-    larder_ctl "$CFG" record start "$SET" || fail "larder record start failed: $(tail -n 5 "$WORK/ctl.log")"
-fi
+larder_ctl "$CFG" record start "$SET" || fail "larder record start failed: $(tail -n 5 "$WORK/ctl.log")"
 build_ok larder "${LARDER_ARGS[@]}"
 phase_time b_larder_online "$BUILD_SECS"
 blog=$(cat "$WORK/build-larder.log")
@@ -264,38 +253,23 @@ for p in apt pypi npm git oci files; do
 done
 read -r UP_BYTES UP_DETAIL <<<"$(larder_upstream_bytes)"
 log "online build through Larder: $UP_BYTES bytes from the upstreams ($UP_DETAIL)"
-if [ "$HAVE_RECORD" = 1 ]; then
-    larder_ctl "$CFG" record stop || fail "larder record stop failed: $(tail -n 5 "$WORK/ctl.log")"
-    set_json=$(api GET "pins/$SET")
-    assert_eq 200 "$(api_status)" "GET pins/$SET"
-    log "pin set $SET: $(json_get "$set_json" 'len(d.get("entries", []))') entries"
-    assert_match "$set_json" '"protocol": *"git"' "the recording pinned the git mirror"
-    assert_match "$set_json" '"protocol": *"oci"' "the recording pinned the base image"
-else
-    skip "(b) recording the online build into pin set $SET: larder record is not in this binary (not merged yet)"
-fi
-if [ "$HAVE_SPEC" = 1 ]; then
-    api GET "pins/$SET/spec" >"$WORK/spec.yaml"
-    assert_eq 200 "$(api_status)" "GET pins/$SET/spec"
-    for sec in apt pypi npm git oci files; do
-        assert_match "$(cat "$WORK/spec.yaml")" "^$sec:" "the recorded set's spec has a $sec section"
-    done
-else
-    skip "(b) the recorded set's seed spec (GET /-/api/v1/pins/$SET/spec): not in this binary (not merged yet)"
-fi
-if [ "$HAVE_BUNDLE" = 1 ]; then
-    rc=0
-    larder_ctl "$CFG" export "$SET" "$WORK/bundle.tar" || rc=$?
-    assert_eq 0 "$rc" "larder export $SET ($(tail -n 3 "$WORK/ctl.log"))"
-    if [ "$rc" = 0 ]; then
-        BUNDLE_BYTES=$(file_size "$WORK/bundle.tar")
-        log "bundle: $BUNDLE_BYTES bytes; downloaded from the upstreams: $UP_BYTES bytes"
-    else
-        HAVE_BUNDLE=0 # (with CONTINUE_ON_FAIL=1) no import phase without a bundle
-    fi
-else
-    skip "(b) exporting the recorded set as a bundle: larder export/import is not in this binary (not merged yet)"
-fi
+larder_ctl "$CFG" record stop || fail "larder record stop failed: $(tail -n 5 "$WORK/ctl.log")"
+set_json=$(api GET "pins/$SET")
+assert_eq 200 "$(api_status)" "GET pins/$SET"
+log "pin set $SET: $(json_get "$set_json" 'len(d.get("entries", []))') entries"
+assert_match "$set_json" '"protocol": *"git"' "the recording pinned the git mirror"
+assert_match "$set_json" '"protocol": *"oci"' "the recording pinned the base image"
+api GET "pins/$SET/spec" >"$WORK/spec.yaml"
+assert_eq 200 "$(api_status)" "GET pins/$SET/spec"
+for sec in apt pypi npm git oci files; do
+    assert_match "$(cat "$WORK/spec.yaml")" "^$sec:" "the recorded set's spec has a $sec section"
+done
+assert_not_contains "$(cat "$WORK/spec.yaml")" "# not reproducible" "every recorded entry is reproducible from the upstreams"
+rc=0
+larder_ctl "$CFG" export "$SET" "$WORK/bundle.tar" || rc=$?
+assert_eq 0 "$rc" "larder export $SET ($(tail -n 3 "$WORK/ctl.log"))"
+BUNDLE_BYTES=$(file_size "$WORK/bundle.tar")
+log "bundle: $BUNDLE_BYTES bytes; downloaded from the upstreams: $UP_BYTES bytes"
 
 # ---- (c) offline, every upstream gone --------------------------------------------------------------------------------
 stop_larder
@@ -335,53 +309,45 @@ larder_args
 stop_larder
 
 # ---- (e) a fresh Larder from the bundle ------------------------------------------------------------------------------
-if [ "$HAVE_BUNDLE" = 1 ]; then
-    CFG_E=$WORK/larder-e.yaml
-    CFG_OFFLINE=true larder_config "$CFG_E" "$WORK/data-e"
-    start_larder "$CFG_E" "$LP" "$WORK/larder-e.log"
-    rc=0
-    larder_ctl "$CFG_E" import "$WORK/bundle.tar" || rc=$?
-    assert_eq 0 "$rc" "larder import ($(tail -n 3 "$WORK/ctl.log"))"
-    build_ok bundle "${LARDER_ARGS[@]}"
-    phase_time e_bundle_offline "$BUILD_SECS"
-    stop_larder
-else
-    skip "(e) a fresh offline Larder importing the bundle: no bundle (larder export/import not in this binary, or the export failed)"
-fi
+CFG_E=$WORK/larder-e.yaml
+CFG_OFFLINE=true larder_config "$CFG_E" "$WORK/data-e"
+start_larder "$CFG_E" "$LP" "$WORK/larder-e.log"
+rc=0
+larder_ctl "$CFG_E" import "$WORK/bundle.tar" || rc=$?
+assert_eq 0 "$rc" "larder import ($(tail -n 3 "$WORK/ctl.log"))"
+build_ok bundle "${LARDER_ARGS[@]}"
+phase_time e_bundle_offline "$BUILD_SECS"
+stop_larder
 
 # ---- (f) a fresh Larder seeded from the spec -------------------------------------------------------------------------
-if [ "$HAVE_SPEC" = 1 ]; then
-    start_apt_upstream "$WORK/apt" "$AP"
-    APT_NGINX_PID=$NGINX_PID
-    start_pypi_upstream "$WORK/pypi" "$IP" "$FP"
-    PYPI_NGINX_PID=$NGINX_PID
-    start_verdaccio "$WORK/verdaccio" "$VP"
-    start_git_upstream "$WORK/git-root" "$GP"
-    start_nginx "$FILES" "$NP"
-    FILES_NGINX_PID=$NGINX_PID
-    start_oci_registry "$WORK/registry" "$RP"
-    CFG_F=$WORK/larder-f.yaml
-    larder_config "$CFG_F" "$WORK/data-f"
-    start_larder "$CFG_F" "$LP" "$WORK/larder-f.log"
-    rc=0
-    larder_ctl "$CFG_F" seed "$WORK/spec.yaml" || rc=$?
-    assert_eq 0 "$rc" "larder seed of the exported spec ($(tail -n 3 "$WORK/ctl.log"))"
-    stop_pid "$APT_NGINX_PID"
-    stop_pid "$PYPI_NGINX_PID"
-    stop_pid "$FILES_NGINX_PID"
-    stop_pid "$VERDACCIO_PID"
-    stop_git_upstream
-    stop_oci_registry "$WORK/registry"
-    stop_larder
-    CFG_F_OFF=$WORK/larder-f-offline.yaml
-    CFG_OFFLINE=true larder_config "$CFG_F_OFF" "$WORK/data-f"
-    start_larder "$CFG_F_OFF" "$LP" "$WORK/larder-f.log"
-    build_ok seeded "${LARDER_ARGS[@]}"
-    phase_time f_seeded_offline "$BUILD_SECS"
-    stop_larder
-else
-    skip "(f) a fresh Larder seeded from the recorded set's spec, then offline: larder record or GET pins/<set>/spec is not in this binary (not merged yet)"
-fi
+start_apt_upstream "$WORK/apt" "$AP"
+APT_NGINX_PID=$NGINX_PID
+start_pypi_upstream "$WORK/pypi" "$IP" "$FP"
+PYPI_NGINX_PID=$NGINX_PID
+start_verdaccio "$WORK/verdaccio" "$VP"
+start_git_upstream "$WORK/git-root" "$GP"
+start_nginx "$FILES" "$NP"
+FILES_NGINX_PID=$NGINX_PID
+start_oci_registry "$WORK/registry" "$RP"
+CFG_F=$WORK/larder-f.yaml
+larder_config "$CFG_F" "$WORK/data-f"
+start_larder "$CFG_F" "$LP" "$WORK/larder-f.log"
+rc=0
+larder_ctl "$CFG_F" seed "$WORK/spec.yaml" || rc=$?
+assert_eq 0 "$rc" "larder seed of the exported spec ($(tail -n 3 "$WORK/ctl.log"))"
+stop_pid "$APT_NGINX_PID"
+stop_pid "$PYPI_NGINX_PID"
+stop_pid "$FILES_NGINX_PID"
+stop_pid "$VERDACCIO_PID"
+stop_git_upstream
+stop_oci_registry "$WORK/registry"
+stop_larder
+CFG_F_OFF=$WORK/larder-f-offline.yaml
+CFG_OFFLINE=true larder_config "$CFG_F_OFF" "$WORK/data-f"
+start_larder "$CFG_F_OFF" "$LP" "$WORK/larder-f.log"
+build_ok seeded "${LARDER_ARGS[@]}"
+phase_time f_seeded_offline "$BUILD_SECS"
+stop_larder
 
 # ---- report ----------------------------------------------------------------------------------------------------------
 phase_time total $((SECONDS - T0))
