@@ -8,6 +8,7 @@
 # is left). The daemons' peak RSS during export and import of the large file is printed (constant memory: it must
 # not grow with the file). BUNDLE_BIG_MB sets the large file's size (default 300).
 . "$(dirname "$0")/lib.sh"
+. "$LIB_DIR/bundle_fixture.sh"
 . "$(dirname "$0")/pypi_fixture.sh"
 . "$(dirname "$0")/npm_fixture.sh"
 . "$(dirname "$0")/oci_fixture.sh"
@@ -182,55 +183,40 @@ print(d["blob_bytes"], d["blobs"], sorted((k, v["entries"], v["bytes"]) for k, v
     curl -sS "$LARDER_URL/-/api/v1/pins"
     ls -A "$WORK/data-b/tmp" "$WORK/data-b/blobs/sha256"
 }
-refused() { # refused FILE LABEL EXPECTED_TEXT [CONFIG]
-    local before after rc=0
-    before=$(state)
-    timeout 120 "$LARDER_BIN" import --config "${4:-$CFG2}" "$1" >"$WORK/import-$2.log" 2>&1 </dev/null || rc=$?
-    assert_ne 0 "$rc" "import of the $2 bundle is refused: $(tail -1 "$WORK/import-$2.log")"
-    assert_contains "$(cat "$WORK/import-$2.log")" "$3" "the $2 bundle's refusal says why"
-    sleep 0.3
-    after=$(state)
-    assert_eq "$before" "$after" "the $2 bundle left the store as it was (stats, pins, no temp file, no blob)"
-}
+BUNDLE_CFG=$CFG2
 
 # tampered: one byte of a blob flipped
 cp "$WORK/small.tar" "$WORK/tampered.tar"
-off=$("$PY" -c 'import sys, tarfile
-t = tarfile.open(sys.argv[1])
-m = [m for m in t.getmembers() if m.name.startswith("blobs/")][0]
-print(m.offset_data + m.size // 2)' "$WORK/tampered.tar")
-"$PY" -c 'import sys
-f = open(sys.argv[1], "r+b"); f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 1]))' \
-    "$WORK/tampered.tar" "$off"
-refused "$WORK/tampered.tar" tampered "is corrupt"
+bundle_flip "$WORK/tampered.tar" blobs/
+bundle_refused "$WORK/tampered.tar" tampered "is corrupt"
 # truncated in the middle of the large blob
 head -c "$(($(file_size "$B") / 2))" "$B" >"$WORK/truncated.tar"
-refused "$WORK/truncated.tar" truncated "truncated"
+bundle_refused "$WORK/truncated.tar" truncated "truncated"
 # the end-of-archive marker missing
 head -c "$(($(file_size "$WORK/small.tar") - 1024))" "$WORK/small.tar" >"$WORK/noend.tar"
-refused "$WORK/noend.tar" no-end "truncated"
+bundle_refused "$WORK/noend.tar" no-end "truncated"
 # a format version from the future
 mkdir -p "$WORK/v2" && (cd "$WORK/v2" && tar xf "$WORK/small.tar")
 sed -i 's/"version": 1/"version": 2/' "$WORK/v2/larder-bundle.json"
 (cd "$WORK/v2" && tar --format=ustar -cf "$WORK/v2.tar" larder-bundle.json manifest.json blobs)
-refused "$WORK/v2.tar" version-2 "format version 2"
+bundle_refused "$WORK/v2.tar" version-2 "format version 2"
 # not a bundle at all
-refused "$ORIG/root/x/small.bin" not-a-bundle "not a tar archive"
+bundle_refused "$ORIG/root/x/small.bin" not-a-bundle "not a tar archive"
 # a blob the manifest does not name
 cp "$ORIG/root/x/other.bin" "$WORK/v2/blobs/sha256/$(printf '%064d' 0)"
 sed -i 's/"version": 2/"version": 1/' "$WORK/v2/larder-bundle.json"
 (cd "$WORK/v2" && tar --format=ustar -cf "$WORK/extra.tar" larder-bundle.json manifest.json blobs)
-refused "$WORK/extra.tar" extra-blob "not named by the manifest"
+bundle_refused "$WORK/extra.tar" extra-blob "not named by the manifest"
 # a wrong token
 sed "s/token: $ADMIN_TOKEN/token: not-the-token/" "$CFG2" >"$WORK/wrongtoken.yaml"
-refused "$WORK/small.tar" wrong-token "admin token" "$WORK/wrongtoken.yaml"
+bundle_refused "$WORK/small.tar" wrong-token "admin token" "$WORK/wrongtoken.yaml"
 # over quota: a larder whose quota.total is smaller than the bundle
 stop_larder
 CFG3=$WORK/c.yaml
 CFG_OFFLINE=true CFG_QUOTA=$((BIG_MB / 2))MiB write_config "$CFG3" "$LP2" "$WORK/data-b"
 modules >>"$CFG3"
 start_larder "$CFG3" "$LP2"
-refused "$B" over-quota "does not fit" "$CFG3"
+bundle_refused "$B" over-quota "does not fit" "$CFG3"
 stop_larder
 start_larder "$CFG2" "$LP2"
 B_PID=$LARDER_PID

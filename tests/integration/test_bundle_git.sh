@@ -8,6 +8,7 @@
 # and the git directory as they were (stats, pins, no temp file, no mirror). Importing twice is fine, and a restart
 # keeps the imported mirrors.
 . "$(dirname "$0")/lib.sh"
+. "$LIB_DIR/bundle_fixture.sh"
 . "$(dirname "$0")/git_fixture.sh"
 
 GP=$(free_port)
@@ -109,32 +110,17 @@ print(d["blob_bytes"], d["blobs"], sorted((k, v["entries"], v["bytes"]) for k, v
     ls -A "$WORK/data-b/tmp" "$WORK/data-b/blobs/sha256"
     find "$WORK/data-b/git" -mindepth 1 -maxdepth 3 -not -path '*/.home*' | sort
 }
-refused() { # refused FILE LABEL EXPECTED_TEXT
-    local before after rc=0
-    before=$(state)
-    timeout 120 "$LARDER_BIN" import --config "$CFG2" "$1" >"$WORK/import-$2.log" 2>&1 </dev/null || rc=$?
-    assert_ne 0 "$rc" "import of the $2 bundle is refused: $(tail -1 "$WORK/import-$2.log")"
-    assert_contains "$(cat "$WORK/import-$2.log")" "$3" "the $2 bundle's refusal says why"
-    sleep 0.3
-    after=$(state)
-    assert_eq "$before" "$after" "the $2 bundle left the store and the git directory as they were"
-}
+BUNDLE_CFG=$CFG2
 
 # one byte of the mirror's git bundle flipped
 cp "$B" "$WORK/tampered.tar"
-off=$("$PY" -c 'import sys, tarfile
-t = tarfile.open(sys.argv[1])
-m = [m for m in t.getmembers() if m.name.startswith("external/")][0]
-print(m.offset_data + m.size // 2)' "$WORK/tampered.tar")
-"$PY" -c 'import sys
-f = open(sys.argv[1], "r+b"); f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 1]))' \
-    "$WORK/tampered.tar" "$off"
-refused "$WORK/tampered.tar" tampered "is corrupt"
+bundle_flip "$WORK/tampered.tar" external/
+bundle_refused "$WORK/tampered.tar" tampered "is corrupt"
 # a mirror's member left out
 mkdir -p "$WORK/re" && (cd "$WORK/re" && tar xf "$B")
 (cd "$WORK/re" && tar --format=ustar -cf "$WORK/lacking.tar" larder-bundle.json manifest.json blobs \
     $(ls external | sed -n 2p | sed 's|^|external/|'))
-refused "$WORK/lacking.tar" lacking "lacks member external/"
+bundle_refused "$WORK/lacking.tar" lacking "lacks member external/"
 assert_eq 504 "$(http_status "$L/org/app.git/info/refs?service=git-upload-pack")" "before the import: no mirror (504)"
 
 import_ok() { # import_ok LABEL
