@@ -97,7 +97,10 @@ assert_eq MISS "$cache" "wrong sha256: the next request is MISS again"
 # a latecomer may join a fetch that is still streaming (200, then aborted) or find it failed (502): both are errors
 client_failed "$L/badsum" "wrong sha256, third request"
 assert_not_contains "$(api GET 'entries?protocol=files')" "/ok/badsum" "wrong sha256: not listed in entries"
-assert_status "$L/sha256/$OK_SHA" 404 # the mismatching bytes (whose digest is OK_SHA) were not stored either
+# the mismatching bytes (whose digest is OK_SHA) were not stored either (not asked as /sha256/OK_SHA: that is the
+# goodsum pin, which would fetch it)
+[ ! -e "$DATA/blobs/sha256/${OK_SHA:0:2}/$OK_SHA" ] || fail "wrong sha256: the mismatching bytes were stored as a blob"
+pass "wrong sha256: no blob of the mismatching bytes"
 
 out=$(fetch "$L/goodsum" "$WORK/goodsum") || fail "pin with the right sha256: curl failed"
 assert_eq "200 MISS" "$out" "pin with the right sha256"
