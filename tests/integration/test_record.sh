@@ -2,7 +2,7 @@
 # test_record.sh - `larder record` and /-/api/v1/record: while a recording runs every answer from the cache (MISS,
 # HIT, REVALIDATED, a HEAD) pins its entry to the set, errors and answers after the stop do not; one recording at a
 # time; the token guards start and stop; a client filter records one client only (curl --interface 127.0.0.2);
-# a recording ends with the daemon, its pins stay.
+# a recording ends with the daemon, its pins stay; offline, a STALE answer is recorded too.
 . "$(dirname "$0")/lib.sh"
 
 NP=$(free_port)
@@ -119,6 +119,19 @@ stop_larder
 start_larder "$CFG" "$LP"
 assert_contains "$(rec status)" "not recording" "a restarted daemon is not recording"
 assert_eq "e.bin" "$(pinned build4)" "the pins written before the restart are kept"
+stop_larder
+
+# ---- offline: an expired entry served STALE is recorded too ---------------------------------------------------------
+CFG_OFF=$WORK/larder-offline.yaml
+CFG_OFFLINE=true write_config "$CFG_OFF" "$LP" "$WORK/data"
+sed -n '/^files:/,$p' "$CFG" >>"$CFG_OFF"
+start_larder "$CFG_OFF" "$LP"
+rec start build5 >/dev/null
+assert_eq 0 "$(rec_rc)" "record start on an offline daemon"
+sleep 2.1 # ttl 2s: d.bin (fetched after build1) has expired
+assert_eq "200 STALE" "$(fetch "$L/d.bin" "$WORK/d2")" "d.bin served STALE offline"
+rec stop >/dev/null
+assert_eq "d.bin" "$(pinned build5)" "a STALE answer is recorded"
 stop_larder
 grep -q "record: recording into pin set build1 (every client)" "$WORK"/larder.*.log ||
     fail "the log says when a recording starts"
