@@ -50,48 +50,7 @@ static void progress_end(cli_t *c)
         fprintf(stderr, "\n");
 }
 
-typedef struct membuf {
-    char *p;
-    size_t n;
-} membuf_t;
-
-static size_t collect(char *d, size_t s, size_t n, void *ud)
-{
-    membuf_t *m = ud;
-    if (m->n + s * n > (size_t)1024 * 1024)
-        return 0;
-    char *np = realloc(m->p, m->n + s * n + 1);
-    if (!np)
-        return 0;
-    m->p = np;
-    memcpy(m->p + m->n, d, s * n);
-    m->n += s * n;
-    m->p[m->n] = 0;
-    return s * n;
-}
-
-static CURL *handle(cli_t *c, const char *url, struct curl_slist **h)
-{
-    CURL *e = curl_easy_init();
-    char auth[1100];
-    *h = NULL;
-    if (c->cfg->admin_token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->cfg->admin_token);
-        *h = curl_slist_append(*h, auth);
-    }
-    *h = curl_slist_append(*h, "Expect:");
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, *h);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-    /* over HTTP/2 every request body is held to limits.request_body; chunks are larger */
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    if (getenv("LARDER_INSECURE")) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    return e;
-}
+#define RESPONSE_MAX ((size_t)1024 * 1024) /* the daemon's JSON answers and error bodies */
 
 /* a JSON request; the answer's status, its JSON in *out (NULL when none); 0 when the daemon was not reached */
 static long api(cli_t *c, const char *method, const char *path, const void *body, size_t blen, json_t **out,
@@ -100,10 +59,10 @@ static long api(cli_t *c, const char *method, const char *path, const void *body
     char url[1400];
     snprintf(url, sizeof(url), "%s%s", c->base, path);
     struct curl_slist *h;
-    CURL *e = handle(c, url, &h);
-    membuf_t m = {0};
+    CURL *e = larder_client_handle(url, c->cfg->admin_token, "Expect:", &h);
+    larder_membuf_t m = {.max = RESPONSE_MAX};
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, larder_client_collect);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &m);
     curl_easy_setopt(e, CURLOPT_TIMEOUT, 600L);
     if (body || strcmp(method, "GET") != 0) {
@@ -136,7 +95,7 @@ typedef struct dl {
     larder_bundle_reader_t rd;
     int bad;
     long status;
-    membuf_t errbody;
+    larder_membuf_t errbody;
     CURL *e;
 } dl_t;
 
@@ -151,7 +110,7 @@ static size_t dl_write(char *d, size_t s, size_t n, void *ud)
         x->total = cl > 0 ? (uint64_t)cl : 0;
     }
     if (x->status != 200)
-        return collect(d, s, n, &x->errbody);
+        return larder_client_collect(d, s, n, &x->errbody);
     if (larder_bundle_feed(&x->rd, d, len) < 0) {
         x->bad = 1;
         return 0;
@@ -171,7 +130,7 @@ static int cmd_export(cli_t *c, const char *set, const char *file)
     }
     char part[4200], url[1400];
     snprintf(part, sizeof(part), "%s.part", file);
-    dl_t x = {.c = c};
+    dl_t x = {.c = c, .errbody = {.max = RESPONSE_MAX}};
     x.fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (x.fd < 0) {
         fprintf(stderr, "larder export: cannot create %s: %s\n", part, strerror(errno));
@@ -180,7 +139,7 @@ static int cmd_export(cli_t *c, const char *set, const char *file)
     larder_bundle_reader_init(&x.rd, NULL);
     snprintf(url, sizeof(url), "%s/-/api/v1/pins/%s/bundle", c->base, set);
     struct curl_slist *h;
-    x.e = handle(c, url, &h);
+    x.e = larder_client_handle(url, c->cfg->admin_token, "Expect:", &h);
     curl_easy_setopt(x.e, CURLOPT_WRITEFUNCTION, dl_write);
     curl_easy_setopt(x.e, CURLOPT_WRITEDATA, &x);
     curl_easy_setopt(x.e, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a stalled daemon, not a slow disk */

@@ -26,9 +26,11 @@ void larder_client_base(const larder_config_t *cfg, const char *base, char *out,
         out[--bl] = 0;
 }
 
-static size_t collect(char *d, size_t s, size_t n, void *ud)
+size_t larder_client_collect(char *d, size_t s, size_t n, void *ud)
 {
     larder_membuf_t *m = ud;
+    if (m->max && m->n + s * n > m->max)
+        return 0;
     char *np = realloc(m->p, m->n + s * n + 1);
     if (!np)
         return 0;
@@ -39,36 +41,45 @@ static size_t collect(char *d, size_t s, size_t n, void *ud)
     return s * n;
 }
 
-long larder_client_http(const char *who, const char *method, const char *url, const char *token,
-                        const char *content_type, const char *body, size_t blen, larder_membuf_t *out)
+void *larder_client_handle(const char *url, const char *token, const char *header, struct curl_slist **h)
 {
     CURL *c = curl_easy_init();
     if (!c)
-        return 0;
-    struct curl_slist *h = NULL;
+        return NULL;
     char hdr[1100];
+    *h = NULL;
     if (token) {
         snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", token);
-        h = curl_slist_append(h, hdr);
+        *h = curl_slist_append(*h, hdr);
     }
-    if (content_type) {
-        snprintf(hdr, sizeof(hdr), "Content-Type: %s", content_type);
-        h = curl_slist_append(h, hdr);
-    }
+    if (header)
+        *h = curl_slist_append(*h, header);
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, *h);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    /* over HTTP/2 every request body is capped at limits.request_body; a seed spec may be larger */
     curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    if (getenv("LARDER_INSECURE")) { /* self-signed admin listener */
+    if (getenv("LARDER_INSECURE")) {
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
     }
+    return c;
+}
+
+long larder_client_http(const char *who, const char *method, const char *url, const char *token,
+                        const char *content_type, const char *body, size_t blen, larder_membuf_t *out)
+{
+    char ct[300];
+    if (content_type)
+        snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
+    struct curl_slist *h;
+    CURL *c = larder_client_handle(url, token, content_type ? ct : NULL, &h);
+    if (!c)
+        return 0;
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, larder_client_collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)blen);

@@ -5,12 +5,22 @@
 
 #include <stddef.h>
 
+struct curl_slist;
+
 #include "config.h"
 
 typedef struct larder_membuf {
     char *p; /* NUL-terminated, malloc'd */
     size_t n;
+    size_t max; /* refuse (end the transfer) past this many bytes; 0: no bound */
 } larder_membuf_t;
+
+/* a libcurl write callback appending to a larder_membuf_t */
+size_t larder_client_collect(char *d, size_t s, size_t n, void *ud);
+/* an easy handle for url with what every request to the daemon has: the token (when given) and one more header
+ * (when given) in *h (free it with curl_slist_free_all), a 5 s connect timeout, no proxy, HTTP/1.1 (over HTTP/2 every
+ * request body is capped at limits.request_body), and LARDER_INSECURE=1 for a self-signed admin listener */
+void *larder_client_handle(const char *url, const char *token, const char *header, struct curl_slist **h);
 
 /* the daemon's base URL (no trailing '/'): `base` when given (--url), else the first listen entry of cfg
  * (0.0.0.0 -> 127.0.0.1, :: -> ::1, https when it has tls) */
