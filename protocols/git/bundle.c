@@ -73,16 +73,9 @@ int git_bundle_export(larder_app_t *app, const char *key, const larder_entry_t *
         return -1;
     }
     /* HEAD's branch: read first, so that it names a branch of the bundle or an older one (fixed on import) */
-    char hp[4700], buf[700] = "";
-    snprintf(hp, sizeof(hp), "%s/HEAD", dir);
-    int hfd = open(hp, O_RDONLY | O_CLOEXEC);
-    ssize_t n = hfd >= 0 ? read(hfd, buf, sizeof(buf) - 1) : -1;
-    if (hfd >= 0)
-        close(hfd);
-    buf[n > 0 ? n : 0] = 0;
-    note[0] = 0;
-    if (!strncmp(buf, "ref: refs/heads/", 16))
-        snprintf(note, notelen, "%.*s", (int)strcspn(buf + 5, "\r\n"), buf + 5);
+    char head[700];
+    git_mirror_head(dir, head, sizeof(head));
+    snprintf(note, notelen, "%s", strncmp(head, "refs/heads/", 11) == 0 ? head : "");
     size_t len = 0;
     char *refs = git_list_refs(s, dir, &len);
     if (!refs) {

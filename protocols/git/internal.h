@@ -96,6 +96,8 @@ int git_rmtree(const char *path);
 void git_mirror_dir(const git_state_t *s, const char *remote, const char *path, char *out, size_t n);
 /* a mirror is there: its objects directory exists */
 int git_mirror_exists(const char *dir);
+/* the ref a mirror's HEAD names ("refs/heads/main"), or "" when HEAD is unreadable or not a symbolic ref */
+void git_mirror_head(const char *dir, char *out, size_t n);
 /* the store key of a mirror's ref list: "m/<remote>/<path>" */
 void git_mirror_key(const char *remote, const char *path, char *out, size_t n);
 /* <remote url>/<path> */

@@ -48,6 +48,20 @@ int git_mirror_exists(const char *dir)
     return k > 0 && (size_t)k < sizeof(p) && stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
+void git_mirror_head(const char *dir, char *out, size_t n)
+{
+    char path[4700], buf[700] = "";
+    snprintf(path, sizeof(path), "%s/HEAD", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t r = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    buf[r > 0 ? r : 0] = 0;
+    out[0] = 0;
+    if (!strncmp(buf, "ref: ", 5))
+        snprintf(out, n, "%.*s", (int)strcspn(buf + 5, "\r\n"), buf + 5);
+}
+
 void git_mirror_key(const char *remote, const char *path, char *out, size_t n)
 {
     snprintf(out, n, "m/%s/%s", remote, path);
@@ -262,15 +276,7 @@ static void fix_head(git_state_t *s, const larder_git_remote_t *r, const char *d
             close(fd);
     }
     if (!head[0]) {
-        char path[4700], buf[700] = "";
-        snprintf(path, sizeof(path), "%s/HEAD", dir);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-        if (fd >= 0)
-            close(fd);
-        buf[n > 0 ? n : 0] = 0;
-        if (!strncmp(buf, "ref: ", 5))
-            snprintf(head, sizeof(head), "%.*s", (int)strcspn(buf + 5, "\n"), buf + 5);
+        git_mirror_head(dir, head, sizeof(head));
         if (head[0] && has_branch(list, head))
             return; /* as it is */
         head[0] = 0;
