@@ -217,6 +217,23 @@ api DELETE "jobs/nosuchjob" >/dev/null
 assert_eq 404 "$(api_status)" "cancelling an unknown job: 404"
 assert_eq cancelled "$(json_get "$(api GET "jobs/$hid")" 'd["items"][0]["state"]')" "its item is cancelled"
 
+# a fetch a client also waits for keeps going when the job is cancelled
+curl -sS -o /dev/null --max-time 30 "$LARDER_URL/files/faulty/hang/3" &
+CURL_PID=$!
+track_pid "$CURL_PID"
+wait_for "the client's fetch" 10 sh -c "curl -fsS $LARDER_URL/-/health | grep -q '\"fetches_active\":1'" ||
+    fail "the client's fetch did not start"
+printf 'http://127.0.0.1:%s/hang/3\n' "$XP" >"$WORK/hang3.txt"
+r=$(post "$WORK/hang3.txt" "?pin_set=hang3")
+sid=$(json_get "$r" 'd["id"]')
+sleep 0.3
+j=$(api DELETE "jobs/$sid")
+assert_eq "200 cancelled" "$(api_status) $(json_get "$j" 'd["state"]')" "the job sharing a client's fetch is cancelled"
+sleep 1.5
+assert_eq 1 "$(curl -sS "$LARDER_URL/-/health" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["fetches_active"])')" \
+    "the fetch the client waits for goes on"
+stop_pid "$CURL_PID" TERM # (the fetch itself runs on until the restart below ends it)
+
 # ---- restart: the jobs are still listed; a running one comes back interrupted ------------------------------------------
 printf 'http://127.0.0.1:%s/hang/2\n' "$XP" >"$WORK/hang2.txt"
 r=$(post "$WORK/hang2.txt" "?pin_set=hang2")
