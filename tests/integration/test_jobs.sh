@@ -10,6 +10,7 @@
 . "$(dirname "$0")/pypi_fixture.sh"
 . "$(dirname "$0")/npm_fixture.sh"
 . "$(dirname "$0")/gems_fixture.sh"
+. "$(dirname "$0")/apt_fixture.sh"
 
 CFG_IDLE=60s # the hanging upstream must not time out before the test cancels it
 LP=$(free_port)
@@ -19,6 +20,7 @@ NP=$(free_port)
 GP=$(free_port)
 VP=$(free_port)
 XP=$(free_port)
+AP=$(free_port)
 
 # ---- upstreams ---------------------------------------------------------------------------------------------------------
 PYX=$WORK/pypi
@@ -38,6 +40,9 @@ start_verdaccio "$WORK/verdaccio" "$VP"
 publish_npm_packages "$FX" "$VERDACCIO_URL"
 make_npm_lockfile "$FX" "$VERDACCIO_URL"
 start_faulty "$WORK/faulty" "$XP"
+AREPO=$WORK/apt
+make_apt_versions_repo "$AREPO"
+start_apt_upstream "$AREPO" "$AP"
 
 CFG=$WORK/larder.yaml
 write_larder_config() { # KEEP
@@ -55,6 +60,8 @@ files:
       url: $U/
     - name: faulty
       url: http://127.0.0.1:$XP/
+apt:
+  allow: ["127.0.0.1:$AP"]
 jobs:
   keep: $1
 EOF
@@ -151,6 +158,18 @@ assert_eq "git github.com/openedx/edx-platform master open-release/redwood.1" \
 printf 'nginx:1.25\nghcr.io/org/tool@sha256:%064d\n' 0 >"$WORK/images.txt"
 r=$(post "$WORK/images.txt" "?pin_set=i&dry_run=1")
 assert_eq "images 2" "$(json_get "$r" 'd["kind"] + " " + str(len(d["items"]))')" "an image list is detected"
+printf '# build deps\ndeb [signed-by=%s] %s bookworm main\nvold\nvalt2=3\n' "$AREPO/keyring.gpg" "$APT_UPSTREAM_URL" \
+    >"$WORK/apt.txt"
+r=$(post "$WORK/apt.txt" "?pin_set=debs")
+assert_eq "202 apt" "$(api_status) $(json_get "$r" 'd["kind"]')" "an apt list with its deb line is detected ($r)"
+j=$(wait_job "$(json_get "$r" 'd["id"]')")
+assert_eq done "$(json_get "$j" 'd["state"]')" "apt job done ($(json_get "$j" 'd["errors"]'))"
+assert_eq True "$(json_get "$(api GET pins/debs)" 'sum(e["key"].endswith(".deb") for e in d["entries"]) == 2')" \
+    "the two packages are pinned"
+printf 'vold\n' >"$WORK/apt-norepo.txt"
+r=$(post "$WORK/apt-norepo.txt" "?pin_set=debs&kind=apt")
+assert_eq 400 "$(api_status)" "an apt list without a repository: 400"
+assert_contains "$r" "deb " "it says to add a deb line"
 printf 'curl\nwget\n' >"$WORK/ambiguous.txt"
 r=$(post "$WORK/ambiguous.txt" "?pin_set=a")
 assert_eq 400 "$(api_status)" "an ambiguous list: 400"

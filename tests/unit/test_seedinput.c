@@ -38,9 +38,12 @@ static void t_detect(void)
     CHECK_STR(detect("nginx:1.25\nghcr.io/org/tool:2\n", &rc), "images");
     CHECK_STR(detect("github.com/openedx/edx-platform master\n", &rc), "git");
     CHECK_STR(detect("https://example.org/a.tar.gz\nhttp://example.org/b.bin 0123\n", &rc), "urls");
+    CHECK_STR(detect("deb [arch=amd64] http://deb.debian.org/debian bookworm main\ncurl\nlibssl3=3.0.11-1\n", &rc),
+              "apt");
+    CHECK_STR(detect("curl=7.88.1-10\nzlib1g:arm64\n", &rc), "apt");
     const char *m = detect("curl\nwget\n", &rc);
     CHECK(rc == -2);
-    CHECK(strstr(m, "requirements") && strstr(m, "images") && strstr(m, "kind="));
+    CHECK(strstr(m, "requirements") && strstr(m, "images") && strstr(m, "apt") && strstr(m, "kind="));
     m = detect("%%% what is this\n", &rc);
     CHECK(rc == -1 && strstr(m, "kind="));
 }
