@@ -117,6 +117,8 @@ static void bad_input(larder_app_t *app, h2o_req_t *req, const char *msg, unsign
     send_json(app, req, 400, j);
 }
 
+static void submit_text(larder_app_t *app, h2o_req_t *req, const char *text, size_t len);
+
 static void submit(larder_app_t *app, h2o_req_t *req)
 {
     if (!larder_admin_authorized(app, req))
@@ -132,8 +134,21 @@ static void submit(larder_app_t *app, h2o_req_t *req)
         error(app, req, 413, m);
         return;
     }
-    const char *text = req->entity.base;
+    /* the readers get a NUL-terminated copy: some were written for files read whole (larder_read_file) */
     size_t len = req->entity.len;
+    char *text = malloc(len + 1);
+    if (!text) {
+        error(app, req, 503, "out of memory");
+        return;
+    }
+    memcpy(text, req->entity.base, len);
+    text[len] = 0;
+    submit_text(app, req, text, len);
+    free(text);
+}
+
+static void submit_text(larder_app_t *app, h2o_req_t *req, const char *text, size_t len)
+{
     char set[80] = "", kindq[40] = "", dry[8] = "", msg[1024];
     int have_set = query(req, "pin_set", set, sizeof(set));
     int dry_run = query(req, "dry_run", dry, sizeof(dry)) && strcmp(dry, "0") != 0 && strcmp(dry, "false") != 0;

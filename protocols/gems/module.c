@@ -38,8 +38,8 @@ static int expand_gemfile_lock_text(const larder_config_t *cfg, larder_seed_spec
 
 static int detect_gemfile_lock(const char *text, size_t len)
 {
-    int sections = (len >= 4 && (!memcmp(text, "GEM\n", 4) || !memcmp(text, "GIT\n", 4) || !memcmp(text, "PATH\n", 5))) ||
-                   memmem(text, len, "\nGEM\n", 5);
+    int sections = (len >= 4 && (!memcmp(text, "GEM\n", 4) || !memcmp(text, "GIT\n", 4))) ||
+                   (len >= 5 && !memcmp(text, "PATH\n", 5)) || memmem(text, len, "\nGEM\n", 5);
     return sections && memmem(text, len, "\n  specs:\n", 10) ? 100 : 0;
 }
 
