@@ -43,6 +43,7 @@ typedef struct job_item {
     larder_fetch_t *fe;   /* while its fetch runs (a reference of ours), else NULL */
     done_ctx_t *waiter;   /* the on_done context registered with fe */
     int retrying;         /* a done item being seeded again by a retry */
+    int registering;      /* fe set, its on_done waiter not yet registered: a cancel leaves the detach to the adder */
     larder_seed_then_fn then;
     void *then_data;
 } job_item_t;
@@ -368,9 +369,20 @@ void larder_seed_add(larder_seed_ctx_t *c, const char *label, const larder_fetch
     pthread_mutex_lock(&c->jobs->mu);
     it->fe = fe;
     it->waiter = d;
+    it->registering = 1;
     c->job->inflight++;
     pthread_mutex_unlock(&c->jobs->mu);
-    larder_fetch_on_done(fe, on_fetch_done, d);
+    larder_fetch_on_done(fe, on_fetch_done, d); /* may run on_fetch_done at once */
+    pthread_mutex_lock(&c->jobs->mu);
+    it->registering = 0;
+    /* cancelled meanwhile, and the callback is still to come: detach as the cancel would have */
+    if (it->state == ITEM_CANCELLED && it->fe == fe && larder_fetch_detach(fe, on_fetch_done, d)) {
+        free(d);
+        it->fe = NULL;
+        it->waiter = NULL;
+        c->job->inflight--;
+    }
+    pthread_mutex_unlock(&c->jobs->mu);
 }
 
 /* expand every item of the job's spec (submission, or a retry) */
@@ -521,7 +533,7 @@ int larder_jobs_cancel(larder_jobs_t *jobs, const char *id, char **json)
         job_item_t *it = job->items[i];
         if (it->state != ITEM_PENDING && it->state != ITEM_RUNNING)
             continue;
-        if (it->fe) {
+        if (it->fe && !it->registering) {
             /* 0: its callback is already on its way and sees the item cancelled */
             if (larder_fetch_detach(it->fe, on_fetch_done, it->waiter)) {
                 free(it->waiter);
