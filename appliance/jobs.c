@@ -674,6 +674,7 @@ static void *persist_thread(void *arg)
         jobs->kick = 0;
         if (jobs->stop)
             break;
+        prune(jobs); /* jobs.max_age passes without any job finishing too */
         pthread_mutex_unlock(&jobs->mu);
         persist_flush(jobs);
         pthread_mutex_lock(&jobs->mu);
