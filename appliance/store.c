@@ -1165,6 +1165,14 @@ void larder_meta_batch_put(larder_meta_batch_t *b, int proto, const char *key, c
         rocksdb_writebatch_put(b->b, k, n, val, len);
 }
 
+void larder_meta_batch_delete(larder_meta_batch_t *b, int proto, const char *key)
+{
+    char k[KEYMAX];
+    size_t n = mkkey(k, sizeof(k), "m/%s/%s", larder_proto_name(proto), key);
+    if (n)
+        rocksdb_writebatch_delete(b->b, k, n);
+}
+
 int larder_store_meta_commit(larder_store_t *st, larder_meta_batch_t *b)
 {
     int r = write_batch(st, b->b);
