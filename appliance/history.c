@@ -39,8 +39,8 @@ const char *const larder_history_counter_names[LARDER_H_NCOUNTERS] = {
 static const struct {
     const char *name;
     uint64_t secs;
-} ranges[] = {{"1h", 3600}, {"24h", 86400}, {"7d", 7 * 86400}, {"30d", 30 * 86400}, {"90d", 90 * 86400}},
-  steps[] = {{"1m", 60}, {"5m", 300}, {"15m", 900}, {"1h", 3600}, {"6h", 6 * 3600}, {"1d", 86400}};
+} ranges[] = {{"1h", 3600}, {"24h", 86400}, {"7d", 604800}, {"30d", 2592000}, {"90d", 7776000}},
+  steps[] = {{"1m", 60}, {"5m", 300}, {"15m", 900}, {"1h", 3600}, {"6h", 21600}, {"1d", 86400}};
 #define NRANGES (sizeof(ranges) / sizeof(ranges[0]))
 #define NSTEPS (sizeof(steps) / sizeof(steps[0]))
 
@@ -302,7 +302,7 @@ static void *flusher(void *arg)
         /* wake just after the next multiple of FLUSH_EVERY: the increments of [t - 10, t) go to t - 1's buckets */
         uint64_t next = ((uint64_t)ts.tv_sec / FLUSH_EVERY + 1) * FLUSH_EVERY;
         ts.tv_sec = (time_t)next;
-        ts.tv_nsec = 20 * 1000 * 1000;
+        ts.tv_nsec = 20000000L; /* 20 ms */
         int r = 0;
         while (!h->stop && r != ETIMEDOUT)
             r = pthread_cond_timedwait(&h->cond, &h->mu, &ts);
@@ -534,7 +534,7 @@ void larder_history_handle(larder_app_t *app, h2o_req_t *req)
                 series_of(&c, np, i)[k] += series_of(&c, p, i)[k];
     json_t *times = json_array(), *series = json_object();
     for (size_t k = 0; k < c.n; k++)
-        json_array_append_new(times, json_integer((json_int_t)(c.start + k * step)));
+        json_array_append_new(times, json_integer((json_int_t)c.start + (json_int_t)k * (json_int_t)step));
     json_object_set_new(series, "total", series_json(&c, np));
     for (int p = 0; p < np; p++)
         json_object_set_new(series, larder_proto_name(p), series_json(&c, p));

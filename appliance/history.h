@@ -32,8 +32,8 @@ extern const char *const larder_history_counter_names[LARDER_H_NCOUNTERS];
 void larder_history_counters(const larder_metrics_t *m, int p, uint64_t *v);
 
 /* the kept resolutions */
-#define LARDER_HISTORY_MINUTE_KEEP (25 * 3600ULL)     /* minute buckets: a day, and an hour of margin */
-#define LARDER_HISTORY_HOUR_KEEP (91 * 24 * 3600ULL)  /* hour buckets: 90 days, and a day of margin */
+#define LARDER_HISTORY_MINUTE_KEEP (25ULL * 3600)     /* minute buckets: a day, and an hour of margin */
+#define LARDER_HISTORY_HOUR_KEEP (91ULL * 24 * 3600)  /* hour buckets: 90 days, and a day of margin */
 
 /* "1h" -> 3600 for the range names (1h 24h 7d 30d 90d) or the step names (1m 5m 15m 1h 6h 1d); 0 when not one */
 uint64_t larder_history_range(const char *s);

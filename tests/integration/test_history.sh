@@ -17,6 +17,8 @@ make_file "$R/a.bin" 100000
 make_file "$R/b.bin" 50000
 make_file "$R/c.bin" 30000
 make_file "$R/s.bin" 70000
+make_file "$R/slow/big.bin" 400000
+export NGINX_EXTRA="location /slow/ { limit_rate 100k; }"
 start_nginx "$ORIG" "$NP"
 U=http://127.0.0.1:$NP
 
@@ -167,6 +169,26 @@ assert_contains "$(json_get "$up" '[u for u in d["upstreams"] if u["url"] == "'"
     "last_error keeps the last failure's reason"
 larder_log_has "upstream $U/ answers again" || fail "the recovery is not logged"
 pass "the recovery is logged"
+
+# ---- a client that joins a seed job's download: the bytes are the job's -----------------------------------------------
+before=$(stat '"%d %d %d" % (d["protocols"]["files"]["bytes_upstream"], d["protocols"]["files"]["bytes_seed"], d["protocols"]["files"]["bytes_saved"])')
+read -r UP0 SEED0 SAVED0 <<<"$before"
+printf 'pin_set: hist2\nfiles:\n  - origin/slow/big.bin\n' >"$WORK/spec2.yaml"
+resp=$(api POST jobs --data-binary "@$WORK/spec2.yaml" -H 'Content-Type: application/yaml')
+assert_eq 202 "$(api_status)" "a seed job of a slow download ($resp)"
+JID=$(json_get "$resp" 'd["id"]')
+sleep 1
+assert_eq 1 "$(stat 'd["fetches_active"]')" "the job's download is running"
+assert_eq "200 MISS" "$(fetch "$F/slow/big.bin" "$WORK/big1")" "a client joins it"
+cmp -s "$WORK/big1" "$R/slow/big.bin" || fail "the joined download's bytes differ"
+for _ in $(seq 1 100); do
+    [ "$(json_get "$(api GET "jobs/$JID")" 'd.get("state", "")')" = running ] || break
+    sleep 0.1
+done
+assert_eq "$UP0 $((SEED0 + 400000)) $SAVED0" \
+    "$(stat '"%d %d %d" % (d["protocols"]["files"]["bytes_upstream"], d["protocols"]["files"]["bytes_seed"], d["protocols"]["files"]["bytes_saved"])')" \
+    "the joined download counts as bytes_seed, not bytes_upstream, and saved nothing"
+assert_eq 1 "$(nginx_count "$ORIG/logs/access.log" GET /slow/big.bin)" "one upstream request for both"
 
 # ---- bad queries and methods ---------------------------------------------------------------------------------------
 api GET "history?range=2h" >"$WORK/bad1"
