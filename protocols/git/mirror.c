@@ -492,6 +492,9 @@ int git_transform_update(larder_store_t *st, const larder_fetch_t *fe, int in_fd
     }
     git_upstream_url(r, path, url, sizeof(url));
     uint64_t t0 = larder_now_ms();
+    /* a remote held off after failures to reach it (upstreams.h) is not asked: the mirror is served as it is */
+    if (larder_upstreams_admit(s->app->upstreams, LARDER_PROTO_GIT, url, err, errlen) < 0)
+        return -1;
     if (slot_take(s, fe) < 0) {
         snprintf(err, errlen, "git update of %s interrupted: larder is stopping", url);
         return -1;
