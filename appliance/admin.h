@@ -9,6 +9,31 @@ void larder_admin_handle(larder_app_t *app, h2o_req_t *req);
 /* an admin write's token check: 1, or 0 with the request answered (403 without admin.token, 401 with a JSON error) */
 int larder_admin_authorized(larder_app_t *app, h2o_req_t *req);
 
+/* ---- shared by the handlers under /-/ (admin_util.c) ---- */
+struct json_t;
+/* answer with j as compact JSON (takes j; NULL: a 500) */
+void larder_admin_send_json(larder_app_t *app, h2o_req_t *req, int status, struct json_t *j);
+/* {"error": msg} with status */
+void larder_admin_error(larder_app_t *app, h2o_req_t *req, int status, const char *msg);
+/* 1 when the request's method is one of allow ("GET, HEAD"); else 0 with a 405 answered, Allow: <allow> */
+int larder_admin_allow(larder_app_t *app, h2o_req_t *req, const char *allow);
+/* query parameter `name`, percent-decoded ('+' is a space): 1, 0 when absent, -1 when malformed, holding a NUL
+ * or longer than outlen - 1 */
+int larder_admin_query(h2o_req_t *req, const char *name, char *out, size_t outlen);
+/* X-Content-Type-Options: nosniff on every /-/ answer; with ui the UI's Content-Security-Policy and
+ * Referrer-Policy: no-referrer as well */
+void larder_admin_common_headers(h2o_req_t *req, int ui);
+
+/* ---- admin_entries.c ---- */
+/* /-/api/v1/entries: GET lists (paged), DELETE removes one */
+void larder_admin_entries(larder_app_t *app, h2o_req_t *req);
+/* POST /-/api/v1/pins/<set>/entries {"protocol", "key"}: pins one cached entry */
+void larder_admin_pin_entry(larder_app_t *app, h2o_req_t *req, const char *set, size_t setlen);
+/* GET /-/api/v1/info: what the UI's Clients page needs */
+void larder_admin_info(larder_app_t *app, h2o_req_t *req);
+
+#define LARDER_VERSION "0.1.0"
+
 /* embedded web UI assets (generated at build time from webui/) */
 typedef struct larder_asset {
     const char *path; /* "index.html" */
