@@ -20,6 +20,12 @@ int larder_admin_allow(larder_app_t *app, h2o_req_t *req, const char *allow);
 /* query parameter `name`, percent-decoded ('+' is a space): 1, 0 when absent, -1 when malformed, holding a NUL
  * or longer than outlen - 1 */
 int larder_admin_query(h2o_req_t *req, const char *name, char *out, size_t outlen);
+/* the same on a query string (without the '?'), for the fuzzer */
+int larder_admin_query_in(const char *query, size_t len, const char *name, char *out, size_t outlen);
+/* an entries cursor: the hex of a store name. decode: 0, or -1 for anything encode cannot have made (odd length,
+ * not hex, a NUL byte, empty, not fitting outlen with its NUL); encode: malloc'd, NULL when out of memory */
+int larder_admin_cursor_decode(const char *hex, char *out, size_t outlen);
+char *larder_admin_cursor_encode(const char *name);
 /* X-Content-Type-Options: nosniff on every /-/ answer; with ui the UI's Content-Security-Policy and
  * Referrer-Policy: no-referrer as well */
 void larder_admin_common_headers(h2o_req_t *req, int ui);

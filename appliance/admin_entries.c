@@ -144,34 +144,10 @@ static int list_cb(void *arg, int proto, const char *key, const larder_entry_t *
     return 0;
 }
 
-static int cursor_decode(const char *hex, char *out, size_t outlen)
+static json_t *cursor_json(const char *name)
 {
-    size_t n = strlen(hex);
-    if (n % 2 || n / 2 >= outlen)
-        return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = isxdigit((unsigned char)hex[2 * i]), lo = isxdigit((unsigned char)hex[2 * i + 1]);
-        if (!hi || !lo)
-            return -1;
-        char b[3] = {hex[2 * i], hex[2 * i + 1], 0};
-        out[i] = (char)strtoul(b, NULL, 16);
-        if (!out[i])
-            return -1;
-    }
-    out[n / 2] = 0;
-    return 0;
-}
-
-static json_t *cursor_encode(const char *name)
-{
-    size_t n = strlen(name);
-    char *hex = malloc(2 * n + 1);
-    if (!hex)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        snprintf(hex + 2 * i, 3, "%02x", (unsigned char)name[i]);
-    hex[2 * n] = 0;
-    json_t *j = json_string(hex);
+    char *hex = larder_admin_cursor_encode(name);
+    json_t *j = hex ? json_string(hex) : NULL;
     free(hex);
     return j;
 }
@@ -203,7 +179,7 @@ static void list_entries(larder_app_t *app, h2o_req_t *req)
     int cr = cursor ? larder_admin_query(req, "cursor", cursor, 2 * NAME_MAX_BYTES + 1) : -1;
     after[0] = 0;
     const char *bad = qr < 0 ? "q= is malformed or longer than 1023 bytes"
-                    : cr < 0 || (cr > 0 && cursor_decode(cursor, after, sizeof(after)) < 0)
+                    : cr < 0 || (cr > 0 && larder_admin_cursor_decode(cursor, after, sizeof(after)) < 0)
                         ? "cursor= is not a cursor this API gave out"
                         : NULL;
     long limit = LIMIT_DEFAULT;
@@ -232,7 +208,7 @@ static void list_entries(larder_app_t *app, h2o_req_t *req)
         larder_admin_error(app, req, 500, "metadata store read failed; see the log");
         return;
     }
-    json_t *next = c->more ? cursor_encode(c->last) : json_null();
+    json_t *next = c->more ? cursor_json(c->last) : json_null();
     larder_admin_send_json(app, req, 200, json_pack("{s:o, s:o}", "entries", c->arr, "next_cursor", next));
     free(c);
 }

@@ -94,12 +94,11 @@ static int hexval(char c)
     return -1;
 }
 
-int larder_admin_query(h2o_req_t *req, const char *name, char *out, size_t outlen)
+int larder_admin_query_in(const char *query, size_t len, const char *name, char *out, size_t outlen)
 {
-    if (req->input.query_at == SIZE_MAX || outlen == 0)
-        return 0;
-    const char *q = req->input.path.base + req->input.query_at + 1;
-    const char *end = req->input.path.base + req->input.path.len;
+    if (outlen == 0)
+        return -1;
+    const char *q = query, *end = query + len;
     size_t nl = strlen(name);
     while (q < end) {
         const char *amp = memchr(q, '&', (size_t)(end - q));
@@ -111,7 +110,7 @@ int larder_admin_query(h2o_req_t *req, const char *name, char *out, size_t outle
                 if (ch == '+') {
                     ch = ' ';
                 } else if (ch == '%') {
-                    int hi = c + 2 < seg_end ? hexval(c[1]) : -1, lo = hi >= 0 ? hexval(c[2]) : -1;
+                    int hi = seg_end - c > 2 ? hexval(c[1]) : -1, lo = hi >= 0 ? hexval(c[2]) : -1;
                     if (lo < 0)
                         return -1;
                     ch = hi * 16 + lo;
@@ -127,6 +126,44 @@ int larder_admin_query(h2o_req_t *req, const char *name, char *out, size_t outle
         q = amp ? amp + 1 : end;
     }
     return 0;
+}
+
+int larder_admin_query(h2o_req_t *req, const char *name, char *out, size_t outlen)
+{
+    if (req->input.query_at == SIZE_MAX)
+        return 0;
+    return larder_admin_query_in(req->input.path.base + req->input.query_at + 1,
+                                 req->input.path.len - req->input.query_at - 1, name, out, outlen);
+}
+
+int larder_admin_cursor_decode(const char *hex, char *out, size_t outlen)
+{
+    size_t n = strlen(hex);
+    if (n == 0 || n % 2 || n / 2 >= outlen)
+        return -1;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+            return -1;
+        out[i] = (char)(hi * 16 + lo);
+    }
+    out[n / 2] = 0;
+    return 0;
+}
+
+char *larder_admin_cursor_encode(const char *name)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t n = strlen(name);
+    char *hex = malloc(2 * n + 1);
+    if (!hex)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        hex[2 * i] = digits[(unsigned char)name[i] >> 4];
+        hex[2 * i + 1] = digits[(unsigned char)name[i] & 15];
+    }
+    hex[2 * n] = 0;
+    return hex;
 }
 
 void larder_admin_common_headers(h2o_req_t *req, int ui)

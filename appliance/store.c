@@ -15,7 +15,9 @@
  * reference, so metadata never points at a missing file except after outside tampering (fsck repairs that).
  * An entry may also account for bytes its module keeps outside the blob store (`external`: a git mirror): they
  * count in the protocol's usage and in quota.total, and evicting such an entry calls the module's `evicted` hook
- * (through the registry, as the core reaches every module) so that the module removes them. */
+ * (through the registry, as the core reaches every module) so that the module removes them.
+ * An entry's hit count costs no write of its own: hits are counted in memory and land in the entry with its access
+ * time, which larder_store_touch writes at most once a minute (and all at once at close or when many keys wait). */
 #include "store.h"
 #include "log.h"
 #include "module.h"
@@ -211,7 +213,7 @@ static int decode_entry(const char *v, size_t len, larder_entry_t *e)
         }
     }
     if (ver >= 2) {
-        if (end - p < 8 * (ver - 1))
+        if ((size_t)(end - p) < (size_t)8 * (size_t)(ver - 1))
             goto bad;
         memcpy(&e->external, p, 8);
         if (ver == 3)
@@ -964,10 +966,11 @@ static int hits_add(larder_store_t *st, int proto, const char *key)
     hit_pending_t *h = st->hits[bk];
     while (h && (h->proto != proto || strcmp(h->key, key) != 0))
         h = h->next;
-    if (!h && (h = malloc(sizeof(*h) + strlen(key) + 1))) {
+    size_t kl = strlen(key);
+    if (!h && (h = malloc(sizeof(*h) + kl + 1))) {
         h->proto = proto;
         h->n = 0;
-        strcpy(h->key, key);
+        memcpy(h->key, key, kl + 1);
         h->next = st->hits[bk];
         st->hits[bk] = h;
         st->nhits++;
