@@ -339,8 +339,10 @@ static int parse_list_section(ctx_t *c, const yaml_node_t *n, const larder_proto
             goto bad;
         }
         if (lk->kind == LARDER_SEED_FILES && !client) {
-            fail(c, k, "%s.%s must be expanded by `larder seed` (it reads the files); post %s instead", name, lk->key,
-                 items_key ? items_key : "items");
+            fail(c, k,
+                 "%s.%s names files on your machine, which the daemon cannot read: run `larder seed SPEC` where they "
+                 "are, paste each file by itself (its kind is detected), or list its items under %s.%s",
+                 name, lk->key, name, items_key ? items_key : "items");
             goto bad;
         }
         snprintf(what, sizeof(what), "%s.%s", name, lk->key);

@@ -110,7 +110,7 @@ static void test_bad(void)
     EXPECT_ERROR(3, "pin_set: x\nfiles: [a]\nfiles: [b]\n", "duplicate key 'files'");
     EXPECT_ERROR(2, "pin_set: x\nfile:\n  - a\n", "unknown key 'file'");
     EXPECT_ERROR(4, "pin_set: x\nfiles: [a]\npypi:\n  - requests==2.31.0\n", "section 'pypi': expected a mapping");
-    EXPECT_ERROR(3, "pin_set: x\npypi:\n  requirement_files: [r.txt]\n", "must be expanded by `larder seed`");
+    EXPECT_ERROR(3, "pin_set: x\npypi:\n  requirement_files: [r.txt]\n", "names files on your machine, which the daemon cannot read");
     EXPECT_ERROR(3, "pin_set: x\npypi:\n  requirementz: [a==1]\n", "unknown key 'requirementz' in pypi");
     EXPECT_ERROR(3, "pin_set: x\npypi:\n  python_versions: [three]\n  requirements: [a==1]\n", "is not valid");
     EXPECT_ERROR(3, "pin_set: x\npypi:\n  platforms: ['Linux x86']\n  requirements: [a==1]\n", "is not valid");
@@ -118,7 +118,7 @@ static void test_bad(void)
     EXPECT_ERROR(2, "pin_set: x\noci: [alpine]\n", "section 'oci': expected a mapping");
     EXPECT_ERROR(4, "pin_set: x\noci:\n  images: [alpine]\n  platforms: [amd64]\n", "oci.platforms: 'amd64' is not valid");
     EXPECT_ERROR(3, "pin_set: x\noci:\n  imgs: [alpine]\n", "unknown key 'imgs' in oci");
-    EXPECT_ERROR(3, "pin_set: x\ngems:\n  lockfiles: [Gemfile.lock]\n", "must be expanded by `larder seed`");
+    EXPECT_ERROR(3, "pin_set: x\ngems:\n  lockfiles: [Gemfile.lock]\n", "names files on your machine, which the daemon cannot read");
     EXPECT_ERROR(3, "pin_set: x\ngems:\n  rubygems: [rails:7]\n", "unknown key 'rubygems' in gems");
     EXPECT_ERROR(2, "pin_set: x\ngems: [rails]\n", "section 'gems': expected a mapping");
     EXPECT_ERROR(2, "pin_set: x\napt: [curl]\n", "section 'apt': expected a mapping");
@@ -130,7 +130,7 @@ static void test_bad(void)
                  "unknown key 'mirror' in an apt repository");
     EXPECT_ERROR(1, "pin_set: x\nnpm: ~\n", "nothing to seed");
     EXPECT_ERROR(2, "pin_set: x\nnpm: [a@1.0.0]\n", "section 'npm': expected a mapping");
-    EXPECT_ERROR(3, "pin_set: x\nnpm:\n  lockfiles: [package-lock.json]\n", "must be expanded by `larder seed`");
+    EXPECT_ERROR(3, "pin_set: x\nnpm:\n  lockfiles: [package-lock.json]\n", "names files on your machine, which the daemon cannot read");
     EXPECT_ERROR(3, "pin_set: x\nnpm:\n  pkgs: [a@1.0.0]\n", "unknown key 'pkgs' in npm");
     EXPECT_ERROR(2, "pin_set: x\nfiles: a\n", "expected a list");
     EXPECT_ERROR(2, "pin_set: x\nfiles: {path: a}\n", "expected a list");
