@@ -4,7 +4,7 @@
 import { h, get, send, table, td, fmtBytes, fmtCount, fmtAge, announce, msgLine, showMsg, button, confirmDialog, promptDialog,
   debounce, NAME_PATTERN } from "./lib.js";
 
-const PAGE = 100;
+const PAGE = 100; // #/browse?limit=N asks for smaller pages
 let remembered = { protocol: "", q: "" };
 
 export function render(main, { query }) {
@@ -44,7 +44,7 @@ export function render(main, { query }) {
     if (proto.value) p.set("protocol", proto.value);
     if (q.value.trim()) p.set("q", q.value.trim());
     if (cursor) p.set("cursor", cursor);
-    p.set("limit", String(PAGE));
+    p.set("limit", String(Math.min(1000, Math.max(1, parseInt(query.get("limit"), 10) || PAGE))));
     more.disabled = true;
     let d;
     try { d = await get("entries?" + p.toString()); } catch (e) {
