@@ -8,7 +8,7 @@
  *   GET  /-/api/v1/pins            pin sets with their sizes;  GET /-/api/v1/pins/<set>: its entries
  *   DELETE /-/api/v1/pins/<set>    unpin a set (entries stay cached until evicted)
  *   GET  /-/api/v1/pins/<set>/spec the seed spec that makes the set again elsewhere (YAML, pinspec.c)
- *   POST /-/api/v1/jobs            body: seed spec YAML -> 202 {"id":...};  GET /-/api/v1/jobs[/<id>]
+ *   /-/api/v1/jobs[/<id>[/retry]]  seed jobs: submit, list, cancel, retry (jobs_api.c)
  *   POST /-/api/v1/record          body {"pin_set": NAME, "client": ADDR} (client optional): start recording;
  *                                  GET: the recording's state; DELETE: stop it (record.h)
  * Reads are open; every write needs `Authorization: Bearer <admin.token>` and is refused outright when no
@@ -43,12 +43,6 @@ static void send_json(larder_app_t *app, h2o_req_t *req, int status, json_t *j)
     static const char *reasons[] = {"OK", "Accepted"};
     larder_send_text(app, req, -1, status, status == 202 ? reasons[1] : status == 200 ? reasons[0] : "Error",
                      "application/json", s, n);
-    free(s);
-}
-
-static void send_json_text(larder_app_t *app, h2o_req_t *req, int status, char *s)
-{
-    larder_send_text(app, req, -1, status, status == 200 ? "OK" : "Error", "application/json", s, strlen(s));
     free(s);
 }
 
@@ -305,51 +299,6 @@ static void pin_set_spec(larder_app_t *app, h2o_req_t *req, const char *set, siz
     free(yaml);
 }
 
-static void jobs(larder_app_t *app, h2o_req_t *req, const char *id, size_t idlen)
-{
-    if (method_is(req, "POST") && !id) {
-        if (!larder_admin_authorized(app, req))
-            return;
-        if (!req->entity.base || req->entity.len == 0) {
-            json_error(app, req, 400, "Bad Request", "POST a seed spec (YAML) as the request body");
-            return;
-        }
-        if (req->entity.len > app->cfg->seed_spec_max) { /* a chunked body is bounded by the largest body limit */
-            char m[160];
-            snprintf(m, sizeof(m), "a seed spec may have at most %llu bytes (limits.seed_spec)",
-                     (unsigned long long)app->cfg->seed_spec_max);
-            json_error(app, req, 413, "Payload Too Large", m);
-            return;
-        }
-        char jid[64], err[512];
-        if (larder_jobs_submit(app->jobs, req->entity.base, req->entity.len, jid, sizeof(jid), err, sizeof(err)) < 0) {
-            json_error(app, req, 400, "Bad Request", err);
-            return;
-        }
-        send_json(app, req, 202, json_pack("{s:s}", "id", jid));
-        return;
-    }
-    if (!method_is(req, "GET") && !method_is(req, "HEAD")) {
-        json_error(app, req, 405, "Method Not Allowed", "use GET, or POST /-/api/v1/jobs with a seed spec");
-        return;
-    }
-    char name[64];
-    if (id) {
-        if (idlen >= sizeof(name) || !larder_pin_set_name_ok(id, idlen)) {
-            json_error(app, req, 404, "Not Found", "no such job");
-            return;
-        }
-        memcpy(name, id, idlen);
-        name[idlen] = 0;
-    }
-    char *s = larder_jobs_json(app->jobs, id ? name : NULL);
-    if (!s) {
-        json_error(app, req, 404, "Not Found", "no such job");
-        return;
-    }
-    send_json_text(app, req, 200, s);
-}
-
 static void ui(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len)
 {
     if (len == 0) {
@@ -468,11 +417,11 @@ void larder_admin_handle(larder_app_t *app, h2o_req_t *req)
     else if (IS("/-/api/v1/imports") || STARTS("/-/api/v1/imports/"))
         larder_bundle_imports(app, req, p + 17, len - 17);
     else if (IS("/-/api/v1/jobs"))
-        jobs(app, req, NULL, 0);
+        larder_jobs_api(app, req, NULL, 0);
     else if (IS("/-/api/v1/record"))
         record(app, req);
     else if (STARTS("/-/api/v1/jobs/"))
-        jobs(app, req, p + 15, len - 15);
+        larder_jobs_api(app, req, p + 15, len - 15);
     else
         json_error(app, req, 404, "Not Found", "unknown admin path; see docs/operations.md");
 #undef IS

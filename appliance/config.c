@@ -819,6 +819,10 @@ static const larder_conf_key_t core_keys[] = {
      .max = 1ULL << 30, .doc = "largest seed spec body of POST /-/api/v1/jobs"},
     {.name = "limits.request_bodies", .type = LARDER_KEY_SIZE, CORE(bodies_total), .def = "64MiB",
      .max = 1ULL << 30, .doc = "bytes all seed uploads in flight may hold together"},
+    {.name = "jobs.keep", .type = LARDER_KEY_UINT, CORE(jobs_keep), .def = "200", .min = 1, .max = 100000,
+     .doc = "finished seed jobs kept (listed and in the store); older ones are forgotten"},
+    {.name = "jobs.max_age", .type = LARDER_KEY_DURATION, CORE(jobs_max_age), .def = "30d", .min = 60,
+     .doc = "finished seed jobs are forgotten this long after they finished"},
     LARDER_KEYS_END,
 };
 

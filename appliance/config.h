@@ -58,6 +58,8 @@ typedef struct larder_config {
     uint64_t body_max;        /* limits.request_body: largest request body anywhere but a seed upload (64 KiB) */
     uint64_t seed_spec_max;   /* limits.seed_spec: largest seed spec body of POST /-/api/v1/jobs (16 MiB) */
     uint64_t bodies_total;    /* limits.request_bodies: bytes all seed uploads in flight may hold (64 MiB) */
+    uint64_t jobs_keep;       /* jobs.keep: finished seed jobs kept (200) */
+    uint64_t jobs_max_age;    /* jobs.max_age: seconds a finished seed job is kept (30 days) */
     larder_proto_config_t proto[LARDER_MAX_PROTO]; /* indexed by module (larder_proto_count() used) */
 } larder_config_t;
 

@@ -74,6 +74,7 @@ struct larder_fetch_priv {
     uint64_t started_ms;
     done_waiter_t *waiters;
     int write_failed_errno;
+    _Atomic int abandoned; /* every waiter detached: the transfer stops (larder_fetch_detach) */
 };
 
 struct larder_fetcher {
@@ -417,6 +418,43 @@ void larder_fetch_on_done(larder_fetch_t *fe, larder_fetch_done_cb cb, void *ctx
     w->next = fe->priv->waiters;
     fe->priv->waiters = w;
     pthread_mutex_unlock(&f->mu);
+}
+
+int larder_fetch_detach(larder_fetch_t *fe, larder_fetch_done_cb cb, void *ctx)
+{
+    larder_fetcher_t *f = fe->priv->owner;
+    struct larder_fetch_priv *p = fe->priv;
+    int found = 0;
+    pthread_mutex_lock(&f->mu);
+    for (done_waiter_t **pp = &p->waiters; *pp; pp = &(*pp)->next)
+        if ((*pp)->cb == cb && (*pp)->ctx == ctx) {
+            done_waiter_t *w = *pp;
+            *pp = w->next;
+            free(w);
+            found = 1;
+            break;
+        }
+    /* nobody else: no other waiter, and no reference but the table's and the caller's (a client tailing the body
+     * holds one). Only a transfer stops; a commit under way completes (its bytes are all there) */
+    if (found && !p->waiters && atomic_load(&p->refs) == 2 && atomic_load(&fe->state) < LARDER_FETCH_DONE &&
+        !p->local && !p->nostore) {
+        atomic_store(&p->abandoned, 1);
+        larder_info("fetch: %s abandoned: nobody waits for it any more", fe->url);
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (found)
+        larder_fetch_release(fe);
+    return found;
+}
+
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    larder_fetch_t *fe = ud;
+    if (!atomic_load(&fe->priv->abandoned))
+        return 0;
+    snprintf(fe->error, sizeof(fe->error), "cancelled: nobody waits for it any more");
+    return 1; /* aborts the transfer: FAILED, never stored */
 }
 
 int larder_fetcher_active(larder_fetcher_t *f) { return atomic_load(&f->active); }
@@ -811,6 +849,9 @@ static void setup_easy(larder_fetcher_t *f, larder_fetch_t *fe)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, fe);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, fe);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, fe);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
     if (c->max_object_size)
         curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_object_size);

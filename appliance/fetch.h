@@ -114,6 +114,12 @@ void larder_fetch_retain(larder_fetch_t *fe);
 void larder_fetch_release(larder_fetch_t *fe);
 /* Call cb (on the fetch thread, or at once if already finished) when the fetch reaches a final state. */
 void larder_fetch_on_done(larder_fetch_t *fe, larder_fetch_done_cb cb, void *ctx);
+/* Undo larder_fetch_on_done(fe, cb, ctx) and drop the caller's reference (the one larder_fetch_start gave): 1 when
+ * the waiter was still registered (cb will never run; fe must not be used any more), 0 when the fetch already
+ * finished and cb runs or ran (the reference is still the caller's, released as before). When nobody else waits for
+ * the fetch (no other waiter, no other reference: no client tails it) its transfer stops and it ends FAILED with
+ * "cancelled: ...", nothing stored. A seed job that is cancelled detaches its fetches this way. */
+int larder_fetch_detach(larder_fetch_t *fe, larder_fetch_done_cb cb, void *ctx);
 /* 1 once the fetcher is shutting down: a long transform (own_thread) should stop and fail */
 int larder_fetch_cancelled(const larder_fetch_t *fe);
 /* for a transform: the entry it makes accounts for `bytes` the module keeps outside the blob store

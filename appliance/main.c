@@ -92,6 +92,7 @@ static int cmd_serve(const char *config_path)
         if (m->stop && cfg->proto[started].enabled)
             m->stop(app);
     }
+    larder_jobs_shutdown(app->jobs);
     larder_fetcher_destroy(app->fetcher);
     larder_jobs_destroy(app->jobs);
     larder_bundles_destroy(app->bundles);

@@ -149,6 +149,33 @@ char *larder_seed_read_file(const char *path, const char *what, size_t *len, cha
 /* append n lines as items of proto, freeing them and the array; 0 or -1 */
 int larder_seed_append_lines(larder_seed_spec_t *spec, int proto, char **lines, size_t n);
 
+/* ---- raw seed inputs (POST /-/api/v1/jobs with a pasted file, docs/seeding.md) ----
+ * A module names the raw text kinds it turns into seed items: a requirements file, a lockfile, a list of image
+ * references. The daemon detects the kind of a posted body (the spec when it is one; otherwise the kind whose
+ * detect scores highest) or takes it from ?kind=, then calls expand. */
+/* a line of the text that is not seeded: its number (1-based; 0 when not known), the line as written, why, and
+ * failed (1: it should have been seeded and cannot be; 0: a local source, nothing to fetch) */
+typedef void (*larder_seed_input_report_fn)(void *ctx, unsigned line, const char *text, const char *why, int failed);
+typedef struct larder_seed_input {
+    const char *kind; /* "requirements", "package-lock": [a-z-], unique over every module */
+    /* how much the text looks like this kind, cheaply (no full parse): 0 not at all, 100 certainly (a format
+     * marker seen: "lockfileVersion", "# yarn lockfile v1"); line lists score by the share of lines that fit */
+    int (*detect)(const char *text, size_t len);
+    /* append the text's items to spec (larder_seed_append); every line not seeded (an include, a VCS or local
+     * source, a line of no known shape) goes to report. 0, or -1 when the text as a whole is not of this kind or a
+     * line is malformed beyond skipping: the message in err starts "line N: " when a line is to blame and *errline
+     * is N (else 0). cfg: the daemon's config (what the text may name: a files mirror), NULL in `larder seed` */
+    int (*expand)(const larder_config_t *cfg, larder_seed_spec_t *spec, int proto, const char *text, size_t len,
+                  larder_seed_input_report_fn report, void *rctx, unsigned *errline, char *err, size_t errlen);
+} larder_seed_input_t;
+/* for expanders: the 1-based number of the first line of text containing needle (0: none) */
+unsigned larder_text_line_of(const char *text, size_t len, const char *needle);
+/* for line-list kinds: call fn on every line with comments ('#' to the end of the line, at the start or after a
+ * blank) and surrounding blanks removed, blank lines skipped; fn returns 0 or -1 (stops, returned) */
+int larder_text_each_line(const char *text, size_t len, int (*fn)(void *ctx, unsigned line, char *s), void *ctx);
+/* for detect: the share (0..100) of non-blank, non-comment lines for which ok() is 1 (0 when there are none) */
+int larder_text_line_score(const char *text, size_t len, int (*ok)(const char *s));
+
 typedef struct larder_seed_parse larder_seed_parse_t; /* one parse of a seed spec */
 /* helpers for a module's own section parser (seed_section), with the same rules as the generic ones */
 int larder_seedp_fail(larder_seed_parse_t *p, const yaml_node_t *n, const char *fmt, ...)
@@ -178,6 +205,7 @@ typedef struct larder_protocol {
     const larder_seed_key_t *seed_keys; /* {NULL}-terminated */
     const char *seed_shape;             /* "requirements: [...], python_versions: [...]", for messages */
     int (*seed_section)(larder_seed_parse_t *p, const yaml_node_t *n); /* a section of its own shape, or NULL */
+    const larder_seed_input_t *seed_inputs; /* raw text kinds it expands ({NULL}-terminated), or NULL */
     void (*seed_emit)(FILE *f, const larder_seed_spec_t *spec, int proto); /* its emitter, with seed_section */
     /* serving: a request whose raw path starts with `mount`; rest = the path after it (query included) */
     void (*handle)(larder_app_t *app, h2o_req_t *req, const char *rest, size_t len);

@@ -1157,12 +1157,28 @@ larder_meta_batch_t *larder_store_meta_begin(larder_store_t *st)
     return b;
 }
 
+/* the section of module records: the module's name, or for the core's own records (LARDER_META_CORE) "-core",
+ * which no module can be named */
+static const char *meta_owner(int proto)
+{
+    const char *n = proto == LARDER_META_CORE ? NULL : larder_proto_name(proto);
+    return n ? n : "-core";
+}
+
 void larder_meta_batch_put(larder_meta_batch_t *b, int proto, const char *key, const char *val, size_t len)
 {
     char k[KEYMAX];
-    size_t n = mkkey(k, sizeof(k), "m/%s/%s", larder_proto_name(proto), key);
+    size_t n = mkkey(k, sizeof(k), "m/%s/%s", meta_owner(proto), key);
     if (n)
         rocksdb_writebatch_put(b->b, k, n, val, len);
+}
+
+void larder_meta_batch_delete(larder_meta_batch_t *b, int proto, const char *key)
+{
+    char k[KEYMAX];
+    size_t n = mkkey(k, sizeof(k), "m/%s/%s", meta_owner(proto), key);
+    if (n)
+        rocksdb_writebatch_delete(b->b, k, n);
 }
 
 int larder_store_meta_commit(larder_store_t *st, larder_meta_batch_t *b)
@@ -1182,7 +1198,7 @@ void larder_store_meta_discard(larder_meta_batch_t *b)
 char *larder_store_meta_get(larder_store_t *st, int proto, const char *key, size_t *len)
 {
     char k[KEYMAX], *errptr = NULL;
-    size_t n = mkkey(k, sizeof(k), "m/%s/%s", larder_proto_name(proto), key), vlen;
+    size_t n = mkkey(k, sizeof(k), "m/%s/%s", meta_owner(proto), key), vlen;
     if (!n)
         return NULL;
     char *v = rocksdb_get(st->db, st->ropts, k, n, &vlen, &errptr);
@@ -1452,7 +1468,7 @@ int larder_store_fsck_reindex(larder_store_t *st, larder_fsck_report_t *rep) { r
 int larder_store_each_meta(larder_store_t *st, int proto, const char *prefix, larder_meta_cb cb, void *ctx)
 {
     char pk[KEYMAX];
-    size_t plen = mkkey(pk, sizeof(pk), "m/%s/%s", larder_proto_name(proto), prefix);
+    size_t plen = mkkey(pk, sizeof(pk), "m/%s/%s", meta_owner(proto), prefix);
     size_t skip = plen - strlen(prefix);
     if (!plen)
         return -ENAMETOOLONG;

@@ -219,6 +219,188 @@ static void emit_apt(FILE *f, const larder_seed_spec_t *spec, int p)
     }
 }
 
+/* ---- raw input: an apt package list, with its repositories as sources.list lines ----
+ *   deb [arch=amd64,arm64] http://deb.debian.org/debian bookworm main contrib
+ *   curl
+ *   libssl3=3.0.11-1~deb12u2
+ *   zlib1g:arm64          (the architecture is added to the repositories')
+ * One item of every package (the closure is resolved over all of them at once), as the apt section does. */
+
+static int apt_list_line_ok(const char *s)
+{
+    if (!strncmp(s, "deb ", 4))
+        return 1;
+    size_t n = strlen(s);
+    const char *colon = memchr(s, ':', n);
+    if (colon && !memchr(s, '=', n)) /* name:arch */
+        return word_ok(colon + 1, n - (size_t)(colon - s) - 1) && pkgname_ok(s, (size_t)(colon - s));
+    return pkgname_ok(s, n);
+}
+
+static int apt_list_line_strong(const char *s)
+{
+    return !strncmp(s, "deb http", 8) || (apt_list_line_ok(s) && (strchr(s, '=') || strchr(s, ':')));
+}
+
+static int detect_apt(const char *text, size_t len)
+{
+    int share = larder_text_line_score(text, len, apt_list_line_ok);
+    if (share < 100)
+        return share / 2;
+    return larder_text_line_score(text, len, apt_list_line_strong) > 0 ? 90 : 60;
+}
+
+typedef struct apt_list {
+    larder_seed_strings_t pkgs, repos;
+    char archs[200];
+    unsigned *errline;
+    char *err;
+    size_t errlen;
+} apt_list_t;
+
+static int add_arch(apt_list_t *c, const char *a, size_t n)
+{
+    for (const char *p = c->archs; *p;) { /* already there */
+        size_t l = strcspn(p, ",");
+        if (l == n && !memcmp(p, a, n))
+            return 0;
+        p += l + (p[l] == ',');
+    }
+    size_t cl = strlen(c->archs);
+    if (cl + n + 2 > sizeof(c->archs))
+        return -1;
+    snprintf(c->archs + cl, sizeof(c->archs) - cl, "%s%.*s", cl ? "," : "", (int)n, a);
+    return 0;
+}
+
+static int apt_line(void *ctx, unsigned line, char *s)
+{
+    apt_list_t *c = ctx;
+    if (!strncmp(s, "deb ", 4)) { /* deb [opts] URL SUITE COMPONENT... */
+        char *sv, *tok = strtok_r(s + 4, " \t", &sv), comps[1000] = "", archs[200] = "", signed_by[1100] = "-";
+        if (tok && tok[0] == '[') { /* options: arch=..., signed-by=... (a keyring on this machine); others ignored */
+            for (; tok; tok = strtok_r(NULL, " \t", &sv)) {
+                char *o = tok + (tok[0] == '[');
+                size_t ol = strlen(o);
+                int last = ol && o[ol - 1] == ']';
+                if (last)
+                    o[--ol] = 0;
+                if (!strncmp(o, "arch=", 5))
+                    snprintf(archs, sizeof(archs), "%s", o + 5);
+                else if (!strncmp(o, "signed-by=", 10) && o[10] && strlen(o + 10) < 1024)
+                    snprintf(signed_by, sizeof(signed_by), "%s", o + 10);
+                if (last)
+                    break;
+            }
+            tok = tok ? strtok_r(NULL, " \t", &sv) : NULL;
+        }
+        char *url = tok, *suite = url ? strtok_r(NULL, " \t", &sv) : NULL;
+        for (char *comp = suite ? strtok_r(NULL, " \t", &sv) : NULL; comp; comp = strtok_r(NULL, " \t", &sv)) {
+            size_t cl = strlen(comps);
+            if (!word_ok(comp, strlen(comp)) || cl + strlen(comp) + 2 > sizeof(comps))
+                goto bad_deb;
+            snprintf(comps + cl, sizeof(comps) - cl, "%s%s", cl ? "," : "", comp);
+        }
+        if (!url || !suite || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) || strlen(url) > 2000 ||
+            !word_ok(suite, strlen(suite)) || (archs[0] && !word_ok(archs, strlen(archs))))
+            goto bad_deb;
+        size_t ul = strlen(url);
+        if (ul > 8 && url[ul - 1] == '/')
+            url[ul - 1] = 0;
+        char repo[4500];
+        snprintf(repo, sizeof(repo), "%s %s %s %s %s", url, suite, comps[0] ? comps : "main", archs[0] ? archs : "-",
+                 signed_by);
+        if (larder_seed_strings_add(&c->repos, repo, strlen(repo)) < 0)
+            goto oom;
+        return 0;
+    bad_deb:
+        *c->errline = line;
+        snprintf(c->err, c->errlen, "line %u: a repository is `deb [arch=...] http(s)://URL SUITE COMPONENT...`", line);
+        return -1;
+    }
+    size_t n = strlen(s);
+    const char *colon = memchr(s, ':', n);
+    if (!apt_list_line_ok(s)) {
+        *c->errline = line;
+        snprintf(c->err, c->errlen, "line %u: '%.200s' is not a package (name, name=version, name:arch) or a deb line",
+                 line, s);
+        return -1;
+    }
+    if (colon && !strchr(s, '=')) { /* name:arch: the name, and the architecture for the repositories */
+        if (add_arch(c, colon + 1, n - (size_t)(colon - s) - 1) < 0)
+            goto oom;
+        n = (size_t)(colon - s);
+    }
+    if (larder_seed_strings_add(&c->pkgs, s, n) < 0)
+        goto oom;
+    return 0;
+oom:
+    snprintf(c->err, c->errlen, "out of memory (or too many architectures)");
+    return -1;
+}
+
+static int expand_apt_list(const larder_config_t *cfg, larder_seed_spec_t *spec, int proto, const char *text,
+                           size_t len, larder_seed_input_report_fn report, void *rctx, unsigned *errline, char *err,
+                           size_t errlen)
+{
+    (void)cfg, (void)report, (void)rctx;
+    apt_list_t c = {.errline = errline, .err = err, .errlen = errlen};
+    *errline = 0;
+    int r = larder_text_each_line(text, len, apt_line, &c) ? -1 : 0;
+    if (r == 0 && !c.repos.n) {
+        snprintf(err, errlen, "an apt package list needs its repositories: add a line `deb http(s)://URL SUITE "
+                              "COMPONENT...` as in sources.list");
+        r = -1;
+    }
+    if (r == 0 && !c.pkgs.n) {
+        snprintf(err, errlen, "no package in the list");
+        r = -1;
+    }
+    larder_seed_strings_t *repos = (larder_seed_strings_t *)larder_seed_option(spec, proto, "repositories");
+    for (size_t i = 0; r == 0 && i < c.repos.n; i++) {
+        /* "url suite comps archs": the architectures given (else amd64) and those the packages name */
+        char url[2100], suite[200], comps[1000], archs[200], sb[1100], line[4700];
+        if (sscanf(c.repos.v[i], "%2099s %199s %999s %199s %1099s", url, suite, comps, archs, sb) != 5) {
+            r = -1;
+            break;
+        }
+        apt_list_t all = {.archs = ""};
+        snprintf(all.archs, sizeof(all.archs), "%s", strcmp(archs, "-") ? archs : "amd64");
+        for (const char *p = c.archs; *p;) {
+            size_t l = strcspn(p, ",");
+            if (add_arch(&all, p, l) < 0)
+                r = -1;
+            p += l + (p[l] == ',');
+        }
+        snprintf(line, sizeof(line), "%s %s %s %s %s", url, suite, comps, all.archs, strcmp(sb, "-") ? sb : "");
+        if (r < 0 || !repos || larder_seed_strings_add(repos, line, strlen(line)) < 0)
+            r = -1;
+    }
+    size_t total = 1;
+    for (size_t i = 0; i < c.pkgs.n; i++)
+        total += strlen(c.pkgs.v[i]) + 1;
+    char *joined = r == 0 ? malloc(total) : NULL;
+    if (joined) {
+        size_t jl = 0;
+        for (size_t i = 0; i < c.pkgs.n; i++)
+            jl += (size_t)snprintf(joined + jl, total - jl, "%s%s", i ? " " : "", c.pkgs.v[i]);
+        r = larder_seed_append(spec, proto, joined, NULL);
+        free(joined);
+    } else if (r == 0) {
+        r = -1;
+    }
+    if (r < 0 && !err[0])
+        snprintf(err, errlen, "out of memory");
+    larder_seed_strings_free(&c.pkgs);
+    larder_seed_strings_free(&c.repos);
+    return r;
+}
+
+static const larder_seed_input_t apt_inputs[] = {
+    {.kind = "apt", .detect = detect_apt, .expand = expand_apt_list},
+    {.kind = NULL},
+};
+
 static const larder_seed_key_t apt_seed_keys[] = {
     {.key = "packages", .kind = LARDER_SEED_ITEMS},
     {.key = "repositories", .kind = LARDER_SEED_OPTION},
@@ -266,6 +448,7 @@ const larder_protocol_t larder_protocol_apt = {
     .seed_shape = "repositories: [...], packages: [...]",
     .seed_section = parse_apt,
     .seed_emit = emit_apt,
+    .seed_inputs = apt_inputs,
     .handle = apt_handle,
     .handle_proxy = larder_apt_handle_proxy,
     .seed = apt_seed,

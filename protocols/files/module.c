@@ -225,6 +225,67 @@ static const larder_conf_key_t files_keys[] = {
     LARDER_KEYS_END,
 };
 
+/* ---- raw input: "URL [sha256]" per line, each under a configured pin or mirror ---- */
+
+static int url_line_ok(const char *s) { return !strncmp(s, "https://", 8) || !strncmp(s, "http://", 7); }
+
+static int detect_urls(const char *text, size_t len) { return larder_text_line_score(text, len, url_line_ok); }
+
+typedef struct url_lines {
+    const larder_config_t *cfg;
+    larder_seed_spec_t *spec;
+    larder_seed_input_report_fn report;
+    void *rctx;
+    unsigned *errline;
+    char *err;
+    size_t errlen;
+} url_lines_t;
+
+static int url_line(void *ctx, unsigned line, char *s)
+{
+    url_lines_t *c = ctx;
+    char *sv, *url = strtok_r(s, " \t", &sv), *sha = strtok_r(NULL, " \t", &sv);
+    if (sha && !strncmp(sha, "sha256:", 7))
+        sha += 7;
+    if (!url || !url_line_ok(url) || strtok_r(NULL, " \t", &sv) || (sha && !larder_is_sha256_hex(sha))) {
+        *c->errline = line;
+        snprintf(c->err, c->errlen, "line %u: expected an http(s) URL and optionally its sha256 (64 hex digits)", line);
+        return -1;
+    }
+    char why[300];
+    size_t before = c->spec->nitems;
+    if (!c->cfg) {
+        c->report(c->rctx, line, url, "URLs are mapped to files pins and mirrors by the daemon", 1);
+        return 0;
+    }
+    if (files_pin_spec(c->cfg, c->spec, url, NULL, why, sizeof(why)) < 0) {
+        c->report(c->rctx, line, url, "not under a pin or mirror in files.pins / files.mirrors: only those are fetched", 1);
+        return 0;
+    }
+    if (sha && c->spec->nitems > before) {
+        larder_seed_item_t *it = &c->spec->items[c->spec->nitems - 1];
+        free(it->sha256);
+        it->sha256 = strdup(sha);
+        for (char *h = it->sha256; h && *h; h++)
+            *h = (char)(*h >= 'A' && *h <= 'F' ? *h - 'A' + 'a' : *h);
+    }
+    return 0;
+}
+
+static int expand_urls(const larder_config_t *cfg, larder_seed_spec_t *spec, int proto, const char *text, size_t len,
+                       larder_seed_input_report_fn report, void *rctx, unsigned *errline, char *err, size_t errlen)
+{
+    (void)proto;
+    url_lines_t c = {cfg, spec, report, rctx, errline, err, errlen};
+    *errline = 0;
+    return larder_text_each_line(text, len, url_line, &c) ? -1 : 0;
+}
+
+static const larder_seed_input_t files_inputs[] = {
+    {.kind = "urls", .detect = detect_urls, .expand = expand_urls},
+    {.kind = NULL},
+};
+
 const larder_protocol_t larder_protocol_files = {
     .proto = LARDER_PROTO_FILES,
     .name = "files",
@@ -235,5 +296,6 @@ const larder_protocol_t larder_protocol_files = {
     .conf_keys = files_keys,
     .handle = files_handle,
     .seed = files_seed,
+    .seed_inputs = files_inputs,
     .pin_spec = files_pin_spec,
 };

@@ -5,6 +5,54 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* ---- raw Gemfile.lock text (the daemon and `larder seed` alike) ---- */
+
+typedef struct lock_report {
+    const char *text;
+    size_t len;
+    larder_seed_input_report_fn report;
+    void *rctx;
+} lock_report_t;
+
+static void lock_skipped(void *ctx, const char *what, const char *why, int failed)
+{
+    lock_report_t *r = ctx;
+    r->report(r->rctx, larder_text_line_of(r->text, r->len, what), what, why, failed);
+}
+
+static int expand_gemfile_lock_text(const larder_config_t *cfg, larder_seed_spec_t *spec, int proto, const char *text,
+                                    size_t len, larder_seed_input_report_fn report, void *rctx, unsigned *errline,
+                                    char *err, size_t errlen)
+{
+    (void)cfg;
+    lock_report_t lr = {text, len, report, rctx};
+    char **lines = NULL;
+    *errline = 0;
+    long n = larder_gems_lockfile_lines_ex(text, len, &lines, lock_skipped, &lr, err, errlen);
+    if (n < 0)
+        return -1;
+    return larder_seed_append_lines(spec, proto, lines, (size_t)n);
+}
+
+static int detect_gemfile_lock(const char *text, size_t len)
+{
+    int sections = (len >= 4 && (!memcmp(text, "GEM\n", 4) || !memcmp(text, "GIT\n", 4))) ||
+                   (len >= 5 && !memcmp(text, "PATH\n", 5)) || memmem(text, len, "\nGEM\n", 5);
+    return sections && memmem(text, len, "\n  specs:\n", 10) ? 100 : 0;
+}
+
+static const larder_seed_input_t gems_inputs[] = {
+    {.kind = "gemfile-lock", .detect = detect_gemfile_lock, .expand = expand_gemfile_lock_text},
+    {.kind = NULL},
+};
+
+static void file_unseedable(void *ctx, unsigned line, const char *text, const char *why, int failed)
+{
+    (void)line;
+    larder_unseedable_report(ctx, text, why, failed);
+}
 
 /* `larder seed`: a Gemfile.lock into gems items (GIT sections are listed as not seedable, PATH ones as local) */
 static int expand_gemfile_lock(larder_seed_spec_t *spec, int proto, const char *path, larder_unseedable_fn fn,
@@ -15,14 +63,13 @@ static int expand_gemfile_lock(larder_seed_spec_t *spec, int proto, const char *
     if (!text)
         return -1;
     larder_unseedable_t u = {fn, uctx, path};
-    char **lines = NULL, perr[300];
-    long n = larder_gems_lockfile_lines_ex(text, len, &lines, larder_unseedable_report, &u, perr, sizeof(perr));
+    char perr[300];
+    unsigned errline = 0;
+    int r = expand_gemfile_lock_text(NULL, spec, proto, text, len, file_unseedable, &u, &errline, perr, sizeof(perr));
     free(text);
-    if (n < 0) {
+    if (r < 0)
         snprintf(err, errlen, "%s: %s", path, perr);
-        return -1;
-    }
-    return larder_seed_append_lines(spec, proto, lines, (size_t)n);
+    return r;
 }
 
 static const larder_seed_key_t gems_seed_keys[] = {
@@ -51,6 +98,7 @@ const larder_protocol_t larder_protocol_gems = {
     .default_upstream = "https://rubygems.org/",
     .seed_keys = gems_seed_keys,
     .seed_shape = "gems: [...], lockfiles: [...]",
+    .seed_inputs = gems_inputs,
     .handle = gems_handle,
     .seed = gems_seed,
     .pin_spec = larder_gems_pin_spec,

@@ -203,6 +203,83 @@ static int parse_git(larder_seed_parse_t *p, const yaml_node_t *n)
     return 0;
 }
 
+/* ---- raw input: "<remote>/<path> [ref...]" per line ---- */
+
+static int git_line_ok(const char *s)
+{
+    char remote[LARDER_GIT_REMOTE_MAX + 1], path[LARDER_GIT_PATH_MAX + 1];
+    const char *err;
+    size_t rl = strcspn(s, " \t");
+    return larder_git_repo_parse(s, rl, remote, sizeof(remote), path, sizeof(path), &err) == 0;
+}
+
+/* refs after the repository, a .git suffix or a well-known git host: nothing else writes lines like these */
+static int git_line_strong(const char *s)
+{
+    size_t rl = strcspn(s, " \t");
+    return git_line_ok(s) && (s[rl] || (rl > 4 && !memcmp(s + rl - 4, ".git", 4)) || !strncmp(s, "github.com/", 11) ||
+                              !strncmp(s, "gitlab.com/", 11));
+}
+
+static int detect_git(const char *text, size_t len)
+{
+    int share = larder_text_line_score(text, len, git_line_ok);
+    if (share < 100)
+        return share / 2;
+    return larder_text_line_score(text, len, git_line_strong) > 0 ? 90 : 50;
+}
+
+typedef struct git_lines {
+    larder_seed_spec_t *spec;
+    int proto;
+    unsigned *errline;
+    char *err;
+    size_t errlen;
+} git_lines_t;
+
+static int git_line(void *ctx, unsigned line, char *s)
+{
+    git_lines_t *c = ctx;
+    char remote[LARDER_GIT_REMOTE_MAX + 1], path[LARDER_GIT_PATH_MAX + 1], item[8192];
+    const char *err;
+    char *sv, *repo = strtok_r(s, " \t", &sv);
+    if (!repo || larder_git_repo_parse(repo, strlen(repo), remote, sizeof(remote), path, sizeof(path), &err) < 0) {
+        *c->errline = line;
+        snprintf(c->err, c->errlen, "line %u: '%.200s' is not a repository (<remote>/<path>): %s", line,
+                 repo ? repo : "", repo ? err : "empty");
+        return -1;
+    }
+    int len = snprintf(item, sizeof(item), "%s/%s", remote, path);
+    for (char *ref = strtok_r(NULL, " \t", &sv); ref; ref = strtok_r(NULL, " \t", &sv)) {
+        int l = larder_git_refname_ok(ref, strlen(ref)) ? snprintf(item + len, sizeof(item) - (size_t)len, " %s", ref) : -1;
+        if (l < 0 || (size_t)len + (size_t)l >= sizeof(item)) {
+            *c->errline = line;
+            snprintf(c->err, c->errlen, "line %u: '%.200s' is not a ref name (or too many refs)", line, ref);
+            return -1;
+        }
+        len += l;
+    }
+    if (larder_seed_append(c->spec, c->proto, item, NULL) < 0) {
+        snprintf(c->err, c->errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int expand_git(const larder_config_t *cfg, larder_seed_spec_t *spec, int proto, const char *text, size_t len,
+                      larder_seed_input_report_fn report, void *rctx, unsigned *errline, char *err, size_t errlen)
+{
+    (void)cfg, (void)report, (void)rctx;
+    git_lines_t c = {spec, proto, errline, err, errlen};
+    *errline = 0;
+    return larder_text_each_line(text, len, git_line, &c) ? -1 : 0;
+}
+
+static const larder_seed_input_t git_inputs[] = {
+    {.kind = "git", .detect = detect_git, .expand = expand_git},
+    {.kind = NULL},
+};
+
 static void emit_git(FILE *f, const larder_seed_spec_t *spec, int proto)
 {
     fprintf(f, "git:\n");
@@ -290,6 +367,7 @@ const larder_protocol_t larder_protocol_git = {
     .seed_shape = "[<remote>/<path>, {repo: <remote>/<path>, refs: [...]}]",
     .seed_section = parse_git,
     .seed_emit = emit_git,
+    .seed_inputs = git_inputs,
     .handle = git_handle,
     .seed = git_seed,
     .pin_spec = git_pin_spec,

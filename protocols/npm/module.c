@@ -6,6 +6,80 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* ---- raw lockfile text (the daemon and `larder seed` alike) ---- */
+
+typedef struct lock_report {
+    const char *text;
+    size_t len;
+    larder_seed_input_report_fn report;
+    void *rctx;
+} lock_report_t;
+
+static void lock_skipped(void *ctx, const char *what, const char *why, int failed)
+{
+    lock_report_t *r = ctx;
+    char needle[600];
+    snprintf(needle, sizeof(needle), "\"%s\"", what); /* its key in the lockfile */
+    r->report(r->rctx, larder_text_line_of(r->text, r->len, needle), what, why, failed);
+}
+
+static int expand_package_lock(const larder_config_t *cfg, larder_seed_spec_t *spec, int proto, const char *text,
+                               size_t len, larder_seed_input_report_fn report, void *rctx, unsigned *errline,
+                               char *err, size_t errlen)
+{
+    (void)cfg;
+    lock_report_t lr = {text, len, report, rctx};
+    char **lines = NULL;
+    *errline = 0;
+    long n = larder_npm_lockfile_lines(text, len, &lines, lock_skipped, &lr, err, errlen);
+    if (n < 0)
+        return -1;
+    return larder_seed_append_lines(spec, proto, lines, (size_t)n);
+}
+
+static int detect_package_lock(const char *text, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t'))
+        i++;
+    if (i >= len || text[i] != '{')
+        return 0;
+    return memmem(text, len, "\"lockfileVersion\"", 17) ? 100 : 0;
+}
+
+static int expand_yarn_lock(const larder_config_t *cfg, larder_seed_spec_t *spec, int proto, const char *text,
+                            size_t len, larder_seed_input_report_fn report, void *rctx, unsigned *errline, char *err,
+                            size_t errlen)
+{
+    (void)cfg;
+    char **lines = NULL;
+    long n = larder_npm_yarnlock_lines(text, len, &lines, report, rctx, errline, err, errlen);
+    if (n < 0)
+        return -1;
+    return larder_seed_append_lines(spec, proto, lines, (size_t)n);
+}
+
+static int detect_yarn_lock(const char *text, size_t len)
+{
+    if (memmem(text, len, "# yarn lockfile v1", 18))
+        return 100;
+    /* without its comment: headers ending in ':' followed by `  version "` */
+    return memmem(text, len, ":\n  version \"", 13) && memmem(text, len, "\n  resolved \"", 13) ? 90 : 0;
+}
+
+static const larder_seed_input_t npm_inputs[] = {
+    {.kind = "package-lock", .detect = detect_package_lock, .expand = expand_package_lock},
+    {.kind = "yarn-lock", .detect = detect_yarn_lock, .expand = expand_yarn_lock},
+    {.kind = NULL},
+};
+
+static void file_unseedable(void *ctx, unsigned line, const char *text, const char *why, int failed)
+{
+    (void)line; /* a lockfile's entries are named by their key */
+    larder_unseedable_report(ctx, text, why, failed);
+}
 
 /* `larder seed`: a package-lock.json (or npm-shrinkwrap.json) into npm items */
 static int expand_lockfile(larder_seed_spec_t *spec, int proto, const char *path, larder_unseedable_fn fn,
@@ -16,14 +90,13 @@ static int expand_lockfile(larder_seed_spec_t *spec, int proto, const char *path
     if (!text)
         return -1;
     larder_unseedable_t u = {fn, uctx, path};
-    char **lines = NULL, perr[512];
-    long n = larder_npm_lockfile_lines(text, len, &lines, larder_unseedable_report, &u, perr, sizeof(perr));
+    char perr[512];
+    unsigned errline = 0;
+    int r = expand_package_lock(NULL, spec, proto, text, len, file_unseedable, &u, &errline, perr, sizeof(perr));
     free(text);
-    if (n < 0) {
+    if (r < 0)
         snprintf(err, errlen, "%s: %s", path, perr);
-        return -1;
-    }
-    return larder_seed_append_lines(spec, proto, lines, (size_t)n);
+    return r;
 }
 
 static const larder_seed_key_t npm_seed_keys[] = {
@@ -65,6 +138,7 @@ const larder_protocol_t larder_protocol_npm = {
     .conf_keys = npm_keys,
     .seed_keys = npm_seed_keys,
     .seed_shape = "packages: [...], lockfiles: [...]",
+    .seed_inputs = npm_inputs,
     .handle = npm_handle,
     .seed = npm_seed,
     .pin_spec = larder_npm_pin_spec,

@@ -61,6 +61,13 @@ typedef void (*larder_npm_skip_cb)(void *ctx, const char *what, const char *why,
 long larder_npm_lockfile_lines(const char *json, size_t len, char ***lines, larder_npm_skip_cb skipped, void *ctx,
                                char *err, size_t errlen);
 
+/* The same from a yarn.lock (v1): "name@version integrity" per registry package (duplicates dropped). Local
+ * (file:, link:) entries and git or tarball-URL sources are reported through skipped (may be NULL) with the line
+ * of their entry. -1 with "line N: ..." in err and *errline = N (0 when no line is to blame). */
+typedef void (*larder_npm_yarn_cb)(void *ctx, unsigned line, const char *what, const char *why, int failed);
+long larder_npm_yarnlock_lines(const char *text, size_t len, char ***lines, larder_npm_yarn_cb skipped, void *ctx,
+                               unsigned *errline, char *err, size_t errlen);
+
 /* "name@version[ integrity]" -> parts; version must be exact (x.y.z[-pre][+build]). 0, or -1 with a message. */
 int larder_npm_parse_seed_ref(const char *ref, char *name, size_t namelen, char *version, size_t versionlen,
                               char *integrity, size_t intlen, char *err, size_t errlen);

@@ -71,6 +71,73 @@ static const larder_seed_key_t oci_seed_keys[] = {
     {.key = NULL},
 };
 
+/* ---- raw input: one image reference per line ---- */
+
+static int on_git_host(const char *s)
+{
+    return !strncmp(s, "github.com/", 11) || !strncmp(s, "gitlab.com/", 11) || !strncmp(s, "bitbucket.org/", 14);
+}
+
+static int image_line_ok(const char *s)
+{
+    if (on_git_host(s))
+        return 0;
+    for (const char *c = s; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || strchr("._/:@-", *c)))
+            return 0;
+    return (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9');
+}
+
+static int image_line_strong(const char *s) { return image_line_ok(s) && (strchr(s, '/') || strchr(s, ':')); }
+
+static int detect_images(const char *text, size_t len)
+{
+    int share = larder_text_line_score(text, len, image_line_ok);
+    if (share < 100)
+        return share * 6 / 10;
+    return larder_text_line_score(text, len, image_line_strong) == 100 ? 85 : 60;
+}
+
+typedef struct lines_ctx {
+    larder_seed_spec_t *spec;
+    int proto;
+    unsigned *errline;
+    char *err;
+    size_t errlen;
+} lines_ctx_t;
+
+static int image_line(void *ctx, unsigned line, char *s)
+{
+    lines_ctx_t *c = ctx;
+    larder_oci_req_t r;
+    char perr[300];
+    if (strchr(s, ' ') || strchr(s, '\t') || larder_oci_parse_ref(s, &r, perr, sizeof(perr)) < 0) {
+        *c->errline = line;
+        snprintf(c->err, c->errlen, "line %u: '%.200s' is not an image reference ([registry/]name[:tag][@sha256:...])%s%s",
+                 line, s, strchr(s, ' ') ? "" : ": ", strchr(s, ' ') ? "" : perr);
+        return -1;
+    }
+    if (larder_seed_append(c->spec, c->proto, s, NULL) < 0) {
+        snprintf(c->err, c->errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int expand_images(const larder_config_t *cfg, larder_seed_spec_t *spec, int proto, const char *text, size_t len,
+                         larder_seed_input_report_fn report, void *rctx, unsigned *errline, char *err, size_t errlen)
+{
+    (void)cfg, (void)report, (void)rctx;
+    lines_ctx_t c = {spec, proto, errline, err, errlen};
+    *errline = 0;
+    return larder_text_each_line(text, len, image_line, &c) ? -1 : 0;
+}
+
+static const larder_seed_input_t oci_inputs[] = {
+    {.kind = "images", .detect = detect_images, .expand = expand_images},
+    {.kind = NULL},
+};
+
 /* a manifest's media type by digest (mt/<registry>/<sha256>): how a manifest asked for by digest is answered */
 static void oci_bundle_meta(const char *key, const larder_entry_t *e, void (*add)(void *, const char *, int), void *ctx)
 {
@@ -91,6 +158,7 @@ const larder_protocol_t larder_protocol_oci = {
     .conf_keys = oci_keys,
     .seed_keys = oci_seed_keys,
     .seed_shape = "images: [...], platforms: [...]",
+    .seed_inputs = oci_inputs,
     .handle = oci_handle,
     .seed = oci_seed,
     .pin_spec = larder_oci_pin_spec,

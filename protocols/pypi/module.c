@@ -33,7 +33,114 @@ static int platform_ok(const char *s, size_t len)
     return 1;
 }
 
-/* a requirements file and the files it includes with -r (relative to it), into pypi items */
+/* ---- raw requirements text (the daemon and `larder seed` alike) ---- */
+
+typedef struct req_report {
+    const char *text;
+    size_t len;
+    larder_seed_input_report_fn report;
+    void *rctx;
+} req_report_t;
+
+static void req_unseedable(void *ctx, const char *line, const char *why, int failed)
+{
+    req_report_t *r = ctx;
+    r->report(r->rctx, larder_text_line_of(r->text, r->len, line), line, why, failed);
+}
+
+/* requirement lines of text into pypi items. An unpinned line is not seeded (reported); a line that is no
+ * requirement at all fails the text. includes: the -r files named (NULL: each is reported, as pasted text cannot
+ * name files the daemon could read) */
+static int expand_text(larder_seed_spec_t *spec, int proto, const char *text, size_t len,
+                       larder_seed_input_report_fn report, void *rctx, char ***includes, size_t *ninc,
+                       unsigned *errline, char *err, size_t errlen)
+{
+    req_report_t rr = {text, len, report, rctx};
+    char **lines, **inc;
+    size_t ni, n = larder_pypi_requirement_lines_ex(text, len, &lines, &inc, &ni, req_unseedable, &rr);
+    int r = 0;
+    for (size_t i = 0; i < n; i++) {
+        larder_pypi_requirement_t req;
+        char perr[300];
+        if (r == 0 && larder_pypi_parse_requirement(lines[i], &req, perr, sizeof(perr)) < 0) {
+            unsigned ln = larder_text_line_of(text, len, lines[i]);
+            if (strstr(perr, "pinned")) {
+                report(rctx, ln, lines[i], perr, 1);
+            } else {
+                *errline = ln;
+                snprintf(err, errlen, "line %u: %s", ln, perr);
+                r = -1;
+            }
+        } else if (r == 0 && larder_seed_append(spec, proto, lines[i], NULL) < 0) {
+            r = -1;
+            snprintf(err, errlen, "out of memory");
+        }
+        free(lines[i]);
+    }
+    free(lines);
+    if (includes) {
+        *includes = inc;
+        *ninc = ni;
+        return r;
+    }
+    for (size_t i = 0; i < ni; i++) {
+        char what[4200];
+        snprintf(what, sizeof(what), "-r %s", inc[i]);
+        report(rctx, larder_text_line_of(text, len, inc[i]), what,
+               "an include: the daemon cannot read other files; paste that file too, or use `larder seed` with "
+               "requirement_files", 1);
+        free(inc[i]);
+    }
+    free(inc);
+    return r;
+}
+
+static int expand_requirements_text(const larder_config_t *cfg, larder_seed_spec_t *spec, int proto, const char *text,
+                                    size_t len, larder_seed_input_report_fn report, void *rctx, unsigned *errline,
+                                    char *err, size_t errlen)
+{
+    (void)cfg;
+    return expand_text(spec, proto, text, len, report, rctx, NULL, NULL, errline, err, errlen);
+}
+
+/* a line of a requirements file: "name==1.0", "name[x]>=1; marker", "-r other.txt", "--hash=..." */
+static int req_line_ok(const char *s)
+{
+    if (s[0] == '-')
+        return !strncmp(s, "-r ", 3) || !strncmp(s, "-c ", 3) || !strncmp(s, "-e ", 3) || !strncmp(s, "--", 2) ||
+               !strncmp(s, "-i ", 3);
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= '0' && s[0] <= '9')))
+        return 0;
+    size_t i = 0;
+    while (s[i] && (strchr("-_.", s[i]) || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                    (s[i] >= '0' && s[i] <= '9')))
+        i++;
+    return !s[i] || strchr("[=<>~!; \\", s[i]) != NULL;
+}
+
+static int strong_line(const char *s) { return strstr(s, "==") || strstr(s, ">=") || strstr(s, "~=") || !strncmp(s, "-r ", 3) || strstr(s, "--hash="); }
+
+static int detect_requirements(const char *text, size_t len)
+{
+    int share = larder_text_line_score(text, len, req_line_ok);
+    if (share < 100)
+        return share * 6 / 10;
+    /* bare names fit other lists too (apt packages, images): only pip's own operators make it certain */
+    return larder_text_line_score(text, len, strong_line) > 0 ? 90 : 60;
+}
+
+static const larder_seed_input_t pypi_inputs[] = {
+    {.kind = "requirements", .detect = detect_requirements, .expand = expand_requirements_text},
+    {.kind = NULL},
+};
+
+static void file_unseedable(void *ctx, unsigned line, const char *text, const char *why, int failed)
+{
+    (void)line; /* named by the line as written, as before */
+    larder_unseedable_report(ctx, text, why, failed);
+}
+
+/* `larder seed`: a requirements file and the files it includes with -r (relative to it), into pypi items */
 static int expand_at(larder_seed_spec_t *spec, int proto, const char *path, int depth, larder_unseedable_fn fn,
                      void *uctx, char *err, size_t errlen)
 {
@@ -42,10 +149,13 @@ static int expand_at(larder_seed_spec_t *spec, int proto, const char *path, int 
     if (!text)
         return -1;
     larder_unseedable_t u = {fn, uctx, path};
-    char **lines, **inc;
-    size_t ninc, n = larder_pypi_requirement_lines_ex(text, len, &lines, &inc, &ninc, larder_unseedable_report, &u);
+    char **inc = NULL, perr[400];
+    size_t ninc = 0;
+    unsigned errline = 0;
+    int r = expand_text(spec, proto, text, len, file_unseedable, &u, &inc, &ninc, &errline, perr, sizeof(perr));
     free(text);
-    int r = larder_seed_append_lines(spec, proto, lines, n);
+    if (r < 0)
+        snprintf(err, errlen, "%s: %s", path, perr);
     for (size_t i = 0; i < ninc; i++) {
         if (r == 0) {
             if (depth > 8) {
@@ -98,6 +208,7 @@ const larder_protocol_t larder_protocol_pypi = {
     .default_upstream = "https://pypi.org/simple/",
     .seed_keys = pypi_seed_keys,
     .seed_shape = "requirements: [...], python_versions: [...]",
+    .seed_inputs = pypi_inputs,
     .handle = pypi_handle,
     .seed = pypi_seed,
     .pin_spec = larder_pypi_pin_spec,
