@@ -3,7 +3,9 @@
  *   GET  /-/health                 200 {"status":"ok",...}
  *   GET  /-/metrics                Prometheus text
  *   GET  /-/ui/...                 static UI embedded at build time
- *   GET  /-/api/v1/stats           usage per protocol, quotas, fetches in flight
+ *   GET  /-/api/v1/stats           usage per protocol, quotas, fetches in flight, lifetime counters
+ *   GET  /-/api/v1/history?range=&step=   the counters' time series (history.c)
+ *   GET  /-/api/v1/upstreams       every upstream's health and hold-off (upstreams.c)
  *   GET  /-/api/v1/entries?protocol=P&limit=N
  *   GET  /-/api/v1/pins            pin sets with their sizes;  GET /-/api/v1/pins/<set>: its entries
  *   DELETE /-/api/v1/pins/<set>    unpin a set (entries stay cached until evicted)
@@ -16,10 +18,12 @@
 #include "admin.h"
 #include "bundle_export.h"
 #include "cache.h"
+#include "history.h"
 #include "jobs.h"
 #include "log.h"
 #include "pinspec.h"
 #include "record.h"
+#include "upstreams.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -120,26 +124,46 @@ static void metrics(larder_app_t *app, h2o_req_t *req)
     free(text);
 }
 
+/* the persisted lifetime counters (history.c) of one protocol's v[] (LARDER_H_*), or of the sum */
+static void add_counters(json_t *o, const uint64_t *v)
+{
+    for (int i = 0; i < LARDER_H_NCOUNTERS; i++)
+        json_object_set_new(o, larder_history_counter_names[i], json_integer((json_int_t)v[i]));
+    /* answers from a stored copy over every answer of the cache (pass-through answers are not) */
+    uint64_t from_store = v[LARDER_H_HITS] + v[LARDER_H_STALE] + v[LARDER_H_REVALIDATED];
+    uint64_t answers = from_store + v[LARDER_H_MISSES] + v[LARDER_H_EXPIRED];
+    json_object_set_new(o, "hit_ratio", answers ? json_real((double)from_store / (double)answers) : json_null());
+}
+
 static void stats(larder_app_t *app, h2o_req_t *req)
 {
     larder_store_stats_t s;
     larder_store_get_stats(app->store, &s);
     json_t *protos = json_object();
+    uint64_t total[LARDER_H_NCOUNTERS] = {0}, tbytes = 0, tentries = 0, tevictions = 0;
     for (int p = 0; p < larder_proto_count(); p++) {
-        json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "bytes", (json_int_t)s.entry_bytes[p],
-                              "entries", (json_int_t)s.entry_count[p], "quota",
-                              (json_int_t)app->cfg->proto[p].quota, "evictions", (json_int_t)s.evictions[p], "hits",
-                              (json_int_t)atomic_load(&app->metrics.responses[p][LARDER_CACHE_HIT]), "misses",
-                              (json_int_t)atomic_load(&app->metrics.responses[p][LARDER_CACHE_MISS]), "bytes_served",
-                              (json_int_t)atomic_load(&app->metrics.bytes_served[p]), "bytes_upstream",
-                              (json_int_t)atomic_load(&app->metrics.bytes_upstream[p]), "enabled",
-                              app->cfg->proto[p].enabled);
+        uint64_t v[LARDER_H_NCOUNTERS];
+        larder_history_counters(&app->metrics, p, v);
+        json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:b}", "bytes", (json_int_t)s.entry_bytes[p], "entries",
+                              (json_int_t)s.entry_count[p], "quota", (json_int_t)app->cfg->proto[p].quota,
+                              "evictions", (json_int_t)s.evictions[p], "enabled", app->cfg->proto[p].enabled);
+        add_counters(o, v);
+        for (int i = 0; i < LARDER_H_NCOUNTERS; i++)
+            total[i] += v[i];
+        tbytes += s.entry_bytes[p];
+        tentries += s.entry_count[p];
+        tevictions += s.evictions[p];
         json_object_set_new(protos, larder_proto_name(p), o);
     }
-    json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:b, s:i, s:o}", "blob_bytes", (json_int_t)s.blob_bytes, "blobs",
-                          (json_int_t)s.blob_count, "external_bytes", (json_int_t)s.external_bytes, "quota_total", (json_int_t)app->cfg->quota_total, "min_free",
-                          (json_int_t)app->cfg->min_free, "offline", app->cfg->offline, "fetches_active",
-                          larder_fetcher_active(app->fetcher), "protocols", protos);
+    json_t *tot = json_pack("{s:I, s:I, s:I}", "bytes", (json_int_t)tbytes, "entries", (json_int_t)tentries,
+                            "evictions", (json_int_t)tevictions);
+    add_counters(tot, total);
+    uint64_t since = app->history ? larder_history_since(app->history) : app->started_at;
+    json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:b, s:i, s:o, s:o, s:I}", "blob_bytes", (json_int_t)s.blob_bytes,
+                          "blobs", (json_int_t)s.blob_count, "external_bytes", (json_int_t)s.external_bytes,
+                          "quota_total", (json_int_t)app->cfg->quota_total, "min_free", (json_int_t)app->cfg->min_free,
+                          "offline", app->cfg->offline, "fetches_active", larder_fetcher_active(app->fetcher),
+                          "protocols", protos, "total", tot, "counters_since", (json_int_t)since);
     send_json(app, req, 200, j);
 }
 
@@ -404,6 +428,10 @@ void larder_admin_handle(larder_app_t *app, h2o_req_t *req)
         ui(app, req, p + 6, len - 6);
     else if (IS("/-/api/v1/stats"))
         stats(app, req);
+    else if (IS("/-/api/v1/history"))
+        larder_history_handle(app, req);
+    else if (IS("/-/api/v1/upstreams"))
+        larder_upstreams_handle(app, req);
     else if (IS("/-/api/v1/entries"))
         entries(app, req);
     else if (IS("/-/api/v1/pins"))

@@ -132,6 +132,8 @@ static void log_line(larder_app_t *app, h2o_req_t *req, int proto, int status, i
                        cache_status >= 0 ? larder_cache_status_name(cache_status) : "-", bytes, upstream_ms, note);
     if (proto >= 0 && status >= 400)
         atomic_fetch_add(&app->metrics.errors[proto], 1);
+    if (proto >= 0)
+        larder_metrics_answered(&app->metrics, proto, -1, 0); /* a body of the module's own, not from the cache */
 }
 
 void larder_send_text(larder_app_t *app, h2o_req_t *req, int proto, int status, const char *reason,
@@ -194,7 +196,7 @@ static void tailer_dispose(void *p)
     if (t->phase != PHASE_DONE) {
         larder_log_request(larder_proto_name(t->proto), t->method, t->logpath ? t->logpath : "-", t->status,
                            larder_cache_status_name(t->cache_status), t->sent, -1, "client went away");
-        atomic_fetch_add(&t->app->metrics.bytes_served[t->proto], t->sent);
+        larder_metrics_answered(&t->app->metrics, t->proto, t->cache_status, t->sent);
     }
     if (t->fetch)
         larder_fetch_release(t->fetch);
@@ -213,7 +215,7 @@ static void finish_log(tailer_t *t, const char *note)
     int64_t ums = t->fetch ? (int64_t)t->fetch->upstream_ms : t->upstream_ms;
     larder_log_request(larder_proto_name(t->proto), t->method, t->logpath, t->status,
                        larder_cache_status_name(t->cache_status), t->sent, ums, note);
-    atomic_fetch_add(&t->app->metrics.bytes_served[t->proto], t->sent);
+    larder_metrics_answered(&t->app->metrics, t->proto, t->cache_status, t->sent);
     /* an answer from the cache (passthrough answers and errors are not) joins a running recording */
     if (t->status < 400 && !t->pass && !t->no_record && t->cache_status != LARDER_CACHE_BYPASS)
         larder_record_served(t->app, t->req, t->proto, t->record_key ? t->record_key : t->key);

@@ -17,6 +17,7 @@
  * Fetch objects are reference counted; the file descriptor lives as long as the last reader. */
 #include "fetch.h"
 #include "log.h"
+#include "upstreams.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -61,6 +62,7 @@ struct larder_fetch_priv {
     int nostore;
     int local; /* no upstream: straight to a commit thread, the transform makes the body */
     int own_thread; /* local, on a thread of its own rather than a commit thread */
+    int held;       /* its upstream is held off (upstreams.h): fails at once, fe->error says why */
     uint64_t external; /* set by the transform: bytes kept outside the blob store for this entry */
     char *body, *body_type;
     size_t body_len;
@@ -81,6 +83,7 @@ struct larder_fetcher {
     const larder_config_t *cfg;
     larder_store_t *store;
     larder_metrics_t *metrics;
+    larder_upstreams_t *upstreams; /* health and hold-off of the upstreams, or NULL */
     larder_fetch_wake_cb wake;
     void *wake_ctx;
     pthread_mutex_t mu; /* table, queue, waiters and final state transitions */
@@ -394,6 +397,9 @@ larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t
         *how = LARDER_FETCH_STARTED;
         return fe;
     }
+    /* a held-off upstream is not contacted: the fetch fails on the curl thread like any other, so waiters, stale
+     * answers and seed jobs see an ordinary failure */
+    p->held = larder_upstreams_admit(f->upstreams, fe->proto, fe->url, fe->error, sizeof(fe->error)) < 0;
     p->queue_next = f->queue;
     f->queue = fe;
     pthread_mutex_unlock(&f->mu);
@@ -1030,6 +1036,10 @@ static int own_thread_start(larder_fetcher_t *f, larder_fetch_t *fe)
 
 int larder_fetch_cancelled(const larder_fetch_t *fe) { return atomic_load(&fe->priv->owner->stop); }
 
+int larder_fetch_by_job(const larder_fetch_t *fe) { return fe->priv->pin_set != NULL; }
+
+void larder_fetcher_set_upstreams(larder_fetcher_t *f, larder_upstreams_t *u) { f->upstreams = u; }
+
 void larder_fetch_set_external(const larder_fetch_t *fe, uint64_t bytes) { fe->priv->external = bytes; }
 
 static void *commit_thread(void *arg)
@@ -1052,6 +1062,29 @@ static void *commit_thread(void *arg)
     }
 }
 
+/* the upstream's health (upstreams.h): an answer below 500 is a success; no answer at all (no connection, DNS, TLS,
+ * timeout before a status) counts towards its hold-off; a 5xx or a body broken off is a failure that does not */
+static void record_outcome(larder_fetcher_t *f, larder_fetch_t *fe, CURLcode res, long code)
+{
+    char why[300];
+    if (!f->upstreams)
+        return;
+    if (res == CURLE_OK && code > 0 && code < 500) {
+        larder_upstreams_outcome(f->upstreams, fe->proto, fe->url, LARDER_UPSTREAM_OK, NULL);
+    } else if (res == CURLE_OK || code > 0) {
+        if (res == CURLE_OK)
+            snprintf(why, sizeof(why), "upstream answered %ld", code);
+        else
+            snprintf(why, sizeof(why), "%s (after status %ld)", curl_easy_strerror(res), code);
+        larder_upstreams_outcome(f->upstreams, fe->proto, fe->url, LARDER_UPSTREAM_FAILED, why);
+    } else if (res == CURLE_COULDNT_CONNECT || res == CURLE_COULDNT_RESOLVE_HOST || res == CURLE_COULDNT_RESOLVE_PROXY ||
+               res == CURLE_OPERATION_TIMEDOUT || res == CURLE_SSL_CONNECT_ERROR || res == CURLE_PEER_FAILED_VERIFICATION ||
+               res == CURLE_GOT_NOTHING || res == CURLE_RECV_ERROR || res == CURLE_SEND_ERROR) {
+        larder_upstreams_outcome(f->upstreams, fe->proto, fe->url, LARDER_UPSTREAM_UNREACHABLE,
+                                 fe->error[0] ? fe->error : curl_easy_strerror(res));
+    } /* other errors are ours (a full disk, max_object_size, stopping): they say nothing of the upstream */
+}
+
 static void finish(larder_fetcher_t *f, larder_fetch_t *fe, CURLcode res)
 {
     struct larder_fetch_priv *p = fe->priv;
@@ -1066,6 +1099,7 @@ static void finish(larder_fetcher_t *f, larder_fetch_t *fe, CURLcode res)
     else if (res == CURLE_COULDNT_CONNECT || res == CURLE_COULDNT_RESOLVE_HOST || res == CURLE_OPERATION_TIMEDOUT ||
              res == CURLE_COULDNT_RESOLVE_PROXY)
         host_mark(f, fe->url, 1);
+    record_outcome(f, fe, res, code);
     int retry = 0;
     if (res == CURLE_OK && code == 401 && p->scope_key && !p->auth_retried && atomic_load(&fe->state) ==
                                                                                    LARDER_FETCH_PENDING) {
@@ -1140,7 +1174,11 @@ static void complete(larder_fetcher_t *f, larder_fetch_t *fe, int final)
         unlink(p->tmp_path);
         p->tmp_path[0] = 0;
     }
-    atomic_fetch_add(&f->metrics->bytes_upstream[fe->proto], atomic_load(&fe->written));
+    /* by who started the fetch: a seed job's (it pins in its set) even when clients joined it */
+    if (p->pin_set)
+        atomic_fetch_add(&f->metrics->bytes_seed[fe->proto], atomic_load(&fe->written));
+    else
+        atomic_fetch_add(&f->metrics->bytes_upstream[fe->proto], atomic_load(&fe->written));
     if (final == LARDER_FETCH_FAILED) {
         atomic_fetch_add(&f->metrics->errors[fe->proto], 1);
         larder_warn("fetch: %s failed: %s", fe->url, fe->error);
@@ -1180,7 +1218,10 @@ static void *fetch_thread(void *arg)
         pthread_mutex_unlock(&f->mu);
         while (q) {
             larder_fetch_t *next = q->priv->queue_next;
-            setup_easy(f, q);
+            if (q->priv->held)
+                complete(f, q, LARDER_FETCH_FAILED);
+            else
+                setup_easy(f, q);
             q = next;
         }
         int running;

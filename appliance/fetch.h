@@ -125,6 +125,11 @@ int larder_fetch_cancelled(const larder_fetch_t *fe);
 /* for a transform: the entry it makes accounts for `bytes` the module keeps outside the blob store
  * (larder_entry_t.external), so they count in the quotas and the module hears of the entry's eviction */
 void larder_fetch_set_external(const larder_fetch_t *fe, uint64_t bytes);
+/* 1 when a seed job started the fetch (its upstream bytes count as bytes_seed, whoever joined it) */
+int larder_fetch_by_job(const larder_fetch_t *fe);
+/* where fetches report their upstream's health and ask whether it is held off (upstreams.h); before the first fetch */
+typedef struct larder_upstreams larder_upstreams_t;
+void larder_fetcher_set_upstreams(larder_fetcher_t *f, larder_upstreams_t *u);
 /* number of fetches in flight */
 int larder_fetcher_active(larder_fetcher_t *f);
 /* 1 when the host of url could not be reached (no connection, no answer) within the last minute or so: stale

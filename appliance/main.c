@@ -6,6 +6,8 @@
  * posts the spec to the running daemon's admin API and follows the job. `config` prints the effective
  * configuration (every declared key, its value and owner) or checks a file without starting anything. */
 #include "app.h"
+#include "history.h"
+#include "upstreams.h"
 #include "client.h"
 #include "bundle_cli.h"
 #include "bundle_export.h"
@@ -65,14 +67,20 @@ static int cmd_serve(const char *config_path)
         larder_err("%s", err);
         return 1;
     }
+    /* the lifetime counters are restored before anything counts */
+    app->history = larder_history_create(app);
+    app->upstreams = larder_upstreams_create(cfg);
     larder_server_t *srv = NULL;
     /* the server must exist before the fetcher can wake it; the fetcher before any request arrives */
     if (larder_server_create(app, &srv, err, sizeof(err)) < 0) {
         larder_err("%s", err);
+        larder_history_destroy(app->history);
+        larder_upstreams_destroy(app->upstreams);
         larder_store_close(app->store);
         return 1;
     }
     app->fetcher = larder_fetcher_create(cfg, app->store, &app->metrics, larder_server_wake, srv);
+    larder_fetcher_set_upstreams(app->fetcher, app->upstreams);
     app->jobs = larder_jobs_create(app);
     app->record = larder_record_create();
     app->bundles = larder_bundles_create(app);
@@ -98,6 +106,8 @@ static int cmd_serve(const char *config_path)
     larder_bundles_destroy(app->bundles);
     larder_server_destroy(srv);
     larder_record_destroy(app->record);
+    larder_history_destroy(app->history); /* after the last count: the fetcher and the jobs are gone */
+    larder_upstreams_destroy(app->upstreams);
     larder_store_close(app->store);
     larder_config_free(cfg);
     free(app);

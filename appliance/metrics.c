@@ -1,5 +1,6 @@
 /* metrics.c - renders the counters kept by cache.c and fetch.c, and the store's usage, as Prometheus text.
- * Counters are plain atomics bumped on the hot path; rendering reads them without locks. */
+ * Counters are plain atomics bumped on the hot path; rendering reads them without locks. They are lifetime totals:
+ * history.c restores them from the store at start-up and persists them, so they do not reset at a restart. */
 #include "metrics.h"
 
 #include <inttypes.h>
@@ -11,6 +12,17 @@
 static const char *status_names[LARDER_NCACHE_STATUS] = {"HIT", "MISS", "STALE", "REVALIDATED", "EXPIRED", "BYPASS"};
 
 const char *larder_cache_status_name(int s) { return s >= 0 && s < LARDER_NCACHE_STATUS ? status_names[s] : "-"; }
+
+void larder_metrics_answered(larder_metrics_t *m, int proto, int cache_status, uint64_t sent)
+{
+    if (proto < 0 || proto >= LARDER_MAX_PROTO)
+        return;
+    atomic_fetch_add(&m->requests[proto], 1);
+    atomic_fetch_add(&m->bytes_served[proto], sent);
+    if (cache_status == LARDER_CACHE_HIT || cache_status == LARDER_CACHE_STALE ||
+        cache_status == LARDER_CACHE_REVALIDATED)
+        atomic_fetch_add(&m->bytes_saved[proto], sent);
+}
 
 typedef struct sbuf {
     char *p;
@@ -65,8 +77,13 @@ char *larder_metrics_render(const larder_metrics_t *m, larder_store_t *store, co
             atomic_store(&tmp[p], atomic_load(&m->responses[p][by_status[i].status]));
         counter(&b, by_status[i].name, by_status[i].help, tmp);
     }
+    counter(&b, "larder_requests_total", "Requests answered by a protocol module (errors included)", m->requests);
     counter(&b, "larder_bytes_served_total", "Body bytes sent to clients", m->bytes_served);
-    counter(&b, "larder_bytes_upstream_total", "Body bytes downloaded from upstreams", m->bytes_upstream);
+    counter(&b, "larder_bytes_upstream_total", "Body bytes downloaded from upstreams for clients' requests",
+            m->bytes_upstream);
+    counter(&b, "larder_bytes_seed_total", "Body bytes downloaded from upstreams by seed jobs", m->bytes_seed);
+    counter(&b, "larder_bytes_saved_total", "Body bytes sent from stored copies (HIT, STALE, REVALIDATED)",
+            m->bytes_saved);
     counter(&b, "larder_errors_total", "Error responses (4xx/5xx) and failed upstream fetches", m->errors);
     larder_store_stats_t s;
     larder_store_get_stats(store, &s);

@@ -262,6 +262,11 @@ typedef struct larder_protocol {
                                  size_t errlen);
     int (*bundle_external_place)(larder_app_t *app, const char *key, const char *staged, int keep, char *err,
                                  size_t errlen);
+    /* GET /-/api/v1/upstreams (upstreams.h): the upstreams the module's configuration names besides its section's
+     * `upstream` (which the core lists itself as "upstream"): add(ctx, name, url) for each, url the prefix its
+     * fetched URLs start with (files mirrors and pins, registries, remotes, hosts). Their health is kept by the
+     * longest prefix of each fetched URL. NULL: none */
+    void (*upstreams)(const larder_config_t *cfg, void (*add)(void *ctx, const char *name, const char *url), void *ctx);
 } larder_protocol_t;
 
 /* the registry (protocols/registry.c) */

@@ -100,6 +100,7 @@ int larder_store_each_pin(larder_store_t *st, const char *set, larder_pin_cb cb,
 typedef struct larder_meta_batch larder_meta_batch_t;
 larder_meta_batch_t *larder_store_meta_begin(larder_store_t *st);
 void larder_meta_batch_put(larder_meta_batch_t *b, int proto, const char *key, const char *val, size_t len);
+/* delete the record m/<proto>/<key> when the batch is committed */
 void larder_meta_batch_delete(larder_meta_batch_t *b, int proto, const char *key);
 /* proto for the core's own records (m/-core/<key>: seed jobs under "jobs/"), in every larder_*meta* call */
 #define LARDER_META_CORE (-1)

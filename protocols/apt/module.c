@@ -436,6 +436,20 @@ static void apt_bundle_meta(const char *key, const larder_entry_t *e, void (*add
         add(ctx, p, 1);
 }
 
+/* GET /-/api/v1/upstreams: the allowed hosts, with the scheme they are fetched with (apt.https_hosts) */
+static void apt_upstreams(const larder_config_t *cfg, void (*add)(void *, const char *, const char *), void *ctx)
+{
+    const larder_apt_conf_t *ac = larder_proto_conf(cfg, LARDER_PROTO_APT);
+    for (size_t i = 0; ac && i < ac->allow.n; i++) {
+        int https = 0;
+        for (size_t j = 0; j < ac->https_hosts.n && !https; j++)
+            https = strcmp(ac->https_hosts.v[j], ac->allow.v[i]) == 0;
+        char url[400];
+        snprintf(url, sizeof(url), "%s://%s", https ? "https" : "http", ac->allow.v[i]);
+        add(ctx, ac->allow.v[i], url);
+    }
+}
+
 const larder_protocol_t larder_protocol_apt = {
     .proto = LARDER_PROTO_APT,
     .name = "apt",
@@ -454,4 +468,5 @@ const larder_protocol_t larder_protocol_apt = {
     .seed = apt_seed,
     .pin_spec = larder_apt_pin_spec,
     .bundle_meta = apt_bundle_meta,
+    .upstreams = apt_upstreams,
 };

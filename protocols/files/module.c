@@ -286,6 +286,16 @@ static const larder_seed_input_t files_inputs[] = {
     {.kind = NULL},
 };
 
+/* GET /-/api/v1/upstreams: each mirror's prefix and each pin's URL */
+static void files_upstreams(const larder_config_t *cfg, void (*add)(void *, const char *, const char *), void *ctx)
+{
+    const larder_files_conf_t *fc = larder_proto_conf(cfg, LARDER_PROTO_FILES);
+    for (size_t i = 0; fc && i < fc->nmirrors; i++)
+        add(ctx, fc->mirrors[i].name, fc->mirrors[i].prefix);
+    for (size_t i = 0; fc && i < fc->npins; i++)
+        add(ctx, fc->pins[i].name, fc->pins[i].url);
+}
+
 const larder_protocol_t larder_protocol_files = {
     .proto = LARDER_PROTO_FILES,
     .name = "files",
@@ -298,4 +308,5 @@ const larder_protocol_t larder_protocol_files = {
     .seed = files_seed,
     .seed_inputs = files_inputs,
     .pin_spec = files_pin_spec,
+    .upstreams = files_upstreams,
 };

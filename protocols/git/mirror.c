@@ -20,6 +20,7 @@
  * into .tmp/ and removes it on a thread of its own. */
 #include "internal.h"
 #include "log.h"
+#include "upstreams.h"
 #include "util.h"
 
 #include <errno.h>
@@ -491,6 +492,9 @@ int git_transform_update(larder_store_t *st, const larder_fetch_t *fe, int in_fd
     }
     git_upstream_url(r, path, url, sizeof(url));
     uint64_t t0 = larder_now_ms();
+    /* a remote held off after failures to reach it (upstreams.h) is not asked: the mirror is served as it is */
+    if (larder_upstreams_admit(s->app->upstreams, LARDER_PROTO_GIT, url, err, errlen) < 0)
+        return -1;
     if (slot_take(s, fe) < 0) {
         snprintf(err, errlen, "git update of %s interrupted: larder is stopping", url);
         return -1;
@@ -534,12 +538,21 @@ int git_transform_update(larder_store_t *st, const larder_fetch_t *fe, int in_fd
             snprintf(err, errlen, "git %s failed: %s", existed ? "fetch" : "clone", msg);
         if (is_unreachable(msg))
             mark_remote(s, remote, msg);
+        if (!larder_fetch_cancelled(fe)) /* the remote's health (GET /-/api/v1/upstreams) */
+            larder_upstreams_outcome(s->app->upstreams, LARDER_PROTO_GIT, url,
+                                     is_unreachable(msg) ? LARDER_UPSTREAM_UNREACHABLE
+                                     : is_not_found(msg) ? LARDER_UPSTREAM_OK
+                                                         : LARDER_UPSTREAM_FAILED,
+                                     msg);
         return -1;
     }
     mark_remote(s, remote, NULL);
+    larder_upstreams_outcome(s->app->upstreams, LARDER_PROTO_GIT, url, LARDER_UPSTREAM_OK, NULL);
     uint64_t after = objects_bytes(dir);
-    if (after > before)
-        atomic_fetch_add(&s->app->metrics.bytes_upstream[LARDER_PROTO_GIT], after - before);
+    if (after > before) /* a seed job's update counts as seeding, whoever else waits for it */
+        atomic_fetch_add(larder_fetch_by_job(fe) ? &s->app->metrics.bytes_seed[LARDER_PROTO_GIT]
+                                                 : &s->app->metrics.bytes_upstream[LARDER_PROTO_GIT],
+                         after - before);
     /* the mirror counts in git.quota and quota.total; evicting the entry removes it (git_evicted) */
     larder_fetch_set_external(fe, tree_bytes(dir));
     int wr = larder_write_all(out_fd, alist, alen);

@@ -356,6 +356,14 @@ static void git_stop(larder_app_t *app)
         git_reaper_stop(state);
 }
 
+/* GET /-/api/v1/upstreams: the remotes */
+static void git_upstreams(const larder_config_t *cfg, void (*add)(void *, const char *, const char *), void *ctx)
+{
+    const larder_git_conf_t *gc = git_conf(cfg);
+    for (size_t i = 0; gc && i < gc->nremotes; i++)
+        add(ctx, gc->remotes[i].name, gc->remotes[i].url);
+}
+
 const larder_protocol_t larder_protocol_git = {
     .proto = LARDER_PROTO_GIT,
     .name = "git",
@@ -375,6 +383,7 @@ const larder_protocol_t larder_protocol_git = {
     .start = git_start,
     .stop = git_stop,
     .evicted = git_evicted,
+    .upstreams = git_upstreams,
     .bundle_external_export = git_bundle_export,
     .bundle_external_stage = git_bundle_stage,
     .bundle_external_place = git_bundle_place,

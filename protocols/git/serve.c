@@ -84,7 +84,7 @@ static void log_end(git_stream_t *gs, int status, const char *note)
 {
     larder_log_request("git", gs->method, gs->path, status, larder_cache_status_name(gs->cache_status), gs->sent,
                        gs->upstream_ms, note && *note ? note : NULL);
-    atomic_fetch_add(&gs->app->metrics.bytes_served[LARDER_PROTO_GIT], gs->sent);
+    larder_metrics_answered(&gs->app->metrics, LARDER_PROTO_GIT, gs->cache_status, gs->sent);
 }
 
 static void release_slot(git_stream_t *gs)

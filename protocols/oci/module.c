@@ -147,6 +147,14 @@ static void oci_bundle_meta(const char *key, const larder_entry_t *e, void (*add
         add(ctx, p, 0);
 }
 
+/* GET /-/api/v1/upstreams: the registries */
+static void oci_upstreams(const larder_config_t *cfg, void (*add)(void *, const char *, const char *), void *ctx)
+{
+    const larder_oci_conf_t *oc = larder_proto_conf(cfg, LARDER_PROTO_OCI);
+    for (size_t i = 0; oc && i < oc->nregistries; i++)
+        add(ctx, oc->registries[i].name, oc->registries[i].url);
+}
+
 const larder_protocol_t larder_protocol_oci = {
     .proto = LARDER_PROTO_OCI,
     .name = "oci",
@@ -163,4 +171,5 @@ const larder_protocol_t larder_protocol_oci = {
     .seed = oci_seed,
     .pin_spec = larder_oci_pin_spec,
     .bundle_meta = oci_bundle_meta,
+    .upstreams = oci_upstreams,
 };
