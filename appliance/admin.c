@@ -6,7 +6,8 @@
  *   GET  /-/api/v1/stats           usage per protocol, quotas, fetches in flight, lifetime counters
  *   GET  /-/api/v1/history?range=&step=   the counters' time series (history.c)
  *   GET  /-/api/v1/upstreams       every upstream's health and hold-off (upstreams.c)
- *   GET  /-/api/v1/entries?protocol=P&limit=N
+ *   GET  /-/api/v1/entries?...     paged list; DELETE one entry; POST /-/api/v1/pins/<set>/entries pins one
+ *                                  (admin_entries.c);  GET /-/api/v1/info: for client set-up (admin_info.c)
  *   GET  /-/api/v1/pins            pin sets with their sizes;  GET /-/api/v1/pins/<set>: its entries
  *   DELETE /-/api/v1/pins/<set>    unpin a set (entries stay cached until evicted)
  *   GET  /-/api/v1/pins/<set>/spec the seed spec that makes the set again elsewhere (YAML, pinspec.c)
@@ -14,7 +15,8 @@
  *   POST /-/api/v1/record          body {"pin_set": NAME, "client": ADDR} (client optional): start recording;
  *                                  GET: the recording's state; DELETE: stop it (record.h)
  * Reads are open; every write needs `Authorization: Bearer <admin.token>` and is refused outright when no
- * token is configured. Responses are built with jansson in the request's pool; no state lives here. */
+ * token is configured. The dispatcher checks each path's methods (405 with Allow, admin_util.c) before its
+ * handler runs, and adds the headers every /-/ answer carries. Responses are built with jansson in the request's pool; no state lives here. */
 #include "admin.h"
 #include "bundle_export.h"
 #include "cache.h"
@@ -75,31 +77,6 @@ int larder_admin_authorized(larder_app_t *app, h2o_req_t *req)
     }
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer realm=\"larder\""));
     json_error(app, req, 401, "Unauthorized", "missing or wrong admin token (Authorization: Bearer <admin.token>)");
-    return 0;
-}
-
-/* ---- query helpers ---- */
-
-static int query_param(h2o_req_t *req, const char *name, char *out, size_t outlen)
-{
-    if (req->input.query_at == SIZE_MAX)
-        return 0;
-    const char *q = req->input.path.base + req->input.query_at + 1;
-    const char *end = req->input.path.base + req->input.path.len;
-    size_t nl = strlen(name);
-    while (q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q));
-        const char *seg_end = amp ? amp : end;
-        if ((size_t)(seg_end - q) > nl && memcmp(q, name, nl) == 0 && q[nl] == '=') {
-            size_t vl = (size_t)(seg_end - q) - nl - 1;
-            if (vl >= outlen)
-                vl = outlen - 1;
-            memcpy(out, q + nl + 1, vl);
-            out[vl] = 0;
-            return 1;
-        }
-        q = amp ? amp + 1 : end;
-    }
     return 0;
 }
 
@@ -167,47 +144,6 @@ static void stats(larder_app_t *app, h2o_req_t *req)
     send_json(app, req, 200, j);
 }
 
-typedef struct entries_ctx {
-    larder_app_t *app;
-    json_t *arr;
-    size_t limit;
-} entries_ctx_t;
-
-static int entry_cb(void *arg, int proto, const char *key, const larder_entry_t *e)
-{
-    entries_ctx_t *c = arg;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s?, s:I, s:I, s:b, s:b}", "protocol", larder_proto_name(proto),
-                          "key", key, "sha256", e->digest, "size", (json_int_t)e->size, "url", e->url, "fetched_at",
-                          (json_int_t)e->fetched_at, "last_access", (json_int_t)e->atime, "immutable",
-                          (e->flags & LARDER_ENTRY_IMMUTABLE) != 0, "pinned",
-                          larder_store_is_pinned(c->app->store, proto, key));
-    if (!(e->flags & LARDER_ENTRY_IMMUTABLE)) {
-        uint64_t until = e->fetched_at + c->app->cfg->proto[proto].ttl; /* the ttl in force now applies */
-        json_object_set_new(o, "fresh_until", json_integer((json_int_t)until));
-    }
-    json_array_append_new(c->arr, o);
-    return json_array_size(c->arr) >= c->limit;
-}
-
-static void entries(larder_app_t *app, h2o_req_t *req)
-{
-    char pbuf[32], lbuf[32];
-    int proto = -1;
-    if (query_param(req, "protocol", pbuf, sizeof(pbuf)) && (proto = larder_proto_from_name(pbuf)) < 0) {
-        json_error(app, req, 400, "Bad Request", "unknown protocol");
-        return;
-    }
-    entries_ctx_t c = {app, json_array(), 1000};
-    if (query_param(req, "limit", lbuf, sizeof(lbuf)) && atoi(lbuf) > 0)
-        c.limit = (size_t)atoi(lbuf);
-    if (larder_store_each_entry(app->store, proto, entry_cb, &c) < 0) { /* never a silently partial list */
-        json_decref(c.arr);
-        json_error(app, req, 500, "Internal Server Error", "metadata store read failed; see the log");
-        return;
-    }
-    send_json(app, req, 200, json_pack("{s:o}", "entries", c.arr));
-}
-
 typedef struct pins_ctx {
     larder_app_t *app;
     json_t *obj; /* set -> {entries, bytes} or, for one set, array of entries */
@@ -230,13 +166,20 @@ static int pin_cb(void *arg, const char *set, int proto, const char *key)
     } else {
         json_t *s = json_object_get(c->obj, set);
         if (!s) {
-            s = json_pack("{s:s, s:I, s:I}", "name", set, "entries", (json_int_t)0, "bytes", (json_int_t)0);
+            s = json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", set, "entries", (json_int_t)0, "bytes", (json_int_t)0,
+                          "exclusive_entries", (json_int_t)0, "exclusive_bytes", (json_int_t)0);
             json_object_set_new(c->obj, set, s);
         }
         json_object_set_new(s, "entries", json_integer(json_integer_value(json_object_get(s, "entries")) + 1));
         if (have)
             json_object_set_new(s, "bytes", json_integer(json_integer_value(json_object_get(s, "bytes")) +
                                                          (json_int_t)e.size));
+        /* pinned by this set only: evictable once it is unpinned (external bytes, a mirror's, included) */
+        if (have && larder_store_pin_count(c->app->store, proto, key) == 1) {
+            json_t *xe = json_object_get(s, "exclusive_entries"), *xb = json_object_get(s, "exclusive_bytes");
+            json_integer_set(xe, json_integer_value(xe) + 1);
+            json_integer_set(xb, json_integer_value(xb) + (json_int_t)(e.size + e.external));
+        }
     }
     if (have)
         larder_entry_clear(&e);
@@ -417,41 +360,65 @@ void larder_admin_handle(larder_app_t *app, h2o_req_t *req)
     size_t len = req->input.query_at != SIZE_MAX ? req->input.query_at : req->input.path.len;
 #define IS(lit) (len == sizeof(lit) - 1 && memcmp(p, lit, len) == 0)
 #define STARTS(lit) (len >= sizeof(lit) - 1 && memcmp(p, lit, sizeof(lit) - 1) == 0)
-    if (IS("/-/health"))
-        health(app, req);
-    else if (IS("/-/metrics"))
-        metrics(app, req);
-    else if (IS("/-/ui")) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, H2O_STRLIT("/-/ui/"));
-        larder_send_text(app, req, -1, 301, "Moved Permanently", "text/plain", "", 0);
-    } else if (STARTS("/-/ui/"))
-        ui(app, req, p + 6, len - 6);
-    else if (IS("/-/api/v1/stats"))
-        stats(app, req);
-    else if (IS("/-/api/v1/history"))
-        larder_history_handle(app, req);
-    else if (IS("/-/api/v1/upstreams"))
-        larder_upstreams_handle(app, req);
-    else if (IS("/-/api/v1/entries"))
-        entries(app, req);
-    else if (IS("/-/api/v1/pins"))
-        pins(app, req, NULL, 0);
-    else if (STARTS("/-/api/v1/pins/") && len > 20 && !memcmp(p + len - 5, "/spec", 5))
-        pin_set_spec(app, req, p + 15, len - 20);
-    else if (STARTS("/-/api/v1/pins/") && len > 22 && memcmp(p + len - 7, "/bundle", 7) == 0)
-        larder_bundle_export(app, req, p + 15, len - 22);
-    else if (STARTS("/-/api/v1/pins/"))
-        pins(app, req, p + 15, len - 15);
-    else if (IS("/-/api/v1/imports") || STARTS("/-/api/v1/imports/"))
-        larder_bundle_imports(app, req, p + 17, len - 17);
-    else if (IS("/-/api/v1/jobs"))
+#define ENDS(lit) (len > sizeof(lit) - 1 && memcmp(p + len - (sizeof(lit) - 1), lit, sizeof(lit) - 1) == 0)
+#define ALLOW(methods) larder_admin_allow(app, req, methods)
+    static const char reads[] = "GET, HEAD";
+    larder_admin_common_headers(req, IS("/-/ui") || STARTS("/-/ui/"));
+    if (IS("/-/health")) {
+        if (ALLOW(reads))
+            health(app, req);
+    } else if (IS("/-/metrics")) {
+        if (ALLOW(reads))
+            metrics(app, req);
+    } else if (IS("/-/ui")) {
+        if (ALLOW(reads)) {
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, H2O_STRLIT("/-/ui/"));
+            larder_send_text(app, req, -1, 301, "Moved Permanently", "text/plain", "", 0);
+        }
+    } else if (STARTS("/-/ui/")) {
+        if (ALLOW(reads))
+            ui(app, req, p + 6, len - 6);
+    } else if (IS("/-/api/v1/stats")) {
+        if (ALLOW(reads))
+            stats(app, req);
+    } else if (IS("/-/api/v1/history")) {
+        if (ALLOW(reads))
+            larder_history_handle(app, req);
+    } else if (IS("/-/api/v1/upstreams")) {
+        if (ALLOW(reads))
+            larder_upstreams_handle(app, req);
+    } else if (IS("/-/api/v1/entries"))
+        larder_admin_entries(app, req);
+    else if (IS("/-/api/v1/info"))
+        larder_admin_info(app, req);
+    else if (IS("/-/api/v1/pins")) {
+        if (ALLOW(reads))
+            pins(app, req, NULL, 0);
+    } else if (STARTS("/-/api/v1/pins/") && len > 20 && ENDS("/spec")) {
+        if (ALLOW(reads))
+            pin_set_spec(app, req, p + 15, len - 20);
+    } else if (STARTS("/-/api/v1/pins/") && len > 22 && ENDS("/bundle")) {
+        if (ALLOW(reads))
+            larder_bundle_export(app, req, p + 15, len - 22);
+    } else if (STARTS("/-/api/v1/pins/") && len > 23 && ENDS("/entries"))
+        larder_admin_pin_entry(app, req, p + 15, len - 23);
+    else if (STARTS("/-/api/v1/pins/")) {
+        if (ALLOW("GET, HEAD, DELETE"))
+            pins(app, req, p + 15, len - 15);
+    } else if (IS("/-/api/v1/imports") || STARTS("/-/api/v1/imports/")) {
+        if (ALLOW(len <= 18 || ENDS("/commit") ? "POST" : "GET, HEAD, PUT, DELETE"))
+            larder_bundle_imports(app, req, p + 17, len - 17);
+    } else if (IS("/-/api/v1/jobs"))
         larder_jobs_api(app, req, NULL, 0);
-    else if (IS("/-/api/v1/record"))
-        record(app, req);
-    else if (STARTS("/-/api/v1/jobs/"))
+    else if (IS("/-/api/v1/record")) {
+        if (ALLOW("GET, HEAD, POST, DELETE"))
+            record(app, req);
+    } else if (STARTS("/-/api/v1/jobs/"))
         larder_jobs_api(app, req, p + 15, len - 15);
     else
         json_error(app, req, 404, "Not Found", "unknown admin path; see docs/operations.md");
 #undef IS
 #undef STARTS
+#undef ENDS
+#undef ALLOW
 }

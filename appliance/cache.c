@@ -128,8 +128,12 @@ static void log_line(larder_app_t *app, h2o_req_t *req, int proto, int status, i
     n = req->input.method.len < sizeof(method) - 1 ? req->input.method.len : sizeof(method) - 1;
     memcpy(method, req->input.method.base, n);
     method[n] = 0;
-    larder_log_request(proto >= 0 ? larder_proto_name(proto) : "-", method, path, status,
-                       cache_status >= 0 ? larder_cache_status_name(cache_status) : "-", bytes, upstream_ms, note);
+    /* the admin surface's reads that succeed (a UI polls them) are debug lines; its writes and errors stay info */
+    int quiet = proto < 0 && status < 400 && (is_method(req, "GET") || is_method(req, "HEAD")) &&
+                req->input.path.len >= 3 && memcmp(req->input.path.base, "/-/", 3) == 0;
+    larder_log_request_at(quiet ? LARDER_LOG_DEBUG : LARDER_LOG_INFO, proto >= 0 ? larder_proto_name(proto) : "-",
+                          method, path, status, cache_status >= 0 ? larder_cache_status_name(cache_status) : "-",
+                          bytes, upstream_ms, note);
     if (proto >= 0 && status >= 400)
         atomic_fetch_add(&app->metrics.errors[proto], 1);
     if (proto >= 0)

@@ -187,7 +187,14 @@ void larder_log(int level, const char *fmt, ...)
 void larder_log_request(const char *proto, const char *method, const char *path, int status, const char *cache_status,
                         uint64_t bytes, int64_t upstream_ms, const char *note)
 {
-    int level = status >= 500 ? LARDER_LOG_WARN : LARDER_LOG_INFO;
+    larder_log_request_at(LARDER_LOG_INFO, proto, method, path, status, cache_status, bytes, upstream_ms, note);
+}
+
+void larder_log_request_at(int level, const char *proto, const char *method, const char *path, int status,
+                           const char *cache_status, uint64_t bytes, int64_t upstream_ms, const char *note)
+{
+    if (status >= 500)
+        level = LARDER_LOG_WARN;
     if (!enabled(level))
         return;
     /* both buffers start with their journal field name so they can be handed to sd_journal_sendv as they are */

@@ -190,6 +190,7 @@ larder_seed_spec_t *larder_seedp_spec(larder_seed_parse_t *p);
 /* ---- the module ---- */
 
 struct larder_seed_ctx;
+struct json_t; /* jansson's */
 
 typedef struct larder_protocol {
     int proto;           /* its index in larder_protocols[] (protocols/registry.h) */
@@ -267,6 +268,11 @@ typedef struct larder_protocol {
      * fetched URLs start with (files mirrors and pins, registries, remotes, hosts). Their health is kept by the
      * longest prefix of each fetched URL. NULL: none */
     void (*upstreams)(const larder_config_t *cfg, void (*add)(void *ctx, const char *name, const char *url), void *ctx);
+    /* GET /-/api/v1/info (the UI's Clients page): add to `mine` (the module's object, which has "enabled" and
+     * "mount") the names a client's set-up needs (registries, mirrors, remotes: names and which is the default,
+     * never credentials), and to `top` (the whole answer) keys of its own the API documents ("oci_registries").
+     * Called for enabled and disabled modules alike. NULL: the mount is all a client needs */
+    void (*client_info)(const larder_config_t *cfg, struct json_t *mine, struct json_t *top);
 } larder_protocol_t;
 
 /* the registry (protocols/registry.c) */

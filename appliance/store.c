@@ -15,7 +15,9 @@
  * reference, so metadata never points at a missing file except after outside tampering (fsck repairs that).
  * An entry may also account for bytes its module keeps outside the blob store (`external`: a git mirror): they
  * count in the protocol's usage and in quota.total, and evicting such an entry calls the module's `evicted` hook
- * (through the registry, as the core reaches every module) so that the module removes them. */
+ * (through the registry, as the core reaches every module) so that the module removes them.
+ * An entry's hit count costs no write of its own: hits are counted in memory and land in the entry with its access
+ * time, which larder_store_touch writes at most once a minute (and all at once at close or when many keys wait). */
 #include "store.h"
 #include "log.h"
 #include "module.h"
@@ -48,7 +50,21 @@ struct larder_store {
     uint64_t ext_bytes; /* the entries' external bytes, all protocols */
     _Atomic uint64_t evictions[LARDER_MAX_PROTO];
     _Atomic uint64_t tmp_seq;
+    /* hits counted in memory since the entry was last written: they land with its next access-time write (at
+     * most once a minute, see larder_store_touch), or all at once when too many keys wait, or at close */
+    pthread_mutex_t hmu; /* taken after mu when both are held */
+    struct hit_pending *hits[256];
+    size_t nhits;
 };
+
+typedef struct hit_pending {
+    struct hit_pending *next;
+    int proto;
+    uint64_t n;
+    char key[];
+} hit_pending_t;
+
+#define HITS_MAX_PENDING 4096
 
 /* ---- key helpers ---- */
 
@@ -136,15 +152,17 @@ static void put_str(char **p, const char *s)
 static char *encode_entry(const larder_entry_t *e, size_t *len)
 {
     const char *strs[4] = {e->content_type, e->url, e->etag, e->last_modified};
-    /* E1, or E2 with the external bytes after the strings (entries without any stay E1) */
-    size_t n = 2 + 64 + 8 * 4 + 4 + (e->external ? 8 : 0);
+    /* E1, or E2 with the external bytes after the strings (entries without any stay E1), or E3 with the external
+     * bytes and the hit count after the strings (entries that were served from the cache) */
+    int ver = e->hits ? 3 : e->external ? 2 : 1;
+    size_t n = 2 + 64 + 8 * 4 + 4 + (ver == 3 ? 16 : ver == 2 ? 8 : 0);
     for (int i = 0; i < 4; i++)
         n += 4 + (strs[i] ? strlen(strs[i]) : 0);
     char *buf = malloc(n), *p = buf;
     if (!buf)
         return NULL;
     *p++ = 'E';
-    *p++ = e->external ? '2' : '1';
+    *p++ = (char)('0' + ver);
     memcpy(p, e->digest, 64);
     p += 64;
     put_u64(&p, e->size);
@@ -155,8 +173,10 @@ static char *encode_entry(const larder_entry_t *e, size_t *len)
     p += 4;
     for (int i = 0; i < 4; i++)
         put_str(&p, strs[i]);
-    if (e->external)
+    if (ver >= 2)
         put_u64(&p, e->external);
+    if (ver == 3)
+        put_u64(&p, e->hits);
     *len = n;
     return buf;
 }
@@ -165,9 +185,9 @@ static int decode_entry(const char *v, size_t len, larder_entry_t *e)
 {
     memset(e, 0, sizeof(*e));
     const char *p = v, *end = v + len;
-    if (len < 2 + 64 + 32 + 4 || p[0] != 'E' || (p[1] != '1' && p[1] != '2'))
+    if (len < 2 + 64 + 32 + 4 || p[0] != 'E' || p[1] < '1' || p[1] > '3')
         return -EINVAL;
-    int v2 = p[1] == '2';
+    int ver = p[1] - '0';
     p += 2;
     memcpy(e->digest, p, 64);
     e->digest[64] = 0;
@@ -192,10 +212,12 @@ static int decode_entry(const char *v, size_t len, larder_entry_t *e)
             p += n;
         }
     }
-    if (v2) {
-        if (end - p < 8)
+    if (ver >= 2) {
+        if ((size_t)(end - p) < (size_t)8 * (size_t)(ver - 1))
             goto bad;
         memcpy(&e->external, p, 8);
+        if (ver == 3)
+            memcpy(&e->hits, p + 8, 8);
     }
     return 0;
 bad:
@@ -366,6 +388,7 @@ int larder_store_open(const larder_config_t *cfg, larder_store_t **out, char *er
     st->cfg = cfg;
     st->dir = strdup(cfg->data_dir);
     pthread_mutex_init(&st->mu, NULL);
+    pthread_mutex_init(&st->hmu, NULL);
     /* An existing database is never re-created: with CURRENT lost, create_if_missing would start an empty one
      * over the old tables and every blob would then look unreferenced. */
     snprintf(path, sizeof(path), "%s/db", st->dir);
@@ -413,12 +436,16 @@ int larder_store_repair_db(const larder_config_t *cfg, char *err, size_t errlen)
     return 0;
 }
 
+static void hits_flush(larder_store_t *st);
+
 void larder_store_close(larder_store_t *st)
 {
     if (!st)
         return;
-    if (st->db)
+    if (st->db) {
+        hits_flush(st);
         rocksdb_close(st->db);
+    }
     if (st->opts)
         rocksdb_options_destroy(st->opts);
     if (st->ropts)
@@ -426,6 +453,7 @@ void larder_store_close(larder_store_t *st)
     if (st->wopts)
         rocksdb_writeoptions_destroy(st->wopts);
     pthread_mutex_destroy(&st->mu);
+    pthread_mutex_destroy(&st->hmu);
     free(st->dir);
     free(st);
 }
@@ -533,9 +561,12 @@ static void unlink_blobs(larder_store_t *st, unlink_list_t *ul)
     ul->n = ul->cap = 0;
 }
 
+static uint64_t hits_take(larder_store_t *st, int proto, const char *key);
+
 static void batch_remove_entry(larder_store_t *st, rocksdb_writebatch_t *b, int proto, const char *key,
                                const larder_entry_t *old, unlink_list_t *ul)
 {
+    hits_take(st, proto, key); /* hits of a removed entry are not carried to the key's next entry */
     char k[KEYMAX];
     size_t n = mkkey(k, sizeof(k), "e/%s/%s", larder_proto_name(proto), key);
     rocksdb_writebatch_delete(b, k, n);
@@ -818,6 +849,7 @@ int larder_store_commit(larder_store_t *st, int proto, const char *key, const ch
 
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     unlink_list_t ul = {0};
+    uint64_t kept_hits = had_old ? old.hits + hits_take(st, proto, key) : 0; /* a key fetched again keeps its count */
     if (had_old)
         batch_remove_entry(st, b, proto, key, &old, &ul);
     /* the new reference; when the old entry used the same blob its ref was just dropped above */
@@ -843,6 +875,7 @@ int larder_store_commit(larder_store_t *st, int proto, const char *key, const ch
 
     larder_entry_t ne = *e;
     ne.atime = larder_now();
+    ne.hits = kept_hits;
     size_t vlen;
     char *v = encode_entry(&ne, &vlen);
     size_t n = mkkey(k, sizeof(k), "e/%s/%s", larder_proto_name(proto), key);
@@ -915,9 +948,120 @@ int larder_store_refresh(larder_store_t *st, int proto, const char *key, uint64_
     return r;
 }
 
+/* ---- hits: counted in memory, written with the access time ---- */
+
+static size_t hits_bucket(int proto, const char *key)
+{
+    uint32_t h = 2166136261U ^ (uint32_t)proto;
+    for (const char *c = key; *c; c++)
+        h = (h ^ (unsigned char)*c) * 16777619U;
+    return h % (sizeof(((larder_store_t *)0)->hits) / sizeof(hit_pending_t *));
+}
+
+/* +1 for the key; 1 when too many keys wait and everything should be written */
+static int hits_add(larder_store_t *st, int proto, const char *key)
+{
+    size_t bk = hits_bucket(proto, key);
+    pthread_mutex_lock(&st->hmu);
+    hit_pending_t *h = st->hits[bk];
+    while (h && (h->proto != proto || strcmp(h->key, key) != 0))
+        h = h->next;
+    size_t kl = strlen(key);
+    if (!h && (h = malloc(sizeof(*h) + kl + 1))) {
+        h->proto = proto;
+        h->n = 0;
+        memcpy(h->key, key, kl + 1);
+        h->next = st->hits[bk];
+        st->hits[bk] = h;
+        st->nhits++;
+    }
+    if (h)
+        h->n++;
+    int full = st->nhits > HITS_MAX_PENDING;
+    pthread_mutex_unlock(&st->hmu);
+    return full;
+}
+
+/* the key's pending hits, forgotten */
+static uint64_t hits_take(larder_store_t *st, int proto, const char *key)
+{
+    uint64_t n = 0;
+    pthread_mutex_lock(&st->hmu);
+    for (hit_pending_t **pp = &st->hits[hits_bucket(proto, key)]; *pp; pp = &(*pp)->next) {
+        hit_pending_t *h = *pp;
+        if (h->proto == proto && strcmp(h->key, key) == 0) {
+            n = h->n;
+            *pp = h->next;
+            free(h);
+            st->nhits--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&st->hmu);
+    return n;
+}
+
+uint64_t larder_store_hits(larder_store_t *st, int proto, const char *key, const larder_entry_t *e)
+{
+    uint64_t n = e->hits;
+    pthread_mutex_lock(&st->hmu);
+    for (hit_pending_t *h = st->hits[hits_bucket(proto, key)]; h; h = h->next)
+        if (h->proto == proto && strcmp(h->key, key) == 0) {
+            n += h->n;
+            break;
+        }
+    pthread_mutex_unlock(&st->hmu);
+    return n;
+}
+
+/* every pending count into its entry, in one write (access times unchanged); caller does not hold mu */
+static void hits_flush(larder_store_t *st)
+{
+    pthread_mutex_lock(&st->mu);
+    pthread_mutex_lock(&st->hmu);
+    hit_pending_t *all = NULL;
+    for (size_t i = 0; i < sizeof(st->hits) / sizeof(st->hits[0]); i++)
+        while (st->hits[i]) {
+            hit_pending_t *h = st->hits[i];
+            st->hits[i] = h->next;
+            h->next = all;
+            all = h;
+        }
+    st->nhits = 0;
+    pthread_mutex_unlock(&st->hmu);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    int puts = 0;
+    while (all) {
+        hit_pending_t *h = all;
+        all = h->next;
+        larder_entry_t e;
+        char k[KEYMAX];
+        size_t kn = mkkey(k, sizeof(k), "e/%s/%s", larder_proto_name(h->proto), h->key);
+        if (kn && get_raw_entry(st, k, kn, &e) == 0) {
+            e.hits += h->n;
+            size_t vlen;
+            char *v = encode_entry(&e, &vlen);
+            if (v)
+                rocksdb_writebatch_put(b, k, kn, v, vlen);
+            free(v);
+            puts++;
+            larder_entry_clear(&e);
+        }
+        free(h);
+    }
+    if (puts)
+        write_batch(st, b);
+    rocksdb_writebatch_destroy(b);
+    pthread_mutex_unlock(&st->mu);
+}
+
 void larder_store_touch(larder_store_t *st, int proto, const char *key, const larder_entry_t *seen)
 {
     uint64_t now = larder_now();
+    if (hits_add(st, proto, key)) {
+        hits_flush(st);
+        return;
+    }
     if (seen->atime + 60 > now)
         return;
     larder_entry_t e;
@@ -926,6 +1070,7 @@ void larder_store_touch(larder_store_t *st, int proto, const char *key, const la
         uint64_t old_atime = e.atime;
         if (old_atime + 60 <= now) {
             e.atime = now;
+            e.hits += hits_take(st, proto, key);
             rewrite_entry(st, proto, key, &e, old_atime);
         }
         larder_entry_clear(&e);
@@ -942,6 +1087,102 @@ int larder_store_is_pinned(larder_store_t *st, int proto, const char *key)
     size_t n = mkkey(k, sizeof(k), "c/%s/%s", larder_proto_name(proto), key);
     int r = db_get_u64(st, k, n, &c);
     return r == -EIO || (r == 0 && c > 0); /* unreadable: never evict it */
+}
+
+int larder_store_pin_count(larder_store_t *st, int proto, const char *key)
+{
+    char k[KEYMAX];
+    uint64_t c = 0;
+    size_t n = mkkey(k, sizeof(k), "c/%s/%s", larder_proto_name(proto), key);
+    int r = db_get_u64(st, k, n, &c);
+    if (r == -EIO)
+        return -EIO;
+    return r == 0 ? (int)(c > INT32_MAX ? INT32_MAX : c) : 0;
+}
+
+int larder_store_in_pin_set(larder_store_t *st, const char *set, int proto, const char *key)
+{
+    char k[KEYMAX], *errptr = NULL;
+    size_t vlen, n = mkkey(k, sizeof(k), "p/%s/%s/%s", set, larder_proto_name(proto), key);
+    if (!n)
+        return 0;
+    char *v = rocksdb_get(st->db, st->ropts, k, n, &vlen, &errptr);
+    if (errptr) {
+        larder_err("store: read %.*s: %s", (int)n, k, errptr);
+        free(errptr);
+        return -EIO;
+    }
+    rocksdb_free(v);
+    return v != NULL;
+}
+
+int larder_store_each_pin_set(larder_store_t *st, larder_set_cb cb, void *ctx)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, st->ropts);
+    int r = 0;
+    rocksdb_iter_seek(it, "p/", 2);
+    while (rocksdb_iter_valid(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < 2 || memcmp(k, "p/", 2) != 0)
+            break;
+        const char *slash = memchr(k + 2, '/', klen - 2);
+        char name[256];
+        size_t nl = slash ? (size_t)(slash - k - 2) : 0;
+        if (!slash || nl == 0 || nl >= sizeof(name) - 1) {
+            rocksdb_iter_next(it);
+            continue;
+        }
+        memcpy(name, k + 2, nl);
+        name[nl] = 0;
+        if ((r = cb(ctx, name)) != 0)
+            break;
+        /* the first key after every p/<name>/...: '0' follows '/' */
+        char next[260];
+        size_t xn = mkkey(next, sizeof(next), "p/%s0", name);
+        rocksdb_iter_seek(it, next, xn);
+    }
+    if (r == 0)
+        r = iter_end(it, "listing pin sets");
+    rocksdb_iter_destroy(it);
+    return r;
+}
+
+int larder_store_delete_entry(larder_store_t *st, int proto, const char *key)
+{
+    char k[KEYMAX];
+    uint64_t c = 0;
+    size_t cn = mkkey(k, sizeof(k), "c/%s/%s", larder_proto_name(proto), key);
+    if (!cn)
+        return -ENAMETOOLONG;
+    larder_entry_t old;
+    pthread_mutex_lock(&st->mu);
+    int r = db_get_u64(st, k, cn, &c);
+    if (r == -EIO || (r == 0 && c > 0)) {
+        pthread_mutex_unlock(&st->mu);
+        return r == -EIO ? -EIO : -EBUSY;
+    }
+    if ((r = larder_store_get(st, proto, key, &old)) < 0) {
+        pthread_mutex_unlock(&st->mu);
+        return r;
+    }
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    unlink_list_t ul = {0};
+    evicted_list_t el = {0};
+    batch_remove_entry(st, b, proto, key, &old, &ul);
+    if (old.external)
+        evicted_add(&el, proto, key);
+    batch_counters(st, b, proto);
+    r = write_batch(st, b);
+    rocksdb_writebatch_destroy(b);
+    if (r == 0)
+        unlink_blobs(st, &ul);
+    else
+        free(ul.digests);
+    evicted_notify(st, &el, r == 0);
+    larder_entry_clear(&old);
+    pthread_mutex_unlock(&st->mu);
+    return r;
 }
 
 int larder_store_pin(larder_store_t *st, const char *set, int proto, const char *key)
@@ -1017,14 +1258,25 @@ int larder_store_each_pin(larder_store_t *st, const char *set, larder_pin_cb cb,
     return r;
 }
 
-int larder_store_each_entry(larder_store_t *st, int proto, larder_entry_cb cb, void *ctx)
+int larder_store_each_entry_after(larder_store_t *st, int proto, const char *after, larder_entry_cb cb, void *ctx)
 {
     char prefix[64];
     size_t plen = proto >= 0 ? mkkey(prefix, sizeof(prefix), "e/%s/", larder_proto_name(proto))
                              : mkkey(prefix, sizeof(prefix), "e/");
+    char from[KEYMAX];
+    size_t flen = after && *after ? mkkey(from, sizeof(from), "e/%s", after) : 0;
     rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, st->ropts);
     int r = 0;
-    for (rocksdb_iter_seek(it, prefix, plen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+    if (flen && (flen < plen || memcmp(from, prefix, plen) < 0))
+        flen = 0; /* before this protocol's entries: from its first */
+    rocksdb_iter_seek(it, flen ? from : prefix, flen ? flen : plen);
+    if (flen && rocksdb_iter_valid(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen == flen && memcmp(k, from, flen) == 0)
+            rocksdb_iter_next(it);
+    }
+    for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;
         const char *k = rocksdb_iter_key(it, &klen);
         if (klen < plen || memcmp(k, prefix, plen) != 0 || klen >= KEYMAX)
@@ -1049,6 +1301,11 @@ int larder_store_each_entry(larder_store_t *st, int proto, larder_entry_cb cb, v
         r = iter_end(it, "listing entries");
     rocksdb_iter_destroy(it);
     return r;
+}
+
+int larder_store_each_entry(larder_store_t *st, int proto, larder_entry_cb cb, void *ctx)
+{
+    return larder_store_each_entry_after(st, proto, NULL, cb, ctx);
 }
 
 /* ---- quarantine ---- */

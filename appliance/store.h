@@ -25,6 +25,9 @@ typedef struct larder_entry {
      * transform (larder_fetch_set_external): counted in the protocol's usage and in quota.total like blob bytes.
      * When such an entry is evicted, the module's `evicted` hook (module.h) removes that data. 0 for most */
     uint64_t external;
+    /* answers served from the cache (HIT and STALE) since the key was first stored, as last written: the hits since
+     * then are counted in memory (larder_store_hits adds them) */
+    uint64_t hits;
     char *content_type; /* malloc'd or NULL */
     char *url;
     char *etag;
@@ -76,8 +79,14 @@ int larder_store_commit(larder_store_t *st, int proto, const char *key, const ch
 /* after a 304: new freshness and validators for an existing entry */
 int larder_store_refresh(larder_store_t *st, int proto, const char *key, uint64_t fresh_until, const char *etag,
                          const char *last_modified);
-/* record an access; writes at most once a minute per entry (batched access times) */
+/* record an access (a hit): counted in memory, written with the access time at most once a minute per entry */
 void larder_store_touch(larder_store_t *st, int proto, const char *key, const larder_entry_t *e);
+/* e's hits plus those counted in memory and not written yet */
+uint64_t larder_store_hits(larder_store_t *st, int proto, const char *key, const larder_entry_t *e);
+
+/* Remove one entry as eviction does (its blob goes when no other entry references it; a module's external data
+ * through its `evicted` hook). 0, -ENOENT, -EBUSY when a pin set names it (nothing changed), or -errno */
+int larder_store_delete_entry(larder_store_t *st, int proto, const char *key);
 
 /* make room for `incoming` more bytes; 0, or -ENOSPC when impossible. Evicting an entry with external bytes calls
  * its module's `evicted` hook (with the store's lock held) once the eviction is written */
@@ -87,10 +96,20 @@ int larder_store_pin(larder_store_t *st, const char *set, int proto, const char 
 /* number of entries unpinned, or -ENOENT when the set does not exist */
 int larder_store_delete_pin_set(larder_store_t *st, const char *set);
 int larder_store_is_pinned(larder_store_t *st, int proto, const char *key);
+/* the number of sets pinning the key (0 when none), or -EIO */
+int larder_store_pin_count(larder_store_t *st, int proto, const char *key);
+/* 1 when `set` pins the key, 0 when not, -EIO */
+int larder_store_in_pin_set(larder_store_t *st, const char *set, int proto, const char *key);
+/* every pin set's name once, in order (a seek per set, not a walk of its pins); cb returns non-zero to stop */
+typedef int (*larder_set_cb)(void *ctx, const char *set);
+int larder_store_each_pin_set(larder_store_t *st, larder_set_cb cb, void *ctx);
 
 typedef int (*larder_entry_cb)(void *ctx, int proto, const char *key, const larder_entry_t *e);
 /* iterate entries of one protocol (proto < 0: all); the callback returns non-zero to stop */
 int larder_store_each_entry(larder_store_t *st, int proto, larder_entry_cb cb, void *ctx);
+/* the same in store order, starting after the entry `after` names ("<protocol name>/<key>"; NULL or "": from the
+ * first). An `after` that no longer exists resumes at the key that follows it */
+int larder_store_each_entry_after(larder_store_t *st, int proto, const char *after, larder_entry_cb cb, void *ctx);
 typedef int (*larder_pin_cb)(void *ctx, const char *set, int proto, const char *key);
 /* iterate pins of one set (set NULL: all sets) */
 int larder_store_each_pin(larder_store_t *st, const char *set, larder_pin_cb cb, void *ctx);

@@ -6,6 +6,7 @@
 #include "module.h"
 
 #include <ctype.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -450,6 +451,20 @@ static void apt_upstreams(const larder_config_t *cfg, void (*add)(void *, const 
     }
 }
 
+/* GET /-/api/v1/info: the hosts apt may reach through Larder (proxy mode) or name under /apt/<host>/ */
+static void apt_client_info(const larder_config_t *cfg, json_t *mine, json_t *top)
+{
+    (void)top;
+    const larder_apt_conf_t *c = larder_proto_conf(cfg, LARDER_PROTO_APT);
+    json_t *allow = json_array(), *https = json_array();
+    for (size_t i = 0; c && i < c->allow.n; i++)
+        json_array_append_new(allow, json_string(c->allow.v[i]));
+    for (size_t i = 0; c && i < c->https_hosts.n; i++)
+        json_array_append_new(https, json_string(c->https_hosts.v[i]));
+    json_object_set_new(mine, "allow", allow);
+    json_object_set_new(mine, "https_hosts", https);
+}
+
 const larder_protocol_t larder_protocol_apt = {
     .proto = LARDER_PROTO_APT,
     .name = "apt",
@@ -469,4 +484,5 @@ const larder_protocol_t larder_protocol_apt = {
     .pin_spec = larder_apt_pin_spec,
     .bundle_meta = apt_bundle_meta,
     .upstreams = apt_upstreams,
+    .client_info = apt_client_info,
 };

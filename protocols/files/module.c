@@ -4,6 +4,7 @@
 #include "internal.h"
 #include "module.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,6 +297,20 @@ static void files_upstreams(const larder_config_t *cfg, void (*add)(void *, cons
         add(ctx, fc->pins[i].name, fc->pins[i].url);
 }
 
+/* GET /-/api/v1/info: the names served under /files/ (a pin at /files/<name>, a mirror at /files/<name>/...) */
+static void files_client_info(const larder_config_t *cfg, json_t *mine, json_t *top)
+{
+    const larder_files_conf_t *c = larder_proto_conf(cfg, LARDER_PROTO_FILES);
+    json_t *pins = json_array(), *mirrors = json_array();
+    for (size_t i = 0; c && i < c->npins; i++)
+        json_array_append_new(pins, json_string(c->pins[i].name));
+    for (size_t i = 0; c && i < c->nmirrors; i++)
+        json_array_append_new(mirrors, json_string(c->mirrors[i].name));
+    json_object_set_new(mine, "pins", pins);
+    json_object_set_new(mine, "mirrors", mirrors);
+    json_object_set_new(top, "files", json_pack("{s:O, s:O}", "pins", pins, "mirrors", mirrors));
+}
+
 const larder_protocol_t larder_protocol_files = {
     .proto = LARDER_PROTO_FILES,
     .name = "files",
@@ -309,4 +324,5 @@ const larder_protocol_t larder_protocol_files = {
     .seed_inputs = files_inputs,
     .pin_spec = files_pin_spec,
     .upstreams = files_upstreams,
+    .client_info = files_client_info,
 };

@@ -11,6 +11,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -364,6 +365,17 @@ static void git_upstreams(const larder_config_t *cfg, void (*add)(void *, const 
         add(ctx, gc->remotes[i].name, gc->remotes[i].url);
 }
 
+/* GET /-/api/v1/info: the remotes a client's insteadOf may name (/git/<remote>/<path>) */
+static void git_client_info(const larder_config_t *cfg, json_t *mine, json_t *top)
+{
+    (void)top;
+    const larder_git_conf_t *c = larder_proto_conf(cfg, LARDER_PROTO_GIT);
+    json_t *remotes = json_array();
+    for (size_t i = 0; c && i < c->nremotes; i++)
+        json_array_append_new(remotes, json_pack("{s:s, s:s}", "name", c->remotes[i].name, "url", c->remotes[i].url));
+    json_object_set_new(mine, "remotes", remotes);
+}
+
 const larder_protocol_t larder_protocol_git = {
     .proto = LARDER_PROTO_GIT,
     .name = "git",
@@ -387,4 +399,5 @@ const larder_protocol_t larder_protocol_git = {
     .bundle_external_export = git_bundle_export,
     .bundle_external_stage = git_bundle_stage,
     .bundle_external_place = git_bundle_place,
+    .client_info = git_client_info,
 };

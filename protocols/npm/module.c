@@ -4,6 +4,7 @@
 #include "module.h"
 #include "npm.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,14 @@ static void npm_bundle_meta(const char *key, const larder_entry_t *e, void (*add
         add(ctx, p, 0);
 }
 
+/* GET /-/api/v1/info: the base URL tarball links name when set (else the Host a client used) */
+static void npm_client_info(const larder_config_t *cfg, json_t *mine, json_t *top)
+{
+    (void)top;
+    const larder_npm_conf_t *c = larder_proto_conf(cfg, LARDER_PROTO_NPM);
+    json_object_set_new(mine, "public_url", c && c->public_url ? json_string(c->public_url) : json_null());
+}
+
 const larder_protocol_t larder_protocol_npm = {
     .proto = LARDER_PROTO_NPM,
     .name = "npm",
@@ -143,4 +152,5 @@ const larder_protocol_t larder_protocol_npm = {
     .seed = npm_seed,
     .pin_spec = larder_npm_pin_spec,
     .bundle_meta = npm_bundle_meta,
+    .client_info = npm_client_info,
 };

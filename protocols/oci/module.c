@@ -4,6 +4,7 @@
 #include "module.h"
 
 #include <ctype.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +156,25 @@ static void oci_upstreams(const larder_config_t *cfg, void (*add)(void *, const 
         add(ctx, oc->registries[i].name, oc->registries[i].url);
 }
 
+/* GET /-/api/v1/info: the registries clients may pull through, and which one is Docker Hub (the only one docker's
+ * registry-mirrors applies to) */
+static void oci_client_info(const larder_config_t *cfg, json_t *mine, json_t *top)
+{
+    const larder_oci_conf_t *c = larder_proto_conf(cfg, LARDER_PROTO_OCI);
+    json_t *names = json_array(), *regs = json_array();
+    const char *hub = NULL;
+    for (size_t i = 0; c && i < c->nregistries; i++) {
+        int is_hub = strcmp(c->registries[i].name, "docker.io") == 0;
+        if (is_hub)
+            hub = c->registries[i].name;
+        json_array_append_new(names, json_string(c->registries[i].name));
+        json_array_append_new(regs, json_pack("{s:s, s:b}", "name", c->registries[i].name, "docker_hub", is_hub));
+    }
+    json_object_set_new(mine, "registries", regs);
+    json_object_set_new(mine, "docker_hub", hub ? json_string(hub) : json_null());
+    json_object_set_new(top, "oci_registries", names);
+}
+
 const larder_protocol_t larder_protocol_oci = {
     .proto = LARDER_PROTO_OCI,
     .name = "oci",
@@ -172,4 +192,5 @@ const larder_protocol_t larder_protocol_oci = {
     .pin_spec = larder_oci_pin_spec,
     .bundle_meta = oci_bundle_meta,
     .upstreams = oci_upstreams,
+    .client_info = oci_client_info,
 };
