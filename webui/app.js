@@ -2,7 +2,7 @@
 // #/clients), the header's connection badge (driven by /-/health and by every API answer or failure) and the token
 // button. Each page is a module with render(main, params); the router stops the old page's pollers first.
 "use strict";
-import { $, h, conn, every, stopAll, pollNow, getAbs, token, onTokenChange, askToken, initTokenDialog, announce, fmtTime } from "./lib.js";
+import { fill, $, h, conn, every, stopAll, pollNow, getAbs, token, onTokenChange, askToken, initTokenDialog, announce, fmtTime } from "./lib.js";
 import * as overview from "./overview.js";
 import * as seed from "./seed.js";
 import * as pins from "./pins.js";
@@ -37,7 +37,7 @@ function route() {
     else a.removeAttribute("aria-current");
   }
   const main = $("#main");
-  main.replaceChildren();
+  fill(main);
   document.title = page.title + " · Larder";
   const fn = page.fn || "render";
   try {

@@ -1,7 +1,7 @@
 // browse.js - search what is cached (GET /-/api/v1/entries?protocol=&q=&cursor=&limit=) with size, age, hits and
 // pin state; "More" follows next_cursor; delete one entry or pin it into a set (both authenticated).
 "use strict";
-import { h, get, send, table, td, fmtBytes, fmtCount, fmtAge, announce, msgLine, showMsg, button, confirmDialog, promptDialog,
+import { fill, h, get, send, table, td, fmtBytes, fmtCount, fmtAge, announce, msgLine, showMsg, button, confirmDialog, promptDialog,
   debounce, NAME_PATTERN } from "./lib.js";
 
 const PAGE = 100; // #/browse?limit=N asks for smaller pages
@@ -22,7 +22,7 @@ export function render(main, { query }) {
   q.value = query.get("q") || remembered.q;
   main.append(h("h1", { text: "Browse" }),
     h("section", { "aria-labelledby": "h-search" }, h("h2#h-search.sr-only", { text: "Search" }),
-      h("form.search-row", { role: "search", on: { submit: (e) => { e.preventDefault(); load(true); } } },
+      h("form.search-row", { role: "search", on: { submit: (e) => { e.preventDefault(); showMsg(msg, ""); load(true); } } },
         h("div.field", null, h("label", { for: "browse-protocol" }, "Protocol"), proto),
         h("div.field.grow", null, h("label", { for: "browse-q" }, "Search"), q),
         h("div.field", null, h("span.label-spacer", { "aria-hidden": "true", text: " " }), h("button.primary", { type: "submit", text: "Search" })))),
@@ -54,8 +54,7 @@ export function render(main, { query }) {
       return;
     }
     if (my !== gen) return; // a newer search started meanwhile
-    showMsg(msg, "");
-    if (fresh) tbody.replaceChildren();
+    if (fresh) fill(tbody);
     for (const e of d.entries || []) tbody.append(row(e));
     shown += (d.entries || []).length;
     cursor = d.next_cursor || null;
@@ -103,8 +102,9 @@ export function render(main, { query }) {
     } catch (err) { showMsg(msg, "Pin: " + err.message, "error"); }
   }
 
-  const typed = debounce(() => load(true), 350);
+  const search = () => { showMsg(msg, ""); load(true); };
+  const typed = debounce(search, 350);
   q.addEventListener("input", typed);
-  proto.addEventListener("change", () => load(true));
+  proto.addEventListener("change", search);
   load(true);
 }

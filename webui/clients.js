@@ -2,7 +2,7 @@
 // (editable: the name clients use may differ) and for this daemon's mounts, registries and git remotes
 // (GET /-/api/v1/info, falling back to /stats and the default mounts). Each snippet follows docs/<protocol>.md.
 "use strict";
-import { h, get, button, copyText } from "./lib.js";
+import { fill, h, get, button, copyText } from "./lib.js";
 
 const DEFAULT_MOUNTS = { files: "/files/", pypi: "/pypi/", npm: "/npm/", apt: "/apt/", oci: "/v2/", gems: "/gems/", git: "/git/" };
 const ADDR_KEY = "larder-client-base";
@@ -42,7 +42,7 @@ export function render(main) {
   function draw() {
     let base;
     try { base = new URL(addr.value.trim() || location.origin); } catch { base = new URL(location.origin); }
-    body.replaceChildren(...build(base, info, stats));
+    fill(body, ...build(base, info, stats));
   }
 }
 
@@ -63,8 +63,12 @@ function build(u, info, stats) {
   const mount = (n) => "/" + String((protos[n] && protos[n].mount) || DEFAULT_MOUNTS[n]).replace(/^\/+|\/+$/g, "");
   const registries = names(info && info.oci_registries);
   if (!registries.length) registries.push("docker.io");
-  const gitRemotes = names((info && (info.git_remotes || (info.git && info.git.remotes) || (info.protocols && info.protocols.git && info.protocols.git.remotes))));
-  if (!gitRemotes.length) gitRemotes.push("github.com");
+  const pinfo = (n) => (info && info.protocols && info.protocols[n]) || {};
+  // git remotes: [{name, url}] (name is the path under /git/, url the upstream a clone would have used)
+  const gitRemotes = (Array.isArray(pinfo("git").remotes) ? pinfo("git").remotes : [])
+    .map((r) => (typeof r === "string" ? { name: r, url: "https://" + r } : r)).filter((r) => r && r.name);
+  if (!gitRemotes.length) gitRemotes.push({ name: "github.com", url: "https://github.com" });
+  const dockerHub = info ? pinfo("oci").docker_hub : "docker.io";
   const files = (info && info.files) || {};
   const pins = names(files.pins), mirrors = names(files.mirrors);
 
@@ -87,7 +91,9 @@ function build(u, info, stats) {
       "export UV_DEFAULT_INDEX=" + simple + (insecure ? "\nexport UV_INSECURE_HOST=" + hostname : "") + "\n"));
 
   // ---- npm / yarn
-  const reg = origin + mount("npm") + "/";
+  // npm.public_url, when set, is the registry URL clients must use (tarball links are written with it)
+  const pub = pinfo("npm").public_url;
+  const reg = pub ? String(pub).replace(/\/*$/, "/") : origin + mount("npm") + "/";
   section("npm", "npm and yarn", on("npm"), "Lockfiles written against registry.npmjs.org work unchanged with npm 7+ (it sends those tarball requests to the configured registry).",
     snippet("npmrc", ".npmrc", "next to package.json, or ~/.npmrc", "registry=" + reg + "\n"),
     snippet("npm-env", "NPM_CONFIG_REGISTRY", "CI jobs, Dockerfile ARG/ENV", "export NPM_CONFIG_REGISTRY=" + reg + "\n"),
@@ -111,7 +117,7 @@ function build(u, info, stats) {
   const podman = podmanRegs.map((r) => "[[registry]]\nprefix = \"" + r + "\"\nlocation = \"" + r + "\"\n\n[[registry.mirror]]\nlocation = \"" + host + (r === "docker.io" ? "" : "/" + r) + "\"\n" + (http ? "insecure = true\n" : "")).join("\n");
   section("oci", "Docker, containerd, BuildKit, podman", on("oci"),
     "Registries mirrored by this Larder: " + regs.join(", ") + " (oci.registries).",
-    regs.includes("docker.io") ? snippet("daemon-json", "Docker daemon (daemon.json)", "/etc/docker/daemon.json, then systemctl restart docker",
+    dockerHub ? snippet("daemon-json", "Docker daemon (daemon.json)", "/etc/docker/daemon.json, then systemctl restart docker",
       JSON.stringify(http ? { "registry-mirrors": [origin], "insecure-registries": [host] } : { "registry-mirrors": [origin] }, null, 2) + "\n",
       "The docker daemon uses a mirror for Docker Hub only; pull other registries' images as " + host + "/ghcr.io/owner/image:tag.") : null,
     snippet("hosts-toml", "containerd (hosts.toml)", "one directory per registry under /etc/containerd/certs.d/ (config_path in the CRI registry section)", containerd),
@@ -130,7 +136,7 @@ function build(u, info, stats) {
   const gitBase = origin + mount("git");
   section("git", "git", on("git"), "One insteadOf line per remote makes every git clone (submodules, pip git+https, npm github: dependencies) go through Larder.",
     snippet("git-insteadof", "git insteadOf", "the build's git configuration (/etc/gitconfig, or --global)",
-      gitRemotes.map((r) => "git config --global url.\"" + gitBase + "/" + r + "/\".insteadOf \"https://" + r + "/\"").join("\n") + "\n"));
+      gitRemotes.map((r) => "git config --global url.\"" + gitBase + "/" + r.name + "/\".insteadOf \"" + String(r.url).replace(/\/*$/, "/") + "\"").join("\n") + "\n"));
 
   // ---- files
   const filesBase = origin + mount("files");

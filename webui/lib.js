@@ -49,6 +49,12 @@ export function append(el, kids) {
   return el;
 }
 
+// replace el's children, skipping null / undefined / false (native replaceChildren would write "null")
+export function fill(el, ...kids) {
+  el.replaceChildren();
+  return append(el, kids);
+}
+
 export const $ = (sel, root = document) => root.querySelector(sel);
 
 // a table inside its own scrolling container (so a narrow screen never scrolls the page sideways)

@@ -1,7 +1,7 @@
 // overview.js - is the cache doing its job: hit ratio and bytes saved (total and per protocol), traffic over the
 // last hour / day / month (/history), disk use against quotas, downloads in flight, and upstream health.
 "use strict";
-import { h, get, getAbs, every, table, td, fmtBytes, fmtCount, fmtPct, fmtAge, fmtTime, fmtDuration, meter, conn } from "./lib.js";
+import { fill, h, get, getAbs, every, table, td, fmtBytes, fmtCount, fmtPct, fmtAge, fmtTime, fmtDuration, meter, conn } from "./lib.js";
 import { timeChart, legend } from "./chart.js";
 
 const RANGES = {
@@ -55,7 +55,7 @@ export function render(main) {
   function drawCharts() {
     if (!history) return;
     const S = history.series && history.series[chosenSeries];
-    chartBox.replaceChildren();
+    fill(chartBox);
     if (!S) { chartMsg.textContent = "No data for " + chosenSeries + " in this range."; return; }
     const times = history.times || [];
     const width = Math.min(chartBox.clientWidth || 600, 1100);
@@ -105,7 +105,7 @@ export function render(main) {
       drawCharts();
     } catch (e) {
       history = null;
-      chartBox.replaceChildren();
+      fill(chartBox);
       chartMsg.textContent = e.status === 404 ? "This daemon keeps no traffic history (GET /-/api/v1/history is missing)." : "History: " + e.message;
     }
   });
@@ -122,7 +122,7 @@ export function render(main) {
     const mode = st.offline ? "offline mode (only cached objects are served)" : "online";
     status.textContent = `Larder ${hl ? hl.version : conn.version} is ${mode}` + (hl ? `, up ${fmtDuration(hl.uptime)}` : "") +
       (st.counters_since ? `; counters since ${fmtTime(st.counters_since)}` : "") + ".";
-    cards.replaceChildren(
+    fill(cards, 
       card("Hit ratio", fmtPct(hitRatio(tot)), fmtCount(tot.requests !== undefined ? tot.requests : (tot.hits || 0) + (tot.misses || 0)) + " requests", "card-hit-ratio"),
       card("Bytes saved", tot.bytes_saved !== undefined ? fmtBytes(tot.bytes_saved) : "–", "served from the cache", "card-saved"),
       card("Served to clients", fmtBytes(tot.bytes_served), fmtBytes(tot.bytes_upstream) + " fetched for them", "card-served"),
@@ -143,7 +143,7 @@ export function render(main) {
         td(fmtCount(p.requests !== undefined ? p.requests : (p.hits || 0) + (p.misses || 0)), "num"),
         td(fmtCount(p.errors), "num"), td(fmtCount(p.entries), "num")));
     }
-    protoBox.replaceChildren(rows.length ? table("Protocols", ["protocol", "hit ratio", "saved", "served", "from upstream", "seeded", "requests", "errors", "entries"], rows)
+    fill(protoBox, rows.length ? table("Protocols", ["protocol", "hit ratio", "saved", "served", "from upstream", "seeded", "requests", "errors", "entries"], rows)
       : h("p", { text: "No protocol is enabled in larder.yaml." }));
     const drows = [];
     drows.push(h("tr", null, h("th", { scope: "row", text: "all" }), td(fmtBytes(st.blob_bytes), "num"),
@@ -158,7 +158,7 @@ export function render(main) {
         td(p.quota ? meter(p.bytes, p.quota, fmtPct(p.bytes / p.quota) + " of the " + n + " quota") : h("span.muted", { text: "total quota only" })),
         td(fmtCount(p.evictions), "num")));
     }
-    diskBox.replaceChildren(
+    fill(diskBox, 
       table("Disk use and quotas", ["", "stored", "quota", "use", "evictions"], drows),
       h("p.hint", { text: "Blobs shared between protocols are stored once" + (st.external_bytes ? "; git mirrors add " + fmtBytes(st.external_bytes) : "") +
         (st.min_free ? "; eviction also keeps " + fmtBytes(st.min_free) + " of the disk free (quota.min_free)." : ".") }));
@@ -174,16 +174,16 @@ export function render(main) {
         return h("tr", null,
           h("th", { scope: "row" }, u.protocol + (u.name && u.name !== u.protocol ? " · " + u.name : "")),
           td(h("span.health.health-" + (u.held_off ? "held" : bad ? "bad" : u.last_success ? "ok" : "idle"), { text: health })),
-          td(h("span.url", { text: u.url || "" })),
+          td(h("span.url.nowrap", { text: u.url || "" })),
           td(fmtAge(u.last_success)),
           td(u.last_failure ? fmtAge(u.last_failure) : "never"),
           td(u.last_error ? h("span.err-text", { text: u.last_error }) : "–"),
           td(fmtCount(u.consecutive_failures || 0), "num"));
       });
-      upBox.replaceChildren(rows.length ? table("Upstreams", ["upstream", "health", "URL", "last success", "last failure", "last error", "failures in a row"], rows)
+      fill(upBox, rows.length ? table("Upstreams", ["upstream", "health", "URL", "last success", "last failure", "last error", "failures in a row"], rows)
         : h("p", { text: "No upstream is configured." }));
     } catch (e) {
-      upBox.replaceChildren(h("p.msg", { text: e.status === 404 ? "This daemon does not report upstream health (GET /-/api/v1/upstreams is missing)." : "Upstreams: " + e.message }));
+      fill(upBox, h("p.msg", { text: e.status === 404 ? "This daemon does not report upstream health (GET /-/api/v1/upstreams is missing)." : "Upstreams: " + e.message }));
     }
   });
 }

@@ -2,7 +2,7 @@
 // (shown, copied, downloaded), its bundle (fetched with the token into a blob), unpinning with a confirmation,
 // and recording a build into a set (POST/DELETE/GET /-/api/v1/record).
 "use strict";
-import { h, get, getText, send, every, table, td, fmtBytes, fmtCount, fmtAge, fmtTime, announce, msgLine, showMsg, button,
+import { fill, h, get, getText, send, every, table, td, fmtBytes, fmtCount, fmtAge, fmtTime, announce, msgLine, showMsg, button,
   confirmDialog, downloadBlob, copyText, NAME_PATTERN, token } from "./lib.js";
 
 async function unpin(set, msg, after) {
@@ -87,11 +87,11 @@ function recordPanel() {
     h("div.row.buttons", null, button("Start recording", start, "primary", { id: "record-start" })));
   const poll = every(5000, async () => {
     try { state = await get("record"); } catch (e) {
-      box.replaceChildren(h("p.msg", { text: e.status === 503 || e.status === 404 ? "Recording is not available on this daemon." : e.status === 0 ? "Cannot reach Larder." : "Record: " + e.message }));
+      fill(box, h("p.msg", { text: e.status === 503 || e.status === 404 ? "Recording is not available on this daemon." : e.status === 0 ? "Cannot reach Larder." : "Record: " + e.message }));
       return;
     }
     if (state.recording) {
-      box.replaceChildren(h("p#record-state.recording", null, h("span.rec-dot", { "aria-hidden": "true" }), "Recording into ",
+      fill(box, h("p#record-state.recording", null, h("span.rec-dot", { "aria-hidden": "true" }), "Recording into ",
         h("a", { href: "#/pins/" + encodeURIComponent(state.pin_set), text: state.pin_set }),
         state.client ? " (client " + state.client + ")" : " (every client)", " since " + fmtTime(state.started_at) + ": " +
         fmtCount(state.recorded || 0) + " recorded, " + fmtCount(state.served || 0) + " served, " + fmtCount(state.skipped || 0) + " skipped."),
@@ -99,7 +99,7 @@ function recordPanel() {
     } else {
       const last = state.pin_set ? h("p.muted#record-state", { text: "Not recording. The last recording went into " + state.pin_set + " (" + fmtCount(state.recorded || 0) + " objects, stopped " + fmtAge(state.stopped_at) + ")." })
         : h("p.muted#record-state", { text: "Not recording." });
-      if (!box.contains(form)) box.replaceChildren(last, form);
+      if (!box.contains(form)) fill(box, last, form);
       else box.firstChild.replaceWith(last);
     }
   });
@@ -118,10 +118,10 @@ export function render(main, { args }) {
     recordPanel());
   const poll = every(5000, async () => {
     let d;
-    try { d = await get("pins"); } catch (e) { listBox.replaceChildren(h("p.msg", { text: e.status === 0 ? "Cannot reach Larder." : "Pins: " + e.message })); return; }
+    try { d = await get("pins"); } catch (e) { fill(listBox, h("p.msg", { text: e.status === 0 ? "Cannot reach Larder." : "Pins: " + e.message })); return; }
     const sets = (d.pin_sets || []).slice().sort((a, b) => a.name.localeCompare(b.name));
-    if (!sets.length) { listBox.replaceChildren(h("p.muted", null, "No pin sets yet. ", h("a", { href: "#/seed", text: "Seed one" }), " or record a build below.")); return; }
-    listBox.replaceChildren(table("Pin sets", ["set", "entries", "bytes", "evictable on unpin", ""], sets.map((p) => h("tr", { "data-set": p.name },
+    if (!sets.length) { fill(listBox, h("p.muted", null, "No pin sets yet. ", h("a", { href: "#/seed", text: "Seed one" }), " or record a build below.")); return; }
+    fill(listBox, table("Pin sets", ["set", "entries", "bytes", "evictable on unpin", ""], sets.map((p) => h("tr", { "data-set": p.name },
       h("th", { scope: "row" }, h("a", { href: "#/pins/" + encodeURIComponent(p.name), text: p.name })),
       td(fmtCount(p.entries), "num"), td(fmtBytes(p.bytes), "num"),
       td(p.exclusive_entries !== undefined ? fmtCount(p.exclusive_entries) + " (" + fmtBytes(p.exclusive_bytes) + ")" : "–", "num"),
@@ -155,7 +155,7 @@ function renderSet(main, name) {
       const yaml = await getText("pins/" + encodeURIComponent(name) + "/spec");
       const pre = h("pre.code#spec-text", { tabindex: "0" }, h("code", { text: yaml }));
       const copyBtn = button("Copy", () => copyText(yaml, copyBtn), "small");
-      specBox.replaceChildren(h("section", { "aria-labelledby": "h-spec" },
+      fill(specBox, h("section", { "aria-labelledby": "h-spec" },
         h("div.section-head", null, h("h2#h-spec", { text: "Seed spec" }),
           h("div.row", null, copyBtn, button("Download " + name + ".yaml", () => downloadBlob(new Blob([yaml], { type: "application/yaml" }), name + ".yaml"), "small", { id: "spec-download" }))),
         h("p.hint", { text: "Paste it on the Seed page (or run `larder seed " + name + ".yaml`) of another Larder to make the same set there." }), pre));
@@ -175,7 +175,7 @@ function renderSet(main, name) {
     summary.textContent = fmtCount(entries.length) + " entries, " + fmtCount(cached.length) + " cached (" + fmtBytes(cached.reduce((a, e) => a + (e.size || 0), 0)) + ")" +
       (setInfo && setInfo.exclusive_entries !== undefined ? "; " + fmtCount(setInfo.exclusive_entries) + " pinned by this set only (" + fmtBytes(setInfo.exclusive_bytes) + ")" : "") + ".";
     const shown = entries.slice(0, 1000);
-    entriesBox.replaceChildren(table("Entries of " + name, ["protocol", "key", "size", "cached"], shown.map((e) => h("tr", null,
+    fill(entriesBox, table("Entries of " + name, ["protocol", "key", "size", "cached"], shown.map((e) => h("tr", null,
       td(e.protocol), td(h("code.ref", { text: e.key })), td(e.size !== undefined ? fmtBytes(e.size) : "–", "num"),
       td(e.cached === false ? h("span.state.state-failed", { text: "missing" }) : "yes")))),
     entries.length > shown.length ? h("p.hint", { text: "Showing 1000 of " + fmtCount(entries.length) + "." }) : null);

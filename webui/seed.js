@@ -3,7 +3,7 @@
 // failure reason, cancel, retry failed). The daemon does all the parsing (POST /-/api/v1/jobs), so what the UI
 // accepts is exactly what `larder seed` accepts.
 "use strict";
-import { h, get, send, every, table, td, fmtBytes, fmtCount, fmtAge, fmtTime, fmtDuration, announce, msgLine, showMsg,
+import { fill, h, get, send, every, table, td, fmtBytes, fmtCount, fmtAge, fmtTime, fmtDuration, announce, msgLine, showMsg,
   stateBadge, progressBar, button, confirmDialog, NAME_PATTERN, now } from "./lib.js";
 
 const KINDS = [
@@ -60,8 +60,8 @@ export function render(main) {
     h("div.row", null, fileBtn, fileInput, fileName));
 
   const saveDraft = () => { draft.text = ta.value; draft.kind = kind.value; draft.pinSet = pinSet.value; };
-  ta.addEventListener("input", () => { saveDraft(); preview.replaceChildren(); });
-  kind.addEventListener("change", () => { saveDraft(); preview.replaceChildren(); });
+  ta.addEventListener("input", () => { saveDraft(); fill(preview); });
+  kind.addEventListener("change", () => { saveDraft(); fill(preview); });
   pinSet.addEventListener("input", saveDraft);
 
   async function takeFile(file) {
@@ -73,7 +73,7 @@ export function render(main) {
     const k = kindFromName(file.name);
     if (k) kind.value = k;
     saveDraft();
-    preview.replaceChildren();
+    fill(preview);
     showMsg(msg, "Read " + file.name + " (" + fmtBytes(file.size) + ")" + (k ? "; kind set to " + k : "") + ".");
   }
   fileInput.addEventListener("change", () => takeFile(fileInput.files[0]));
@@ -145,16 +145,16 @@ export function render(main) {
       msg, preview),
     h("section", { "aria-labelledby": "h-jobs" }, h("h2#h-jobs", { text: "Recent jobs" }), jobsBox));
 
-  get("pins").then((d) => sets.replaceChildren(...(d.pin_sets || []).map((p) => h("option", { value: p.name })))).catch(() => {});
+  get("pins").then((d) => fill(sets, ...(d.pin_sets || []).map((p) => h("option", { value: p.name })))).catch(() => {});
 
   let anyRunning = false;
   every(() => (anyRunning ? 2000 : 5000), async () => {
     let d;
-    try { d = await get("jobs"); } catch (e) { jobsBox.replaceChildren(h("p.msg", { text: e.status === 0 ? "Cannot reach Larder." : "Jobs: " + e.message })); return; }
+    try { d = await get("jobs"); } catch (e) { fill(jobsBox, h("p.msg", { text: e.status === 0 ? "Cannot reach Larder." : "Jobs: " + e.message })); return; }
     const jobs = (d.jobs || []).slice(0, 50);
     anyRunning = jobs.some((j) => j.state === "running");
-    if (!jobs.length) { jobsBox.replaceChildren(h("p.muted", { text: "No seed jobs yet." })); return; }
-    jobsBox.replaceChildren(table("Recent seed jobs", ["job", "pin set", "kind", "state", "progress", "bytes", "started"], jobs.map(jobRow)));
+    if (!jobs.length) { fill(jobsBox, h("p.muted", { text: "No seed jobs yet." })); return; }
+    fill(jobsBox, table("Recent seed jobs", ["job", "pin set", "kind", "state", "progress", "bytes", "started"], jobs.map(jobRow)));
   });
 }
 
@@ -175,7 +175,7 @@ function showPreview(box, r) {
   for (const it of items) per[it.protocol] = (per[it.protocol] || 0) + 1;
   const parts = Object.entries(per).map(([p, n]) => fmtCount(n) + " " + p);
   const shown = items.slice(0, 300);
-  box.replaceChildren(h("div.preview", { id: "seed-preview-result" },
+  fill(box, h("div.preview", { id: "seed-preview-result" },
     h("h3", { text: "Preview" }),
     h("p", null, "Read as ", h("strong#preview-kind", { text: r.kind || "?" }), " for pin set ", h("strong", { text: r.pin_set || "(none)" }), ": ",
       h("strong#preview-count", { text: fmtCount(items.length) }), " item" + (items.length === 1 ? "" : "s") + (parts.length ? " (" + parts.join(", ") + ")" : "") +
@@ -213,7 +213,7 @@ export function renderJob(main, { args }) {
     const f = filter.value;
     const list = f === "all" ? items : items.filter((it) => it.state === f);
     const shown = list.slice(0, 500);
-    itemsBox.replaceChildren(
+    fill(itemsBox, 
       shown.length ? table("Items of job " + id, ["state", "protocol", "item", "bytes", "reason"], shown.map((it) => h("tr", { "data-state": it.state },
         td(stateBadge(it.state)), td(it.protocol), td(h("code.ref", { text: it.ref })),
         td((it.bytes ? fmtBytes(it.bytes) : it.state === "done" ? "cached" : "–") + (it.size && it.state === "running" ? " of " + fmtBytes(it.size) : ""), "num"),
@@ -244,7 +244,7 @@ export function renderJob(main, { args }) {
     try {
       job = await get("jobs/" + encodeURIComponent(id));
     } catch (e) {
-      head.replaceChildren(h("p.msg.error", { role: "alert", text: e.status === 404 ? "No job " + id + " (jobs are pruned after jobs.keep / jobs.max_age)." : e.status === 0 ? "Cannot reach Larder." : e.message }));
+      fill(head, h("p.msg.error", { role: "alert", text: e.status === 404 ? "No job " + id + " (jobs are pruned after jobs.keep / jobs.max_age)." : e.status === 0 ? "Cannot reach Larder." : e.message }));
       return;
     }
     const items = job.items || [];
@@ -262,7 +262,7 @@ export function renderJob(main, { args }) {
     const pending = Math.max(0, total - done - failed - cancelled - running);
     const bytes = job.bytes !== undefined ? job.bytes : items.reduce((a, it) => a + (it.bytes || 0), 0);
     const elapsed = (job.finished || now()) - (job.created || now());
-    head.replaceChildren(
+    fill(head, 
       h("div.job-summary", null,
         h("div", null, stateBadge(job.state), " ", h("span#job-state-text", { text: stateText(job.state) })),
         h("dl.facts", null,
@@ -277,11 +277,11 @@ export function renderJob(main, { args }) {
         running ? `, ${fmtCount(running)} downloading` : "", pending && job.state === "running" ? `, ${fmtCount(pending)} waiting` : ""));
     const un = submitted.get(id);
     if (un && un.length) head.append(h("p.msg.warn", { text: fmtCount(un.length) + " line(s) of the submission could not be seeded: " + un.slice(0, 3).map((u) => "line " + u.line + " (" + u.why + ")").join("; ") + (un.length > 3 ? "…" : "") }));
-    actions.replaceChildren(
+    fill(actions, 
       job.state === "running" ? button("Cancel job", cancel, "danger", { id: "job-cancel" }) : null,
       job.state !== "running" && (failed || cancelled || job.state === "interrupted") ? button("Retry failed items", retry, "primary", { id: "job-retry" }) : null);
     const failedItems = items.filter((it) => it.state === "failed");
-    failedBox.replaceChildren(failedItems.length ? h("section.failed", { "aria-labelledby": "h-failed" },
+    fill(failedBox, failedItems.length ? h("section.failed", { "aria-labelledby": "h-failed" },
       h("h2#h-failed", { text: "Failed items (" + fmtCount(failedItems.length) + ")" }),
       h("ul.reasons", null, failedItems.slice(0, 200).map((it) => h("li", null, h("code.ref", { text: it.ref }), ": ", h("span.err-text", { text: it.error || "failed (no reason given)" }))))) : "");
     drawItems();

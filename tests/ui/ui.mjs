@@ -107,7 +107,7 @@ async function loadsClean(route, ready, label) {
   await sleep(1500); // let the page's first polls answer
   assert(pageErrors.length === 0, "uncaught errors: " + pageErrors.join(" | "));
   assert(consoleErrors.length === 0, "console errors: " + consoleErrors.slice(0, 5).join(" | "));
-  assert(!(await page.locator(".msg.error").count()), label + " shows an error: " + (await page.locator(".msg.error").first().textContent().catch(() => "")));
+  if (await page.locator(".msg.error").count()) throw new Error(label + " shows an error: " + (await textOf(".msg.error")));
 }
 
 // ---- seeding through the UI -------------------------------------------------------------------------------------
@@ -270,29 +270,42 @@ try {
     assert((await page.locator("#job-failed li").count()) === 0, "failed items are still listed");
   });
 
-  await check("seed: cancel stops a running job, retry starts it again", async () => {
+  let slowJob = "";
+  await check("seed: cancel stops a running job", async () => {
     await open("seed");
     const spec = "pin_set: ui-slow\nfiles:\n" + [1, 2, 3, 4].map((i) => `  - origin/slow/s${i}.bin\n`).join("");
     await page.fill("#seed-input", spec);
     await page.selectOption("#seed-kind", "spec");
-    const id = await startJob();
+    slowJob = await startJob();
     await waitJob(["running"], 20000);
+    await waitText("#job-bytes", /[1-9]/, 20000, "bytes of the downloads in flight");
     await page.click("#job-cancel");
     await page.waitForSelector("#confirm-dialog[open]");
     await page.click("#confirm-ok");
-    let st = await waitJob(["cancelled", "done", "failed"], 30000);
+    const st = await waitJob(["cancelled", "done", "failed"], 30000);
     assert(st === "cancelled", "after cancel the job is " + st);
     assert(/cancelled/.test(await textOf("#job-counts")), "counts do not say cancelled: " + (await textOf("#job-counts")));
     await shot("job-cancelled");
+    await open("seed");
+    await page.waitForSelector(`#jobs-list tr[data-job="${slowJob}"]`);
+    assert(/cancelled/.test(await textOf(`#jobs-list tr[data-job="${slowJob}"]`)), "the jobs list does not show it cancelled");
+  });
+
+  await check("seed: retry right after a cancel runs the cancelled items again", async () => {
+    assert(slowJob, "no cancelled job");
+    await open("jobs/" + encodeURIComponent(slowJob));
+    await page.waitForSelector("#job-retry");
     await page.click("#job-retry");
-    st = await waitJob(["running", "done"], 20000);
+    let st = await waitJob(["running", "done", "failed"], 20000);
     assert(st === "running", "after retry the job is " + st);
+    await sleep(3000); // the items are downloading again (the slow upstream takes a minute per file)
+    st = await jobState();
+    assert(st === "running", "3 s after the retry the job is " + st + ": " + (await textOf("#job-failed").catch(() => "")).slice(0, 300));
     await page.click("#job-cancel");
+    await page.waitForSelector("#confirm-dialog[open]");
     await page.click("#confirm-ok");
     st = await waitJob(["cancelled", "done", "failed"], 30000);
-    assert(st === "cancelled", "second cancel: " + st);
-    await open("seed");
-    await page.waitForSelector(`#jobs-list tr[data-job="${id}"]`);
+    assert(st === "cancelled", "cancelled again: " + st);
   });
 
   await check("overview: the traffic charts draw the traffic made before", async () => {
