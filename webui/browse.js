@@ -22,7 +22,7 @@ export function render(main, { query }) {
   q.value = query.get("q") || remembered.q;
   main.append(h("h1", { text: "Browse" }),
     h("section", { "aria-labelledby": "h-search" }, h("h2#h-search.sr-only", { text: "Search" }),
-      h("form.search-row", { role: "search", on: { submit: (e) => { e.preventDefault(); showMsg(msg, ""); load(true); } } },
+      h("form.search-row", { role: "search", on: { submit: (e) => { e.preventDefault(); typed.cancel(); showMsg(msg, ""); load(true); } } },
         h("div.field", null, h("label", { for: "browse-protocol" }, "Protocol"), proto),
         h("div.field.grow", null, h("label", { for: "browse-q" }, "Search"), q),
         h("div.field", null, h("span.label-spacer", { "aria-hidden": "true", text: " " }), h("button.primary", { type: "submit", text: "Search" })))),

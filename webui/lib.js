@@ -50,9 +50,22 @@ export function append(el, kids) {
 }
 
 // replace el's children, skipping null / undefined / false (native replaceChildren would write "null")
+// A poll that redraws a table would take the keyboard focus away from a link or button in it: the focused
+// element's equivalent in the new content (same tag, label, target and text) gets the focus back.
+function focusKey(e) {
+  return [e.tagName, e.id, e.getAttribute("aria-label") || "", e.getAttribute("href") || "", e.getAttribute("data-snippet") || "", e.textContent].join("|");
+}
 export function fill(el, ...kids) {
+  const act = document.activeElement;
+  const key = act && act !== document.body && el.contains(act) ? focusKey(act) : null;
   el.replaceChildren();
-  return append(el, kids);
+  append(el, kids);
+  if (key) {
+    for (const c of el.querySelectorAll("a, button, input, select, textarea, [tabindex]")) {
+      if (focusKey(c) === key) { c.focus({ preventScroll: true }); break; }
+    }
+  }
+  return el;
 }
 
 export const $ = (sel, root = document) => root.querySelector(sel);
@@ -235,14 +248,17 @@ export async function getText(path) {
 // the page is left (stopAll). fn may return a promise; the next run waits for it.
 const pollers = new Set();
 export function every(ms, fn) {
-  const p = { ms, fn, timer: null, stopped: false, running: false };
+  const p = { ms, fn, timer: null, stopped: false, running: false, again: false };
   p.run = async () => {
     if (p.stopped) return;
+    if (p.running) { p.again = true; return; } // asked for fresh data while a run is under way: once more after it
     clearTimeout(p.timer);
     if (document.hidden) return; // visibilitychange restarts it
-    if (p.running) return;
     p.running = true;
-    try { await fn(); } catch (e) { /* the page shows its own errors */ }
+    do {
+      p.again = false;
+      try { await fn(); } catch (e) { /* the page shows its own errors */ }
+    } while (p.again && !p.stopped);
     p.running = false;
     if (!p.stopped) p.timer = setTimeout(p.run, typeof p.ms === "function" ? p.ms() : p.ms);
   };
@@ -411,14 +427,16 @@ export async function copyText(text, btn) {
 
 export function debounce(fn, ms) {
   let t;
-  return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
+  const d = (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
+  d.cancel = () => clearTimeout(t);
+  return d;
 }
 
 export function stateBadge(state) {
   return h("span.state.state-" + String(state || "unknown").replace(/[^a-z]/g, ""), { text: state || "?" });
 }
 
-export function progressBar(done, failed, total, label) {
+export function progressBar(done, failed, total, label, cancelled = 0) {
   const pct = (n) => (total ? Math.max(0, Math.min(100, (n / total) * 100)) : 0);
   const bar = h("div.progress", {
     role: "progressbar", "aria-valuemin": "0", "aria-valuemax": String(total || 0),
@@ -426,10 +444,12 @@ export function progressBar(done, failed, total, label) {
   });
   const ok = h("span.progress-done");
   const bad = h("span.progress-failed");
+  const off = h("span.progress-cancelled");
   // widths through the CSSOM: allowed by a CSP without 'unsafe-inline' (style="" attributes are not)
   ok.style.width = pct(done || 0) + "%";
   bad.style.width = pct(failed || 0) + "%";
-  bar.append(ok, bad);
+  off.style.width = pct(cancelled || 0) + "%";
+  bar.append(ok, bad, off);
   return bar;
 }
 

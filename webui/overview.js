@@ -177,7 +177,7 @@ export function render(main) {
           td(h("span.url.nowrap", { text: u.url || "" })),
           td(fmtAge(u.last_success)),
           td(u.last_failure ? fmtAge(u.last_failure) : "never"),
-          td(u.last_error ? h("span.err-text", { text: u.last_error }) : "–"),
+          td(u.last_error ? h("span.err-text.wide", { text: u.last_error }) : "–"),
           td(fmtCount(u.consecutive_failures || 0), "num"));
       });
       fill(upBox, rows.length ? table("Upstreams", ["upstream", "health", "URL", "last success", "last failure", "last error", "failures in a row"], rows)

@@ -97,7 +97,7 @@ function recordPanel() {
         fmtCount(state.recorded || 0) + " recorded, " + fmtCount(state.served || 0) + " served, " + fmtCount(state.skipped || 0) + " skipped."),
       h("div.row.buttons", null, button("Stop recording", stop, "danger", { id: "record-stop" })));
     } else {
-      const last = state.pin_set ? h("p.muted#record-state", { text: "Not recording. The last recording went into " + state.pin_set + " (" + fmtCount(state.recorded || 0) + " objects, stopped " + fmtAge(state.stopped_at) + ")." })
+      const last = state.pin_set ? h("p.muted#record-state", { text: "Not recording. The last recording went into " + state.pin_set + " (" + fmtCount(state.recorded || 0) + " object" + (state.recorded === 1 ? "" : "s") + ", stopped " + fmtAge(state.stopped_at) + ")." })
         : h("p.muted#record-state", { text: "Not recording." });
       if (!box.contains(form)) fill(box, last, form);
       else box.firstChild.replaceWith(last);
@@ -126,7 +126,7 @@ export function render(main, { args }) {
       td(fmtCount(p.entries), "num"), td(fmtBytes(p.bytes), "num"),
       td(p.exclusive_entries !== undefined ? fmtCount(p.exclusive_entries) + " (" + fmtBytes(p.exclusive_bytes) + ")" : "–", "num"),
       td(h("div.row-actions", null,
-        h("a.button-link", { href: "#/pins/" + encodeURIComponent(p.name), "aria-label": "Open pin set " + p.name, text: "Open" }),
+        h("a.button-link.small", { href: "#/pins/" + encodeURIComponent(p.name), "aria-label": "Open pin set " + p.name, text: "Open" }),
         button("Unpin", () => unpin(p, msg, () => poll.now()), "danger small", { "aria-label": "Unpin " + p.name })))))));
   });
 }

@@ -163,7 +163,7 @@ function jobRow(j) {
   return h("tr", { "data-job": j.id },
     h("th", { scope: "row" }, h("a", { href: "#/jobs/" + encodeURIComponent(j.id), text: j.id })),
     td(j.pin_set || "–"), td(j.kind || "spec"), td(stateBadge(j.state)),
-    td(h("div.progress-cell", null, progressBar(j.done, j.failed, total, "job " + j.id + " progress"),
+    td(h("div.progress-cell", null, progressBar(j.done, j.failed, total, "job " + j.id + " progress", j.cancelled),
       h("span.progress-text", { text: `${fmtCount(j.done || 0)}/${fmtCount(total)}` + (j.failed ? `, ${fmtCount(j.failed)} failed` : "") + (j.cancelled ? `, ${fmtCount(j.cancelled)} cancelled` : "") }))),
     td(fmtBytes(j.bytes || 0), "num"), td(j.created ? fmtAge(j.created) : "–"));
 }
@@ -271,7 +271,7 @@ export function renderJob(main, { args }) {
           h("dt", { text: "Started" }), h("dd", { text: job.created ? fmtTime(job.created) : "–" }),
           h("dt", { text: job.finished ? "Took" : "Running for" }), h("dd", { text: fmtDuration(Math.max(0, elapsed)) }),
           h("dt", { text: "Bytes" }), h("dd#job-bytes", { text: fmtBytes(bytes) }))),
-      progressBar(done, failed, total, "items done"),
+      progressBar(done, failed, total, "items done", cancelled),
       h("p#job-counts.counts", { "aria-live": "polite" },
         `${fmtCount(done)} of ${fmtCount(total)} done`, failed ? `, ${fmtCount(failed)} failed` : "", cancelled ? `, ${fmtCount(cancelled)} cancelled` : "",
         running ? `, ${fmtCount(running)} downloading` : "", pending && job.state === "running" ? `, ${fmtCount(pending)} waiting` : ""));
