@@ -97,9 +97,10 @@ function build(u, info, stats) {
   section("npm", "npm and yarn", on("npm"), "Lockfiles written against registry.npmjs.org work unchanged with npm 7+ (it sends those tarball requests to the configured registry).",
     snippet("npmrc", ".npmrc", "next to package.json, or ~/.npmrc", "registry=" + reg + "\n"),
     snippet("npm-env", "NPM_CONFIG_REGISTRY", "CI jobs, Dockerfile ARG/ENV", "export NPM_CONFIG_REGISTRY=" + reg + "\n"),
-    snippet("yarnrc", "yarn 1 (.yarnrc)", ".yarnrc next to package.json, or ~/.yarnrc", "registry \"" + reg + "\"\n",
-      "yarn 1 downloads from the URLs its yarn.lock records: rewrite a yarn.lock made against the public registry once: " +
-      "sed -i -e 's#https://registry.yarnpkg.com/#" + reg + "#g' -e 's#https://registry.npmjs.org/#" + reg + "#g' yarn.lock"),
+    snippet("yarnrc", "yarn 1 (.yarnrc)", ".yarnrc next to package.json, or ~/.yarnrc", "registry \"" + reg + "\"\n"),
+    snippet("yarn-lock", "yarn 1: a yarn.lock made against the public registry", "once, in the project: yarn 1 downloads from the URLs its yarn.lock records, whatever the registry says",
+      "sed -i -e 's#https://registry.yarnpkg.com/#" + reg + "#g' \\\n       -e 's#https://registry.npmjs.org/#" + reg + "#g' yarn.lock\nyarn install --frozen-lockfile\n",
+      "The integrity fields stay valid: the tarballs are the same bytes."),
     snippet("yarnrc-yml", "yarn 2+ (.yarnrc.yml)", ".yarnrc.yml next to package.json",
       "npmRegistryServer: \"" + reg + "\"\n" + (insecure ? "unsafeHttpWhitelist:\n  - \"" + hostname + "\"\n" : "")));
 
@@ -152,7 +153,8 @@ function build(u, info, stats) {
   section("tutor", "Tutor / Open edX", true, "The tutor-larder plugin (contrib/tutor-larder in Larder's source) points apt, uv/pip, pyenv, nodeenv, npm and git of `tutor images build` at Larder from one LARDER_URL; see docs/tutor.md.",
     snippet("tutor", "tutor-larder plugin", "on the machine that runs tutor, in Tutor's Python environment",
       "pip install /path/to/larder/contrib/tutor-larder\ntutor plugins enable larder\ntutor config save --set LARDER_URL=" + tutorUrl + "\n",
-      local ? "LARDER_URL must be reachable from the build containers and the docker daemon: 172.17.0.1 is the default bridge's host address (this page was opened on " + hostname + ")." :
-        "LARDER_URL must be reachable from the build containers and the docker daemon."));
+      (local ? "LARDER_URL must be reachable from the build containers and the docker daemon: 172.17.0.1 is the default bridge's host address (this page was opened on " + hostname + ")." :
+        "LARDER_URL must be reachable from the build containers and the docker daemon.") +
+      (["python", "nodejs"].every((m) => mirrors.includes(m)) ? "" : " The plugin also expects the files mirrors python and nodejs (files.mirrors in larder.yaml; see docs/tutor.md).")));
   return out;
 }
