@@ -674,6 +674,7 @@ static void *persist_thread(void *arg)
         jobs->kick = 0;
         if (jobs->stop)
             break;
+        prune(jobs); /* jobs.max_age passes without any job finishing too */
         pthread_mutex_unlock(&jobs->mu);
         persist_flush(jobs);
         pthread_mutex_lock(&jobs->mu);
@@ -778,7 +779,7 @@ static int load_one(void *arg, int proto, const char *key, const char *val, size
     json_decref(o);
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 16;
-        c->v = realloc(c->v, c->cap * sizeof(*c->v));
+        c->v = realloc(c->v, c->cap * sizeof(*c->v)); // NOLINT(bugprone-sizeof-expression): an array of pointers
     }
     c->v[c->n++] = job;
     return 0;
@@ -798,7 +799,7 @@ static void jobs_load(larder_jobs_t *jobs)
     if (larder_store_each_meta(jobs->app->store, LARDER_META_CORE, "jobs/", load_one, &c) < 0)
         larder_warn("seed jobs: reading the stored jobs failed; the list starts with what could be read");
     if (c.n)
-        qsort(c.v, c.n, sizeof(*c.v), newer_first);
+        qsort(c.v, c.n, sizeof(*c.v), newer_first); // NOLINT(bugprone-sizeof-expression): an array of pointers
     job_t **tail = &jobs->head;
     for (size_t i = 0; i < c.n; i++) {
         *tail = c.v[i];

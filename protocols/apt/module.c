@@ -302,7 +302,7 @@ static int apt_line(void *ctx, unsigned line, char *s)
                 goto bad_deb;
             snprintf(comps + cl, sizeof(comps) - cl, "%s%s", cl ? "," : "", comp);
         }
-        if (!url || !suite || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) || strlen(url) > 2000 ||
+        if (!url || !suite || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) || strlen(url) > 2000 ||
             !word_ok(suite, strlen(suite)) || (archs[0] && !word_ok(archs, strlen(archs))))
             goto bad_deb;
         size_t ul = strlen(url);

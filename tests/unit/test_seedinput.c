@@ -20,7 +20,7 @@
 static const char *detect(const char *text, int *rc)
 {
     const char *kind = NULL;
-    char msg[512];
+    static char msg[512]; /* returned */
     *rc = larder_seed_input_detect(text, strlen(text), &kind, msg, sizeof(msg));
     return *rc == 0 ? kind : msg;
 }
