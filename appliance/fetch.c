@@ -63,6 +63,8 @@ struct larder_fetch_priv {
     int local; /* no upstream: straight to a commit thread, the transform makes the body */
     int own_thread; /* local, on a thread of its own rather than a commit thread */
     int held;       /* its upstream is held off (upstreams.h): fails at once, fe->error says why */
+    char curl_error[CURL_ERROR_SIZE]; /* curl's detailed reason ("Failed to connect to h port 80 ...: Connection
+                                         refused"), for the upstream's health */
     uint64_t external; /* set by the transform: bytes kept outside the blob store for this entry */
     char *body, *body_type;
     size_t body_len;
@@ -840,6 +842,8 @@ static void setup_easy(larder_fetcher_t *f, larder_fetch_t *fe)
         EVP_DigestInit_ex(p->md2, p->md2_alg, NULL);
     }
     curl_easy_setopt(e, CURLOPT_URL, fe->url);
+    p->curl_error[0] = 0;
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, p->curl_error);
     curl_easy_setopt(e, CURLOPT_PRIVATE, fe);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -1081,7 +1085,9 @@ static void record_outcome(larder_fetcher_t *f, larder_fetch_t *fe, CURLcode res
                res == CURLE_OPERATION_TIMEDOUT || res == CURLE_SSL_CONNECT_ERROR || res == CURLE_PEER_FAILED_VERIFICATION ||
                res == CURLE_GOT_NOTHING || res == CURLE_RECV_ERROR || res == CURLE_SEND_ERROR) {
         larder_upstreams_outcome(f->upstreams, fe->proto, fe->url, LARDER_UPSTREAM_UNREACHABLE,
-                                 fe->error[0] ? fe->error : curl_easy_strerror(res));
+                                 fe->error[0]           ? fe->error
+                                 : fe->priv->curl_error[0] ? fe->priv->curl_error
+                                                         : curl_easy_strerror(res));
     } /* other errors are ours (a full disk, max_object_size, stopping): they say nothing of the upstream */
 }
 

@@ -37,15 +37,15 @@ EOF
 start_larder "$CFG" "$LP"
 F=$LARDER_URL/files/origin
 
-# stat EXPR -> the expression on d = /-/api/v1/stats
-stat() { json_get "$(api GET stats)" "$1"; }
+# stats_get EXPR -> the expression on d = /-/api/v1/stats
+stats_get() { json_get "$(api GET stats)" "$1"; }
 # hist RANGE STEP EXPR -> the expression on d = /-/api/v1/history (sum: Python's sum)
 hist() { json_get "$(api GET "history?range=$1&step=$2")" "$3"; }
 
 # ---- a fresh daemon counts nothing ------------------------------------------------------------------------------
-assert_eq 0 "$(stat 'd["protocols"]["files"]["requests"]')" "no requests yet"
-assert_eq None "$(stat 'd["total"]["hit_ratio"]')" "hit_ratio is null without cache answers"
-SINCE=$(stat 'd["counters_since"]')
+assert_eq 0 "$(stats_get 'd["protocols"]["files"]["requests"]')" "no requests yet"
+assert_eq None "$(stats_get 'd["total"]["hit_ratio"]')" "hit_ratio is null without cache answers"
+SINCE=$(stats_get 'd["counters_since"]')
 assert_gt "$SINCE" 1600000000 "counters_since is a time"
 
 # ---- traffic: 2 misses, 2 hits, 1 upstream 404 ----------------------------------------------------------------------
@@ -120,14 +120,14 @@ start_larder "$CFG" "$LP"
 SEEDED=1 check_counts "after a restart"
 assert_eq 3 "$(metric larder_cache_hits_total 'protocol="files"')" "/-/metrics: lifetime hits after a restart"
 assert_eq "200 HIT" "$(fetch "$F/b.bin" "$WORK/b2")" "b.bin: a hit after the restart"
-assert_eq 4 "$(stat 'd["protocols"]["files"]["hits"]')" "the hit after the restart counts on top"
+assert_eq 4 "$(stats_get 'd["protocols"]["files"]["hits"]')" "the hit after the restart counts on top"
 assert_eq 4 "$(hist 1h 1m 'sum(d["series"]["files"]["hits"])')" "and in the history"
 
 # a kill -9 loses at most the last 10 s: after a flush, the counts are there
 sleep 11
 kill9_larder
 start_larder "$CFG" "$LP"
-assert_eq 4 "$(stat 'd["protocols"]["files"]["hits"]')" "after kill -9 (flushed 10 s before)"
+assert_eq 4 "$(stats_get 'd["protocols"]["files"]["hits"]')" "after kill -9 (flushed 10 s before)"
 
 # ---- /-/api/v1/upstreams and the hold-off ----------------------------------------------------------------------------
 up=$(api GET upstreams)
@@ -171,14 +171,14 @@ larder_log_has "upstream $U/ answers again" || fail "the recovery is not logged"
 pass "the recovery is logged"
 
 # ---- a client that joins a seed job's download: the bytes are the job's -----------------------------------------------
-before=$(stat '"%d %d %d" % (d["protocols"]["files"]["bytes_upstream"], d["protocols"]["files"]["bytes_seed"], d["protocols"]["files"]["bytes_saved"])')
+before=$(stats_get '"%d %d %d" % (d["protocols"]["files"]["bytes_upstream"], d["protocols"]["files"]["bytes_seed"], d["protocols"]["files"]["bytes_saved"])')
 read -r UP0 SEED0 SAVED0 <<<"$before"
 printf 'pin_set: hist2\nfiles:\n  - origin/slow/big.bin\n' >"$WORK/spec2.yaml"
 resp=$(api POST jobs --data-binary "@$WORK/spec2.yaml" -H 'Content-Type: application/yaml')
 assert_eq 202 "$(api_status)" "a seed job of a slow download ($resp)"
 JID=$(json_get "$resp" 'd["id"]')
 sleep 1
-assert_eq 1 "$(stat 'd["fetches_active"]')" "the job's download is running"
+assert_eq 1 "$(stats_get 'd["fetches_active"]')" "the job's download is running"
 assert_eq "200 MISS" "$(fetch "$F/slow/big.bin" "$WORK/big1")" "a client joins it"
 cmp -s "$WORK/big1" "$R/slow/big.bin" || fail "the joined download's bytes differ"
 for _ in $(seq 1 100); do
@@ -186,7 +186,7 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 assert_eq "$UP0 $((SEED0 + 400000)) $SAVED0" \
-    "$(stat '"%d %d %d" % (d["protocols"]["files"]["bytes_upstream"], d["protocols"]["files"]["bytes_seed"], d["protocols"]["files"]["bytes_saved"])')" \
+    "$(stats_get '"%d %d %d" % (d["protocols"]["files"]["bytes_upstream"], d["protocols"]["files"]["bytes_seed"], d["protocols"]["files"]["bytes_saved"])')" \
     "the joined download counts as bytes_seed, not bytes_upstream, and saved nothing"
 assert_eq 1 "$(nginx_count "$ORIG/logs/access.log" GET /slow/big.bin)" "one upstream request for both"
 
