@@ -16,7 +16,8 @@
  *                                  GET: the recording's state; DELETE: stop it (record.h)
  * Reads are open; every write needs `Authorization: Bearer <admin.token>` and is refused outright when no
  * token is configured. The dispatcher checks each path's methods (405 with Allow, admin_util.c) before its
- * handler runs, and adds the headers every /-/ answer carries. Responses are built with jansson in the request's pool; no state lives here. */
+ * handler runs, and adds the headers every /-/ answer carries. Responses are built with jansson in the request's
+ * pool; no state lives here. */
 #include "admin.h"
 #include "bundle_export.h"
 #include "cache.h"

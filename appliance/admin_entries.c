@@ -161,7 +161,8 @@ static int proto_param(larder_app_t *app, h2o_req_t *req, int required, int *pro
     if (r == 0 && !required)
         return 0;
     if (r <= 0 || (*proto = larder_proto_from_name(pbuf)) < 0) {
-        larder_admin_error(app, req, 400, r == 0 ? "protocol= is required" : "unknown protocol (see GET /-/api/v1/info)");
+        larder_admin_error(app, req, 400,
+                           r == 0 ? "protocol= is required" : "unknown protocol (see GET /-/api/v1/info)");
         return -1;
     }
     return 0;

@@ -595,7 +595,7 @@ int git_trash(git_state_t *s, const char *dir)
     return 0;
 }
 
-/* an evicted mirror goes to the trash */
+/* the entry of a mirror was evicted or deleted: the mirror goes to the trash */
 void git_evicted(const larder_config_t *cfg, const char *key)
 {
     git_state_t *s = git_state();
@@ -613,7 +613,7 @@ void git_evicted(const larder_config_t *cfg, const char *key)
             larder_warn("git: cannot remove the evicted mirror %s: %s", dir, strerror(errno));
         return;
     }
-    larder_info("git: mirror %s evicted (least recently used, not pinned)", dir);
+    larder_info("git: mirror %s removed with its entry (evicted, or deleted through the admin API)", dir);
 }
 
 char *git_list_refs(git_state_t *s, const char *dir, size_t *len) { return list_refs(s, dir, NULL, len); }
