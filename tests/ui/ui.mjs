@@ -8,7 +8,8 @@
 //   UI_CTL                       a directory for asking test_ui.sh to stop / start the daemon (file "request"
 //                                with "stop" or "start"; the script answers with "ack-stop" / "ack-start")
 //   UI_REQUIREMENTS, UI_PACKAGE_LOCK, UI_GEMFILE_LOCK   real lockfiles of the local upstreams' packages
-//   UI_ORIGIN_ROOT               the files upstream's document root (a missing file is created there for "retry")
+//   UI_ORIGIN_ROOT, UI_ORIGIN_PORT  the files upstream's document root (a missing file is created there for "retry")
+//                                and port (its /slow/ path keeps a job running)
 //   CHROMIUM                     the browser (default /usr/bin/chromium)
 // Prints "ok - CHECK" / "FAIL - CHECK: why" per check and a closing "N passed, M failed"; exit status 1 when any
 // check failed. Checks go on after a failure (each starts from a fresh page) so one run shows every problem.
@@ -240,6 +241,21 @@ try {
   await check("seed: a pasted package-lock.json runs to done", () => seedFile(process.env.UI_PACKAGE_LOCK, "ui-npm", "package-lock"));
   await check("seed: a pasted Gemfile.lock runs to done", () => seedFile(process.env.UI_GEMFILE_LOCK, "ui-gems", "gemfile-lock"));
 
+  await check("seed: opening a file fills the text and takes the kind from its name", async () => {
+    await open("seed");
+    await page.fill("#seed-input", "");
+    await page.setInputFiles("#seed-file", process.env.UI_PACKAGE_LOCK);
+    await waitText("#seed-msg", /Read package-lock\.json .*kind set to package-lock/, 10000, "the file's message");
+    assert((await page.inputValue("#seed-kind")) === "package-lock", "kind: " + (await page.inputValue("#seed-kind")));
+    assert((await page.inputValue("#seed-input")).includes('"lockfileVersion"'), "the text area does not hold the lockfile");
+    await page.fill("#seed-pinset", "ui-npm");
+    await page.click("#seed-preview");
+    await page.waitForSelector("#seed-preview-result, #seed-msg.error", { timeout: 30000 });
+    assert((await textOf("#preview-kind")).trim() === "package-lock", "preview kind: " + (await textOf("#preview-kind")));
+    await page.fill("#seed-input", "");
+    await page.selectOption("#seed-kind", "detect");
+  });
+
   let brokenJob = "";
   await check("seed: a job with a missing item shows the item's reason", async () => {
     await open("seed");
@@ -271,7 +287,7 @@ try {
     assert((await page.locator("#job-failed li").count()) === 0, "failed items are still listed");
   });
 
-  let slowJob = "";
+  let slowJob = "", interruptedJob = "";
   await check("seed: cancel stops a running job", async () => {
     await open("seed");
     const spec = "pin_set: ui-slow\nfiles:\n" + [1, 2, 3, 4].map((i) => `  - origin/slow/s${i}.bin\n`).join("");
@@ -465,6 +481,13 @@ try {
   await page.setViewportSize({ width: 1280, height: 900 });
 
   await check("the daemon stopped: 'cannot reach Larder', never 'online'; back: online again", async () => {
+    // a job still running when the daemon stops comes back "interrupted", with its retry offered
+    const r = await fetch(URL0 + "/-/api/v1/jobs?pin_set=ui-interrupted&kind=urls", {
+      method: "POST", headers: { Authorization: "Bearer " + TOKEN }, body: `http://${new URL(URL0).hostname}:${process.env.UI_ORIGIN_PORT}/slow/s1.bin\n`,
+    });
+    const started = await r.json();
+    assert(r.status === 202 && started.id, "a slow job to interrupt: HTTP " + r.status + " " + JSON.stringify(started));
+    interruptedJob = started.id;
     await open("overview");
     await waitText("#conn", /^online$/, 10000, "badge before the stop");
     await ctl("stop");
@@ -481,6 +504,16 @@ try {
     await waitText("#conn", /^online$/, 20000, "badge after the restart");
     assert(await page.locator("#banner[hidden]").count(), "the banner stayed");
     await waitText("#card-stored .card-value", /B$/, 10000, "stats after the restart");
+  });
+
+  await check("a job the stopped daemon interrupted says so and offers a retry", async () => {
+    assert(interruptedJob, "no job was started before the stop");
+    await open("jobs/" + encodeURIComponent(interruptedJob));
+    const st = await waitJob(["interrupted", "failed", "done", "cancelled"], 15000);
+    assert(st === "interrupted", "the job is " + st);
+    await page.waitForSelector("#job-retry");
+    assert(/daemon stopped/.test(await textOf("#job-failed")), "no reason for the interrupted item: " + (await textOf("#job-failed")));
+    await shot("job-interrupted");
   });
 
   await check("no uncaught script error on any page during the whole run", async () => {
