@@ -68,7 +68,7 @@ export function render(main, { query }) {
     const label = e.key;
     const tr = h("tr", { "data-key": e.key },
       td(h("div.entry-name", null, h("code.ref", { text: e.key }), e.url && e.url !== e.key ? h("div.url.muted", { text: e.url }) : null)),
-      td(e.protocol), td(fmtBytes(e.size), "num"), td(fmtAge(e.fetched_at)), td(fmtAge(e.last_access)),
+      td(e.protocol), td(fmtBytes(e.size), "num"), td(fmtAge(e.fetched_at), "nowrap"), td(fmtAge(e.last_access), "nowrap"),
       td(e.hits !== undefined ? fmtCount(e.hits) : "–", "num"),
       td(e.pinned ? h("span.pinned", { text: (e.pin_sets && e.pin_sets.length ? e.pin_sets.join(", ") : "yes") }) : h("span.muted", { text: "no" })),
       td(h("div.row-actions", null,
