@@ -1,85 +1,122 @@
-// Larder admin UI: reads /-/api/v1 (open), writes with the admin token (kept in sessionStorage only).
+// app.js - the admin UI's shell: hash routes (#/overview, #/seed, #/jobs/ID, #/pins, #/pins/SET, #/browse,
+// #/clients), the header's connection badge (driven by /-/health and by every API answer or failure) and the token
+// button. Each page is a module with render(main, params); the router stops the old page's pollers first.
 "use strict";
-const $ = (s) => document.querySelector(s);
-const fmt = (n) => {
-  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
-  return (i ? n.toFixed(1) : n) + " " + u[i];
+import { fill, $, h, conn, every, stopAll, pollNow, getAbs, token, onTokenChange, askToken, initTokenDialog, announce, fmtTime } from "./lib.js";
+import * as overview from "./overview.js";
+import * as seed from "./seed.js";
+import * as pins from "./pins.js";
+import * as browse from "./browse.js";
+import * as clients from "./clients.js";
+
+const pages = {
+  overview: { mod: overview, title: "Overview", nav: "overview" },
+  seed: { mod: seed, title: "Seed", nav: "seed" },
+  jobs: { mod: seed, title: "Seed job", nav: "seed", fn: "renderJob" },
+  pins: { mod: pins, title: "Pin sets", nav: "pins" },
+  browse: { mod: browse, title: "Browse", nav: "browse" },
+  clients: { mod: clients, title: "Clients", nav: "clients" },
 };
-const text = (s) => document.createTextNode(String(s));
-function row(cells) {
-  const tr = document.createElement("tr");
-  for (const c of cells) {
-    const td = document.createElement("td");
-    td.append(c instanceof Node ? c : text(c));
-    tr.append(td);
+
+function parseHash() {
+  let raw = location.hash.replace(/^#\/?/, "");
+  let query = "";
+  const qi = raw.indexOf("?");
+  if (qi >= 0) { query = raw.slice(qi + 1); raw = raw.slice(0, qi); }
+  const parts = raw.split("/").filter(Boolean).map((p) => { try { return decodeURIComponent(p); } catch { return p; } });
+  return { name: parts[0] || "overview", args: parts.slice(1), query: new URLSearchParams(query) };
+}
+
+let lastRoute = "";
+function route() {
+  const r = parseHash();
+  const page = pages[r.name] || pages.overview;
+  stopAll();
+  for (const a of document.querySelectorAll("nav a[data-route]")) {
+    if (a.dataset.route === page.nav) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
   }
-  return tr;
-}
-async function get(path) {
-  const r = await fetch("/-/api/v1/" + path);
-  if (!r.ok) throw new Error(path + ": HTTP " + r.status);
-  return r.json();
-}
-function token() { return $("#token").value || sessionStorage.getItem("larder-token") || ""; }
-async function write(method, path, body) {
-  sessionStorage.setItem("larder-token", token());
-  const r = await fetch("/-/api/v1/" + path, {
-    method, body, headers: { Authorization: "Bearer " + token(), "Content-Type": "application/yaml" } });
-  const j = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(j.error || "HTTP " + r.status);
-  return j;
-}
-async function refresh() {
+  const main = $("#main");
+  fill(main);
+  document.title = page.title + " · Larder";
+  const fn = page.fn || "render";
   try {
-    const s = await get("stats");
-    $("#mode").textContent = s.offline ? "offline" : "online";
-    $("#mode").className = "badge" + (s.offline ? " offline" : "");
-    $("#usage").textContent = fmt(s.blob_bytes) + " in " + s.blobs + " blobs" +
-      (s.quota_total ? " of " + fmt(s.quota_total) + " quota" : " (no total quota)") +
-      "; " + s.fetches_active + " download(s) in flight";
-    const tb = $("#protocols tbody");
-    tb.replaceChildren();
-    for (const [name, p] of Object.entries(s.protocols)) {
-      if (!p.enabled) continue;
-      tb.append(row([name, p.entries, fmt(p.bytes), p.quota ? fmt(p.quota) : "-", p.hits, p.misses,
-        fmt(p.bytes_served), fmt(p.bytes_upstream), p.evictions]));
-    }
-    const pins = await get("pins");
-    const pb = $("#pins tbody");
-    pb.replaceChildren();
-    for (const p of pins.pin_sets) {
-      const b = document.createElement("button");
-      b.textContent = "unpin";
-      b.onclick = async () => {
-        if (!confirm("Unpin set " + p.name + "? Its files stay cached until evicted.")) return;
-        try { await write("DELETE", "pins/" + encodeURIComponent(p.name)); refresh(); }
-        catch (e) { alert(e.message); }
-      };
-      pb.append(row([p.name, p.entries, fmt(p.bytes), b]));
-    }
-    const jobs = await get("jobs");
-    const jb = $("#jobs tbody");
-    jb.replaceChildren();
-    for (const j of jobs.jobs) {
-      jb.append(row([j.id, j.pin_set, j.state, (j.done + j.failed) + "/" + j.total + (j.failed ? " (" + j.failed + " failed)" : "")]));
-    }
-    $("#health").textContent = "";
+    page.mod[fn](main, { args: r.args, query: r.query });
   } catch (e) {
-    $("#health").textContent = "cannot reach the daemon: " + e.message;
+    main.append(h("p.msg.error", { role: "alert", text: "This page failed to draw: " + e.message }));
+    console.warn(e);
+  }
+  // move focus to the new page's heading for keyboard and screen reader users (not on the first load)
+  const key = r.name + "/" + r.args.join("/");
+  if (lastRoute && key !== lastRoute) {
+    const h1 = main.querySelector("h1");
+    if (h1) { h1.setAttribute("tabindex", "-1"); h1.focus({ preventScroll: false }); }
+  }
+  lastRoute = key;
+}
+
+// ---- connection badge -------------------------------------------------------------------------------------------
+let lastGood = 0;
+function paintConn(up) {
+  const el = $("#conn");
+  const banner = $("#banner");
+  if (up === false) {
+    el.className = "conn conn-down";
+    el.textContent = "cannot reach Larder";
+    banner.hidden = false;
+    banner.textContent = "Cannot reach Larder at " + location.origin + ". Retrying every few seconds" +
+      (lastGood ? "; what is shown was last updated " + fmtTime(lastGood) + "." : ".");
+    document.body.classList.add("is-down");
+  } else if (up === true) {
+    el.className = "conn " + (conn.offline ? "conn-offline" : "conn-up");
+    el.textContent = conn.offline ? "offline mode" : "online";
+    el.title = conn.offline ? "offline: true in larder.yaml: only cached objects are served, no upstream is contacted"
+      : "the daemon answers and may fetch from its upstreams";
+    banner.hidden = true;
+    document.body.classList.remove("is-down");
   }
 }
-$("#submit").onclick = async () => {
-  $("#seedmsg").className = "";
-  try {
-    const j = await write("POST", "jobs", $("#spec").value);
-    $("#seedmsg").textContent = "job " + j.id + " started";
-    refresh();
-  } catch (e) {
-    $("#seedmsg").className = "error";
-    $("#seedmsg").textContent = e.message;
-  }
-};
-refresh();
-setInterval(refresh, 3000);
+
+function startHealth() {
+  const p = every(() => (conn.up === false ? 3000 : 5000), async () => {
+    try {
+      const hl = await getAbs("/-/health");
+      lastGood = Math.floor(Date.now() / 1000);
+      conn.set(true, hl);
+    } catch (e) {
+      if (e.status === 0) conn.set(false);
+      else conn.set(true); // it answered, with an error: it is reachable
+    }
+  });
+  p.keep = true;
+  conn.onChange((up, was) => {
+    paintConn(up);
+    if (up === true) lastGood = Math.floor(Date.now() / 1000);
+    if (up === false && was !== false) { announce("cannot reach Larder"); p.now(); }
+    if (up === true && was === false) {
+      announce("Larder is reachable again");
+      pollNow(); // fresh data now (not a redraw: a form being filled in stays as it is)
+    }
+  });
+}
+
+function paintToken() {
+  const b = $("#token-button");
+  const has = !!token.get();
+  b.textContent = has ? "Token set" : "Admin token";
+  b.classList.toggle("has-token", has);
+  b.setAttribute("aria-label", has ? "Admin token: set for this tab (change or forget)" : "Admin token: not set (enter it)");
+}
+
+function init() {
+  initTokenDialog();
+  $("#token-button").addEventListener("click", () => askToken());
+  onTokenChange(paintToken);
+  paintToken();
+  startHealth();
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+else init();
