@@ -248,6 +248,8 @@ static void commit_enqueue(larder_fetcher_t *f, larder_fetch_t *fe)
 static int joinable(const larder_fetch_t *fe, const larder_fetch_req_t *req)
 {
     const struct larder_fetch_priv *p = fe->priv;
+    if (atomic_load(&p->abandoned)) /* stopping: whoever asks now (a retry, a client) gets a fetch of its own */
+        return 0;
     if (req->sha256 && (!p->sha256 || strcasecmp(p->sha256, req->sha256) != 0))
         return 0;
     const char *alg;
