@@ -1075,6 +1075,11 @@ static void record_outcome(larder_fetcher_t *f, larder_fetch_t *fe, CURLcode res
     char why[300];
     if (!f->upstreams)
         return;
+    if (res == CURLE_ABORTED_BY_CALLBACK && atomic_load(&fe->priv->abandoned)) { /* cancelled by us */
+        if (code > 0 && code < 500) /* the upstream had answered */
+            larder_upstreams_outcome(f->upstreams, fe->proto, fe->url, LARDER_UPSTREAM_OK, NULL);
+        return;
+    }
     if (res == CURLE_OK && code > 0 && code < 500) {
         larder_upstreams_outcome(f->upstreams, fe->proto, fe->url, LARDER_UPSTREAM_OK, NULL);
     } else if (res == CURLE_OK || code > 0) {
