@@ -16,6 +16,7 @@
  * destroying the fetcher flags larder_fetch_cancelled() and waits for those threads.
  * Fetch objects are reference counted; the file descriptor lives as long as the last reader. */
 #include "fetch.h"
+#include "heartbeat.h"
 #include "log.h"
 #include "upstreams.h"
 
@@ -93,6 +94,7 @@ struct larder_fetcher {
     larder_fetch_t *queue;
     CURLM *multi;
     pthread_t thread;
+    larder_beat_t beat; /* the watchdog's question to the curl thread's loop (larder_fetcher_heartbeat) */
     _Atomic int stop;
     _Atomic int active;
     /* complete bodies are verified, transformed, fsynced and committed here, off the curl thread, so a slow
@@ -1225,6 +1227,7 @@ static void *fetch_thread(void *arg)
 {
     larder_fetcher_t *f = arg;
     while (!atomic_load(&f->stop)) {
+        larder_beat_answer(&f->beat); /* the loop came round: every transfer's callbacks returned */
         pthread_mutex_lock(&f->mu);
         larder_fetch_t *q = f->queue;
         f->queue = NULL;
@@ -1251,6 +1254,13 @@ static void *fetch_thread(void *arg)
         curl_multi_poll(f->multi, NULL, 0, 1000, NULL);
     }
     return NULL;
+}
+
+uint64_t larder_fetcher_heartbeat(larder_fetcher_t *f, uint64_t now)
+{
+    if (larder_beat_ask(&f->beat, now))
+        curl_multi_wakeup(f->multi); /* its poll returns now rather than after up to a second */
+    return larder_beat_waiting(&f->beat, now);
 }
 
 larder_fetcher_t *larder_fetcher_create(const larder_config_t *cfg, larder_store_t *store, larder_metrics_t *metrics,

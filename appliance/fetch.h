@@ -130,6 +130,12 @@ int larder_fetch_by_job(const larder_fetch_t *fe);
 /* where fetches report their upstream's health and ask whether it is held off (upstreams.h); before the first fetch */
 typedef struct larder_upstreams larder_upstreams_t;
 void larder_fetcher_set_upstreams(larder_fetcher_t *f, larder_upstreams_t *u);
+/* the watchdog (server.c), every tick: ask the curl thread's loop to answer (and wake it) unless a question is
+ * outstanding; returns how long the outstanding question has waited in ms (0: answered). `now` is CLOCK_MONOTONIC
+ * ms (heartbeat.h). The loop answers at the top of every turn, so a transfer callback or a token fetch that blocks
+ * the thread shows here. The commit threads are not asked: one commit may rightly take minutes (a large fsync, a
+ * transform) and there are several of them */
+uint64_t larder_fetcher_heartbeat(larder_fetcher_t *f, uint64_t now);
 /* number of fetches in flight */
 int larder_fetcher_active(larder_fetcher_t *f);
 /* 1 when the host of url could not be reached (no connection, no answer) within the last minute or so: stale

@@ -10,6 +10,16 @@
  * waits for signals (INT/TERM stop, HUP checks the config file, USR1/USR2 are logged and ignored) and pings the
  * systemd watchdog.
  *
+ * The watchdog. Every tick (a quarter of WATCHDOG_USEC, at most 1 s) the main thread asks each worker's loop a
+ * heartbeat question through the worker's h2o queue (a second receiver beside the fetch thread's wake-ups), and
+ * the curl thread's loop through curl_multi_wakeup (heartbeat.h). WATCHDOG=1 is sent only while no question has
+ * waited longer than half of WATCHDOG_USEC (10 s without a watchdog, when this only logs); otherwise the first
+ * thread found stuck is logged once (warn) and named in STATUS=, and its recovery is logged. A request handler,
+ * a module or a library call that blocks a loop therefore ends in a restart by systemd, not a silent hang.
+ * Test builds of nothing: with LARDER_TEST_HOOKS=1 in the environment (tests only, never production) an
+ * authenticated POST /-/debug/stall?worker=N&seconds=S blocks worker N's loop for S seconds; without it
+ * /-/debug/ is an unknown admin path (404) like any other.
+ *
  * Request bodies. h2o 2.2.5 reads a whole request body into memory before any handler runs, up to
  * globalconf.max_request_entity_size, and its only hooks come after that. So the limit is chosen per
  * connection, before h2o sees it: a worker has two h2o contexts on one loop, "data" (limits.request_body, small:
@@ -43,6 +53,7 @@
 #include "admin.h"
 #include "bundle_export.h"
 #include "cache.h"
+#include "heartbeat.h"
 #include "log.h"
 #include "module.h"
 #include "reqhead.h"
@@ -61,6 +72,7 @@
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -105,11 +117,19 @@ typedef struct worker {
     h2o_multithread_message_t wake_msg;
     _Atomic int wake_pending;
     _Atomic int ready; /* loop and queue exist: wake-ups may be sent */
+    /* the watchdog's heartbeat and the test hooks' stall: a receiver of their own on the same queue */
+    h2o_multithread_receiver_t control;
+    h2o_multithread_message_t hb_msg;    /* linked only while beat has a question outstanding */
+    larder_beat_t beat;
+    h2o_multithread_message_t stall_msg; /* linked only while stall_pending */
+    _Atomic int stall_pending;
+    _Atomic unsigned stall_seconds;
 } worker_t;
 
 typedef struct route_handler {
     h2o_handler_t super;
     larder_app_t *app;
+    larder_server_t *srv;
     int dedicated;   /* -1, or the protocol that gets every path of this listener */
     int one_request; /* the "bodies" context: the connection closes after its one request */
 } route_handler_t;
@@ -127,8 +147,11 @@ struct larder_server {
     _Atomic uint64_t body_bytes; /* reserved by seed uploads in flight, at most cfg->bodies_total */
     worker_t *workers;
     size_t nworkers;
+    int test_hooks; /* LARDER_TEST_HOOKS=1 in the environment: /-/debug/ exists (tests only) */
     _Atomic int stop;
 };
+
+static void debug_hook(larder_server_t *srv, larder_app_t *app, h2o_req_t *req);
 
 /* ---- routing ---- */
 
@@ -207,6 +230,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (len >= 3 && memcmp(p, "/-/", 3) == 0) {
         /* the next request from a browser (a seed upload) then starts a fresh connection and meets the head guard */
         req->http1_is_persistent = 0;
+        if (((route_handler_t *)self)->srv->test_hooks && len >= 9 && memcmp(p, "/-/debug/", 9) == 0) {
+            debug_hook(((route_handler_t *)self)->srv, app, req);
+            return 0;
+        }
         larder_admin_handle(app, req);
         return 0;
     }
@@ -247,6 +274,33 @@ static void on_wake(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messag
     larder_cache_on_wake();
 }
 
+/* the watchdog's heartbeat (answered after a stall, which is the point) and the test hooks' stall */
+static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, control, receiver);
+    int heartbeat = 0, stall = 0;
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_linklist_t *n = messages->next;
+        h2o_linklist_unlink(n);
+        if (n == &w->hb_msg.link)
+            heartbeat = 1;
+        else if (n == &w->stall_msg.link)
+            stall = 1;
+    }
+    if (stall) {
+        /* a test hook (LARDER_TEST_HOOKS=1 only): block this loop as a wedged handler would */
+        struct timespec ts = {(time_t)atomic_load(&w->stall_seconds), 0};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+        larder_warn("test hook: worker %zu's event loop stalled for %u s, resuming", (size_t)(w - w->srv->workers),
+                    atomic_load(&w->stall_seconds));
+        atomic_store(&w->stall_pending, 0);
+    }
+    /* only after the message is unlinked: the watchdog sends it again once the question is answered */
+    if (heartbeat)
+        larder_beat_answer(&w->beat);
+}
+
 void larder_server_wake(void *arg)
 {
     larder_server_t *srv = arg;
@@ -257,6 +311,53 @@ void larder_server_wake(void *arg)
         if (atomic_exchange(&w->wake_pending, 1) == 0)
             h2o_multithread_send_message(&w->receiver, &w->wake_msg);
     }
+}
+
+/* POST /-/debug/stall?worker=N&seconds=S (LARDER_TEST_HOOKS=1 only, with the admin token): block worker N's loop
+ * for S seconds, for the watchdog's test. The answer comes from whichever worker took the request, before the
+ * stall starts when that is worker N (its loop turns once more to read the message). */
+static void debug_hook(larder_server_t *srv, larder_app_t *app, h2o_req_t *req)
+{
+    const char *p = req->input.path.base;
+    size_t len = req->input.path.len;
+    const char *q = memchr(p, '?', len);
+    size_t plen = q ? (size_t)(q - p) : len;
+    if (plen != strlen("/-/debug/stall") || memcmp(p, "/-/debug/stall", plen) != 0) {
+        larder_admin_error(app, req, 404, "unknown debug hook (there is only /-/debug/stall)");
+        return;
+    }
+    if (!larder_admin_allow(app, req, "POST") || !larder_admin_authorized(app, req))
+        return;
+    char wb[16], sb[16];
+    char *end = NULL;
+    if (larder_admin_query(req, "worker", wb, sizeof(wb)) != 1 || larder_admin_query(req, "seconds", sb, sizeof(sb)) != 1) {
+        larder_admin_error(app, req, 400, "worker=N and seconds=S are required");
+        return;
+    }
+    unsigned long wi = strtoul(wb, &end, 10);
+    if (!*wb || *end || wi >= srv->nworkers) {
+        larder_admin_error(app, req, 400, "worker must be a worker's index, from 0 to threads - 1");
+        return;
+    }
+    unsigned long secs = strtoul(sb, &end, 10);
+    if (!*sb || *end || secs < 1 || secs > 300) {
+        larder_admin_error(app, req, 400, "seconds must be from 1 to 300");
+        return;
+    }
+    worker_t *w = &srv->workers[wi];
+    if (!atomic_load(&w->ready)) {
+        larder_admin_error(app, req, 503, "that worker is not running yet");
+        return;
+    }
+    int idle = 0;
+    if (!atomic_compare_exchange_strong(&w->stall_pending, &idle, 1)) {
+        larder_admin_error(app, req, 409, "that worker is already stalled");
+        return;
+    }
+    atomic_store(&w->stall_seconds, (unsigned)secs);
+    larder_warn("test hook: stalling worker %lu's event loop for %lu s (LARDER_TEST_HOOKS is set)", wi, secs);
+    h2o_multithread_send_message(&w->control, &w->stall_msg);
+    larder_admin_send_json(app, req, 202, json_pack("{s:I,s:I}", "worker", (json_int_t)wi, "seconds", (json_int_t)secs));
 }
 
 /* ---- the head guard: a new connection's first request head, read before h2o reads any body ---- */
@@ -648,7 +749,9 @@ static void *worker_main(void *arg)
     w->loop = h2o_evloop_create();
     w->queue = h2o_multithread_create_queue(w->loop);
     h2o_multithread_register_receiver(w->queue, &w->receiver, on_wake);
+    h2o_multithread_register_receiver(w->queue, &w->control, on_control);
     atomic_store(&w->ready, 1);
+    larder_beat_answer(&w->beat); /* the start-up question (larder_server_run): the loop exists */
     h2o_context_init(&w->ctx, w->loop, &srv->globalconf);
     h2o_context_init(&w->body_ctx, w->loop, &srv->body_conf);
     h2o_timeout_init(w->loop, &w->backoff, ACCEPT_BACKOFF_MS);
@@ -756,6 +859,7 @@ int larder_server_create(larder_app_t *app, larder_server_t **out, char *err, si
     route_handler_t *h = (route_handler_t *)h2o_create_handler(pc, sizeof(*h));
     h->super.on_req = on_req;
     h->app = app;
+    h->srv = srv;
     h->dedicated = -1;
     srv->main_hosts[0] = host;
     /* the bodies context: one authenticated seed upload or one large module POST per connection, no upgrade to
@@ -780,6 +884,7 @@ int larder_server_create(larder_app_t *app, larder_server_t **out, char *err, si
         (route_handler_t *)h2o_create_handler(h2o_config_register_path(bhost, "/", 0), sizeof(*bh));
     bh->super.on_req = on_req;
     bh->app = app;
+    bh->srv = srv;
     bh->dedicated = -1;
     bh->one_request = 1;
     srv->body_hosts[0] = bhost;
@@ -793,12 +898,14 @@ int larder_server_create(larder_app_t *app, larder_server_t **out, char *err, si
         route_handler_t *d = (route_handler_t *)h2o_create_handler(h2o_config_register_path(dh, "/", 0), sizeof(*d));
         d->super.on_req = on_req;
         d->app = app;
+        d->srv = srv;
         d->dedicated = pr;
         srv->proto_hosts[pr][0] = dh;
         h2o_hostconf_t *bdh = h2o_config_register_host(&srv->body_conf, h2o_iovec_init(hn, strlen(hn)), 65535);
         route_handler_t *bd = (route_handler_t *)h2o_create_handler(h2o_config_register_path(bdh, "/", 0), sizeof(*bd));
         bd->super.on_req = on_req;
         bd->app = app;
+        bd->srv = srv;
         bd->dedicated = pr;
         bd->one_request = 1;
         srv->body_proto_hosts[pr][0] = bdh;
@@ -836,6 +943,11 @@ int larder_server_create(larder_app_t *app, larder_server_t **out, char *err, si
     for (size_t i = 0; i < srv->nworkers; i++) {
         srv->workers[i].srv = srv;
     }
+    const char *hooks = getenv("LARDER_TEST_HOOKS");
+    srv->test_hooks = hooks && strcmp(hooks, "1") == 0;
+    if (srv->test_hooks)
+        larder_warn("LARDER_TEST_HOOKS=1: test hooks are enabled (POST /-/debug/stall blocks a worker); this exists "
+                    "for larder's tests only and must never be set in production");
     *out = srv;
     return 0;
 fail:
@@ -884,26 +996,100 @@ static void on_sighup(larder_server_t *srv)
     }
 }
 
+/* the watchdog's state between ticks: which thread was last found stuck, and since when */
+typedef struct watch {
+    uint64_t limit_ms; /* a question unanswered for longer means a stuck loop */
+    int stuck;
+    char who[32];
+    uint64_t since; /* CLOCK_MONOTONIC ms of the question the stuck thread left unanswered */
+} watch_t;
+
+/* ask every loop its heartbeat question; 1 when each answered within the limit, else 0 with w->who naming the
+ * thread whose question has waited longest */
+static int threads_answer(larder_server_t *srv, watch_t *wt, uint64_t now, uint64_t *waited)
+{
+    uint64_t worst = 0;
+    char who[32] = "";
+    for (size_t i = 0; i < srv->nworkers; i++) {
+        worker_t *w = &srv->workers[i];
+        /* before the loop exists its start-up question (asked in larder_server_run) stays outstanding */
+        if (atomic_load(&w->ready) && larder_beat_ask(&w->beat, now))
+            h2o_multithread_send_message(&w->control, &w->hb_msg);
+        uint64_t t = larder_beat_waiting(&w->beat, now);
+        if (t > wt->limit_ms && t > worst) {
+            worst = t;
+            snprintf(who, sizeof(who), "worker %zu", i);
+        }
+    }
+    if (srv->app->fetcher) {
+        uint64_t t = larder_fetcher_heartbeat(srv->app->fetcher, now);
+        if (t > wt->limit_ms && t > worst) {
+            worst = t;
+            snprintf(who, sizeof(who), "the fetch thread");
+        }
+    }
+    *waited = worst;
+    if (worst)
+        snprintf(wt->who, sizeof(wt->who), "%s", who);
+    return worst == 0;
+}
+
+/* one tick: WATCHDOG=1 only while every loop answers; a stuck one is logged and put in STATUS= once, its
+ * recovery too */
+static void watchdog_tick(larder_server_t *srv, watch_t *wt, int wd)
+{
+    uint64_t now = larder_mono_ms(), waited = 0;
+    if (threads_answer(srv, wt, now, &waited)) {
+        if (wt->stuck) {
+            larder_info("watchdog: every thread answers again (%s was stuck for %.1f s)%s", wt->who,
+                        (double)(now - wt->since) / 1000.0, wd ? "; pinging the systemd watchdog again" : "");
+            sd_notify(0, "STATUS=serving");
+            wt->stuck = 0;
+        }
+        if (wd)
+            sd_notify(0, "WATCHDOG=1");
+        return;
+    }
+    if (wt->stuck && wt->since == now - waited)
+        return; /* the same stall, already told */
+    wt->stuck = 1;
+    wt->since = now - waited;
+    larder_warn("watchdog: %s has not answered a heartbeat for %.1f s (limit %.1f s): its event loop is blocked%s",
+                wt->who, (double)waited / 1000.0, (double)wt->limit_ms / 1000.0,
+                wd ? "; not pinging the systemd watchdog, which restarts larder if this lasts" : "");
+    sd_notifyf(0, "STATUS=stuck: %s has not answered a heartbeat for %.1f s; watchdog not pinged", wt->who,
+               (double)waited / 1000.0);
+}
+
 int larder_server_run(larder_server_t *srv)
 {
     sigset_t set;
     signal_set(&set);
     larder_server_block_signals(); /* main() did so before any thread started; again for other callers */
-    for (size_t i = 0; i < srv->nworkers; i++)
+    uint64_t start = larder_mono_ms();
+    for (size_t i = 0; i < srv->nworkers; i++) {
+        larder_beat_ask(&srv->workers[i].beat, start); /* answered once the worker's loop exists */
         pthread_create(&srv->workers[i].tid, NULL, worker_main, &srv->workers[i]);
+    }
     for (size_t i = 0; i < srv->nlisteners; i++)
         larder_info("listening on %s", srv->listeners[i].name);
     larder_info("larder ready: %zu worker thread(s), data in %s%s", srv->nworkers, srv->app->cfg->data_dir,
                 srv->app->cfg->offline ? ", OFFLINE (upstreams are never contacted)" : "");
     sd_notify(0, "READY=1\nSTATUS=serving");
 
+    /* every loop is asked each tick and must answer within half the watchdog's interval; ticking at a quarter of
+     * it leaves a healthy daemon a ping at least every quarter */
     uint64_t wd_usec = 0;
     int wd = sd_watchdog_enabled(0, &wd_usec) > 0;
-    struct timespec ts = {1, 0};
-    if (wd && wd_usec / 2 < 1000000) {
-        ts.tv_sec = 0;
-        ts.tv_nsec = (long)(wd_usec / 2) * 1000;
-    }
+    watch_t wt = {.limit_ms = wd ? wd_usec / 2000 : 10000};
+    if (wt.limit_ms < 100)
+        wt.limit_ms = 100;
+    uint64_t tick_usec = wd && wd_usec / 4 < 1000000 ? wd_usec / 4 : 1000000;
+    struct timespec ts = {(time_t)(tick_usec / 1000000), (long)(tick_usec % 1000000) * 1000};
+    if (wd)
+        larder_info("systemd watchdog: every %.1f s; pinged while every worker's and the fetch thread's loop "
+                    "answers within %.1f s",
+                    (double)wd_usec / 1e6, (double)wt.limit_ms / 1000.0);
     for (;;) {
         int sig = sigtimedwait(&set, NULL, &ts);
         if (sig == SIGINT || sig == SIGTERM) {
@@ -915,8 +1101,7 @@ int larder_server_run(larder_server_t *srv)
         else if (sig == SIGUSR1 || sig == SIGUSR2)
             larder_info("received %s: ignored (SIGHUP checks the configuration, SIGTERM stops larder)",
                         sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
-        if (wd)
-            sd_notify(0, "WATCHDOG=1");
+        watchdog_tick(srv, &wt, wd);
     }
     sd_notify(0, "STOPPING=1");
     atomic_store(&srv->stop, 1);

@@ -12,7 +12,8 @@ int larder_server_create(larder_app_t *app, larder_server_t **out, char *err, si
  * any thread starts, so that no thread gets the default action (termination) of one of them. */
 void larder_server_block_signals(void);
 /* Run worker threads until SIGINT/SIGTERM; SIGHUP re-reads the config file to check it, USR1/USR2 are logged and
- * ignored; handles sd_notify READY/STOPPING/WATCHDOG. */
+ * ignored; handles sd_notify READY/STOPPING/STATUS, and WATCHDOG=1 only while every worker's and the fetch
+ * thread's loop answers its heartbeat within half the watchdog interval (server.c, heartbeat.h). */
 int larder_server_run(larder_server_t *srv);
 void larder_server_destroy(larder_server_t *srv);
 /* fetch-thread callback: wake every worker so parked responses resume */
