@@ -278,15 +278,13 @@ static void on_wake(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messag
 static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, control, receiver);
-    int heartbeat = 0, stall = 0;
-    while (!h2o_linklist_is_empty(messages)) {
-        h2o_linklist_t *n = messages->next;
-        h2o_linklist_unlink(n);
-        if (n == &w->hb_msg.link)
-            heartbeat = 1;
-        else if (n == &w->stall_msg.link)
-            stall = 1;
-    }
+    /* only these two are ever sent to this receiver, each at most once at a time (beat.asked, stall_pending), so
+     * a linked one is in this batch */
+    int heartbeat = h2o_linklist_is_linked(&w->hb_msg.link), stall = h2o_linklist_is_linked(&w->stall_msg.link);
+    if (heartbeat)
+        h2o_linklist_unlink(&w->hb_msg.link);
+    if (stall)
+        h2o_linklist_unlink(&w->stall_msg.link);
     if (stall) {
         /* a test hook (LARDER_TEST_HOOKS=1 only): block this loop as a wedged handler would */
         struct timespec ts = {(time_t)atomic_load(&w->stall_seconds), 0};
