@@ -30,6 +30,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TABLE_SIZE 1024
@@ -95,6 +96,7 @@ struct larder_fetcher {
     CURLM *multi;
     pthread_t thread;
     larder_beat_t beat; /* the watchdog's question to the curl thread's loop (larder_fetcher_heartbeat) */
+    _Atomic unsigned stall_seconds; /* test hook (larder_fetcher_test_stall) */
     _Atomic int stop;
     _Atomic int active;
     /* complete bodies are verified, transformed, fsynced and committed here, off the curl thread, so a slow
@@ -1227,6 +1229,13 @@ static void *fetch_thread(void *arg)
 {
     larder_fetcher_t *f = arg;
     while (!atomic_load(&f->stop)) {
+        unsigned stall = atomic_exchange(&f->stall_seconds, 0);
+        if (stall) { /* LARDER_TEST_HOOKS only: block this loop as a wedged callback would */
+            struct timespec ts = {(time_t)stall, 0};
+            while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+            larder_warn("test hook: the fetch thread's loop stalled for %u s, resuming", stall);
+        }
         larder_beat_answer(&f->beat); /* the loop came round: every transfer's callbacks returned */
         pthread_mutex_lock(&f->mu);
         larder_fetch_t *q = f->queue;
@@ -1261,6 +1270,12 @@ uint64_t larder_fetcher_heartbeat(larder_fetcher_t *f, uint64_t now)
     if (larder_beat_ask(&f->beat, now))
         curl_multi_wakeup(f->multi); /* its poll returns now rather than after up to a second */
     return larder_beat_waiting(&f->beat, now);
+}
+
+void larder_fetcher_test_stall(larder_fetcher_t *f, unsigned seconds)
+{
+    atomic_store(&f->stall_seconds, seconds);
+    curl_multi_wakeup(f->multi);
 }
 
 larder_fetcher_t *larder_fetcher_create(const larder_config_t *cfg, larder_store_t *store, larder_metrics_t *metrics,

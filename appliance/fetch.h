@@ -136,6 +136,8 @@ void larder_fetcher_set_upstreams(larder_fetcher_t *f, larder_upstreams_t *u);
  * the thread shows here. The commit threads are not asked: one commit may rightly take minutes (a large fsync, a
  * transform) and there are several of them */
 uint64_t larder_fetcher_heartbeat(larder_fetcher_t *f, uint64_t now);
+/* a test hook (server.c, LARDER_TEST_HOOKS=1 only): the curl thread's loop sleeps `seconds` at its next turn */
+void larder_fetcher_test_stall(larder_fetcher_t *f, unsigned seconds);
 /* number of fetches in flight */
 int larder_fetcher_active(larder_fetcher_t *f);
 /* 1 when the host of url could not be reached (no connection, no answer) within the last minute or so: stale

@@ -13,12 +13,13 @@
  * The watchdog. Every tick (a quarter of WATCHDOG_USEC, at most 1 s) the main thread asks each worker's loop a
  * heartbeat question through the worker's h2o queue (a second receiver beside the fetch thread's wake-ups), and
  * the curl thread's loop through curl_multi_wakeup (heartbeat.h). WATCHDOG=1 is sent only while no question has
- * waited longer than half of WATCHDOG_USEC (10 s without a watchdog, when this only logs); otherwise the first
- * thread found stuck is logged once (warn) and named in STATUS=, and its recovery is logged. A request handler,
- * a module or a library call that blocks a loop therefore ends in a restart by systemd, not a silent hang.
- * Test builds of nothing: with LARDER_TEST_HOOKS=1 in the environment (tests only, never production) an
- * authenticated POST /-/debug/stall?worker=N&seconds=S blocks worker N's loop for S seconds; without it
- * /-/debug/ is an unknown admin path (404) like any other.
+ * waited longer than half of WATCHDOG_USEC (10 s without a watchdog, when this only logs); otherwise the thread
+ * that has kept its question longest is logged once (warn) and named in STATUS=, and the recovery is logged. A
+ * request handler, a module or a library call that blocks a loop therefore ends in a restart by systemd, not a
+ * silent hang. The commit threads are not asked (fetch.h says why).
+ * The test hook: with LARDER_TEST_HOOKS=1 in the environment (tests only, never production) an authenticated
+ * POST /-/debug/stall?worker=N&seconds=S blocks worker N's loop (worker=fetch: the fetch thread's) for S
+ * seconds; without it /-/debug/ is an unknown admin path (404) like any other.
  *
  * Request bodies. h2o 2.2.5 reads a whole request body into memory before any handler runs, up to
  * globalconf.max_request_entity_size, and its only hooks come after that. So the limit is chosen per
@@ -312,7 +313,7 @@ void larder_server_wake(void *arg)
 }
 
 /* POST /-/debug/stall?worker=N&seconds=S (LARDER_TEST_HOOKS=1 only, with the admin token): block worker N's loop
- * for S seconds, for the watchdog's test. The answer comes from whichever worker took the request, before the
+ * (worker=fetch: the fetch thread's) for S seconds, for the watchdog's test. The answer comes from whichever worker took the request, before the
  * stall starts when that is worker N (its loop turns once more to read the message). */
 static void debug_hook(larder_server_t *srv, larder_app_t *app, h2o_req_t *req)
 {
@@ -332,14 +333,20 @@ static void debug_hook(larder_server_t *srv, larder_app_t *app, h2o_req_t *req)
         larder_admin_error(app, req, 400, "worker=N and seconds=S are required");
         return;
     }
-    unsigned long wi = strtoul(wb, &end, 10);
-    if (!*wb || *end || wi >= srv->nworkers) {
-        larder_admin_error(app, req, 400, "worker must be a worker's index, from 0 to threads - 1");
-        return;
-    }
     unsigned long secs = strtoul(sb, &end, 10);
     if (!*sb || *end || secs < 1 || secs > 300) {
         larder_admin_error(app, req, 400, "seconds must be from 1 to 300");
+        return;
+    }
+    if (strcmp(wb, "fetch") == 0 && app->fetcher) {
+        larder_warn("test hook: stalling the fetch thread's loop for %lu s (LARDER_TEST_HOOKS is set)", secs);
+        larder_fetcher_test_stall(app->fetcher, (unsigned)secs);
+        larder_admin_send_json(app, req, 202, json_pack("{s:s,s:I}", "worker", "fetch", "seconds", (json_int_t)secs));
+        return;
+    }
+    unsigned long wi = strtoul(wb, &end, 10);
+    if (!*wb || *end || wi >= srv->nworkers) {
+        larder_admin_error(app, req, 400, "worker must be a worker's index, from 0 to threads - 1, or fetch");
         return;
     }
     worker_t *w = &srv->workers[wi];

@@ -8,6 +8,7 @@
 #   READY=1 arrives, a real file is fetched through the activated socket, WATCHDOG=1 arrives regularly;
 #   the test hook (LARDER_TEST_HOOKS=1) blocks worker 1's loop for 4 s: the pings stop for the stall, the warn
 #   line and STATUS= name worker 1, then the pings and STATUS=serving come back and the recovery is logged;
+#   the fetch thread's loop blocked for 3 s (worker=fetch) stops the pings too, and a miss meanwhile waits for it;
 #   the hook answers 401 without the token, 400 for a worker that does not exist, and 404 (with the token) on a
 #   daemon started without LARDER_TEST_HOOKS.
 . "$(dirname "$0")/lib.sh"
@@ -121,7 +122,7 @@ if [ "$log_here" = 1 ]; then
         fail "no warn line naming worker 1"
     pass "the warn line names worker 1"
 fi
-recovered() { grep -qE 'STATUS=serving' <(awk -v a="$ts" '$1 > a' "$NLOG"); }
+recovered() { awk -v a="$ts" '$1 > a && /STATUS=stuck/ { s = 1 } s && /STATUS=serving/ { f = 1 } END { exit !f }' "$NLOG"; }
 wait_for "recovery" 8 recovered || fail "STATUS=serving did not come back within 8 s of the stall's end"
 tr=$(now)
 sleep 2
@@ -144,6 +145,29 @@ if [ "$log_here" = 1 ]; then
     assert_eq 1 "$(grep -c 'watchdog: worker 1 has not answered' "$LARDER_LOG")" "the stall is logged once"
     assert_match "$(cat "$LARDER_LOG")" 'watchdog: every thread answers again \(worker 1 was stuck for [0-9.]+ s\); pinging the systemd watchdog again'
 fi
+# ---- the fetch thread stalled for 3 s: the pings stop too, and a miss waits for it ----------------------------------
+make_file "$ORIG/root/x/b.bin" 100000
+tf=$(now)
+api_stall=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -X POST -H "Authorization: Bearer $ADMIN_TOKEN" \
+    "$LARDER_URL/-/debug/stall?worker=fetch&seconds=3")
+assert_eq 202 "$api_stall" "the stall hook for the fetch thread answered 202"
+out=$(fetch "$LARDER_URL/files/m/x/b.bin" "$WORK/b1")
+tb=$(now)
+assert_eq "200 MISS" "$out" "a miss during the fetch thread's stall is served once it resumes"
+assert_eq "$(sha256_file "$ORIG/root/x/b.bin")" "$(sha256_file "$WORK/b1")" "the body fetched after the stall"
+fetch_stuck() { awk -v a="$tf" '$1 > a && /STATUS=stuck: the fetch thread has not answered/ { f = 1 } END { exit !f }' "$NLOG"; }
+wait_for "STATUS=stuck naming the fetch thread" 3 fetch_stuck || fail "no STATUS= naming the fetch thread"
+pass "STATUS= names the fetch thread"
+# STATUS=serving after the STATUS=stuck of this stall
+fetch_recovered() { awk -v a="$tf" '$1 > a && /STATUS=stuck/ { s = 1 } s && /STATUS=serving/ { f = 1 } END { exit !f }' "$NLOG"; }
+wait_for "recovery from the fetch stall" 6 fetch_recovered || fail "STATUS=serving did not come back after the fetch stall"
+tfr=$(now)
+gap=$(max_gap "$tf" "$tfr")
+assert_gt "$gap" 1500 "the longest time without WATCHDOG=1 during the fetch thread's 3 s stall (ms), got $gap"
+if [ "$log_here" = 1 ]; then
+    assert_match "$(cat "$LARDER_LOG")" 'watchdog: the fetch thread has not answered a heartbeat for [0-9.]+ s \(limit 1.0 s\)'
+fi
+
 # still serving on the activated socket, from both workers
 for i in 1 2 3 4 5 6; do assert_status "$LARDER_URL/files/m/x/a.bin" 200; done
 pid_alive "$LARDER_PID" || fail "larder died"
