@@ -98,7 +98,7 @@ sleep 4
 t1=$(now)
 n=$(pings_between "$t0" "$t1" | wc -l)
 assert_gt "$n" 3 "WATCHDOG=1 pings in 4 s of a healthy daemon (every 0.5 s expected), got $n"
-assert_le "$(max_gap "$t0" "$t1")" 1500 "the longest gap between pings of a healthy daemon (ms)"
+assert_le "$(max_gap "$t0" "$t1")" 1900 "the longest gap between pings of a healthy daemon (ms; systemd wants one within 2 s)"
 assert_contains "$(cat "$LARDER_LOG")" "systemd watchdog: every 2.0 s; pinged while every worker's and the fetch thread's loop answers within 1.0 s"
 
 # ---- the hook's gate ----------------------------------------------------------------------------------------------
@@ -138,7 +138,7 @@ assert_gt "$gap" 2500 "the longest time without WATCHDOG=1 during the 4 s stall 
 # ...and come back after it
 n=$(pings_between "$tr" "$te" | wc -l)
 assert_gt "$n" 1 "WATCHDOG=1 pings in the 2 s after the recovery, got $n"
-assert_le "$(max_gap "$tr" "$te")" 1500 "the longest gap between pings after the recovery (ms)"
+assert_le "$(max_gap "$tr" "$te")" 1900 "the longest gap between pings after the recovery (ms)"
 # a stall is one episode: STATUS=stuck sent once
 assert_eq 1 "$(awk -v a="$ts" '$1 > a && /STATUS=stuck/' "$NLOG" | wc -l)" "one STATUS=stuck for one stall"
 if [ "$log_here" = 1 ]; then
