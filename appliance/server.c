@@ -279,9 +279,16 @@ static void on_wake(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messag
 static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, control, receiver);
-    /* only these two are ever sent to this receiver, each at most once at a time (beat.asked, stall_pending), so
-     * a linked one is in this batch */
-    int heartbeat = h2o_linklist_is_linked(&w->hb_msg.link), stall = h2o_linklist_is_linked(&w->stall_msg.link);
+    /* only these two are ever sent to this receiver. Which of them are in this batch is read from the batch
+     * itself: the main thread may be linking the next heartbeat into the receiver's own list meanwhile (under
+     * the queue's lock), so "is it linked" would not say where */
+    int heartbeat = 0, stall = 0;
+    for (h2o_linklist_t *n = messages->next; n != messages; n = n->next) {
+        if (n == &w->hb_msg.link)
+            heartbeat = 1;
+        else if (n == &w->stall_msg.link)
+            stall = 1;
+    }
     if (heartbeat)
         h2o_linklist_unlink(&w->hb_msg.link);
     if (stall)
