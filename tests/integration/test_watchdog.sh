@@ -152,7 +152,6 @@ api_stall=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -X POST -H "Au
     "$LARDER_URL/-/debug/stall?worker=fetch&seconds=4")
 assert_eq 202 "$api_stall" "the stall hook for the fetch thread answered 202"
 out=$(fetch "$LARDER_URL/files/m/x/b.bin" "$WORK/b1")
-tb=$(now)
 assert_eq "200 MISS" "$out" "a miss during the fetch thread's stall is served once it resumes"
 assert_eq "$(sha256_file "$ORIG/root/x/b.bin")" "$(sha256_file "$WORK/b1")" "the body fetched after the stall"
 fetch_stuck() { awk -v a="$tf" '$1 > a && /STATUS=stuck: the fetch thread has not answered/ { f = 1 } END { exit !f }' "$NLOG"; }
@@ -169,7 +168,7 @@ if [ "$log_here" = 1 ]; then
 fi
 
 # still serving on the activated socket, from both workers
-for i in 1 2 3 4 5 6; do assert_status "$LARDER_URL/files/m/x/a.bin" 200; done
+for _ in 1 2 3 4 5 6; do assert_status "$LARDER_URL/files/m/x/a.bin" 200; done
 pid_alive "$LARDER_PID" || fail "larder died"
 stop_larder
 assert_match "$(cat "$NLOG")" 'STOPPING=1' "STOPPING=1 at shutdown"
