@@ -106,6 +106,14 @@ PORT=$(free_port)
 sed -i -e "s/^  - address: \"0.0.0.0\"/  - address: \"127.0.0.1\"/" -e "s/^    port: 3142/    port: $PORT/" \
     "$ROOT/etc/larder/larder.yaml"
 grep -q "port: $PORT" "$ROOT/etc/larder/larder.yaml" || fail "cannot set the port in larder.yaml"
+# an upstream on the host for a real fetch by the confined daemon (libcurl, getaddrinfo of "localhost")
+UPORT=$(free_port)
+mkdir -p "$WORK/upstream/dist"
+make_file "$WORK/upstream/dist/blob.bin" 100000
+"$PY" -m http.server --bind 127.0.0.1 --directory "$WORK/upstream" "$UPORT" >"$WORK/upstream.log" 2>&1 &
+UPSTREAM=$!
+track_pid "$UPSTREAM"
+printf '\nfiles:\n  mirrors: [{name: up, url: "http://localhost:%s/dist/"}]\n' "$UPORT" >>"$ROOT/etc/larder/larder.yaml"
 echo "$MACHINE" >"$ROOT/etc/hostname"
 # no getty on a console nobody reads; no network management (the container shares the host's network)
 for u in console-getty.service systemd-networkd.service systemd-networkd.socket systemd-timesyncd.service; do
@@ -174,6 +182,15 @@ in_ct systemd-run --wait --pipe -q "${args[@]}" -p StateDirectory=larder \
     fail "git/gpgv under the unit's settings failed: $(cat "$WORK/tools.log")"
 assert_contains "$(cat "$WORK/tools.log")" "git version" "git runs under the unit's settings"
 assert_contains "$(cat "$WORK/tools.log")" "gpgv (GnuPG)" "gpgv runs under the unit's settings"
+
+# a fetch from an upstream, stored in /var/lib/larder and served again from the cache
+curl -fsS --max-time 30 -o "$WORK/got1" "http://127.0.0.1:$PORT/files/up/blob.bin" ||
+    fail "fetch through the confined daemon failed: $(in_ct journalctl -u larder.service -n 20 --no-pager)"
+cmp -s "$WORK/got1" "$WORK/upstream/dist/blob.bin" && pass "a file fetched from the upstream by the confined daemon" ||
+    fail "the fetched file differs"
+stop_pid "$UPSTREAM"
+curl -fsS --max-time 30 -o "$WORK/got2" "http://127.0.0.1:$PORT/files/up/blob.bin" && cmp -s "$WORK/got2" "$WORK/got1" &&
+    pass "served again from the cache with the upstream gone" || fail "not served from the cache after the upstream stopped"
 
 # the generated token is the daemon's: an admin write without it is refused, with it accepted (a bad spec: 400)
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST -H 'Content-Type: application/yaml' \
