@@ -3,7 +3,7 @@ JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 CLANG ?= clang
 
-.PHONY: all build deps deps-build test-tools run test test-asan test-fuzz lint bench clean
+.PHONY: all build deps deps-build deps-deb test-tools run test test-asan test-fuzz lint bench clean deb test-deb
 
 all: build
 
@@ -47,6 +47,31 @@ test-fuzz: deps
 lint: build
 	@cmake -S . -B build -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
 	clang-tidy -p build --quiet --warnings-as-errors='*' $(wildcard appliance/*.c protocols/*.c protocols/*/*.c)
+
+# the Debian package: build/deb/larder_<version>_amd64.deb, built by dpkg-buildpackage from a copy of the tree (the
+# files git tracks or would track) in build/deb/src, so the source tree stays clean. See docs/install.md.
+VERSION := $(shell sed -n 's/^\#define LARDER_VERSION "\(.*\)"/\1/p' appliance/admin.h)
+DEB_VERSION := $(shell dpkg-parsechangelog -l debian/changelog -S Version 2>/dev/null)
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+
+deps-deb: deps-build
+	@./scripts/install-deps deb
+
+deb: deps-deb
+	@case "$(DEB_VERSION)" in $(VERSION)-*) ;; *) echo "debian/changelog says $(DEB_VERSION), the code $(VERSION)" >&2; exit 1;; esac
+	@rm -rf build/deb/src && mkdir -p build/deb/src/larder-$(VERSION)
+	@git ls-files -z --cached --others --exclude-standard | grep -zv "^build" | \
+	  tar --null -T - -cf - | tar -xf - -C build/deb/src/larder-$(VERSION)
+	cd build/deb/src/larder-$(VERSION) && dpkg-buildpackage -b -us -uc -j$(JOBS) >../../build.log 2>&1 || \
+	  { tail -40 ../../build.log; exit 1; }
+	@mv -f build/deb/src/larder_$(DEB_VERSION)_* build/deb/src/larder-dbgsym_$(DEB_VERSION)_* build/deb/ 2>/dev/null; true
+	@rm -rf build/deb/src
+	@ls -l build/deb/larder_$(DEB_VERSION)_$(DEB_ARCH).deb
+	@lintian --fail-on error build/deb/larder_$(DEB_VERSION)_$(DEB_ARCH).deb || true
+
+# installs the .deb into a fresh Debian bookworm root and runs it there under systemd (tests/integration/test_deb.sh)
+test-deb: deb
+	LARDER_DEB=$(CURDIR)/build/deb/larder_$(DEB_VERSION)_$(DEB_ARCH).deb bash tests/integration/test_deb.sh
 
 bench: build test-tools
 	./bench/files.sh

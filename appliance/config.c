@@ -798,6 +798,9 @@ static const larder_conf_key_t core_keys[] = {
      .doc = "free-space watermark on the file system of data_dir (0: none)"},
     {.name = "admin.token", .type = LARDER_KEY_STRING, CORE(admin_token), .nullable = 1,
      .doc = "bearer token for admin writes (none: they are refused)"},
+    {.name = "admin.token_file", .type = LARDER_KEY_STRING, CORE(admin_token_file), .nullable = 1,
+     .doc = "file whose first line is the admin token, read at start when admin.token is unset (the Debian package "
+            "generates /etc/larder/admin.token)"},
     {.name = "upstream_proxy", .type = LARDER_KEY_CUSTOM, CORE(upstream_proxy), .nullable = 1,
      .doc = "proxy for every upstream fetch: http://, https:// or socks5h://host:port",
      .parse = parse_proxy},
@@ -1361,6 +1364,33 @@ out:
     return cfg;
 }
 
+/* admin.token_file: the token is its first line (surrounding blanks dropped); an empty file means no token, an
+ * unreadable one is an error (a daemon silently without its token would refuse every admin write) */
+static int load_token_file(larder_config_t *cfg, char *err, size_t errlen)
+{
+    size_t len;
+    char *text = larder_read_file(cfg->admin_token_file, &len);
+    if (!text) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: admin.token_file: cannot read %s: %s", cfg->source, cfg->admin_token_file,
+                     strerror(errno));
+        return -1;
+    }
+    size_t b = 0, e = strcspn(text, "\r\n");
+    while (b < e && isspace((unsigned char)text[b]))
+        b++;
+    while (e > b && isspace((unsigned char)text[e - 1]))
+        e--;
+    if (e > b) {
+        memmove(text, text + b, e - b);
+        text[e - b] = '\0';
+        cfg->admin_token = text;
+    } else {
+        free(text);
+    }
+    return 0;
+}
+
 larder_config_t *larder_config_load(const char *path, char *err, size_t errlen)
 {
     if (!path)
@@ -1374,6 +1404,10 @@ larder_config_t *larder_config_load(const char *path, char *err, size_t errlen)
     }
     larder_config_t *cfg = larder_config_parse(text, len, path, err, errlen);
     free(text);
+    if (cfg && !cfg->admin_token && cfg->admin_token_file && load_token_file(cfg, err, errlen) < 0) {
+        larder_config_free(cfg);
+        return NULL;
+    }
     return cfg;
 }
 

@@ -47,6 +47,7 @@ typedef struct larder_config {
     uint64_t quota_total;  /* bytes of blob storage, 0 = unlimited */
     uint64_t min_free;     /* free-disk watermark in bytes (default 1GiB) */
     char *admin_token;     /* NULL: admin writes are refused */
+    char *admin_token_file; /* admin.token_file: read into admin_token at load when admin.token is unset */
     char *upstream_proxy;  /* http://host:port or NULL */
     char *upstream_ca;     /* PEM bundle trusted for upstream TLS instead of the system store, or NULL */
     uint64_t connect_timeout; /* seconds, default 10 */

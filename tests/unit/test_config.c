@@ -462,6 +462,55 @@ static void test_load(void)
     larder_config_free(NULL);
 }
 
+/* write TEXT to a fresh temporary file; its name into PATH (a mkstemp template) */
+static int write_temp(char *path, const char *text)
+{
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return -1;
+    size_t n = strlen(text);
+    int ok = write(fd, text, n) == (ssize_t)n;
+    close(fd);
+    return ok ? 0 : -1;
+}
+
+/* admin.token_file (the Debian package's generated token, issue 15) */
+static void test_token_file(void)
+{
+    char err[512], tok[] = "/tmp/larder-test-token-XXXXXX", conf[] = "/tmp/larder-test-config-XXXXXX";
+    CHECK(write_temp(tok, "  s3cr3t-token \r\nsecond line\n") == 0);
+    char text[256];
+    snprintf(text, sizeof(text), "admin:\n  token_file: %s\n", tok);
+    CHECK(write_temp(conf, text) == 0);
+    larder_config_t *cfg = larder_config_load(conf, err, sizeof(err));
+    CHECK(cfg && cfg->admin_token && strcmp(cfg->admin_token, "s3cr3t-token") == 0);
+    larder_config_free(cfg);
+    /* admin.token wins over the file */
+    snprintf(text, sizeof(text), "admin:\n  token: inline\n  token_file: %s\n", tok);
+    unlink(conf);
+    strcpy(conf, "/tmp/larder-test-config-XXXXXX");
+    CHECK(write_temp(conf, text) == 0);
+    cfg = larder_config_load(conf, err, sizeof(err));
+    CHECK(cfg && cfg->admin_token && strcmp(cfg->admin_token, "inline") == 0);
+    larder_config_free(cfg);
+    /* an empty (or blank) file: no token */
+    unlink(tok);
+    strcpy(tok, "/tmp/larder-test-token-XXXXXX");
+    CHECK(write_temp(tok, " \n") == 0);
+    snprintf(text, sizeof(text), "admin:\n  token_file: %s\n", tok);
+    unlink(conf);
+    strcpy(conf, "/tmp/larder-test-config-XXXXXX");
+    CHECK(write_temp(conf, text) == 0);
+    cfg = larder_config_load(conf, err, sizeof(err));
+    CHECK(cfg && cfg->admin_token == NULL);
+    larder_config_free(cfg);
+    /* a missing file is an error naming the key and the file */
+    unlink(tok);
+    cfg = larder_config_load(conf, err, sizeof(err));
+    CHECK(cfg == NULL && strstr(err, "admin.token_file") && strstr(err, tok) && strstr(err, "No such file"));
+    unlink(conf);
+}
+
 /* limits: request bodies (issue 10 item 12) */
 static void test_limits(void)
 {
@@ -493,6 +542,7 @@ int main(void)
     test_errors();
     test_npm_keys();
     test_load();
+    test_token_file();
     test_limits();
     if (failures) {
         fprintf(stderr, "test_config: %d check(s) failed\n", failures);
