@@ -149,19 +149,32 @@ if ! in_root dpkg -i /tmp/larder.deb >"$WORK/deb.log" 2>&1; then
     in_root apt-get update -qq >>"$WORK/deb.log" 2>&1 && in_root apt-get install -y -qq -f >>"$WORK/deb.log" 2>&1 ||
         { tail -30 "$WORK/deb.log" >&2; exit 1; }
 fi
+if [ -n "${LARDER_IMAGE_SSH_KEY:-}" ]; then
+    # SSH on request: key logins for root only; host keys are made at first boot (larder-firstboot)
+    say "adding openssh-server and root's authorized key $LARDER_IMAGE_SSH_KEY"
+    in_root apt-get update -qq >>"$WORK/deb.log" 2>&1 && in_root apt-get install -y -qq openssh-server >>"$WORK/deb.log" 2>&1 ||
+        { tail -30 "$WORK/deb.log" >&2; exit 1; }
+    install -d -m 0700 "$ROOT/root/.ssh"
+    install -m 0600 "$LARDER_IMAGE_SSH_KEY" "$ROOT/root/.ssh/authorized_keys"
+    printf 'PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n' \
+        >"$ROOT/etc/ssh/sshd_config.d/larder-image.conf"
+    in_root apt-get clean
+fi
 rm -f "$ROOT/tmp/larder.deb" "$ROOT/usr/sbin/policy-rc.d"
 cp -a "$HERE/rootfs/." "$ROOT/"
 mkdir -p "$ROOT/usr/share/doc/larder/image"
 cp "$HERE/README.md" "$ROOT/usr/share/doc/larder/image/README.md"
-# the image carries no admin token: the .deb's postinst made one for this build root; each machine gets its own
-# at first boot (larder-firstboot)
-in_root /usr/lib/larder-image/admin-token clear /etc/larder/larder.yaml
+# the image carries no admin token: the .deb's postinst made one for this build root (/etc/larder/admin.token);
+# each machine gets its own at first boot (larder-firstboot)
+tokfile=$(in_root /usr/lib/larder-image/admin-token path /etc/larder/larder.yaml || echo /etc/larder/admin.token)
+rm -f "$ROOT$tokfile"
 if in_root /usr/lib/larder-image/admin-token get /etc/larder/larder.yaml >/dev/null; then
-    echo "image/build.sh: the admin token could not be removed from /etc/larder/larder.yaml" >&2; exit 1
+    echo "image/build.sh: /etc/larder/larder.yaml sets an admin token: the image would share it" >&2; exit 1
 fi
 in_root systemctl enable larder.service larder-firstboot.service larder-console.service systemd-networkd.service \
     systemd-resolved.service >/dev/null 2>&1
 # what an appliance does not need at boot, or ever
+in_root systemctl set-default multi-user.target >/dev/null 2>&1
 in_root systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
     systemd-timesyncd.service >/dev/null 2>&1 || true
 ln -sf /run/systemd/resolve/stub-resolv.conf "$ROOT/etc/resolv.conf"
