@@ -61,7 +61,7 @@ say() { printf '[image %4ds] %s\n' $((SECONDS - T0)) "$*" >&2; }
 # What the base root holds. The larder .deb's own dependencies are here too (its libraries, git, gpgv,
 # ca-certificates), so that installing the .deb needs no network once the base is cached.
 PACKAGES="systemd systemd-sysv systemd-resolved udev dbus $KERNEL initramfs-tools zstd
-  ca-certificates git gpgv cloud-guest-utils fdisk e2fsprogs iproute2 kmod procps less
+  ca-certificates git gpgv fdisk e2fsprogs iproute2 kmod procps less
   libh2o-evloop0.13 libyaml-0-2 libcurl4 libjansson4 liblzma5 libsystemd0 libssl3 zlib1g librocksdb7.8"
 PACKAGES=$(echo $PACKAGES)
 KEY=$(printf '%s|%s|%s|v1' "$SUITE" "$MIRROR" "$PACKAGES" | sha256sum | cut -c1-16)
@@ -187,6 +187,19 @@ in_root passwd -l root >/dev/null
 rm -f "$ROOT/var/lib/dbus/machine-id" "$ROOT"/etc/ssh/ssh_host_* "$ROOT/var/lib/systemd/random-seed"
 in_root update-initramfs -u >"$WORK/initramfs.log" 2>&1 || { tail -20 "$WORK/initramfs.log" >&2; exit 1; }
 chroot_umounts
+# smaller: what debootstrap installed before the no-docs rule (documentation, man pages, translations), and the
+# kernel modules no appliance loads (sound, graphics, cameras and TV, wireless, Bluetooth, InfiniBand, sensors of
+# industrial I/O, staging); a kernel upgrade brings them back, harmlessly
+find "$ROOT/usr/share/doc" -mindepth 1 -not -name copyright -not -path '*/doc/larder*' \( -type f -o -type l \) -delete
+find "$ROOT/usr/share/doc" -mindepth 1 -type d -empty -delete
+find "$ROOT/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
+rm -rf "$ROOT"/usr/share/man/* "$ROOT"/usr/share/info/* "$ROOT"/usr/share/lintian
+for kdir in "$ROOT"/lib/modules/*/kernel; do
+    (cd "$kdir" && rm -rf sound drivers/gpu drivers/media drivers/net/wireless net/wireless net/mac80211 \
+        drivers/bluetooth net/bluetooth drivers/infiniband drivers/iio drivers/staging drivers/comedi drivers/isdn \
+        drivers/nfc net/nfc lib/test_bpf.ko)
+    in_root depmod -a "$(basename "$(dirname "$kdir")")"
+done
 rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/cache/debconf/*-old \
     "$ROOT"/var/log/apt/* "$ROOT"/var/log/dpkg.log "$ROOT"/tmp/* "$ROOT"/var/tmp/*
 KVER=$(basename "$(readlink -f "$ROOT/vmlinuz")" | sed 's/^vmlinuz-//')
@@ -195,7 +208,7 @@ KVER=$(basename "$(readlink -f "$ROOT/vmlinuz")" | sed 's/^vmlinuz-//')
 
 # ---- the disk ---------------------------------------------------------------------------------------------------
 ROOT_UUID=$(cat /proc/sys/kernel/random/uuid)
-CMDLINE="root=UUID=$ROOT_UUID ro console=tty0 console=ttyS0,115200n8"
+CMDLINE="root=UUID=$ROOT_UUID ro quiet console=tty0 console=ttyS0,115200n8"
 cat >"$ROOT/etc/fstab" <<EOF2
 # the root filesystem; larder-firstboot grows it (and its partition) to the disk on the first boot
 UUID=$ROOT_UUID / ext4 errors=remount-ro 0 1

@@ -6,11 +6,11 @@
 # the first-boot unit) and names a files mirror on an nginx the test runs on the host (10.0.2.2 from the guest).
 #
 #   boot 1 (first boot): /-/health through the forwarded port; the console shows the URL and the admin token, and
-#     that token works (start a recording: 401 without it, 200 with it); the machine id was made fresh, the root
+#     that token works (start and stop a recording: refused without it); the machine id was made fresh, the root
 #     filesystem grown to the enlarged disk; a file fetched through the VM (MISS), then again (HIT);
 #     ACPI power-down from the QEMU monitor, the VM shuts down cleanly
-#   boot 2 (upstream stopped): healthy again; no token on the console this time; the file is a HIT from the VM's
-#     store, same bytes; the token still works (stop the recording, which pinned the file)
+#   boot 2 (upstream stopped): healthy again; no token on the console this time, the same machine id; the file is a
+#     HIT from the VM's store, same bytes; the token still works (and a wrong one does not)
 #
 # KVM only when a probe boot (20 s, -snapshot) shows the kernel printing under it; TCG otherwise. Which one ran,
 # and the boot-to-healthy seconds of both boots, are printed at the end. About 3-5 minutes under TCG on a 2-core
@@ -81,7 +81,7 @@ kvm_probe() {
     [ -r /dev/kvm ] && [ -w /dev/kvm ] || { log "KVM: /dev/kvm not usable"; return 1; }
     [ "${LARDER_IMAGE_KVM:-probe}" != no ] || { log "KVM: off (LARDER_IMAGE_KVM=no)"; return 1; }
     local plog=$WORK/kvm-probe.console.log pid i ok=1
-    qemu-system-x86_64 -enable-kvm -cpu host -m 1024 -snapshot -drive "file=$DISK,format=raw,if=virtio" \
+    qemu-system-x86_64 -enable-kvm -m 1024 -snapshot -drive "file=$DISK,format=raw,if=virtio" \
         -nic none -nographic -serial "file:$plog" -monitor none </dev/null >"$WORK/kvm-probe.qemu.log" 2>&1 &
     pid=$!
     track_pid "$pid"
@@ -105,7 +105,7 @@ boot_vm() {
     shift
     CONSOLE=$WORK/console.$n.log
     local accel=(-accel tcg)
-    [ "$ACCEL" = kvm ] && accel=(-enable-kvm -cpu host)
+    [ "$ACCEL" = kvm ] && accel=(-enable-kvm)
     rm -f "$WORK/monitor.sock"
     qemu-system-x86_64 "${accel[@]}" -m 1024 -smp 2 -drive "file=$DISK,format=raw,if=virtio" \
         -nic "user,hostfwd=tcp:127.0.0.1:$HP-:3142" -nographic -serial "file:$CONSOLE" \
@@ -195,6 +195,10 @@ assert_eq "$TOOL_SHA" "$(sha256_file "$WORK/tool.1")" "bytes through the VM"
 out=$(fetch "$L/files/host/tool-1.0.tar.gz" "$WORK/tool.2") || fail "second GET through the VM failed"
 assert_eq "200 HIT" "$out" "second GET through the VM"
 
+code=$(curl -sS -o "$WORK/record.json" -w '%{http_code}' --max-time 30 -X DELETE -H "Authorization: Bearer $TOKEN" \
+    "$L/-/api/v1/record")
+assert_eq 200 "$code" "stopping the recording with the token ($(cat "$WORK/record.json"))"
+
 power_down
 
 # ---- boot 2: the upstream is gone, the store is not --------------------------------------------------------------
@@ -210,9 +214,12 @@ console_wait 'Web UI and API: +http://' 120 || fail "no banner on the second boo
 assert_not_contains "$(tr -d '\r' <"$CONSOLE")" "LARDER ADMIN TOKEN" "the token is printed on the first boot only"
 assert_not_contains "$(tr -d '\r' <"$CONSOLE")" "larder-firstboot:" "the first-boot unit ran once"
 assert_contains "$(tr -d '\r' <"$CONSOLE")" "Machine ID:      $MACHINE_ID" "the machine id persists"
-code=$(curl -sS -o "$WORK/record2.json" -w '%{http_code}' --max-time 30 -X DELETE \
-    -H "Authorization: Bearer $TOKEN" "$L/-/api/v1/record")
-assert_match "$code" '^20[04]$' "the token still works after the reboot (stop the recording: $(cat "$WORK/record2.json"))"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 30 -X POST -H "Authorization: Bearer not-$TOKEN" \
+    -H 'Content-Type: application/json' -d '{"pin_set":"image-test-2"}' "$L/-/api/v1/record")
+assert_match "$code" '^40[13]$' "a wrong token is refused after the reboot"
+code=$(curl -sS -o "$WORK/record2.json" -w '%{http_code}' --max-time 30 -X POST -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' -d '{"pin_set":"image-test-2"}' "$L/-/api/v1/record")
+assert_match "$code" '^20[01]$' "the token still works after the reboot ($(cat "$WORK/record2.json"))"
 power_down
 
 log "summary: accelerator $ACCEL; image $((SIZE0 / 1048576)) MiB; boot-to-healthy $BOOT1 s (first boot), $BOOT2 s" \
