@@ -131,6 +131,8 @@ EOF
     say "caching the base root"
     tar -C "$ROOT" --numeric-owner --xattrs -cf - . | zstd -q -T0 -o "$BASE_TAR.tmp"
     mv "$BASE_TAR.tmp" "$BASE_TAR"
+    # bases of other package lists are stale
+    find "$CACHE" -maxdepth 1 -name "base-$SUITE-*.tar.zst" ! -name "$(basename "$BASE_TAR")" -delete
 else
     say "base root from $BASE_TAR"
     zstd -dc "$BASE_TAR" | tar -C "$ROOT" --numeric-owner --xattrs -xf -
