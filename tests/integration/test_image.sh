@@ -13,7 +13,7 @@
 #     HIT from the VM's store, same bytes; the token still works (and a wrong one does not)
 #
 # KVM only when a probe boot (20 s, -snapshot) shows the kernel printing under it; TCG otherwise. Which one ran,
-# and the boot-to-healthy seconds of both boots, are printed at the end. About 3-5 minutes under TCG on a 2-core
+# and the boot-to-healthy seconds of both boots, are printed at the end. About 4 minutes under TCG on a 2-core
 # machine once the image is built (building it the first time: debootstrap, a few minutes more).
 # Needs root (the image build), qemu-system-x86, and the image build's tools (scripts/install-deps).
 # ctest-labels: integration
