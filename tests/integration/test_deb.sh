@@ -84,7 +84,8 @@ assert_eq "640 root:larder" "$(st /etc/larder/larder.yaml)" "/etc/larder/larder.
 assert_eq "640 root:larder" "$(st /etc/larder/admin.token)" "/etc/larder/admin.token"
 assert_eq "750 larder:larder" "$(st /var/lib/larder)" "/var/lib/larder"
 for f in /lib/systemd/system/larder.service /lib/systemd/system/larder.socket /usr/lib/sysusers.d/larder.conf \
-    /usr/lib/tmpfiles.d/larder.conf /usr/share/doc/larder/README.md /usr/share/doc/larder/install.md; do
+    /usr/lib/tmpfiles.d/larder.conf /lib/systemd/system/larder-admin-token.service \
+    /usr/libexec/larder/larder-admin-token /usr/share/doc/larder/README.md /usr/share/doc/larder/install.md; do
     [ -f "$ROOT$f" ] && pass "$f" || fail "$f is not installed"
 done
 [ -f "$ROOT/lib/systemd/system-preset/80-larder.preset" ] && pass "the preset file" || fail "no preset file"
@@ -199,6 +200,20 @@ assert_eq 401 "$code" "an admin write without the token"
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST -H "Authorization: Bearer $TOKEN" \
     -H 'Content-Type: application/yaml' --data-binary 'nonsense: [' "http://127.0.0.1:$PORT/-/api/v1/jobs")
 assert_eq 400 "$code" "an admin write with the generated token gets to the spec parser"
+# a root without the token file (an image built with the .deb ships none) gets a fresh one when larder starts:
+# larder-admin-token.service runs before it
+rm -f "$ROOT/etc/larder/admin.token"
+in_ct systemctl restart larder.service || fail "larder.service does not restart: $(in_ct journalctl -n 20 --no-pager)"
+wait_for "health after the restart" 30 curl -fsS --max-time 2 "http://127.0.0.1:$PORT/-/health" ||
+    fail "no /-/health after the restart without a token file"
+NEWTOKEN=$(cat "$ROOT/etc/larder/admin.token" 2>/dev/null || true)
+assert_match "$NEWTOKEN" '^[A-Za-z0-9_-]{43}$' "a fresh token generated before larder started"
+assert_ne "$TOKEN" "$NEWTOKEN" "the fresh token is new"
+assert_eq "640 root:larder" "$(in_ct stat -c '%a %U:%G' /etc/larder/admin.token)" "the fresh token's mode"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST -H "Authorization: Bearer $NEWTOKEN" \
+    -H 'Content-Type: application/yaml' --data-binary 'nonsense: [' "http://127.0.0.1:$PORT/-/api/v1/jobs")
+assert_eq 400 "$code" "the daemon took the fresh token"
+
 # something for the data dir to hold
 in_ct ls /var/lib/larder >"$WORK/datadir.ls" 2>&1
 [ -s "$WORK/datadir.ls" ] && pass "the daemon wrote /var/lib/larder" || fail "/var/lib/larder is empty"
