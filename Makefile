@@ -3,7 +3,7 @@ JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 CLANG ?= clang
 
-.PHONY: all build deps deps-build deps-deb test-tools run test test-asan test-fuzz lint bench clean deb test-deb
+.PHONY: all build deps deps-build deps-deb test-tools run test test-asan test-fuzz lint bench clean deb test-deb image test-image deps-image
 
 all: build
 
@@ -72,6 +72,19 @@ deb: deps-deb
 # installs the .deb into a fresh Debian bookworm root and runs it there under systemd (tests/integration/test_deb.sh)
 test-deb: deb
 	LARDER_DEB=$(CURDIR)/build/deb/larder_$(DEB_VERSION)_$(DEB_ARCH).deb bash tests/integration/test_deb.sh
+
+# the appliance: build/image/larder.raw, a bootable Debian bookworm disk with the .deb installed (image/README.md).
+# Needs root. The base root is cached under /var/tmp/larder-image-cache, so a rebuild takes about a minute.
+deps-image: deps-deb
+	@./scripts/install-deps image
+
+image: deb deps-image
+	nice ./image/build.sh --deb build/deb/larder_$(DEB_VERSION)_$(DEB_ARCH).deb --out build/image/larder.raw
+
+# boots the image in qemu (TCG, or KVM when a probe boots with it) and checks it (tests/integration/test_image.sh,
+# which runs `make image` itself unless LARDER_IMAGE names an image)
+test-image: deps-image
+	bash tests/integration/test_image.sh
 
 bench: build test-tools
 	./bench/files.sh
