@@ -14,6 +14,7 @@
  * Minute buckets older than 25 h and hour buckets older than 91 days are deleted by the flusher (a sweep a minute,
  * resp. an hour). Bounded: at most ~1500 minute and ~2200 hour records per protocol, written only when non-zero. */
 #include "history.h"
+#include "admin.h"
 
 #include "cache.h"
 #include "log.h"
@@ -379,28 +380,6 @@ uint64_t larder_history_since(larder_history_t *h)
 
 /* ---- GET /-/api/v1/history ---- */
 
-static int method_is(h2o_req_t *req, const char *m)
-{
-    return req->input.method.len == strlen(m) && memcmp(req->input.method.base, m, req->input.method.len) == 0;
-}
-
-static void send_json(larder_app_t *app, h2o_req_t *req, int status, const char *reason, json_t *j)
-{
-    char *s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (!s) {
-        larder_send_error(app, req, -1, 500, "Internal Server Error", "out of memory");
-        return;
-    }
-    larder_send_text(app, req, -1, status, reason, "application/json", s, strlen(s));
-    free(s);
-}
-
-static void send_error(larder_app_t *app, h2o_req_t *req, int status, const char *reason, const char *msg)
-{
-    send_json(app, req, status, reason, json_pack("{s:s}", "error", msg));
-}
-
 /* the value of query parameter `name` (as sent: the names and values used here need no decoding); 1 when present */
 static int query_param(h2o_req_t *req, const char *name, char *out, size_t outlen)
 {
@@ -472,14 +451,10 @@ static json_t *series_json(query_ctx_t *c, int p)
 
 void larder_history_handle(larder_app_t *app, h2o_req_t *req)
 {
-    if (!method_is(req, "GET") && !method_is(req, "HEAD")) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, HEAD"));
-        send_error(app, req, 405, "Method Not Allowed", "use GET on /-/api/v1/history");
-        return;
-    }
+    /* admin.c's router answers any other method than GET and HEAD with 405 and Allow */
     larder_history_t *h = app->history;
     if (!h) {
-        send_error(app, req, 503, "Service Unavailable", "the history is not available");
+        larder_admin_error(app, req, 503, "the history is not available");
         return;
     }
     char rs[16] = "24h", ss[16] = "5m", allowed[64], msg[256];
@@ -487,11 +462,11 @@ void larder_history_handle(larder_app_t *app, h2o_req_t *req)
     query_param(req, "step", ss, sizeof(ss));
     uint64_t range = larder_history_range(rs), step = larder_history_step(ss), res;
     if (!range) {
-        send_error(app, req, 400, "Bad Request", "range must be one of 1h, 24h, 7d, 30d, 90d");
+        larder_admin_error(app, req, 400, "range must be one of 1h, 24h, 7d, 30d, 90d");
         return;
     }
     if (!step) {
-        send_error(app, req, 400, "Bad Request", "step must be one of 1m, 5m, 15m, 1h, 6h, 1d");
+        larder_admin_error(app, req, 400, "step must be one of 1m, 5m, 15m, 1h, 6h, 1d");
         return;
     }
     query_ctx_t c = {0};
@@ -499,13 +474,13 @@ void larder_history_handle(larder_app_t *app, h2o_req_t *req)
     if (larder_history_window(larder_now(), range, step, &c.start, &c.end, &c.n, &res, allowed, sizeof(allowed)) < 0) {
         snprintf(msg, sizeof(msg), "step %s is not allowed for range %s (%s kept): use one of %s", ss, rs,
                  res == 60 ? "minute buckets are" : "only hour buckets are", allowed);
-        send_error(app, req, 400, "Bad Request", msg);
+        larder_admin_error(app, req, 400, msg);
         return;
     }
     int np = larder_proto_count();
     c.sums = calloc((size_t)(np + 1) * LARDER_H_NCOUNTERS * c.n, sizeof(uint64_t));
     if (!c.sums) {
-        send_error(app, req, 500, "Internal Server Error", "out of memory");
+        larder_admin_error(app, req, 500, "out of memory");
         return;
     }
     const char *prefix = res == 60 ? "~h/m/" : "~h/h/";
@@ -523,7 +498,7 @@ void larder_history_handle(larder_app_t *app, h2o_req_t *req)
     pthread_mutex_unlock(&h->mu);
     if (failed) {
         free(c.sums);
-        send_error(app, req, 500, "Internal Server Error", "metadata store read failed; see the log");
+        larder_admin_error(app, req, 500, "metadata store read failed; see the log");
         return;
     }
     if (c.bad)
@@ -539,8 +514,7 @@ void larder_history_handle(larder_app_t *app, h2o_req_t *req)
     for (int p = 0; p < np; p++)
         json_object_set_new(series, larder_proto_name(p), series_json(&c, p));
     free(c.sums);
-    send_json(app, req, 200, "OK",
-              json_pack("{s:I, s:I, s:I, s:s, s:I, s:o, s:o}", "start", (json_int_t)c.start, "end", (json_int_t)c.end,
+    larder_admin_send_json(app, req, 200, json_pack("{s:I, s:I, s:I, s:s, s:I, s:o, s:o}", "start", (json_int_t)c.start, "end", (json_int_t)c.end,
                         "step", (json_int_t)step, "range", rs, "resolution", (json_int_t)res, "times", times, "series",
                         series));
 }

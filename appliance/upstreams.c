@@ -9,6 +9,7 @@
  * timeouts.holdoff_max. When the time has run out one fetch goes through as the probe; its success ends the hold-off.
  * One mutex guards the list; nothing here blocks (the fetch thread and workers call in). */
 #include "upstreams.h"
+#include "admin.h"
 
 #include "cache.h"
 #include "log.h"
@@ -238,32 +239,11 @@ void larder_upstreams_outcome(larder_upstreams_t *u, int proto, const char *url,
 
 /* ---- GET /-/api/v1/upstreams ---- */
 
-static int method_is(h2o_req_t *req, const char *m)
-{
-    return req->input.method.len == strlen(m) && memcmp(req->input.method.base, m, req->input.method.len) == 0;
-}
-
 static json_t *time_or_null(uint64_t t) { return t ? json_integer((json_int_t)t) : json_null(); }
-
-static void send_json(larder_app_t *app, h2o_req_t *req, int status, const char *reason, json_t *j)
-{
-    char *s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (!s) {
-        larder_send_error(app, req, -1, 500, "Internal Server Error", "out of memory");
-        return;
-    }
-    larder_send_text(app, req, -1, status, reason, "application/json", s, strlen(s));
-    free(s);
-}
 
 void larder_upstreams_handle(larder_app_t *app, h2o_req_t *req)
 {
-    if (!method_is(req, "GET") && !method_is(req, "HEAD")) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, HEAD"));
-        send_json(app, req, 405, "Method Not Allowed", json_pack("{s:s}", "error", "use GET on /-/api/v1/upstreams"));
-        return;
-    }
+    /* admin.c's router answers any other method than GET and HEAD with 405 and Allow */
     larder_upstreams_t *u = app->upstreams;
     json_t *arr = json_array();
     uint64_t now = larder_now();
@@ -284,5 +264,5 @@ void larder_upstreams_handle(larder_app_t *app, h2o_req_t *req)
         }
         pthread_mutex_unlock(&u->mu);
     }
-    send_json(app, req, 200, "OK", json_pack("{s:o, s:b}", "upstreams", arr, "offline", app->cfg->offline));
+    larder_admin_send_json(app, req, 200, json_pack("{s:o, s:b}", "upstreams", arr, "offline", app->cfg->offline));
 }
