@@ -647,12 +647,13 @@ static int start_stream_response(tailer_t *t)
         t->end = (uint64_t)f->content_length;
     else if (st == LARDER_FETCH_DONE)
         t->end = written;
+    int sized = !(t->subst_from && f->streamed); /* substituted while sent: the length is not the file's */
     req->res.status = t->status = 200;
     req->res.reason = "OK";
     /* a single Range is honoured while the object is still arriving when its size is known (its last byte is held
      * back until the whole object is verified, like any response's) */
     h2o_iovec_t range = find_header(req, H2O_TOKEN_RANGE);
-    if (range.base && t->end != UINT64_MAX && !find_header(req, H2O_TOKEN_IF_RANGE).base) {
+    if (range.base && sized && t->end != UINT64_MAX && !find_header(req, H2O_TOKEN_IF_RANGE).base) {
         uint64_t a, b;
         if (parse_range(range, t->end, &a, &b) == 0) {
             char cr[96];
@@ -664,7 +665,7 @@ static int start_stream_response(tailer_t *t)
             t->end = b;
         }
     }
-    if (t->end != UINT64_MAX)
+    if (t->end != UINT64_MAX && sized)
         req->res.content_length = t->end - t->off;
     t->phase = PHASE_SEND;
     h2o_start_response(req, &t->super);
@@ -717,6 +718,8 @@ static int wait_step(tailer_t *t)
         }
         return start_stream_response(t);
     case LARDER_FETCH_DONE:
+        if (f->streamed && !f->uncached) /* committed: served as stored, with its ETag and length */
+            return serve_stored(t, t->cache_status, NULL);
         return start_stream_response(t);
     case LARDER_FETCH_NOT_MODIFIED:
         return serve_stored(t, LARDER_CACHE_REVALIDATED, NULL);
@@ -756,8 +759,12 @@ static size_t substitute(tailer_t *t, size_t n, h2o_iovec_t *out)
                 break;
             }
         }
-        if (keep == 0) /* cannot happen with a buffer larger than the token; never stall */
+        if (keep == 0 && !t->fetch) /* cannot happen with a buffer larger than the token; never stall */
             keep = n;
+        if (keep == 0) { /* a growing download: the rest of the token is still to come */
+            *out = h2o_iovec_init(t->buf, 0);
+            return 0;
+        }
     }
     size_t count = 0;
     for (const char *p = t->buf, *e = t->buf + keep; (p = memmem(p, (size_t)(e - p), from, fl)) != NULL; p += fl)
@@ -854,8 +861,12 @@ static int send_step(tailer_t *t)
             return 1;
         }
         h2o_iovec_t v = h2o_iovec_init(t->buf, (size_t)r);
-        if (t->subst_from && !f) {
+        if (t->subst_from && (!f || f->streamed)) { /* a streaming transform's output is a stored document */
             r = (ssize_t)substitute(t, (size_t)r, &v);
+            if (r == 0) { /* only the start of a token so far: wait for the rest */
+                park(t);
+                return 0;
+            }
         }
         if (t->verify && !f)
             EVP_DigestUpdate(t->verify, t->buf, (size_t)r); /* the stored bytes consumed, before substitution */
@@ -970,6 +981,8 @@ void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_
                                  .ttl = m->ttl,
                                  .accept = m->accept,
                                  .transform = m->transform,
+                                 .stream = m->stream,
+                                 .stream_keys = {m->stream_keys[0], m->stream_keys[1]},
                                  .auth_scope_key = m->auth_scope_key,
                                  .auth_user = m->auth_user,
                                  .auth_pass = m->auth_pass};

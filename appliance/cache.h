@@ -16,6 +16,9 @@ typedef struct larder_mapping {
     uint64_t ttl;       /* freshness of volatile objects, seconds */
     const char *accept; /* Accept header sent upstream, or NULL */
     larder_transform_fn transform; /* rewrite the upstream document before it is stored, or NULL */
+    /* or rewrite it while it downloads (fetch.h), one transfer making the entries stream_keys (key among them) */
+    const larder_stream_ops_t *stream;
+    const char *stream_keys[LARDER_STREAM_MAX_OUT];
     const char *content_type; /* override the stored content type in the response, or NULL */
     /* Serve the stored document with every occurrence of subst_from replaced by subst_to (per request, chunk by
      * chunk, so a large document never holds up the thread): e.g. a base URL that depends on the request's Host.

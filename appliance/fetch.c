@@ -23,6 +23,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -81,6 +82,14 @@ struct larder_fetch_priv {
     done_waiter_t *waiters;
     int write_failed_errno;
     _Atomic int abandoned; /* every waiter detached: the transfer stops (larder_fetch_detach) */
+    /* a streaming transform (fetch.h): its state, the side fetches of outputs 1.. (whose `primary` is this one),
+     * the hash of this fetch's output, the upstream bytes received (written counts the output) */
+    const larder_stream_ops_t *stream;
+    void *sstate;
+    larder_fetch_t *side[LARDER_STREAM_MAX_OUT];
+    larder_fetch_t *primary;
+    EVP_MD_CTX *omd;
+    uint64_t raw_in;
 };
 
 struct larder_fetcher {
@@ -233,6 +242,9 @@ int larder_entry_satisfies(larder_store_t *st, int proto, const larder_entry_t *
 }
 
 static int own_thread_start(larder_fetcher_t *f, larder_fetch_t *fe);
+static void stream_release(larder_fetch_t *fe);
+static void stream_setup(larder_fetch_t *fe, const larder_fetch_req_t *req);
+static larder_fetch_t *stream_pick(larder_fetch_t *fe, const larder_fetch_req_t *req);
 
 /* hand fe to the commit threads (verify, transform, fsync, commit run there, never on the curl thread) */
 static void commit_enqueue(larder_fetcher_t *f, larder_fetch_t *fe)
@@ -279,6 +291,7 @@ void larder_fetch_release(larder_fetch_t *fe)
         EVP_MD_CTX_free(p->md);
     if (p->md2)
         EVP_MD_CTX_free(p->md2);
+    stream_release(fe);
     free(p->integrity);
     free(p->body);
     free(p->body_type);
@@ -319,9 +332,11 @@ static void table_remove(larder_fetcher_t *f, larder_fetch_t *fe)
 
 larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t *req, int *how)
 {
-    size_t klen = strlen(req->key) + 16;
+    /* a streaming transform's transfer runs under the key of its first output, whichever output is asked for */
+    const char *fkey = req->stream && req->stream_keys[0] ? req->stream_keys[0] : req->key;
+    size_t klen = strlen(fkey) + 16;
     char *tkey = malloc(klen);
-    snprintf(tkey, klen, "%d/%s", req->proto, req->key);
+    snprintf(tkey, klen, "%d/%s", req->proto, fkey);
     larder_fetch_t **bucket = &f->table[hash_str(tkey) % TABLE_SIZE];
 
     pthread_mutex_lock(&f->mu);
@@ -331,7 +346,7 @@ larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t
             pthread_mutex_unlock(&f->mu);
             free(tkey);
             *how = LARDER_FETCH_JOINED;
-            return fe;
+            return stream_pick(fe, req);
         }
     }
     /* The previous fetch of this key may have committed between the caller's lookup and now. */
@@ -355,7 +370,7 @@ larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t
     fe->fd = -1;
     fe->content_length = -1;
     fe->proto = req->proto;
-    fe->key = strdup(req->key);
+    fe->key = strdup(fkey);
     fe->url = strdup(req->url);
     atomic_init(&p->refs, 2); /* the table/thread and the caller */
     p->owner = f;
@@ -365,8 +380,9 @@ larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t
     p->ims = xstrdup(req->if_modified_since);
     p->pin_set = xstrdup(req->pin_set);
     p->accept = xstrdup(req->accept);
-    p->transform = req->transform;
-    fe->buffered = req->transform != NULL;
+    p->transform = req->stream ? NULL : req->transform;
+    fe->buffered = p->transform != NULL;
+    stream_setup(fe, req);
     p->nostore = req->nostore;
     p->local = req->local && req->transform;
     p->own_thread = p->local && req->own_thread;
@@ -413,7 +429,7 @@ larder_fetch_t *larder_fetch_start(larder_fetcher_t *f, const larder_fetch_req_t
     pthread_mutex_unlock(&f->mu);
     curl_multi_wakeup(f->multi);
     *how = LARDER_FETCH_STARTED;
-    return fe;
+    return stream_pick(fe, req);
 }
 
 void larder_fetch_on_done(larder_fetch_t *fe, larder_fetch_done_cb cb, void *ctx)
@@ -450,7 +466,10 @@ int larder_fetch_detach(larder_fetch_t *fe, larder_fetch_done_cb cb, void *ctx)
         }
     /* nobody else: no other waiter, and no reference but the table's and the caller's (a client tailing the body
      * holds one). Only a transfer stops; a commit under way completes (its bytes are all there) */
-    if (found && !p->waiters && atomic_load(&p->refs) == 2 && atomic_load(&fe->state) < LARDER_FETCH_DONE &&
+    int side_read = 0;
+    for (int i = 1; i < LARDER_STREAM_MAX_OUT; i++)
+        side_read |= p->side[i] && (atomic_load(&p->side[i]->priv->refs) > 1 || p->side[i]->priv->waiters);
+    if (found && !p->waiters && !side_read && atomic_load(&p->refs) == 2 && atomic_load(&fe->state) < LARDER_FETCH_DONE &&
         !p->local && !p->nostore) {
         atomic_store(&p->abandoned, 1);
         larder_info("fetch: %s abandoned: nobody waits for it any more", fe->url);
@@ -530,6 +549,9 @@ int64_t larder_parse_content_length(const char *v)
     }
 }
 
+static int stream_open(larder_fetch_t *fe);
+static size_t stream_body(larder_fetch_t *fe, const char *buf, size_t len);
+
 static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 {
     larder_fetch_t *fe = ud;
@@ -586,6 +608,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
                 fe->fd = fd;
             }
             publish_headers(fe);
+            if (p->stream && stream_open(fe) < 0)
+                return 0; /* aborts the transfer; fe->error says why */
             atomic_store(&fe->state, LARDER_FETCH_STREAMING);
             p->owner->wake(p->owner->wake_ctx);
         }
@@ -600,6 +624,8 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
     size_t len = size * n;
     if (atomic_load(&fe->state) != LARDER_FETCH_STREAMING)
         return len; /* body of an error or 304 response: not stored */
+    if (p->stream)
+        return stream_body(fe, buf, len);
     uint64_t w = atomic_load(&fe->written);
     if (fe->content_length >= 0 && w + len > (uint64_t)fe->content_length) {
         snprintf(fe->error, sizeof(fe->error), "upstream sent more than its Content-Length");
@@ -912,6 +938,8 @@ static void setup_easy(larder_fetcher_t *f, larder_fetch_t *fe)
     curl_multi_add_handle(f->multi, e);
 }
 
+static int stream_finish_body(larder_fetcher_t *f, larder_fetch_t *fe);
+
 /* verify and commit; returns the final state */
 static int finish_body(larder_fetcher_t *f, larder_fetch_t *fe)
 {
@@ -919,6 +947,8 @@ static int finish_body(larder_fetcher_t *f, larder_fetch_t *fe)
     uint64_t w = atomic_load(&fe->written);
     unsigned char raw[32];
     unsigned int rawlen = 0;
+    if (p->stream)
+        return stream_finish_body(f, fe);
     if (p->local)
         goto transform; /* nothing was downloaded: nothing to verify */
     EVP_DigestFinal_ex(p->md, raw, &rawlen);
@@ -1167,6 +1197,10 @@ static void finish(larder_fetcher_t *f, larder_fetch_t *fe, CURLcode res)
     } else if (code == 304 && (p->inm || p->ims)) {
         final = LARDER_FETCH_NOT_MODIFIED;
         larder_store_refresh(f->store, fe->proto, fe->key, larder_now() + p->ttl, fe->etag, fe->last_modified);
+        for (int i = 1; i < LARDER_STREAM_MAX_OUT; i++) /* every output of a streaming transform is as fresh */
+            if (p->side[i])
+                larder_store_refresh(f->store, fe->proto, p->side[i]->key, larder_now() + p->ttl, fe->etag,
+                                     fe->last_modified);
     } else if (code == 200 && atomic_load(&fe->state) == LARDER_FETCH_STREAMING) {
         /* the transfer is over: hand the body to a commit thread */
         curl_multi_remove_handle(f->multi, p->easy);
@@ -1183,6 +1217,8 @@ static void finish(larder_fetcher_t *f, larder_fetch_t *fe, CURLcode res)
     complete(f, fe, final);
 }
 
+static void stream_complete_sides(larder_fetcher_t *f, larder_fetch_t *fe, int final);
+
 /* the end of every fetch: final state, metrics, waiters (on the curl thread or a commit thread) */
 static void complete(larder_fetcher_t *f, larder_fetch_t *fe, int final)
 {
@@ -1192,10 +1228,11 @@ static void complete(larder_fetcher_t *f, larder_fetch_t *fe, int final)
         p->tmp_path[0] = 0;
     }
     /* by who started the fetch: a seed job's (it pins in its set) even when clients joined it */
+    uint64_t upstream_bytes = p->stream ? p->raw_in : atomic_load(&fe->written);
     if (p->pin_set)
-        atomic_fetch_add(&f->metrics->bytes_seed[fe->proto], atomic_load(&fe->written));
+        atomic_fetch_add(&f->metrics->bytes_seed[fe->proto], upstream_bytes);
     else
-        atomic_fetch_add(&f->metrics->bytes_upstream[fe->proto], atomic_load(&fe->written));
+        atomic_fetch_add(&f->metrics->bytes_upstream[fe->proto], upstream_bytes);
     if (final == LARDER_FETCH_FAILED) {
         atomic_fetch_add(&f->metrics->errors[fe->proto], 1);
         larder_warn("fetch: %s failed: %s", fe->url, fe->error);
@@ -1222,6 +1259,7 @@ static void complete(larder_fetcher_t *f, larder_fetch_t *fe, int final)
         free(w);
         w = next;
     }
+    stream_complete_sides(f, fe, final);
     larder_fetch_release(fe); /* the table's reference */
 }
 
@@ -1329,4 +1367,285 @@ void larder_fetcher_destroy(larder_fetcher_t *f)
     curl_multi_cleanup(f->multi);
     pthread_mutex_destroy(&f->mu);
     free(f);
+}
+
+/* ---- streaming transforms (fetch.h): the outputs, their side fetches, and their commit ----
+ * Output 0 is the fetch's own temp file; output i >= 1 belongs to side[i], a fetch object of its own (key
+ * stream_keys[i], not in the table) that larder_fetch_start hands to requests for that key, so that clients tail it
+ * like any download. The primary holds a reference to each side and ends them with itself (stream_complete_sides). */
+
+static larder_fetch_t *side_new(larder_fetch_t *prim, const char *key)
+{
+    larder_fetch_t *s = calloc(1, sizeof(*s));
+    struct larder_fetch_priv *sp = calloc(1, sizeof(*sp));
+    if (!s || !sp)
+        abort();
+    s->priv = sp;
+    s->fd = -1;
+    s->content_length = -1;
+    s->streamed = 1;
+    s->proto = prim->proto;
+    s->key = strdup(key);
+    s->url = strdup(prim->url);
+    atomic_init(&sp->refs, 1); /* the primary's */
+    sp->owner = prim->priv->owner;
+    return s;
+}
+
+static void stream_setup(larder_fetch_t *fe, const larder_fetch_req_t *req)
+{
+    struct larder_fetch_priv *p = fe->priv;
+    if (!req->stream)
+        return;
+    p->stream = req->stream;
+    fe->streamed = 1;
+    for (int i = 1; i < req->stream->nout && i < LARDER_STREAM_MAX_OUT; i++)
+        if (req->stream_keys[i])
+            p->side[i] = side_new(fe, req->stream_keys[i]);
+}
+
+/* the fetch a request for req->key reads: the primary, or one of its sides (the caller's reference moves to it) */
+static larder_fetch_t *stream_pick(larder_fetch_t *fe, const larder_fetch_req_t *req)
+{
+    if (!req->stream)
+        return fe;
+    for (int i = 1; i < LARDER_STREAM_MAX_OUT; i++) {
+        larder_fetch_t *s = fe->priv->side[i];
+        if (s && strcmp(s->key, req->key) == 0) {
+            larder_fetch_retain(s);
+            larder_fetch_release(fe);
+            return s;
+        }
+    }
+    return fe;
+}
+
+static void stream_close_state(larder_fetch_t *fe)
+{
+    struct larder_fetch_priv *p = fe->priv;
+    if (p->sstate && p->stream && p->stream->close)
+        p->stream->close(p->sstate);
+    p->sstate = NULL;
+}
+
+static void stream_release(larder_fetch_t *fe)
+{
+    struct larder_fetch_priv *p = fe->priv;
+    stream_close_state(fe);
+    if (p->omd)
+        EVP_MD_CTX_free(p->omd);
+    p->omd = NULL;
+    for (int i = 1; i < LARDER_STREAM_MAX_OUT; i++)
+        if (p->side[i])
+            larder_fetch_release(p->side[i]);
+}
+
+static int omd_start(larder_fetch_t *o)
+{
+    if (!o->priv->omd)
+        o->priv->omd = EVP_MD_CTX_new();
+    return o->priv->omd && EVP_DigestInit_ex(o->priv->omd, larder_sha256_md(), NULL) == 1 ? 0 : -1;
+}
+
+/* on the fetch thread, when the 200 arrives: the outputs' temp files, the sides streaming, the transform's state */
+static int stream_open(larder_fetch_t *fe)
+{
+    struct larder_fetch_priv *p = fe->priv;
+    const larder_stream_ops_t *ops = p->stream;
+    fe->content_length = -1; /* the outputs' lengths are known at the end only (p->in_content_length is checked) */
+    free(fe->content_type);
+    fe->content_type = strdup(ops->content_type[0] ? ops->content_type[0] : "application/octet-stream");
+    if (omd_start(fe) < 0) {
+        snprintf(fe->error, sizeof(fe->error), "cannot hash the rewritten document");
+        return -1;
+    }
+    for (int i = 1; i < LARDER_STREAM_MAX_OUT; i++) {
+        larder_fetch_t *s = p->side[i];
+        if (!s)
+            continue;
+        int fd = larder_store_tmp_create(p->owner->store, s->priv->tmp_path, sizeof(s->priv->tmp_path));
+        if (fd < 0 || omd_start(s) < 0) {
+            if (fd >= 0)
+                close(fd);
+            s->priv->tmp_path[0] = 0;
+            snprintf(fe->error, sizeof(fe->error), "cannot create temp file: %s", fd < 0 ? strerror(-fd) : "hash");
+            return -1;
+        }
+        s->fd = fd;
+        s->status = fe->status;
+        s->upstream_ms = fe->upstream_ms;
+        s->content_type = strdup(ops->content_type[i] ? ops->content_type[i] : "application/octet-stream");
+        s->etag = xstrdup(fe->etag);
+        s->last_modified = xstrdup(fe->last_modified);
+        atomic_store(&s->state, LARDER_FETCH_STREAMING);
+    }
+    p->raw_in = 0;
+    p->sstate = ops->open(fe);
+    if (!p->sstate) {
+        snprintf(fe->error, sizeof(fe->error), "cannot start rewriting the upstream document");
+        return -1;
+    }
+    return 0;
+}
+
+int larder_stream_write(larder_fetch_t *fe, int out, const char *buf, size_t len)
+{
+    larder_fetch_t *t = out == 0 ? fe : out < LARDER_STREAM_MAX_OUT ? fe->priv->side[out] : NULL;
+    if (!t || t->fd < 0)
+        return -1;
+    uint64_t w = atomic_load(&t->written);
+    for (size_t off = 0; off < len;) {
+        ssize_t r = pwrite(t->fd, buf + off, len - off, (off_t)(w + off));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            fe->priv->write_failed_errno = errno;
+            snprintf(fe->error, sizeof(fe->error), "writing the temp file failed: %s", strerror(errno));
+            return -1;
+        }
+        off += (size_t)r;
+    }
+    EVP_DigestUpdate(t->priv->omd, buf, len);
+    atomic_store(&t->written, w + len);
+    return 0;
+}
+
+/* on the fetch thread: one chunk of the upstream body through the transform */
+static size_t stream_body(larder_fetch_t *fe, const char *buf, size_t len)
+{
+    struct larder_fetch_priv *p = fe->priv;
+    p->raw_in += len;
+    if (p->in_content_length >= 0 && p->raw_in > (uint64_t)p->in_content_length) {
+        snprintf(fe->error, sizeof(fe->error), "upstream sent more than its Content-Length");
+        return 0;
+    }
+    EVP_DigestUpdate(p->md, buf, len);
+    if (p->md2)
+        EVP_DigestUpdate(p->md2, buf, len);
+    char err[200] = "";
+    if (p->stream->feed(p->sstate, fe, buf, len, 0, err, sizeof(err)) < 0) {
+        if (!fe->error[0])
+            snprintf(fe->error, sizeof(fe->error), "rewriting the upstream document failed: %s", err);
+        return 0; /* aborts the transfer: FAILED, nothing stored, tailers aborted */
+    }
+    p->owner->wake(p->owner->wake_ctx);
+    return len;
+}
+
+/* on a commit thread: the end of the transform, the checks of the upstream body, every output committed */
+static int stream_finish_body(larder_fetcher_t *f, larder_fetch_t *fe)
+{
+    struct larder_fetch_priv *p = fe->priv;
+    const larder_stream_ops_t *ops = p->stream;
+    char err[200] = "";
+    unsigned char raw[64];
+    unsigned int rawlen = 0;
+    if (p->in_content_length >= 0 && (uint64_t)p->in_content_length != p->raw_in) {
+        snprintf(fe->error, sizeof(fe->error), "truncated: %" PRIu64 " of %" PRId64 " bytes", p->raw_in,
+                 p->in_content_length);
+        return LARDER_FETCH_FAILED;
+    }
+    EVP_DigestFinal_ex(p->md, raw, &rawlen);
+    char hex[LARDER_SHA256_HEX];
+    larder_hex(raw, 32, hex);
+    if (p->sha256 && strcmp(p->sha256, hex) != 0) {
+        snprintf(fe->error, sizeof(fe->error), "sha256 mismatch: expected %.16s..., upstream sent %.16s...", p->sha256,
+                 hex);
+        return LARDER_FETCH_FAILED;
+    }
+    if (p->md2) {
+        EVP_DigestFinal_ex(p->md2, raw, &rawlen);
+        if (rawlen != p->want2_len || memcmp(raw, p->want2, rawlen) != 0) {
+            snprintf(fe->error, sizeof(fe->error), "integrity mismatch: expected %.40s...", p->integrity);
+            return LARDER_FETCH_FAILED;
+        }
+    }
+    if (ops->feed(p->sstate, fe, NULL, 0, 1, err, sizeof(err)) < 0) {
+        if (!fe->error[0])
+            snprintf(fe->error, sizeof(fe->error), "rewriting the upstream document failed: %s", err);
+        return LARDER_FETCH_FAILED;
+    }
+    larder_fetch_t *outs[LARDER_STREAM_MAX_OUT] = {fe};
+    const char *keys[LARDER_STREAM_MAX_OUT] = {fe->key}, *digests[LARDER_STREAM_MAX_OUT] = {fe->digest};
+    int n = 1;
+    for (int i = 1; i < LARDER_STREAM_MAX_OUT; i++)
+        if (p->side[i]) {
+            outs[n] = p->side[i];
+            keys[n] = p->side[i]->key;
+            digests[n] = p->side[i]->digest;
+            n++;
+        }
+    for (int i = 0; i < n; i++) {
+        if (EVP_DigestFinal_ex(outs[i]->priv->omd, raw, &rawlen) != 1 || fsync(outs[i]->fd) < 0) {
+            snprintf(fe->error, sizeof(fe->error), "fsync failed: %s", strerror(errno));
+            return LARDER_FETCH_FAILED;
+        }
+        larder_hex(raw, 32, outs[i]->digest);
+    }
+    if (ops->before_commit && ops->before_commit(p->sstate, f->store, fe, keys, digests, err, sizeof(err)) < 0) {
+        snprintf(fe->error, sizeof(fe->error), "rewriting the upstream document failed: %s", err);
+        return LARDER_FETCH_FAILED;
+    }
+    /* the sides first: a reader that finds the primary's entry finds the others too */
+    for (int i = n - 1; i >= 0; i--) {
+        larder_fetch_t *o = outs[i];
+        larder_entry_t e = {0};
+        memcpy(e.digest, o->digest, LARDER_SHA256_HEX);
+        e.size = atomic_load(&o->written);
+        e.fetched_at = larder_now();
+        e.fresh_until = e.fetched_at + p->ttl;
+        e.flags = p->entry_flags;
+        e.content_type = o->content_type;
+        e.url = fe->url;
+        e.etag = fe->etag;
+        e.last_modified = fe->last_modified;
+        int r = larder_store_commit(f->store, fe->proto, o->key, o->priv->tmp_path, &e, p->pin_set);
+        o->priv->tmp_path[0] = 0;
+        if (r < 0) {
+            fe->uncached = o->uncached = 1; /* complete and verified: its readers still get it */
+            snprintf(fe->error, sizeof(fe->error), "not cached: %s",
+                     r == -ENOSPC ? "no room within quota or disk watermark" : strerror(-r));
+            larder_warn("fetch: %s (%s): %s", fe->url, o->key, fe->error);
+        }
+    }
+    return LARDER_FETCH_DONE;
+}
+
+/* the sides end with their primary (after its waiters ran); the transform's memory goes back at once */
+static void stream_complete_sides(larder_fetcher_t *f, larder_fetch_t *fe, int final)
+{
+    struct larder_fetch_priv *p = fe->priv;
+    if (!p->stream)
+        return;
+    stream_close_state(fe);
+    for (int i = 1; i < LARDER_STREAM_MAX_OUT; i++) {
+        larder_fetch_t *s = p->side[i];
+        if (!s)
+            continue;
+        if (final == LARDER_FETCH_FAILED && s->priv->tmp_path[0]) {
+            unlink(s->priv->tmp_path);
+            s->priv->tmp_path[0] = 0;
+        }
+        s->status = fe->status;
+        s->upstream_ms = fe->upstream_ms;
+        s->uncached |= fe->uncached;
+        if (!s->error[0])
+            memcpy(s->error, fe->error, sizeof(s->error));
+        pthread_mutex_lock(&f->mu);
+        atomic_store(&s->state, final);
+        done_waiter_t *w = s->priv->waiters;
+        s->priv->waiters = NULL;
+        pthread_mutex_unlock(&f->mu);
+        while (w) {
+            done_waiter_t *next = w->next;
+            w->cb(s, w->ctx);
+            free(w);
+            w = next;
+        }
+    }
+    f->wake(f->wake_ctx);
+#ifdef __GLIBC__
+    if (p->raw_in > (uint64_t)4 * 1024 * 1024)
+        malloc_trim(0); /* a large document's buffers: give the memory back to the system */
+#endif
 }

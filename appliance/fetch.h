@@ -25,6 +25,31 @@ typedef struct larder_fetch larder_fetch_t;
 typedef int (*larder_transform_fn)(larder_store_t *st, const larder_fetch_t *fe, int in_fd, uint64_t in_len, int out_fd,
                                    char **content_type, char *err, size_t errlen);
 
+/* A streaming transform: the upstream body is rewritten chunk by chunk while it downloads, on the fetch thread, into
+ * up to LARDER_STREAM_MAX_OUT outputs, each a temp file that clients tail as it grows (the first byte of a client's
+ * answer leaves while the upstream document is still arriving). Output i is the entry stream_keys[i] of the request;
+ * output 0 is the fetch itself (the single flight runs under stream_keys[0]), the others are side fetches that
+ * larder_fetch_start returns to requests for their keys. What is stored and hashed is each output; the outputs
+ * have no Content-Length. A failing feed fails the fetch (nothing stored, tailers aborted); every output is
+ * committed, or none. The module keeps its own protocol out of appliance/ behind these callbacks. */
+#define LARDER_STREAM_MAX_OUT 2
+typedef struct larder_stream_ops {
+    int nout;                                        /* 1 .. LARDER_STREAM_MAX_OUT */
+    const char *content_type[LARDER_STREAM_MAX_OUT]; /* of each stored output */
+    /* per transfer, on the fetch thread when a 200 arrives: the transform's state, or NULL (the fetch fails) */
+    void *(*open)(const larder_fetch_t *fe);
+    /* one chunk of the upstream body (final = 1, len 0: the body is complete; then on a commit thread). Writes
+     * what it makes with larder_stream_write(). 0, or -1 with a message in err */
+    int (*feed)(void *state, larder_fetch_t *fe, const char *buf, size_t len, int final, char *err, size_t errlen);
+    /* on a commit thread once every output is complete, before they are committed: the module's own records
+     * (digests[i]: sha256 hex of output i). 0, or -1 with a message (nothing is committed). May be NULL */
+    int (*before_commit)(void *state, larder_store_t *st, const larder_fetch_t *fe, const char *const *keys,
+                         const char *const *digests, char *err, size_t errlen);
+    void (*close)(void *state);
+} larder_stream_ops_t;
+/* from feed: append len bytes to output `out` (readers see them at once). 0, or -1 (errno in the fetch's error) */
+int larder_stream_write(larder_fetch_t *fe, int out, const char *buf, size_t len);
+
 typedef struct larder_fetch_req {
     int proto;
     const char *key;
@@ -61,6 +86,9 @@ typedef struct larder_fetch_req {
      * the fetch's error as it is (no "rewriting ... failed" prefix). The fetcher waits for such threads when it is
      * destroyed; the transform should poll larder_fetch_cancelled() and give up when it turns 1 */
     int own_thread;
+    /* a streaming transform (above) and the keys of its outputs (key is one of them), or NULL */
+    const larder_stream_ops_t *stream;
+    const char *stream_keys[LARDER_STREAM_MAX_OUT];
 } larder_fetch_req_t;
 
 /* Parse an SRI string: the strongest supported algorithm's digest. 0 and *md/raw/rawlen set, or -1. */
@@ -86,6 +114,7 @@ struct larder_fetch {
     int64_t content_length;   /* -1 when unknown */
     int uncached;             /* DONE but not committed (quota or disk) */
     int buffered;             /* transformed before commit: serve the committed entry, never the raw stream */
+    int streamed;             /* fd holds a streaming transform's output (of unknown length), not upstream bytes */
     char *content_type, *etag, *last_modified;
     char digest[LARDER_SHA256_HEX];
     char error[256];

@@ -15,10 +15,17 @@ int npm_file_ok(const char *s, size_t len);
 
 /* packument.c: an http:// or https:// URL: 1, else 0. */
 int npm_is_http(const char *u);
+/* packument.c: the file name of a tarball URL (its last path segment, a valid file name); 0, or -1 */
+int npm_tarball_file(const char *url, char *out, size_t outlen);
 /* packument.c: the transform of the keys pk/<name>/full (the upstream document rewritten, tarball records written)
  * and pk/<name>/abbr (derived from the stored full form); runs on a commit thread. */
 int npm_transform_packument(larder_store_t *st, const larder_fetch_t *fe, int in_fd, uint64_t in_len, int out_fd,
                             char **content_type, char *err, size_t errlen);
+/* packument.c: the streaming transform of a packument download: outputs pk/<name>/full and pk/<name>/abbr (in this
+ * order in stream_keys), the tarball records and meta pa/<name> committed with them. */
+extern const larder_stream_ops_t npm_packument_stream;
+/* pkstream.c: the tarball callback's context of a stream */
+void *larder_npm_stream_cbctx(larder_npm_stream_t *s);
 /* packument.c: whether the stored abbreviated form (entry abbr) was derived from the stored full form (entry full),
  * as meta pa/<name> records: 1, else 0. */
 int npm_abbr_matches(larder_store_t *st, const char *name, const larder_entry_t *full, const larder_entry_t *abbr);

@@ -51,6 +51,19 @@ int larder_npm_route(const char *path, size_t len, char *name, size_t namelen, c
 int larder_npm_rewrite_packument(const char *in, size_t len, const char *name, int abbreviated, larder_npm_buf_t *out,
                                  larder_npm_tarball_cb cb, void *ctx, char *err, size_t errlen);
 
+/* The same rewrite streaming (pkstream.c): the document is fed in chunks as it arrives and both forms are made in
+ * one pass without a DOM, each appended to its buffer (larder_npm_stream_out: 0 the full form, 1 the abbreviated
+ * one), which the caller drains (writes out and sets len to 0) as it likes. cb sees every tarball at the end of its
+ * dist object. The result equals, as JSON, larder_npm_rewrite_packument()'s; `modified` comes last in the
+ * abbreviated form. feed/finish: 0, or -1 with a message (malformed JSON, not an object, 'versions' not an
+ * object, an incomplete document); after an error every call fails. */
+typedef struct larder_npm_stream larder_npm_stream_t;
+larder_npm_stream_t *larder_npm_stream_new(const char *name, larder_npm_tarball_cb cb, void *ctx);
+larder_npm_buf_t *larder_npm_stream_out(larder_npm_stream_t *s, int abbreviated);
+int larder_npm_stream_feed(larder_npm_stream_t *s, const char *buf, size_t len, char *err, size_t errlen);
+int larder_npm_stream_finish(larder_npm_stream_t *s, char *err, size_t errlen);
+void larder_npm_stream_free(larder_npm_stream_t *s);
+
 /* `larder seed` side: the packages of a package-lock.json (lockfileVersion 2 or 3) as seed lines
  * "name@version integrity" (integrity omitted when the lockfile has none). Entries without `resolved` (npm's
  * omit-lockfile-registry-resolved) are registry packages by name and version. Entries bundled in another package

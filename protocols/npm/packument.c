@@ -47,7 +47,7 @@ int npm_is_http(const char *u)
 }
 
 /* the last path segment of a tarball URL (no query or fragment) */
-static int tarball_file(const char *url, char *out, size_t outlen)
+int npm_tarball_file(const char *url, char *out, size_t outlen)
 {
     const char *s = strstr(url, "://");
     if (!s)
@@ -114,7 +114,7 @@ int larder_npm_rewrite_packument(const char *in, size_t len, const char *name, i
         json_t *dist = json_object_get(vo, "dist");
         const char *tb = json_string_value(json_object_get(dist, "tarball"));
         char file[256];
-        if (!json_is_object(dist) || !npm_is_http(tb) || tarball_file(tb, file, sizeof(file)) < 0)
+        if (!json_is_object(dist) || !npm_is_http(tb) || npm_tarball_file(tb, file, sizeof(file)) < 0)
             continue; /* nothing we would fetch: left as it is */
         if (cb) {
             larder_npm_tarball_t t = {ver, file, tb, json_string_value(json_object_get(dist, "integrity")),
@@ -319,3 +319,105 @@ int npm_transform_packument(larder_store_t *st, const larder_fetch_t *fe, int in
     free(out.p);
     return r;
 }
+
+/* ---- the streaming rewrite of a download (fetch.h's streaming transform) ----
+ * One upstream GET of the full document makes pk/<name>/full (output 0) and pk/<name>/abbr (output 1) while it
+ * downloads (pkstream.c); the tarball records and meta pa/<name> are written just before both are committed. */
+
+typedef struct npm_sstate {
+    larder_npm_stream_t *s;
+    larder_meta_batch_t *b;
+    char name[320];
+} npm_sstate_t;
+
+static void *npm_stream_open(const larder_fetch_t *fe)
+{
+    const char *form;
+    npm_sstate_t *st = calloc(1, sizeof(*st));
+    if (!st)
+        return NULL;
+    rec_ctx_t *rc = NULL;
+    if (packument_key_name(fe->key, st->name, sizeof(st->name), &form) < 0 || !(rc = malloc(sizeof(*rc)))) {
+        free(st);
+        return NULL;
+    }
+    st->b = larder_store_meta_begin(NULL);
+    rc->b = st->b;
+    rc->name = st->name;
+    st->s = larder_npm_stream_new(st->name, record_tarball, rc);
+    if (!st->s) {
+        larder_store_meta_discard(st->b);
+        free(rc);
+        free(st);
+        return NULL;
+    }
+    return st;
+}
+
+static int npm_stream_drain(npm_sstate_t *st, larder_fetch_t *fe)
+{
+    for (int i = 0; i < 2; i++) {
+        larder_npm_buf_t *o = larder_npm_stream_out(st->s, i);
+        if (o->len && larder_stream_write(fe, i, o->p, o->len) < 0 && i == 0)
+            return -1;
+        o->len = 0;
+    }
+    return 0;
+}
+
+static int npm_stream_feed(void *state, larder_fetch_t *fe, const char *buf, size_t len, int final, char *err,
+                           size_t errlen)
+{
+    npm_sstate_t *st = state;
+    int r = final ? larder_npm_stream_finish(st->s, err, errlen) : larder_npm_stream_feed(st->s, buf, len, err, errlen);
+    if (r < 0) {
+        larder_warn("npm: the packument of %s from %s is malformed: %s", st->name, fe->url, err);
+        return -1;
+    }
+    if (npm_stream_drain(st, fe) < 0) {
+        snprintf(err, errlen, "writing the rewritten packument failed");
+        return -1;
+    }
+    return 0;
+}
+
+static int npm_stream_before_commit(void *state, larder_store_t *store, const larder_fetch_t *fe,
+                                    const char *const *keys, const char *const *digests, char *err, size_t errlen)
+{
+    (void)fe;
+    (void)keys;
+    npm_sstate_t *st = state;
+    char val[2 * LARDER_SHA256_HEX], k[400];
+    memcpy(val, digests[0], LARDER_SHA256_HEX - 1);
+    val[LARDER_SHA256_HEX - 1] = '\n';
+    memcpy(val + LARDER_SHA256_HEX, digests[1], LARDER_SHA256_HEX - 1);
+    snprintf(k, sizeof(k), "pa/%s", st->name);
+    larder_meta_batch_put(st->b, LARDER_PROTO_NPM, k, val, sizeof(val) - 1);
+    int r = larder_store_meta_commit(store, st->b);
+    st->b = NULL;
+    if (r < 0)
+        snprintf(err, errlen, "cannot record the tarballs of the packument");
+    return r;
+}
+
+static void npm_stream_close(void *state)
+{
+    npm_sstate_t *st = state;
+    if (st->b)
+        larder_store_meta_discard(st->b);
+    if (st->s) {
+        /* the tarball callback's context lives as long as the stream */
+        free(larder_npm_stream_cbctx(st->s));
+        larder_npm_stream_free(st->s);
+    }
+    free(st);
+}
+
+const larder_stream_ops_t npm_packument_stream = {
+    .nout = 2,
+    .content_type = {"application/json", "application/vnd.npm.install-v1+json"},
+    .open = npm_stream_open,
+    .feed = npm_stream_feed,
+    .before_commit = npm_stream_before_commit,
+    .close = npm_stream_close,
+};

@@ -152,6 +152,32 @@ static int abbr_status(const pk_req_t *pr)
     }
 }
 
+/* the mapping of a packument request of either form: one streaming fetch of the full upstream document makes both */
+static void packument_mapping(larder_app_t *app, h2o_req_t *req, larder_mapping_t *m, const char *name,
+                              const char *url, const char *base, int abbr)
+{
+    char fk[400], ak[400];
+    snprintf(fk, sizeof(fk), "pk/%s/full", name);
+    snprintf(ak, sizeof(ak), "pk/%s/abbr", name);
+    const char *fkp = h2o_strdup(&req->pool, fk, SIZE_MAX).base, *akp = h2o_strdup(&req->pool, ak, SIZE_MAX).base;
+    *m = (larder_mapping_t){
+        .proto = LARDER_PROTO_NPM,
+        .key = abbr ? akp : fkp,
+        .url = h2o_strdup(&req->pool, url, SIZE_MAX).base,
+        .ttl = app->cfg->proto[LARDER_PROTO_NPM].ttl,
+        .accept = "application/json", /* the full document: both forms are made from it */
+        .stream = &npm_packument_stream,
+        .stream_keys = {fkp, akp},
+        .content_type = abbr ? "application/vnd.npm.install-v1+json" : "application/json",
+        .subst_from = LARDER_NPM_BASE_TOKEN,
+        .subst_to = base,
+    };
+}
+
+/* An abbreviated request: online, the abbreviated entry is served through the cache like any document (a miss
+ * joins or starts the one streaming fetch of the full document that makes both forms, and tails its abbreviated
+ * output); a stored abbreviated form that was not made with the stored full one is fetched again once. Offline
+ * with only the full form cached, the abbreviated one is derived from it. */
 static void abbr_step(larder_app_t *app, h2o_req_t *req, pk_req_t *pr)
 {
     char fk[400], ak[400];
@@ -164,41 +190,49 @@ static void abbr_step(larder_app_t *app, h2o_req_t *req, pk_req_t *pr)
         int have_a = larder_store_get(st, LARDER_PROTO_NPM, ak, &a) == 0;
         uint64_t now = larder_now();
         int online = !app->cfg->offline && !larder_fetcher_host_down(app->fetcher, pr->url);
-        if (!pr->fetched && online && (!have_f || !larder_entry_is_fresh(&f, now, app->cfg->proto[LARDER_PROTO_NPM].ttl))) {
-            /* the full document is what the upstream is asked for, whichever form the client wants */
+        int match = have_f && have_a && npm_abbr_matches(st, pr->name, &f, &a);
+        uint64_t f_until = have_f ? f.fresh_until : 0;
+        if (have_f)
+            larder_entry_clear(&f);
+        if (have_a)
+            larder_entry_clear(&a);
+        if (online && (!have_a || !have_f || match || pr->fetched)) {
+            larder_mapping_t m;
+            packument_mapping(app, req, &m, pr->name, pr->url, pr->base, 1);
+            if (pr->fetched) {
+                m.override_status = 1;
+                m.status = abbr_status(pr);
+            }
+            larder_cache_serve(app, req, &m);
+            return;
+        }
+        if (online && !pr->fetched) {
+            /* the stored abbreviated form was not made from the stored full one: make both again */
+            larder_mapping_t m;
+            packument_mapping(app, req, &m, pr->name, pr->url, pr->base, 1);
             larder_fetch_req_t fr = {.proto = LARDER_PROTO_NPM,
-                                     .key = fk,
+                                     .key = ak,
                                      .url = pr->url,
-                                     .ttl = app->cfg->proto[LARDER_PROTO_NPM].ttl,
-                                     .accept = "application/json",
-                                     .transform = npm_transform_packument,
-                                     .if_none_match = have_f ? f.etag : NULL,
-                                     .if_modified_since = have_f ? f.last_modified : NULL};
+                                     .ttl = m.ttl,
+                                     .accept = m.accept,
+                                     .stream = m.stream,
+                                     .stream_keys = {m.stream_keys[0], m.stream_keys[1]},
+                                     .force = 1};
             int how;
             larder_fetch_t *fe = larder_fetch_start(app->fetcher, &fr, &how);
-            if (have_f)
-                larder_entry_clear(&f);
-            if (have_a)
-                larder_entry_clear(&a);
+            pr->fetched = 1;
             if (fe) {
-                pr->fetched = 1;
-                abbr_wait(app, req, pr, fk, fe);
+                abbr_wait(app, req, pr, ak, fe);
                 return;
             }
-            continue; /* committed meanwhile: look again */
+            continue;
+        }
+        /* offline (or the upstream does not answer) */
+        if (have_a && (match || !have_f)) {
+            serve_stored_packument(app, req, ak, pr->base, 1, abbr_status(pr));
+            return;
         }
         if (have_f) {
-            int match = have_a && npm_abbr_matches(st, pr->name, &f, &a);
-            uint64_t f_until = f.fresh_until, a_until = have_a ? a.fresh_until : 0;
-            larder_entry_clear(&f);
-            if (have_a)
-                larder_entry_clear(&a);
-            if (match) {
-                if (a_until != f_until) /* the full form was revalidated: the derived one is as fresh */
-                    larder_store_refresh(st, LARDER_PROTO_NPM, ak, f_until, NULL, NULL);
-                serve_stored_packument(app, req, ak, pr->base, 1, abbr_status(pr));
-                return;
-            }
             if (!pr->derived) {
                 pr->derived = 1;
                 larder_fetch_req_t fr = {.proto = LARDER_PROTO_NPM,
@@ -222,26 +256,12 @@ static void abbr_step(larder_app_t *app, h2o_req_t *req, pk_req_t *pr)
                               pr->name);
             return;
         }
-        if (have_a) { /* only the abbreviated form is cached (the full one was evicted, or cached by an older
-                         version): it is all we have */
-            larder_entry_clear(&a);
-            serve_stored_packument(app, req, ak, pr->base, 1, abbr_status(pr));
-            return;
-        }
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-larder-cache"), 1, NULL,
                               H2O_STRLIT("MISS"));
-        if (app->cfg->offline)
-            larder_send_error(app, req, LARDER_PROTO_NPM, 504, "Gateway Timeout",
-                              "larder is offline and %s is not cached.\nSeed it while online: list it in a seed spec "
-                              "and run `larder seed SPEC.yaml`, or request it once with `offline: false`.",
-                              pr->url);
-        else if (pr->fetch_status == 404 || pr->fetch_status == 410)
-            larder_send_error(app, req, LARDER_PROTO_NPM, 404, "Not Found", "not found upstream: %s answered %d",
-                              pr->url, pr->fetch_status);
-        else
-            larder_send_error(app, req, LARDER_PROTO_NPM, pr->fetched ? 502 : 504,
-                              pr->fetched ? "Bad Gateway" : "Gateway Timeout",
-                              "the upstream fetch of %s failed and the packument is not cached", pr->url);
+        larder_send_error(app, req, LARDER_PROTO_NPM, 504, "Gateway Timeout",
+                          "larder is offline and %s is not cached.\nSeed it while online: list it in a seed spec "
+                          "and run `larder seed SPEC.yaml`, or request it once with `offline: false`.",
+                          pr->url);
         return;
     }
     larder_send_error(app, req, LARDER_PROTO_NPM, 503, "Service Unavailable", "the packument keeps changing; retry");
@@ -285,17 +305,8 @@ static void serve_packument(larder_app_t *app, h2o_req_t *req, const char *rest,
                           name, url, app->cfg->offline ? "switched off (offline: true)" : "unreachable");
         return;
     }
-    larder_mapping_t m = {
-        .proto = LARDER_PROTO_NPM,
-        .key = h2o_strdup(&req->pool, key, SIZE_MAX).base,
-        .url = h2o_strdup(&req->pool, url, SIZE_MAX).base,
-        .ttl = app->cfg->proto[LARDER_PROTO_NPM].ttl,
-        .accept = "application/json",
-        .transform = npm_transform_packument,
-        .content_type = "application/json",
-        .subst_from = LARDER_NPM_BASE_TOKEN,
-        .subst_to = base,
-    };
+    larder_mapping_t m;
+    packument_mapping(app, req, &m, name, url, base, 0);
     larder_cache_serve(app, req, &m);
 }
 
@@ -321,12 +332,15 @@ static void serve_tarball_step(larder_app_t *app, h2o_req_t *req, tgz_req_t *tr)
             char key[400], url[4400];
             snprintf(key, sizeof(key), "pk/%s/full", tr->name);
             npm_packument_url(app->cfg, tr->name, url, sizeof(url));
+            char ak[400];
+            snprintf(ak, sizeof(ak), "pk/%s/abbr", tr->name);
             larder_fetch_req_t f = {.proto = LARDER_PROTO_NPM,
                                     .key = key,
                                     .url = url,
                                     .ttl = app->cfg->proto[LARDER_PROTO_NPM].ttl,
                                     .accept = "application/json",
-                                    .transform = npm_transform_packument,
+                                    .stream = &npm_packument_stream, /* both forms, from one GET */
+                                    .stream_keys = {key, ak},
                                     .force = 1};
             int how;
             larder_fetch_t *fe = larder_fetch_start(app->fetcher, &f, &how);
