@@ -226,8 +226,58 @@ static void test_integrity(void)
     CHECK(larder_parse_integrity("", &alg, raw, &n) < 0);
 }
 
+/* the streaming rewrite fed one byte at a time: both forms, `modified` from time.modified after versions, and the
+ * errors of a malformed document */
+static int stream_all(const char *doc, size_t step, larder_npm_buf_t out[2], char *err, size_t errlen)
+{
+    larder_npm_stream_t *s = larder_npm_stream_new("demo", NULL, NULL);
+    int r = 0;
+    size_t len = strlen(doc);
+    for (size_t off = 0; off < len && r == 0; off += step)
+        r = larder_npm_stream_feed(s, doc + off, off + step > len ? len - off : step, err, errlen);
+    if (r == 0)
+        r = larder_npm_stream_finish(s, err, errlen);
+    for (int i = 0; i < 2; i++) {
+        larder_npm_buf_t *o = larder_npm_stream_out(s, i);
+        out[i].p = o->p ? strdup(o->p) : strdup("");
+        out[i].len = o->len;
+    }
+    larder_npm_stream_free(s);
+    return r;
+}
+
+static void test_stream(void)
+{
+    const char *doc = "{\"name\":\"demo\",\"readme\":\"big\\n\\\"text\\\"\",\"versions\":{\"1.0.0\":{\"version\":\"1.0.0\","
+                      "\"readme\":\"r\",\"scripts\":{\"postinstall\":\"x\"},\"dist\":{\"tarball\":"
+                      "\"https://r.example/demo/-/demo-1.0.0.tgz\",\"shasum\":\"ab\"}},\"2.0.0\":7},"
+                      "\"time\":{\"1.0.0\":\"t1\",\"modified\":\"t2\"},\"dist-tags\":{\"latest\":\"1.0.0\"}}";
+    larder_npm_buf_t out[2];
+    char err[256];
+    CHECK(stream_all(doc, 1, out, err, sizeof(err)) == 0);
+    CHECK(!strcmp(out[0].p, "{\"name\":\"demo\",\"readme\":\"big\\n\\\"text\\\"\",\"versions\":{\"1.0.0\":{"
+                            "\"version\":\"1.0.0\",\"readme\":\"r\",\"scripts\":{\"postinstall\":\"x\"},\"dist\":{"
+                            "\"tarball\":\"" LARDER_NPM_BASE_TOKEN "/demo/-/demo-1.0.0.tgz\",\"shasum\":\"ab\"}},"
+                            "\"2.0.0\":7},\"time\":{\"1.0.0\":\"t1\",\"modified\":\"t2\"},\"dist-tags\":{\"latest\":"
+                            "\"1.0.0\"}}"));
+    CHECK(!strcmp(out[1].p, "{\"name\":\"demo\",\"versions\":{\"1.0.0\":{\"version\":\"1.0.0\",\"dist\":{\"tarball\":"
+                            "\"" LARDER_NPM_BASE_TOKEN "/demo/-/demo-1.0.0.tgz\",\"shasum\":\"ab\"},"
+                            "\"hasInstallScript\":true}},\"time\":{\"1.0.0\":\"t1\",\"modified\":\"t2\"},"
+                            "\"dist-tags\":{\"latest\":\"1.0.0\"},\"modified\":\"t2\"}"));
+    free(out[0].p);
+    free(out[1].p);
+    static const char *const bad[] = {"{\"versions\":[]}", "[1]", "{\"a\":1", "{\"a\":1}x", "{\"a\":tru}", "", NULL};
+    for (int i = 0; bad[i]; i++) {
+        err[0] = 0;
+        CHECK(stream_all(bad[i], 3, out, err, sizeof(err)) < 0 && err[0]);
+        free(out[0].p);
+        free(out[1].p);
+    }
+}
+
 int main(void)
 {
+    test_stream();
     test_route();
     test_rewrite();
     test_lockfile();
