@@ -14,6 +14,8 @@
  * A local fetch (no upstream: the transform makes the body) goes straight to a commit thread, or with own_thread to
  * a detached thread of its own, for transforms that run for minutes (an external program mirroring a repository);
  * destroying the fetcher flags larder_fetch_cancelled() and waits for those threads.
+ * A streaming transform (fetch.h larder_stream_ops_t) rewrites the body chunk by chunk on this thread into one or
+ * more outputs that clients tail, each committed at the end (the stream_* functions at the end of this file).
  * Fetch objects are reference counted; the file descriptor lives as long as the last reader. */
 #include "fetch.h"
 #include "heartbeat.h"

@@ -1,13 +1,15 @@
 /* packument.c - the stored forms of an npm packument (part of the npm protocol, see serve.c).
  *
- * The upstream is only ever asked for the full document (key pk/<name>/full); npm_transform_packument() rewrites it
- * once, on a commit thread, before it is stored: every dist.tarball becomes LARDER_NPM_BASE_TOKEN/<name>/-/<file>
- * (serve.c replaces the token with the public base chunk by chunk while sending, so one stored copy serves every host
- * name), and a record t/<name>/<file> -> "integrity\nshasum\nupstream URL" is written for every tarball; serve.c and
- * seed.c read those records to fetch and verify tarballs, and answer only for files a packument listed.
- * The abbreviated "install" document (key pk/<name>/abbr, with `time`) is derived from the stored full form by a
- * local fetch (never from the upstream), and meta pa/<name> names the digests of the full form it was made from and
- * of itself: npm_abbr_matches() lets serve.c serve it only while both still match.
+ * The upstream is only ever asked for the full document, and one GET makes both stored forms: npm_packument_stream
+ * (the streaming transform of fetch.h, the rewrite itself in pkstream.c) writes pk/<name>/full and pk/<name>/abbr
+ * while the document downloads. Every dist.tarball becomes LARDER_NPM_BASE_TOKEN/<name>/-/<file> (serve.c's
+ * responses replace the token with the public base chunk by chunk while sending, so one stored copy serves every
+ * host name), a record t/<name>/<file> -> "integrity\nshasum\nupstream URL" is written for every tarball, and meta
+ * pa/<name> names the digests of the two forms made together; serve.c and seed.c read the tarball records to fetch
+ * and verify tarballs, and answer only for files a packument listed.
+ * npm_transform_packument() is the same on complete documents, for seed jobs (key pk/<name>/full) and for deriving
+ * pk/<name>/abbr from the stored full form by a local fetch when only that one is cached (offline); meta pa/<name>
+ * then names the full form it was made from: npm_abbr_matches() lets serve.c serve it only while both still match.
  * The rewrite itself, larder_npm_rewrite_packument(), is pure (JSON in, JSON out) and is unit-tested and fuzzed.
  * This file never answers requests and never talks to the upstream. */
 #include "internal.h"

@@ -3,11 +3,12 @@
  * The npm protocol is four files: route.c (names and paths), packument.c (the stored full and abbreviated
  * packuments and the tarball records, made on commit threads), seed.c (seed lines, lockfiles and the seed
  * expander) and this one, which answers requests; module.c declares the module (config keys, seed section).
- * Packuments: whichever form the client asks for, the upstream is asked for the full document only. A full request
- * is an ordinary larder_cache_serve() of pk/<name>/full; an abbreviated one (Accept:
- * application/vnd.npm.install-v1+json; yarn 1 and pnpm ask for it, npm 11 asks for the full one) walks abbr_step():
- * refresh the full form if it is stale, derive pk/<name>/abbr from it if the stored one was not made from it, serve.
- * One upstream fetch per package serves both forms, and offline whichever full form is cached serves both.
+ * Packuments: whichever form the client asks for, the upstream is asked for the full document only, and one
+ * streaming fetch (npm_packument_stream) makes pk/<name>/full and pk/<name>/abbr at once while it downloads; a
+ * request for either form is an ordinary larder_cache_serve() of its key, tailing its output of that fetch
+ * (abbreviated: Accept: application/vnd.npm.install-v1+json; yarn 1 and pnpm ask for it, npm 11 asks for the full
+ * one). abbr_step() also covers the rarer cases: a stored abbreviated form not made with the stored full one (made
+ * again), and offline with only the full form cached (derived from it).
  * LARDER_NPM_BASE_TOKEN in stored documents is replaced while sending by the public base (npm.public_url, or the
  * scheme and Host of the request).
  * Tarballs: answered only for files a packument listed (the t/<name>/<file> records; no open proxy) and verified
