@@ -95,7 +95,8 @@ static void bstr(larder_npm_buf_t *b, const char *s, size_t n)
         else if (c == '\r')
             e[1] = 'r';
         else if (c < 0x20) {
-            memcpy(e, "\\u00", 4);
+            e[1] = 'u';
+            e[2] = e[3] = '0';
             e[4] = hex[c >> 4];
             e[5] = hex[c & 15];
             el = 6;
