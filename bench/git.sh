@@ -55,6 +55,9 @@ if has_target larder; then
     "$LARDER_BIN" config --keys 2>/dev/null | grep -q '^git\.ttl' ||
         fail "$LARDER_BIN has no git module (no git.ttl in 'larder config --keys'); BENCH_TARGETS=\"upstream daemon\" runs without it"
 fi
+if has_target larder && ! has_target upstream && ! has_target daemon; then
+    fail "BENCH_TARGETS: larder needs an anchor to be compared with (upstream, daemon or both)"
+fi
 [ -x "$(git --exec-path)/git-daemon" ] || fail "git daemon not found in $(git --exec-path)"
 
 GP=$(free_port) # the upstream: nginx + git http-backend
@@ -236,7 +239,7 @@ up_bytes() {
             split($3, s, " "); n += s[2] } END { printf "%.0f\n", n }' "$GIT_UPSTREAM_LOG"
 }
 now() { echo "$EPOCHREALTIME"; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", b - a }'; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'; }
 
 # check_clone DIR WHAT - the bare clone has every branch and tag of the upstream, at the same commits; then deleted
 check_clone() {
@@ -346,18 +349,18 @@ fi
 # ---- single clones: cold, then warm ------------------------------------------------------------------------------------
 export BENCH_RUNS=$RUNS
 has_target upstream && bench_pair "clone, cold mirror" s lower upstream clone_direct clone_cold
-has_target daemon && bench_pair "clone, cold mirror" s lower git-daemon clone_daemon clone_cold
+has_target daemon && bench_pair "clone, cold mirror, vs git daemon" s lower git-daemon clone_daemon clone_cold
 # the warm mirror: larder on an empty data dir, filled by one untimed clone; it stays up for the rest of the run
 larder_start "$WORK/data-warm"
 log "larder: filling the warm mirror (one untimed clone)"
 timed_clone warm-fill "$L/$REPO.git"
 has_target upstream && bench_pair "clone, warm mirror" s lower upstream clone_direct clone_warm
-has_target daemon && bench_pair "clone, warm mirror" s lower git-daemon clone_daemon clone_warm
+has_target daemon && bench_pair "clone, warm mirror, vs git daemon" s lower git-daemon clone_daemon clone_warm
 
 # ---- concurrent clones, warm -------------------------------------------------------------------------------------------
 BENCH_RUNS=$CONC_RUNS
 has_target upstream && bench_pair "$CLIENTS concurrent warm clones" s lower upstream conc_direct conc_larder
-has_target daemon && bench_pair "$CLIENTS concurrent warm clones" s lower git-daemon conc_daemon conc_larder
+has_target daemon && bench_pair "$CLIENTS concurrent warm clones, vs git daemon" s lower git-daemon conc_daemon conc_larder
 BENCH_RUNS=$RUNS
 larder_stop
 
@@ -367,7 +370,7 @@ if has_target upstream; then
 fi
 # shellcheck disable=SC2046 # the values are word lists
 {
-    bench_note "upstream MiB sent per warm clone through larder: $(mib_list "$WORK/bytes.warm")(within git.ttl larder asks the upstream nothing; no ratio: 0 is the goal); for all $CLIENTS concurrent warm clones: $(mib_list "$WORK/bytes.conc-larder")"
+    bench_note "upstream MiB sent per warm clone through larder: median $(bench_median $(mib_list "$WORK/bytes.warm")) (n=$(wc -l <"$WORK/bytes.warm"); within git.ttl larder asks the upstream nothing; no ratio: 0 is the goal); per run of $CLIENTS concurrent warm clones: median $(bench_median $(mib_list "$WORK/bytes.conc-larder"))"
     bench_note "larder peak RSS (the highest VmHWM of its processes, the git processes it runs not counted): $(bench_kib_mib "$(sort -n "$WORK/larder.hwm" | tail -n 1)") MiB"
     if has_target upstream; then
         warm=$(bench_median $(values "$WORK/secs.warm"))
