@@ -19,7 +19,6 @@ YARN=$REPO/tests/tools/node_modules/.bin/yarn
 start_verdaccio "$UPD" "$VP"
 
 # ---- the upstream: huge-pkg (~30 MB packument, one real version 99.0.0) ----------------------------------------------
-PKG=$WORK/pkg
 mkdir -p "$UPD/storage/huge-pkg"
 "$PY" "$REPO/bench/make_huge_packument.py" huge-pkg "${HUGE_VERSIONS:-3000}" "$VERDACCIO_URL" "$WORK/huge.json"
 "$PY" - "$WORK/huge.json" "$UPD/storage/huge-pkg" "$VERDACCIO_URL" <<'EOF'
