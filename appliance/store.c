@@ -522,6 +522,17 @@ void larder_store_close(larder_store_t *st)
         return;
     if (st->db) {
         hits_flush(st);
+        /* the memtable into a table file now: otherwise the next open replays the write-ahead log (up to the
+         * memtable's size, 64 MiB of recent writes: seconds) before it can answer anything */
+        rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+        rocksdb_flushoptions_set_wait(fo, 1);
+        char *errptr = NULL;
+        rocksdb_flush(st->db, fo, &errptr);
+        rocksdb_flushoptions_destroy(fo);
+        if (errptr) {
+            larder_warn("store: flushing the metadata at close: %s (the next start replays its log)", errptr);
+            free(errptr);
+        }
         rocksdb_close(st->db);
     }
     if (st->opts)
@@ -789,6 +800,21 @@ static void evicted_notify(larder_store_t *st, evicted_list_t *l, int ok)
     l->n = l->cap = 0;
 }
 
+/* the head of an LRU run (a/<proto>/<16 hex>/<key>, prefix pfx) past any malformed key, or NULL at its end */
+static const char *run_head(rocksdb_iterator_t *it, const char *pfx, size_t pfxlen, size_t *klen, uint64_t *keys_read)
+{
+    while (rocksdb_iter_valid(it)) {
+        const char *k = rocksdb_iter_key(it, klen);
+        if (!k || *klen < pfxlen || memcmp(k, pfx, pfxlen) != 0)
+            return NULL;
+        if (*klen >= pfxlen + 18 && k[pfxlen + 16] == '/')
+            return k;
+        rocksdb_iter_next(it); /* malformed: no atime and key */
+        (*keys_read)++;
+    }
+    return NULL;
+}
+
 /* caller holds mu. Evicts least recently used unpinned entries until `incoming` fits (on_disk of it already
  * written); never (keep_proto, keep_key), the entry being committed (NULL: none) */
 static int make_room_locked(larder_store_t *st, int proto, uint64_t incoming, uint64_t on_disk, int keep_proto,
@@ -858,13 +884,8 @@ static int make_room_locked(larder_store_t *st, int proto, uint64_t incoming, ui
             if (why == 2 && p != proto)
                 continue;
             size_t klen = 0;
-            const char *k = NULL;
-            while (rocksdb_iter_valid(runs[p]) && (k = rocksdb_iter_key(runs[p], &klen)) && klen >= pfxlen[p] &&
-                   memcmp(k, pfx[p], pfxlen[p]) == 0 && (klen < pfxlen[p] + 18 || k[pfxlen[p] + 16] != '/')) {
-                rocksdb_iter_next(runs[p]); /* malformed: no atime and key */
-                keys_read++;
-            }
-            if (!rocksdb_iter_valid(runs[p]) || klen < pfxlen[p] || memcmp(k, pfx[p], pfxlen[p]) != 0)
+            const char *k = run_head(runs[p], pfx[p], pfxlen[p], &klen, &keys_read);
+            if (!k)
                 continue;
             if (best < 0 || memcmp(k + pfxlen[p], bk + pfxlen[best], 16) < 0) {
                 best = p;

@@ -12,6 +12,9 @@
 #                          a filled store is never changed: every run works on a copy (db copied, blobs hard-linked)
 #   BENCH_STATS_REQUESTS   /-/api/v1/stats requests per run (default 200)
 #   BENCH_EVICT_RUNS       eviction passes per row and side (default 3; each needs a fresh copy of the store)
+#   BENCH_STORE_PARTS      which measurements (default "startup stats evict")
+#   BENCH_EVICT_K          entries the three passes evict (default "1000 10000 100000"; the first two on both
+#                          stores, the third on the big one; files holds 1/6 of each store)
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../tests/integration/lib.sh
@@ -25,6 +28,9 @@ FILL=${LARDER_STORE_FILL:-$(dirname "$LARDER_BIN")/larder-store-fill}
 CACHE=${BENCH_STORE_CACHE:-/var/tmp/larder-bench-store-$(id -u)}
 STATS_N=${BENCH_STATS_REQUESTS:-200}
 EVICT_RUNS=${BENCH_EVICT_RUNS:-3}
+EVICT_K=${BENCH_EVICT_K:-1000 10000 100000} # entries per pass: K1 and K2 on both stores, K3 on the big one
+PARTS=${BENCH_STORE_PARTS:-startup stats evict}
+part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 GEN=1 # bump when bench/store_fill.c changes what it writes: a cached store of another generation is not reused
 [ -x "$LARDER_BIN" ] || fail "larder binary not found: $LARDER_BIN (run make first)"
 [ -x "$FILL" ] || fail "larder-store-fill not found: $FILL (cmake -DLARDER_BENCH_TOOLS=ON, target larder-store-fill)"
@@ -72,6 +78,26 @@ config() {
     echo "$cfg"
 }
 export CFG_QUOTA=0 # write_config's quota.total: none (files.quota makes the evictions)
+
+# start_daemon CFG LOG - start_larder with a deadline that suits a big store (a daemon that reads the whole
+# metadata before answering takes seconds at 1 M entries), then, when the daemon verifies its metadata beside serving,
+# wait for that to end: the measurements are of the steady state
+VERIFY_LOGGED=0
+grep -q "metadata verified" "$LARDER_BIN" && VERIFY_LOGGED=1
+start_daemon() {
+    LARDER_LOG=$2
+    LARDER_URL="http://127.0.0.1:$LP"
+    "$LARDER_BIN" serve --config "$1" 2>>"$LARDER_LOG" &
+    LARDER_PID=$!
+    track_pid "$LARDER_PID"
+    local deadline=$((SECONDS + 300))
+    until curl -fsS --max-time 2 "$LARDER_URL/-/health" >/dev/null 2>&1 &&
+        { [ "$VERIFY_LOGGED" = 0 ] || grep -q "metadata verified" "$LARDER_LOG"; }; do
+        pid_alive "$LARDER_PID" || fail "larder exited during start-up (config $1)"
+        [ "$SECONDS" -lt "$deadline" ] || fail "larder did not start within 300 s"
+        sleep 0.1
+    done
+}
 
 # seconds from the spawn of `larder serve --config CFG` to the first 200 from /-/health; the daemon is stopped after
 cat >"$WORK/startup.py" <<'EOF'
@@ -135,12 +161,12 @@ startup "$CFG_BIG" >/dev/null
 # ---- start-up: empty store (the anchor) vs the big store -----------------------------------------------------------
 startup_empty() { startup "$CFG_EMPTY"; }
 startup_big() { startup "$CFG_BIG"; }
-bench_pair "start-up to /-/health, empty -> $N entries" s lower "empty store" startup_empty startup_big
+part startup && bench_pair "start-up to /-/health, empty -> $N entries" s lower "empty store" startup_empty startup_big
 
 # ---- /-/api/v1/stats latency ---------------------------------------------------------------------------------------
 stats_runs() { # CFG -> "p50s|p99s" over BENCH_RUNS runs
     local p50s="" p99s="" out
-    start_larder "$1" "$LP" >/dev/null
+    start_daemon "$1" "$WORK/stats.log"
     for _ in $(seq 1 "${BENCH_RUNS:-5}"); do
         out=$("$PY" "$WORK/stats.py" "$LP" "$STATS_N")
         p50s="$p50s ${out% *}"
@@ -149,52 +175,71 @@ stats_runs() { # CFG -> "p50s|p99s" over BENCH_RUNS runs
     stop_larder
     echo "$p50s|$p99s"
 }
-e=$(stats_runs "$CFG_EMPTY")
-b=$(stats_runs "$CFG_BIG")
-bench_record "stats p50 ($STATS_N requests), empty -> $N entries" ms lower "empty store" "${e%|*}" "${b%|*}"
-bench_record "stats p99 ($STATS_N requests), empty -> $N entries" ms lower "empty store" "${e#*|}" "${b#*|}"
+if part stats; then
+    e=$(stats_runs "$CFG_EMPTY") && [ -n "$e" ] || fail "stats runs (empty store) failed"
+    b=$(stats_runs "$CFG_BIG") && [ -n "$b" ] || fail "stats runs ($N entries) failed"
+    bench_record "stats p50 ($STATS_N requests), empty -> $N entries" ms lower "empty store" "${e%|*}" "${b%|*}"
+    bench_record "stats p99 ($STATS_N requests), empty -> $N entries" ms lower "empty store" "${e#*|}" "${b#*|}"
+fi
 
 # ---- eviction passes ------------------------------------------------------------------------------------------------
 # evict_once SRC K -> the ms of the eviction pass that a files quota makes evict about K files entries: a fresh copy
 # is started without a quota (to read files' bytes and entries), then with files.quota = bytes - K * average entry
 # size - the new object, and one new files object is fetched. The number is the pass's own time from its log line
-# ("store: eviction pass: E entries ..., M ms"); the entries it evicted are logged to stderr.
-EVICT_SEQ=0
+# ("store: eviction pass: E entries ..., M ms"; with a daemon too old to log it, the time of the request that made it
+# evict); the number of entries it evicted is logged to stderr.
+echo 0 >"$WORK/evict.seq" # (a file: evict_once runs in command substitutions)
 evict_once() {
-    local src=$1 k=$2 d=$WORK/evict cfg st bytes entries quota line
-    EVICT_SEQ=$((EVICT_SEQ + 1))
+    local src=$1 k=$2 d=$WORK/evict cfg st bytes entries quota line req n EVICT_SEQ
+    EVICT_SEQ=$(($(cat "$WORK/evict.seq") + 1))
+    echo "$EVICT_SEQ" >"$WORK/evict.seq"
     copy_store "$src" "$d"
     cfg=$(config "$d")
-    start_larder "$cfg" "$LP" "$WORK/evict.$EVICT_SEQ.a.log" >/dev/null
+    start_daemon "$cfg" "$WORK/evict.$EVICT_SEQ.a.log"
     st=$(curl -fsS "$LARDER_URL/-/api/v1/stats")
     stop_larder
     bytes=$(echo "$st" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["protocols"]["files"]["bytes"])')
     entries=$(echo "$st" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["protocols"]["files"]["entries"])')
     quota=$((bytes - k * bytes / entries - 4096 + bytes / entries / 2))
     cfg=$(config "$d" "$quota")
-    start_larder "$cfg" "$LP" "$WORK/evict.$EVICT_SEQ.b.log" >/dev/null
-    curl -fsS -o /dev/null "$LARDER_URL/files/origin/new$EVICT_SEQ.bin" || fail "fetch of new$EVICT_SEQ.bin"
+    start_daemon "$cfg" "$WORK/evict.$EVICT_SEQ.b.log"
+    req=$(curl -fsS -o /dev/null -w '%{time_total}' "$LARDER_URL/files/origin/new$EVICT_SEQ.bin") ||
+        fail "fetch of new$EVICT_SEQ.bin"
     stop_larder
-    line=$(grep -o 'eviction pass: [0-9]* entries.*ms' "$WORK/evict.$EVICT_SEQ.b.log" | tail -1)
-    [ -n "$line" ] || fail "no eviction pass in $WORK/evict.$EVICT_SEQ.b.log"
-    log "$(basename "$(dirname "$src")"), K=$k: $line"
-    echo "$line" | sed 's/.* \([0-9]*\) ms$/\1/'
+    n=$(grep -c 'store: evicted files ' "$WORK/evict.$EVICT_SEQ.b.log" || true)
+    line=$(grep -o 'eviction pass: [0-9]* entries.*ms' "$WORK/evict.$EVICT_SEQ.b.log" || true)
+    [ "$(echo "$line" | grep -c .)" -le 1 ] || fail "more than one eviction pass in $WORK/evict.$EVICT_SEQ.b.log"
+    log "$(basename "$(dirname "$src")"), K=$k: $n entries evicted; the request took $req s; ${line:-no pass line}"
+    [ "$n" -gt 0 ] || fail "nothing evicted, see $WORK/evict.$EVICT_SEQ.b.log"
+    if [ -n "$line" ]; then
+        echo "$line" | sed 's/.* \([0-9]*\) ms$/\1/'
+    else # a daemon older than the pass's log line: the request that made it evict
+        "$PY" -c "print(round($req * 1000))"
+    fi
 }
 evict_runs() { # SRC K -> space-separated ms
-    local v=""
-    for _ in $(seq 1 "$EVICT_RUNS"); do v="$v $(evict_once "$1" "$2")"; done
+    local v="" one
+    for _ in $(seq 1 "$EVICT_RUNS"); do
+        one=$(evict_once "$1" "$2") && [ -n "$one" ] || fail "eviction of $2 entries in $1 failed"
+        v="$v $one"
+    done
     echo "$v"
 }
-s1=$(evict_runs "$SMALL_SRC" 1000)
-b1=$(evict_runs "$BIG_SRC" 1000)
-bench_record "eviction pass of ~1k files entries, $SMALL -> $N entries" ms lower "$SMALL-entry store" "$s1" "$b1"
-s10=$(evict_runs "$SMALL_SRC" 10000)
-b10=$(evict_runs "$BIG_SRC" 10000)
-bench_record "eviction pass of ~10k files entries, $SMALL -> $N entries" ms lower "$SMALL-entry store" "$s10" "$b10"
-b100=$(evict_runs "$BIG_SRC" 100000)
-x10=""
-for v in $b10; do x10="$x10 $((v * 10))"; done
-bench_record "eviction pass of ~100k files entries ($N entries) vs 10 x the ~10k pass" ms lower "10 x the 10k pass" "$x10" "$b100"
-bench_note "eviction rows: lower is better; ratio ~1.00x = the pass costs what it evicts, whatever the store's size"
+kname() { if [ "$1" -ge 1000 ]; then echo "$(($1 / 1000))k"; else echo "$1"; fi; }
+if part evict; then
+    read -r K1 K2 K3 <<<"$EVICT_K"
+    for k in "$K1" "$K2"; do
+        s=$(evict_runs "$SMALL_SRC" "$k") || fail "eviction runs failed"
+        b=$(evict_runs "$BIG_SRC" "$k") || fail "eviction runs failed"
+        bench_record "eviction pass of ~$(kname "$k") files entries, $SMALL -> $N entries" ms lower "$SMALL-entry store" "$s" "$b"
+        [ "$k" = "$K2" ] && b2=$b
+    done
+    b3=$(evict_runs "$BIG_SRC" "$K3") || fail "eviction runs failed"
+    x=""
+    for v in $b2; do x="$x $((v * K3 / K2))"; done
+    bench_record "eviction pass of ~$(kname "$K3") files entries ($N entries) vs $((K3 / K2)) x the ~$(kname "$K2") pass" ms lower \
+        "$((K3 / K2)) x the $(kname "$K2") pass" "$x" "$b3"
+    bench_note "eviction rows: lower is better; ratio ~1.00x = the pass costs what it evicts, whatever the store's size"
+fi
 
 finish

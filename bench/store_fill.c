@@ -28,7 +28,7 @@
 
 static void hex(const unsigned char *md, char out[LARDER_SHA256_HEX])
 {
-    for (int i = 0; i < 32; i++)
+    for (size_t i = 0; i < 32; i++)
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
