@@ -449,9 +449,13 @@ static int migrate_lru(larder_store_t *st, char *err, size_t errlen)
                  moved, repair_hint);
         return r;
     }
-    if (moved || dropped)
+    if (moved || dropped) {
+        /* the deleted l/ keys would stay as tombstones that every later open's seek above (and the metadata check)
+         * steps over, one by one, until a compaction reaches them: compact that range now, once */
+        rocksdb_compact_range(st->db, "l/", 2, "l0", 2);
         larder_info("store: LRU index moved: %" PRIu64 " keys in %" PRIu64 " ms%s", moved, larder_now_ms() - t0,
                     dropped ? " (malformed keys dropped)" : "");
+    }
     return 0;
 }
 
