@@ -66,7 +66,8 @@ start_nginx "$ORIG" "$OP"
 
 # config DATA [FILES_QUOTA] -> a config file for that data_dir
 config() {
-    local cfg=$WORK/larder.$(basename "$1").yaml
+    local cfg
+    cfg=$WORK/larder.$(basename "$1").yaml
     write_config "$cfg" "$LP" "$1"
     {
         echo "files:"
@@ -176,8 +177,9 @@ stats_runs() { # CFG -> "p50s|p99s" over BENCH_RUNS runs
     echo "$p50s|$p99s"
 }
 if part stats; then
-    e=$(stats_runs "$CFG_EMPTY") && [ -n "$e" ] || fail "stats runs (empty store) failed"
-    b=$(stats_runs "$CFG_BIG") && [ -n "$b" ] || fail "stats runs ($N entries) failed"
+    e=$(stats_runs "$CFG_EMPTY") || fail "stats runs (empty store) failed"
+    b=$(stats_runs "$CFG_BIG") || fail "stats runs ($N entries) failed"
+    [ -n "$e" ] && [ -n "$b" ] || fail "stats runs gave nothing"
     bench_record "stats p50 ($STATS_N requests), empty -> $N entries" ms lower "empty store" "${e%|*}" "${b%|*}"
     bench_record "stats p99 ($STATS_N requests), empty -> $N entries" ms lower "empty store" "${e#*|}" "${b#*|}"
 fi
@@ -220,7 +222,8 @@ evict_once() {
 evict_runs() { # SRC K -> space-separated ms
     local v="" one
     for _ in $(seq 1 "$EVICT_RUNS"); do
-        one=$(evict_once "$1" "$2") && [ -n "$one" ] || fail "eviction of $2 entries in $1 failed"
+        one=$(evict_once "$1" "$2") || fail "eviction of $2 entries in $1 failed"
+        [ -n "$one" ] || fail "eviction of $2 entries in $1 gave nothing"
         v="$v $one"
     done
     echo "$v"
