@@ -88,6 +88,8 @@ test-image: deps-image
 
 # every comparison, alternating runs, then the one summary table (build/bench/summary.md); BENCH="files npm" for some
 bench: build test-tools
+	@cmake -S . -B build -DLARDER_BENCH_TOOLS=ON >/dev/null  # bench/store.sh's filler, larder-store-fill
+	@cmake --build build -j $(JOBS) --target larder-store-fill
 	./bench/run-all.sh $(BENCH)
 
 clean:

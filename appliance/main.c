@@ -24,6 +24,9 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +53,25 @@ static larder_config_t *load_config(const char *path)
     if (!cfg)
         fprintf(stderr, "larder: %s\n", err);
     return cfg;
+}
+
+/* the metadata check of a serving daemon: every key read once (larder_store_verify) beside serving, so that
+ * start-up does not grow with the store; a damaged table stops the daemon (exit 1) with the recovery in the log */
+typedef struct verify_ctx {
+    larder_store_t *store;
+    _Atomic int stop, failed;
+} verify_ctx_t;
+
+static void *verify_main(void *arg)
+{
+    verify_ctx_t *v = arg;
+    char err[1200];
+    if (larder_store_verify(v->store, &v->stop, err, sizeof(err)) < 0) {
+        larder_err("%s", err);
+        atomic_store(&v->failed, 1);
+        kill(getpid(), SIGTERM); /* larder_server_run waits for it */
+    }
+    return NULL;
 }
 
 static int cmd_serve(const char *config_path)
@@ -93,8 +115,17 @@ static int cmd_serve(const char *config_path)
             break;
         }
     }
+    verify_ctx_t vc = {.store = app->store};
+    pthread_t vt;
+    int verifying = r == 0 && pthread_create(&vt, NULL, verify_main, &vc) == 0;
     if (r == 0)
         r = larder_server_run(srv);
+    if (verifying) {
+        atomic_store(&vc.stop, 1);
+        pthread_join(vt, NULL);
+        if (atomic_load(&vc.failed))
+            r = 1;
+    }
     while (started-- > 0) {
         const larder_protocol_t *m = larder_protocol_get(started);
         if (m->stop && cfg->proto[started].enabled)
@@ -123,14 +154,16 @@ static int cmd_fsck(const char *config_path, int repair_db)
     if (!cfg)
         return 2;
     char err[1024];
-    larder_store_t *st;
+    larder_store_t *st = NULL;
     if (repair_db && larder_store_repair_db(cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "larder fsck: %s\n", err);
         larder_config_free(cfg);
         return 2;
     }
-    if (larder_store_open(cfg, &st, err, sizeof(err)) < 0) {
+    if (larder_store_open(cfg, &st, err, sizeof(err)) < 0 || larder_store_verify(st, NULL, err, sizeof(err)) < 0) {
         fprintf(stderr, "larder fsck: %s\n", err);
+        if (st)
+            larder_store_close(st);
         larder_config_free(cfg);
         return 2;
     }

@@ -3,7 +3,12 @@
  * Layout under data_dir: db/ (RocksDB), blobs/sha256/ab/<hex> (one file per unique content), tmp/ (downloads
  * in flight; emptied at start-up). Keys in RocksDB:
  *   e/<proto>/<key>        entry (binary, see encode_entry)      b/<digest>       number of entries using the blob
- *   l/<atime:016x>/<proto>/<key>  LRU order for eviction         u/<proto>, u/_blobs, u/_external  byte counters
+ *   a/<proto>/<atime:016x>/<key>  LRU order for eviction, one run per protocol (a protocol's quota evicts from its
+ *                          own run; quota.total and the free-disk watermark merge the runs' heads), so a pass reads
+ *                          the keys it evicts, not the store. Stores written before it had one run for all protocols,
+ *                          l/<atime:016x>/<proto>/<key>: open moves those keys to a/ once (logged).
+ *   u/<proto>, n/<proto>, u/_blobs, n/_blobs, u/_external  byte and entry counters (kept in memory, written with
+ *                          every batch that changes them: nothing is counted at open)
  *   p/<set>/<proto>/<key>  membership of a pin set               c/<proto>/<key>  number of sets pinning it
  *   o/<digest>             size of a blob no entry references, kept after `fsck --repair-db` (served by digest)
  * quarantine/<digest>.<time> holds blob files that failed verification while being served (evidence, never read).
@@ -53,6 +58,8 @@ struct larder_store {
     /* hits counted in memory since the entry was last written: they land with its next access-time write (at
      * most once a minute, see larder_store_touch), or all at once when too many keys wait, or at close */
     pthread_mutex_t hmu; /* taken after mu when both are held */
+    pthread_mutex_t smu; /* guards snap, the counters as last read (larder_store_get_stats) */
+    larder_store_stats_t snap;
     struct hit_pending *hits[256];
     size_t nhits;
 };
@@ -320,8 +327,9 @@ static int is_lock_conflict(const char *msg)
 }
 
 /* Read every key once: a damaged table or a lost file shows up here instead of as 500s (or worse, as "absent")
- * later. The metadata is small (no blob bytes), so this costs little at start-up. */
-static int verify_all(larder_store_t *st, char *err, size_t errlen)
+ * later. It reads the whole metadata (about 400 bytes an entry), so the daemon runs it beside serving instead of
+ * before (larder_store_verify); every read path already takes a read error for an error, never for "absent". */
+static int verify_all(larder_store_t *st, const _Atomic int *stop, char *err, size_t errlen)
 {
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_verify_checksums(ro, 1);
@@ -331,7 +339,8 @@ static int verify_all(larder_store_t *st, char *err, size_t errlen)
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t vlen;
         (void)rocksdb_iter_value(it, &vlen);
-        n++;
+        if (++n % 4096 == 0 && stop && atomic_load(stop))
+            break;
     }
     char *errptr = NULL;
     rocksdb_iter_get_error(it, &errptr);
@@ -373,13 +382,84 @@ static int open_db(larder_store_t *st, int allow_create, char *err, size_t errle
         st->db = NULL;
         return -EIO;
     }
+    return 0;
+}
+
+int larder_store_verify(larder_store_t *st, const _Atomic int *stop, char *err, size_t errlen)
+{
     char why[1024];
-    if (verify_all(st, why, sizeof(why)) < 0) {
+    uint64_t t0 = larder_now_ms();
+    if (verify_all(st, stop, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "%s: %s", why, repair_hint);
         return -EIO;
     }
+    if (!stop || !atomic_load(stop))
+        larder_info("store: metadata verified (every key read) in %" PRIu64 " ms", larder_now_ms() - t0);
     return 0;
 }
+
+/* Stores written before the per-protocol LRU runs have l/<atime:016x>/<proto>/<key>: each key is moved to
+ * a/<proto>/<atime:016x>/<key> (the put and the delete in one batch, 10000 keys a batch), so a crash part-way leaves
+ * every key in one form or the other and the next open finishes the move. Once done, this is one seek per open. */
+static int migrate_lru(larder_store_t *st, char *err, size_t errlen)
+{
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_fill_cache(ro, 0);
+    rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, ro);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    uint64_t moved = 0, dropped = 0, t0 = larder_now_ms();
+    int r = 0, inb = 0;
+    char nk[KEYMAX + 64];
+    for (rocksdb_iter_seek(it, "l/", 2); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < 2 || memcmp(k, "l/", 2) != 0)
+            break;
+        if (!moved && !dropped)
+            larder_info("store: moving the LRU index to one run per protocol (once, for a store written by an "
+                        "earlier version)");
+        rocksdb_writebatch_delete(b, k, klen);
+        inb++;
+        /* l/<16 hex>/<proto>/<key> */
+        const char *pn = k + 2 + 17, *end = k + klen;
+        const char *sl = klen > 2 + 17 ? memchr(pn, '/', (size_t)(end - pn)) : NULL;
+        size_t n = 0;
+        if (sl && k[2 + 16] == '/' && sl + 1 < end && klen < KEYMAX)
+            n = mkkey(nk, sizeof(nk), "a/%.*s/%.16s/%.*s", (int)(sl - pn), pn, k + 2, (int)(end - sl - 1), sl + 1);
+        if (n) {
+            rocksdb_writebatch_put(b, nk, n, "", 0);
+            moved++;
+        } else {
+            dropped++; /* not an LRU key: an entry without one is re-indexed by fsck */
+        }
+        if (inb >= 10000) {
+            if ((r = write_batch(st, b)) < 0)
+                break;
+            rocksdb_writebatch_clear(b);
+            inb = 0;
+        }
+    }
+    if (r == 0 && (r = iter_end(it, "moving the LRU index")) == 0 && inb)
+        r = write_batch(st, b);
+    rocksdb_writebatch_destroy(b);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    if (r < 0) {
+        snprintf(err, errlen, "moving the LRU index of %s/db failed after %" PRIu64 " keys (see the log): %s", st->dir,
+                 moved, repair_hint);
+        return r;
+    }
+    if (moved || dropped) {
+        /* the deleted l/ keys would stay as tombstones that every later open's seek above (and the metadata check)
+         * steps over, one by one, until a compaction reaches them: compact that range now, once */
+        rocksdb_compact_range(st->db, "l/", 2, "l0", 2);
+        larder_info("store: LRU index moved: %" PRIu64 " keys in %" PRIu64 " ms%s", moved, larder_now_ms() - t0,
+                    dropped ? " (malformed keys dropped)" : "");
+    }
+    return 0;
+}
+
+static void stats_locked(larder_store_t *st, larder_store_stats_t *out);
 
 int larder_store_open(const larder_config_t *cfg, larder_store_t **out, char *err, size_t errlen)
 {
@@ -389,6 +469,7 @@ int larder_store_open(const larder_config_t *cfg, larder_store_t **out, char *er
     st->dir = strdup(cfg->data_dir);
     pthread_mutex_init(&st->mu, NULL);
     pthread_mutex_init(&st->hmu, NULL);
+    pthread_mutex_init(&st->smu, NULL);
     /* An existing database is never re-created: with CURRENT lost, create_if_missing would start an empty one
      * over the old tables and every blob would then look unreferenced. */
     snprintf(path, sizeof(path), "%s/db", st->dir);
@@ -402,10 +483,11 @@ int larder_store_open(const larder_config_t *cfg, larder_store_t **out, char *er
             goto fail;
         }
     }
-    if (open_db(st, new_db, err, errlen) < 0)
+    if (open_db(st, new_db, err, errlen) < 0 || migrate_lru(st, err, errlen) < 0)
         goto fail;
     clean_tmp(st);
     load_counters(st);
+    stats_locked(st, &st->snap);
     *out = st;
     return 0;
 fail:
@@ -444,6 +526,17 @@ void larder_store_close(larder_store_t *st)
         return;
     if (st->db) {
         hits_flush(st);
+        /* the memtable into a table file now: otherwise the next open replays the write-ahead log (up to the
+         * memtable's size, 64 MiB of recent writes: seconds) before it can answer anything */
+        rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+        rocksdb_flushoptions_set_wait(fo, 1);
+        char *errptr = NULL;
+        rocksdb_flush(st->db, fo, &errptr);
+        rocksdb_flushoptions_destroy(fo);
+        if (errptr) {
+            larder_warn("store: flushing the metadata at close: %s (the next start replays its log)", errptr);
+            free(errptr);
+        }
         rocksdb_close(st->db);
     }
     if (st->opts)
@@ -454,6 +547,7 @@ void larder_store_close(larder_store_t *st)
         rocksdb_writeoptions_destroy(st->wopts);
     pthread_mutex_destroy(&st->mu);
     pthread_mutex_destroy(&st->hmu);
+    pthread_mutex_destroy(&st->smu);
     free(st->dir);
     free(st);
 }
@@ -524,15 +618,79 @@ typedef struct unlink_list {
     size_t n, cap;
 } unlink_list_t;
 
-static void drop_blob_ref(larder_store_t *st, rocksdb_writebatch_t *b, const char *digest, uint64_t size,
-                          unlink_list_t *ul, int *refs_delta_pending)
+/* the reference counts of blobs that a batch being built has changed already: a batch cannot be read back, so an
+ * eviction pass that drops two entries of one blob must see its own first decrement (open addressing by the digest's
+ * first 16 hex digits, which are uniformly distributed) */
+typedef struct ref_cache {
+    struct ref_slot {
+        char d[LARDER_SHA256_HEX]; /* "" when free */
+        uint64_t refs;
+    } *v;
+    size_t n, cap; /* cap: 0 or a power of two */
+} ref_cache_t;
+
+static struct ref_slot *ref_cache_find(ref_cache_t *c, const char *digest, int add)
 {
-    (void)refs_delta_pending;
+    if (add && (c->n + 1) * 2 > c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 64;
+        struct ref_slot *nv = calloc(nc, sizeof(*nv));
+        if (!nv)
+            return NULL;
+        struct ref_slot *old = c->v;
+        size_t ocap = c->cap;
+        c->v = nv;
+        c->cap = nc;
+        c->n = 0;
+        for (size_t i = 0; i < ocap; i++)
+            if (old[i].d[0]) {
+                struct ref_slot *s = ref_cache_find(c, old[i].d, 1);
+                s->refs = old[i].refs;
+            }
+        free(old);
+    }
+    if (!c->cap)
+        return NULL;
+    uint64_t h = 0;
+    for (int i = 0; i < 16; i++)
+        h = h << 4 | (uint64_t)(digest[i] <= '9' ? digest[i] - '0' : (digest[i] | 0x20) - 'a' + 10);
+    for (size_t i = (size_t)h & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
+        struct ref_slot *s = &c->v[i];
+        if (!s->d[0]) {
+            if (!add)
+                return NULL;
+            memcpy(s->d, digest, LARDER_SHA256_HEX - 1);
+            s->d[LARDER_SHA256_HEX - 1] = 0;
+            c->n++;
+            return s;
+        }
+        if (memcmp(s->d, digest, LARDER_SHA256_HEX - 1) == 0)
+            return s;
+    }
+}
+
+static void ref_cache_free(ref_cache_t *c)
+{
+    free(c->v);
+    memset(c, 0, sizeof(*c));
+}
+
+/* rc: the counts this batch has changed (NULL: the batch changes one entry at most) */
+static void drop_blob_ref(larder_store_t *st, rocksdb_writebatch_t *b, const char *digest, uint64_t size,
+                          unlink_list_t *ul, ref_cache_t *rc)
+{
     char k[80];
     size_t n = mkkey(k, sizeof(k), "b/%s", digest);
     uint64_t refs = 0;
-    if (db_get_u64(st, k, n, &refs) == -EIO)
+    struct ref_slot *slot = rc ? ref_cache_find(rc, digest, 0) : NULL;
+    if (slot) {
+        if (slot->refs == 0)
+            return; /* this batch deletes the blob already (its count was too low: fsck recounts) */
+        refs = slot->refs;
+    } else if (db_get_u64(st, k, n, &refs) == -EIO) {
         return; /* an unreadable count is not a zero count: the file stays (fsck --repair-db settles it) */
+    }
+    if (rc && !slot)
+        slot = ref_cache_find(rc, digest, 1);
     if (refs <= 1) {
         rocksdb_writebatch_delete(b, k, n);
         if (st->blob_bytes >= size)
@@ -544,8 +702,12 @@ static void drop_blob_ref(larder_store_t *st, rocksdb_writebatch_t *b, const cha
             ul->digests = realloc(ul->digests, ul->cap * sizeof(*ul->digests));
         }
         memcpy(ul->digests[ul->n++], digest, LARDER_SHA256_HEX);
+        if (slot)
+            slot->refs = 0;
     } else {
         batch_put_u64(b, k, n, refs - 1);
+        if (slot)
+            slot->refs = refs - 1;
     }
 }
 
@@ -564,20 +726,20 @@ static void unlink_blobs(larder_store_t *st, unlink_list_t *ul)
 static uint64_t hits_take(larder_store_t *st, int proto, const char *key);
 
 static void batch_remove_entry(larder_store_t *st, rocksdb_writebatch_t *b, int proto, const char *key,
-                               const larder_entry_t *old, unlink_list_t *ul)
+                               const larder_entry_t *old, unlink_list_t *ul, ref_cache_t *rc)
 {
     hits_take(st, proto, key); /* hits of a removed entry are not carried to the key's next entry */
     char k[KEYMAX];
     size_t n = mkkey(k, sizeof(k), "e/%s/%s", larder_proto_name(proto), key);
     rocksdb_writebatch_delete(b, k, n);
-    n = mkkey(k, sizeof(k), "l/%016" PRIx64 "/%s/%s", old->atime, larder_proto_name(proto), key);
+    n = mkkey(k, sizeof(k), "a/%s/%016" PRIx64 "/%s", larder_proto_name(proto), old->atime, key);
     rocksdb_writebatch_delete(b, k, n);
     uint64_t logical = old->size + old->external;
     st->usage[proto] = st->usage[proto] >= logical ? st->usage[proto] - logical : 0;
     st->ext_bytes = st->ext_bytes >= old->external ? st->ext_bytes - old->external : 0;
     if (st->count[proto])
         st->count[proto]--;
-    drop_blob_ref(st, b, old->digest, old->size, ul, NULL);
+    drop_blob_ref(st, b, old->digest, old->size, ul, rc);
 }
 
 /* ---- quotas and eviction ---- */
@@ -642,6 +804,21 @@ static void evicted_notify(larder_store_t *st, evicted_list_t *l, int ok)
     l->n = l->cap = 0;
 }
 
+/* the head of an LRU run (a/<proto>/<16 hex>/<key>, prefix pfx) past any malformed key, or NULL at its end */
+static const char *run_head(rocksdb_iterator_t *it, const char *pfx, size_t pfxlen, size_t *klen, uint64_t *keys_read)
+{
+    while (rocksdb_iter_valid(it)) {
+        const char *k = rocksdb_iter_key(it, klen);
+        if (!k || *klen < pfxlen || memcmp(k, pfx, pfxlen) != 0)
+            return NULL;
+        if (*klen >= pfxlen + 18 && k[pfxlen + 16] == '/')
+            return k;
+        rocksdb_iter_next(it); /* malformed: no atime and key */
+        (*keys_read)++;
+    }
+    return NULL;
+}
+
 /* caller holds mu. Evicts least recently used unpinned entries until `incoming` fits (on_disk of it already
  * written); never (keep_proto, keep_key), the entry being committed (NULL: none) */
 static int make_room_locked(larder_store_t *st, int proto, uint64_t incoming, uint64_t on_disk, int keep_proto,
@@ -687,41 +864,65 @@ static int make_room_locked(larder_store_t *st, int proto, uint64_t incoming, ui
     }
     if (why && iter_end(it, "eviction") < 0)
         why = 4;
-    for (rocksdb_iter_seek(it, "l/", 2); (why == 1 || why == 2 || why == 3) && rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
-        size_t klen;
-        const char *k = rocksdb_iter_key(it, &klen);
-        if (klen < 2 || memcmp(k, "l/", 2) != 0)
+    /* the LRU runs, one per protocol (a/<proto>/<atime>/<key>): a protocol's quota takes its own run's head, the
+     * total and the watermark the oldest of the runs' heads. Only the keys that are evicted (and those skipped:
+     * pinned, or the entry being committed) are read, whatever the store's size */
+    int np = larder_proto_count();
+    rocksdb_iterator_t *runs[LARDER_MAX_PROTO] = {0};
+    char pfx[LARDER_MAX_PROTO][64];
+    size_t pfxlen[LARDER_MAX_PROTO] = {0};
+    ref_cache_t rc = {0};
+    uint64_t t0 = larder_now_ms(), keys_read = 0, bytes_evicted = 0;
+    int entries_evicted = 0;
+    for (int p = 0; p < np && (why == 1 || why == 2 || why == 3); p++) {
+        pfxlen[p] = mkkey(pfx[p], sizeof(pfx[p]), "a/%s/", larder_proto_name(p));
+        runs[p] = rocksdb_create_iterator(st->db, st->ropts);
+        rocksdb_iter_seek(runs[p], pfx[p], pfxlen[p]);
+    }
+    while (why == 1 || why == 2 || why == 3) {
+        /* the run whose head is the oldest (a/<proto>/<16 hex>/...; ties: the lower protocol number) */
+        int best = -1;
+        const char *bk = NULL;
+        size_t bklen = 0;
+        for (int p = 0; p < np; p++) {
+            if (why == 2 && p != proto)
+                continue;
+            size_t klen = 0;
+            const char *k = run_head(runs[p], pfx[p], pfxlen[p], &klen, &keys_read);
+            if (!k)
+                continue;
+            if (best < 0 || memcmp(k + pfxlen[p], bk + pfxlen[best], 16) < 0) {
+                best = p;
+                bk = k;
+                bklen = klen;
+            }
+        }
+        if (best < 0)
             break;
-        /* l/<16 hex>/<proto>/<key> */
-        if (klen < 2 + 16 + 1 + 1)
+        int p = best;
+        keys_read++;
+        char buf[KEYMAX], lk[KEYMAX];
+        if (bklen >= sizeof(buf)) {
+            rocksdb_iter_next(runs[p]);
             continue;
-        char buf[KEYMAX];
-        if (klen >= sizeof(buf))
-            continue;
-        memcpy(buf, k, klen);
-        buf[klen] = 0;
-        char *pname = buf + 2 + 16 + 1, *slash = strchr(pname, '/');
-        if (!slash)
-            continue;
-        *slash = 0;
-        int p = larder_proto_from_name(pname);
-        const char *key = slash + 1;
-        if (p < 0)
-            continue;
-        if (why == 2 && p != proto)
-            continue;
+        }
+        memcpy(lk, bk, bklen);
+        const char *key = buf;
+        memcpy(buf, bk + pfxlen[p] + 17, bklen - pfxlen[p] - 17);
+        buf[bklen - pfxlen[p] - 17] = 0;
+        rocksdb_iter_next(runs[p]);
         if (keep_key && p == keep_proto && strcmp(key, keep_key) == 0)
             continue;
         if (larder_store_is_pinned(st, p, key))
             continue;
         larder_entry_t old;
-        if (larder_store_get(st, p, key, &old) < 0) {
-            rocksdb_writebatch_delete(b, k, klen); /* dangling LRU key */
+        int g = larder_store_get(st, p, key, &old);
+        if (g == -ENOENT)
+            rocksdb_writebatch_delete(b, lk, bklen); /* dangling LRU key */
+        if (g < 0)
             continue;
-        }
         size_t before = ul.n;
-        batch_remove_entry(st, b, p, key, &old, &ul);
+        batch_remove_entry(st, b, p, key, &old, &ul, &rc);
         if (ul.n > before)
             pending_free += old.size;
         if (old.external) {
@@ -730,13 +931,27 @@ static int make_room_locked(larder_store_t *st, int proto, uint64_t incoming, ui
         }
         atomic_fetch_add(&st->evictions[p], 1);
         evicted++;
-        larder_info("store: evicted %s %s (%" PRIu64 " bytes) to make room", pname, key, old.size + old.external);
+        entries_evicted++;
+        bytes_evicted += old.size + old.external;
+        larder_info("store: evicted %s %s (%" PRIu64 " bytes) to make room", larder_proto_name(p), key,
+                    old.size + old.external);
         larder_entry_clear(&old);
         why = over_quota(st, proto, incoming, on_disk, &pending_free);
     }
+    ref_cache_free(&rc);
+    for (int p = 0; p < np; p++)
+        if (runs[p]) {
+            if (why && why != 4 && iter_end(runs[p], "eviction") < 0)
+                why = 4;
+            rocksdb_iter_destroy(runs[p]);
+        }
+    if (entries_evicted)
+        larder_info("store: eviction pass: %d entries (%" PRIu64 " bytes) evicted, %" PRIu64
+                    " index keys read, %" PRIu64 " ms",
+                    entries_evicted, bytes_evicted, keys_read, larder_now_ms() - t0);
     /* what was evicted before a read error is still consistent; only "every remaining entry is pinned" would be a
      * lie, so the error is reported as such */
-    int ierr = why == 4 ? -EIO : why ? iter_end(it, "eviction") : 0;
+    int ierr = why == 4 ? -EIO : 0;
     rocksdb_iter_destroy(it);
     for (int p = 0; p < larder_proto_count(); p++)
         batch_counters(st, b, p);
@@ -851,7 +1066,7 @@ int larder_store_commit(larder_store_t *st, int proto, const char *key, const ch
     unlink_list_t ul = {0};
     uint64_t kept_hits = had_old ? old.hits + hits_take(st, proto, key) : 0; /* a key fetched again keeps its count */
     if (had_old)
-        batch_remove_entry(st, b, proto, key, &old, &ul);
+        batch_remove_entry(st, b, proto, key, &old, &ul, NULL);
     /* the new reference; when the old entry used the same blob its ref was just dropped above */
     if (same_blob) {
         /* drop_blob_ref queued an unlink or a decrement for this very blob: undo both */
@@ -881,7 +1096,7 @@ int larder_store_commit(larder_store_t *st, int proto, const char *key, const ch
     size_t n = mkkey(k, sizeof(k), "e/%s/%s", larder_proto_name(proto), key);
     rocksdb_writebatch_put(b, k, n, v, vlen);
     free(v);
-    n = mkkey(k, sizeof(k), "l/%016" PRIx64 "/%s/%s", ne.atime, larder_proto_name(proto), key);
+    n = mkkey(k, sizeof(k), "a/%s/%016" PRIx64 "/%s", larder_proto_name(proto), ne.atime, key);
     rocksdb_writebatch_put(b, k, n, "", 0);
     st->usage[proto] += e->size + e->external;
     st->ext_bytes += e->external;
@@ -912,9 +1127,9 @@ static int rewrite_entry(larder_store_t *st, int proto, const char *key, larder_
     rocksdb_writebatch_put(b, k, n, v, vlen);
     free(v);
     if (old_atime != e->atime) {
-        n = mkkey(k, sizeof(k), "l/%016" PRIx64 "/%s/%s", old_atime, larder_proto_name(proto), key);
+        n = mkkey(k, sizeof(k), "a/%s/%016" PRIx64 "/%s", larder_proto_name(proto), old_atime, key);
         rocksdb_writebatch_delete(b, k, n);
-        n = mkkey(k, sizeof(k), "l/%016" PRIx64 "/%s/%s", e->atime, larder_proto_name(proto), key);
+        n = mkkey(k, sizeof(k), "a/%s/%016" PRIx64 "/%s", larder_proto_name(proto), e->atime, key);
         rocksdb_writebatch_put(b, k, n, "", 0);
     }
     int r = write_batch(st, b);
@@ -1169,7 +1384,7 @@ int larder_store_delete_entry(larder_store_t *st, int proto, const char *key)
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     unlink_list_t ul = {0};
     evicted_list_t el = {0};
-    batch_remove_entry(st, b, proto, key, &old, &ul);
+    batch_remove_entry(st, b, proto, key, &old, &ul, NULL);
     if (old.external)
         evicted_add(&el, proto, key);
     batch_counters(st, b, proto);
@@ -1371,7 +1586,7 @@ int larder_store_quarantine(larder_store_t *st, const char *digest, int fd, char
         int p = slash ? (*slash = 0, larder_proto_from_name(k)) : -1;
         if (p >= 0) {
             /* pins (p/, c/) stay: the next fetch of the key lands in the same sets */
-            batch_remove_entry(st, wb, p, slash + 1, &e, &ul);
+            batch_remove_entry(st, wb, p, slash + 1, &e, &ul, NULL);
             dropped++;
         }
         larder_entry_clear(&e);
@@ -1471,18 +1686,36 @@ char *larder_store_meta_get(larder_store_t *st, int proto, const char *key, size
     return out;
 }
 
-void larder_store_get_stats(larder_store_t *st, larder_store_stats_t *out)
+static void stats_locked(larder_store_t *st, larder_store_stats_t *out)
 {
-    pthread_mutex_lock(&st->mu);
+    memset(out, 0, sizeof(*out));
     out->blob_bytes = st->blob_bytes;
     out->blob_count = st->blob_count;
     out->external_bytes = st->ext_bytes;
     for (int p = 0; p < larder_proto_count(); p++) {
         out->entry_bytes[p] = st->usage[p];
         out->entry_count[p] = st->count[p];
-        out->evictions[p] = atomic_load(&st->evictions[p]);
     }
-    pthread_mutex_unlock(&st->mu);
+}
+
+/* The counters as of now, or, while a long operation holds the lock (an eviction pass of many entries, fsck), as
+ * of the last time they were read: /-/health, /-/api/v1/stats and /metrics never wait for a pass to end. The
+ * eviction counts are always current. */
+void larder_store_get_stats(larder_store_t *st, larder_store_stats_t *out)
+{
+    if (pthread_mutex_trylock(&st->mu) == 0) {
+        stats_locked(st, out);
+        pthread_mutex_unlock(&st->mu);
+        pthread_mutex_lock(&st->smu);
+        st->snap = *out;
+        pthread_mutex_unlock(&st->smu);
+    } else {
+        pthread_mutex_lock(&st->smu);
+        *out = st->snap;
+        pthread_mutex_unlock(&st->smu);
+    }
+    for (int p = 0; p < larder_proto_count(); p++)
+        out->evictions[p] = atomic_load(&st->evictions[p]);
 }
 
 /* ---- fsck ---- */
@@ -1624,11 +1857,21 @@ static int fsck_run(larder_store_t *st, larder_fsck_report_t *rep, int reindex)
             rocksdb_writebatch_delete(b, k, klen);
             if (ok) {
                 char lk[KEYMAX];
-                size_t ln = mkkey(lk, sizeof(lk), "l/%016" PRIx64 "/%s/%s", e.atime, buf, slash + 1);
+                size_t ln = mkkey(lk, sizeof(lk), "a/%s/%016" PRIx64 "/%s", buf, e.atime, slash + 1);
                 rocksdb_writebatch_delete(b, lk, ln);
             }
             rep->entries_dropped++;
         } else {
+            /* an entry without its LRU key could never be evicted: put it back */
+            char lk[KEYMAX], *gerr = NULL;
+            size_t ln = mkkey(lk, sizeof(lk), "a/%s/%016" PRIx64 "/%s", buf, e.atime, slash + 1), lvlen;
+            char *lv = ln ? rocksdb_get(st->db, st->ropts, lk, ln, &lvlen, &gerr) : NULL;
+            if (ln && !lv && !gerr) {
+                rocksdb_writebatch_put(b, lk, ln, "", 0);
+                rep->lru_restored++;
+            }
+            rocksdb_free(lv);
+            free(gerr);
             good.refs[idx]++;
             usage[p] += e.size + e.external;
             external += e.external;
@@ -1917,7 +2160,7 @@ int larder_store_import(larder_store_t *st, const char *set, const larder_import
         if (change[i]) {
             if (had[i]) {
                 const larder_entry_t *o = &olds[i];
-                size_t kn = mkkey(k, sizeof(k), "l/%016" PRIx64 "/%s/%s", o->atime, larder_proto_name(it->proto),
+                size_t kn = mkkey(k, sizeof(k), "a/%s/%016" PRIx64 "/%s", larder_proto_name(it->proto), o->atime,
                                   it->key);
                 rocksdb_writebatch_delete(b, k, kn);
                 uint64_t logical = o->size + o->external;
@@ -1939,7 +2182,7 @@ int larder_store_import(larder_store_t *st, const char *set, const larder_import
             size_t kn = mkkey(k, sizeof(k), "e/%s/%s", larder_proto_name(it->proto), it->key);
             rocksdb_writebatch_put(b, k, kn, v, vlen);
             free(v);
-            kn = mkkey(k, sizeof(k), "l/%016" PRIx64 "/%s/%s", now, larder_proto_name(it->proto), it->key);
+            kn = mkkey(k, sizeof(k), "a/%s/%016" PRIx64 "/%s", larder_proto_name(it->proto), now, it->key);
             rocksdb_writebatch_put(b, k, kn, "", 0);
             st->usage[it->proto] += ne.size + ne.external;
             st->ext_bytes += ne.external;

@@ -46,12 +46,19 @@ typedef struct larder_store_stats {
 typedef struct larder_fsck_report {
     uint64_t blobs_checked, blobs_corrupt, blobs_orphaned, entries_dropped, tmp_removed;
     uint64_t blobs_unindexed; /* kept without an entry (o/ records: after --repair-db), served by digest */
+    uint64_t lru_restored;    /* entries whose LRU key was missing (they could not be evicted): put back */
     int metadata_unreadable;  /* the metadata could not be read in full: nothing was changed */
 } larder_fsck_report_t;
 
-/* Opens (creating only when <data>/db is absent or empty) and reads every metadata key once; a damaged database
- * is refused with a message naming `larder fsck --repair-db`. The "another larder?" hint only on a LOCK conflict. */
+/* Opens (creating only when <data>/db is absent or empty); a database RocksDB cannot open is refused with a message
+ * naming `larder fsck --repair-db`. The "another larder?" hint only on a LOCK conflict. Its cost does not grow with
+ * the number of entries (the counters are stored; a store with the older LRU index is moved once, logged): what
+ * reads every key is larder_store_verify. */
 int larder_store_open(const larder_config_t *cfg, larder_store_t **out, char *err, size_t errlen);
+/* Read every metadata key once with checksums verified: 0, or -EIO with a message naming `larder fsck --repair-db`
+ * in err (a damaged table). `larder serve` runs it in a thread of its own beside serving and stops when it fails;
+ * `larder fsck` before anything else. stop (may be NULL) is polled: non-zero gives up early (returns 0). */
+int larder_store_verify(larder_store_t *st, const _Atomic int *stop, char *err, size_t errlen);
 /* RocksDB's repair of <data>/db (the store must not be open anywhere); follow with larder_store_fsck_reindex */
 int larder_store_repair_db(const larder_config_t *cfg, char *err, size_t errlen);
 void larder_store_close(larder_store_t *st);
