@@ -810,6 +810,8 @@ static const larder_conf_key_t core_keys[] = {
      .max = MAX_TIMEOUT, .doc = "time to connect to an upstream"},
     {.name = "timeouts.idle", .type = LARDER_KEY_DURATION, CORE(idle_timeout), .def = "60s", .max = MAX_TIMEOUT,
      .doc = "time without a byte from an upstream before the fetch fails (0: none)"},
+    {.name = "timeouts.client_idle", .type = LARDER_KEY_DURATION, CORE(client_idle_timeout), .def = "60s", .min = 1,
+     .max = MAX_TIMEOUT, .doc = "time a client's idle keep-alive connection (HTTP/1 or HTTP/2) is kept open"},
     {.name = "timeouts.holdoff_after", .type = LARDER_KEY_INT, CORE(holdoff_after), .def = "5", .max = 1000,
      .doc = "consecutive failures to reach an upstream after which it is held off (0: never)"},
     {.name = "timeouts.holdoff", .type = LARDER_KEY_DURATION, CORE(holdoff_first), .def = "5s", .min = 1,

@@ -866,6 +866,10 @@ int larder_server_create(larder_app_t *app, larder_server_t **out, char *err, si
     srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("larder"));
     /* the data context: h2o refuses larger bodies with 413 (see the top of this file) */
     srv->globalconf.max_request_entity_size = (size_t)cfg->body_max;
+    /* timeouts.client_idle: how long an idle client connection is kept, between HTTP/1 requests (h2o's
+     * req_timeout also bounds the wait for a head's or body's next bytes) and on an HTTP/2 connection */
+    srv->globalconf.http1.req_timeout = cfg->client_idle_timeout * 1000;
+    srv->globalconf.http2.idle_timeout = cfg->client_idle_timeout * 1000;
     h2o_hostconf_t *host = h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pc = h2o_config_register_path(host, "/", 0);
     route_handler_t *h = (route_handler_t *)h2o_create_handler(pc, sizeof(*h));
@@ -891,6 +895,8 @@ int larder_server_create(larder_app_t *app, larder_server_t **out, char *err, si
     }
     srv->body_conf.max_request_entity_size = (size_t)body_limit;
     srv->body_conf.http1.upgrade_to_http2 = 0;
+    srv->body_conf.http1.req_timeout = srv->globalconf.http1.req_timeout;
+    srv->body_conf.http2.idle_timeout = srv->globalconf.http2.idle_timeout;
     h2o_hostconf_t *bhost = h2o_config_register_host(&srv->body_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     route_handler_t *bh =
         (route_handler_t *)h2o_create_handler(h2o_config_register_path(bhost, "/", 0), sizeof(*bh));
