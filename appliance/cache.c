@@ -14,7 +14,7 @@
  * body of unknown length from a complete one) waits for the verified end when the upstream sent no length.
  * A whole stored blob is hashed as it is sent (verify_on_read) and its last buffer is held back until the digest
  * matches: bit rot aborts the transfer and the blob goes to quarantine (store.c), so the next request refetches.
- * A blob this thread verified in the last minutes is not hashed again (verify_memo: its bytes come from the page
+ * A blob verified in the last minutes is not hashed again (verify_memo: its bytes come from the page
  * cache then).
  * This file never talks to upstreams or RocksDB directly beyond lookups: fetch.c and store.c own those. */
 #include "cache.h"
@@ -26,6 +26,7 @@
 #include <openssl/evp.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -422,16 +423,19 @@ static int render_blob(tailer_t *t, int fd, const char *digest, uint64_t size, u
     return mfd;
 }
 
-/* Which blobs this worker thread verified lately (verify_on_read). A blob read again within store.verify_interval
- * comes from the page cache, where hashing the same bytes again detects nothing new, so it is not hashed again:
- * the cost of verification is paid once per blob, thread and interval instead of on every hit of a hot object.
+/* Which blobs were verified lately (verify_on_read). A blob read again within store.verify_interval comes from the
+ * page cache, where hashing the same bytes again detects nothing new, so it is not hashed again: the cost of
+ * verification is paid once per blob and interval instead of on every hit of a hot object. Shared by the worker
+ * threads: a per-thread memo made the first full read of a large blob on each thread hash it again (150 ms of a
+ * core for 200 MB, on the thread that also serves that thread's other clients, which showed in p99).
  * Keyed by digest, inode and mtime, so a file rewritten or replaced in place is hashed again at once.
  * Direct-mapped: a collision only costs an extra verification. */
 #define VERIFY_MEMO_SLOTS 1024
 typedef struct verify_memo {
     uint64_t key, ino, mtime, at;
 } verify_memo_t;
-static __thread verify_memo_t verify_memo[VERIFY_MEMO_SLOTS];
+static verify_memo_t verify_memo[VERIFY_MEMO_SLOTS];
+static pthread_mutex_t verify_memo_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static uint64_t memo_key(const char *digest)
 {
@@ -445,15 +449,22 @@ static uint64_t memo_key(const char *digest)
 
 static int recently_verified(const char *digest, uint64_t ino, uint64_t mtime, uint64_t interval)
 {
+    if (interval == 0)
+        return 0;
     uint64_t k = memo_key(digest);
-    const verify_memo_t *m = &verify_memo[k % VERIFY_MEMO_SLOTS];
-    return interval > 0 && m->key == k && m->ino == ino && m->mtime == mtime && m->at + interval > larder_now();
+    pthread_mutex_lock(&verify_memo_lock);
+    verify_memo_t m = verify_memo[k % VERIFY_MEMO_SLOTS];
+    pthread_mutex_unlock(&verify_memo_lock);
+    return m.key == k && m.ino == ino && m.mtime == mtime && m.at + interval > larder_now();
 }
 
 static void remember_verified(const char *digest, uint64_t ino, uint64_t mtime)
 {
     uint64_t k = memo_key(digest);
-    verify_memo[k % VERIFY_MEMO_SLOTS] = (verify_memo_t){k, ino, mtime, larder_now()};
+    verify_memo_t m = {k, ino, mtime, larder_now()};
+    pthread_mutex_lock(&verify_memo_lock);
+    verify_memo[k % VERIFY_MEMO_SLOTS] = m;
+    pthread_mutex_unlock(&verify_memo_lock);
 }
 
 /* Start a response from a complete blob. Returns 1 when the response is over. */

@@ -823,7 +823,7 @@ static const larder_conf_key_t core_keys[] = {
     {.name = "store.verify_on_read", .type = LARDER_KEY_BOOL, CORE(verify_on_read), .def = "true",
      .doc = "hash whole blobs as they are served; a damaged blob is quarantined"},
     {.name = "store.verify_interval", .type = LARDER_KEY_DURATION, CORE(verify_interval), .def = "10m",
-     .doc = "a blob a worker verified (and unchanged on disk) is not hashed again for this long"},
+     .doc = "a blob verified (and unchanged on disk) is not hashed again for this long"},
     {.name = "limits.request_body", .type = LARDER_KEY_SIZE, CORE(body_max), .def = "64KiB", .max = 1ULL << 30,
      .doc = "largest request body anywhere but a seed upload"},
     {.name = "limits.seed_spec", .type = LARDER_KEY_SIZE, CORE(seed_spec_max), .def = "16MiB", .min = 1,
