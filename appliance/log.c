@@ -154,21 +154,16 @@ static void emit_stderr(int level, const char *msg, size_t len)
         ts_at = now;
     }
     char line[LINE_MAX_BYTES + 64];
+    linebuf_t b = {line, 0, sizeof(line) - 1}; /* the last byte is kept for the newline */
     const char *lv = level_name(level);
-    size_t lvlen = strlen(lv), n = 0;
-    if (len > sizeof(line) - tslen - lvlen - 3)
-        len = sizeof(line) - tslen - lvlen - 3;
-    memcpy(line, ts, tslen);
-    n += tslen;
-    line[n++] = ' ';
-    memcpy(line + n, lv, lvlen);
-    n += lvlen;
-    line[n++] = ' ';
-    memcpy(line + n, msg, len);
-    n += len;
-    line[n++] = '\n';
-    for (size_t off = 0; off < n;) {
-        ssize_t w = write(STDERR_FILENO, line + off, n - off);
+    lb_raw(&b, ts, tslen);
+    lb_raw(&b, " ", 1);
+    lb_raw(&b, lv, strlen(lv));
+    lb_raw(&b, " ", 1);
+    lb_raw(&b, msg, len);
+    line[b.len++] = '\n';
+    for (size_t off = 0; off < b.len;) {
+        ssize_t w = write(STDERR_FILENO, line + off, b.len - off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
