@@ -5,10 +5,10 @@
 #
 #   LARDER_BIN       daemon binary (default: <repo>/build/larder)
 #   BENCH_DURATION   wrk duration per run of the small object (default 10s)
-#   BENCH_BIG_DURATION  wrk duration per run of the large object (default 20s: at c=32 one response takes seconds,
-#                    and wrk counts only the responses that complete within the run)
+#   BENCH_BIG_DURATION  wrk duration per run of the large object (default: 20s at c <= 8, 60s above: at c=32 one
+#                    response takes 10 s or more on 2 cores, and wrk counts only the responses completed in the run)
 #   BENCH_BIG_MB     size of the large object (default 200)
-#   BENCH_SMALL_C    connections for the small object (default 32)
+#   BENCH_SMALL_C    connections for the small object (default 32; 0: no 10 KB rows)
 #   BENCH_BIG_CS     connection counts for the large object (default "4 32")
 #   BENCH_THREADS    wrk threads (default 2)
 #   BENCH_ANCHORS    which nginx set-ups to compare with (default "static proxy_cache")
@@ -22,7 +22,7 @@ BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 . "$BENCH_DIR/lib.sh"
 
 DUR=${BENCH_DURATION:-10s}
-BIG_DUR=${BENCH_BIG_DURATION:-20s}
+big_dur() { if [ -n "${BENCH_BIG_DURATION:-}" ]; then echo "$BENCH_BIG_DURATION"; elif [ "$1" -le 8 ]; then echo 20s; else echo 60s; fi; }
 BIG_MB=${BENCH_BIG_MB:-200}
 SMALL_C=${BENCH_SMALL_C:-32}
 BIG_CS=${BENCH_BIG_CS:-4 32}
@@ -143,9 +143,10 @@ run_wrk() { # run_wrk SERVER -> prints W_FIELD; appends the run's p99 to $WORK/p
     local e n
     e=$(wrk_field "$out" errors)
     [ "$e" = 0 ] || fail "wrk reported $e errors (socket errors or non-2xx) against $server: $(cat "$out")"
-    # a p99 over fewer responses than connections is one client's luck: ask for a longer run
+    # a p99 over fewer responses than connections is one client's luck: said under the table
     n=$(awk '/ requests in / { print $1 }' "$out")
-    [ "${n:-0}" -ge "$W_C" ] || fail "only ${n:-0} responses completed in $W_DUR with $W_C connections against $server: raise BENCH_BIG_DURATION / BENCH_DURATION"
+    [ "${n:-0}" -gt 0 ] || fail "no response completed in $W_DUR with $W_C connections against $server: raise BENCH_BIG_DURATION"
+    if [ "$n" -lt "$W_C" ]; then echo "$W_FILE c=$W_C $server: $n responses" >>"$WORK/short_runs"; fi
     wrk_field "$out" p99ms >>"$WORK/p99.$W_KEEP.$server"
     wrk_field "$out" "$W_FIELD"
 }
@@ -164,10 +165,10 @@ workload() { # workload FILE CONNECTIONS DURATION FIELD WHAT UNIT: a throughput 
     done
 }
 
-bench_note "$(nproc) cores shared by wrk (-t$WRK_T), nginx (workers = cores) and Larder (threads = cores); loopback; wrk -d$DUR (10 KB) / -d$BIG_DUR (${BIG_MB} MB) per run; static = nginx sendfile of the same files on disk${BENCH_VERIFY:+; larder store.verify_on_read: $BENCH_VERIFY}"
-workload small.bin "$SMALL_C" "$DUR" reqs "10 KB" req/s
+bench_note "$(nproc) cores shared by wrk (-t$WRK_T), nginx (workers = cores) and Larder (threads = cores); loopback; wrk -d$DUR (10 KB) / -d$(big_dur 4) at c<=8, -d$(big_dur 32) above (${BIG_MB} MB) per run; static = nginx sendfile of the same files on disk${BENCH_VERIFY:+; larder store.verify_on_read: $BENCH_VERIFY}"
+if [ "$SMALL_C" -gt 0 ]; then workload small.bin "$SMALL_C" "$DUR" reqs "10 KB" req/s; fi
 for c in $BIG_CS; do
-    workload big.bin "$c" "$BIG_DUR" mibs "${BIG_MB} MB" MiB/s
+    workload big.bin "$c" "$(big_dur "$c")" mibs "${BIG_MB} MB" MiB/s
 done
 
 # ---- peak RSS (VmHWM) over the whole run, warm-up included ------------------------------------------------------------
@@ -183,6 +184,9 @@ for a in $ANCHORS; do
     if [ "$a" = static ]; then pid=$NGINX_STATIC_PID; else pid=$NGINX_CACHE_PID; fi
     bench_record "peak RSS (VmHWM)" MiB lower "${LABEL[$a]}" "$(nginx_hwm_mib "$pid")" "$larder_mib"
 done
+if [ -s "$WORK/short_runs" ]; then
+    bench_note "runs that completed fewer responses than connections (their p99 is a few clients' luck; raise BENCH_BIG_DURATION): $(sort "$WORK/short_runs" | uniq -c | awk '{ $1 = $1 "x"; print }' | paste -sd ';' -)"
+fi
 if [ "${KEEP_WORK:-0}" = 1 ]; then log "raw wrk output: $WORK/wrk.*.txt"; fi
 # shellcheck disable=SC2034 # read by the EXIT trap in lib.sh
 T_DONE=1
