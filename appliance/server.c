@@ -841,8 +841,11 @@ static void *worker_main(void *arg)
         h2o_socket_read_start(wl->sock, on_accept);
     }
     atomic_store(&w->accepting, 1);
-    while (!atomic_load(&srv->stop))
-        h2o_evloop_run(w->loop, 500);
+    while (!atomic_load(&srv->stop)) {
+        /* without waiting while responses wait for their next buffer (cache.c: one per connection per tick) */
+        h2o_evloop_run(w->loop, larder_cache_yielded() ? 0 : 500);
+        larder_cache_tick();
+    }
     atomic_store(&w->accepting, 0);
     for (size_t i = 0; i < srv->nlisteners; i++) {
         worker_listener_t *wl = &w->wls[i];
