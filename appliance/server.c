@@ -2,7 +2,7 @@
  *
  * The main thread binds every listener once (or takes systemd's sockets via sd_listen_fds) and builds one
  * SSL_CTX per TLS listener with ALPN h2 (unless the listener says http2: false). Each worker thread owns an h2o
- * loop and context and accepts on every listening socket (the kernel spreads connections). One handler routes on
+ * loop and context and accepts on every listening socket (balanced: see "Accepting" below). One handler routes on
  * the raw request path: /-/ to the admin module, protocol mounts to their handlers, anything else is a 404 that
  * lists the mounts.
  * The fetch thread wakes workers through h2o multithread queues: one preallocated message per worker guarded
