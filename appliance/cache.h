@@ -77,6 +77,11 @@ void larder_send_error(larder_app_t *app, h2o_req_t *req, int proto, int status,
 
 /* Worker-thread side of fetch progress: resume every response of this thread waiting for upstream bytes. */
 void larder_cache_on_wake(void);
+/* the worker loop's tick: sends the next buffer of each stored blob response that yielded in the last tick (one
+ * buffer per connection per tick, see cache.c); returns 1 when some yielded again (run the loop without waiting) */
+int larder_cache_tick(void);
+/* 1 when a response of this thread waits for the next tick */
+int larder_cache_yielded(void);
 /* Number of responses of this thread waiting for upstream bytes. */
 size_t larder_cache_blocked(void);
 

@@ -52,6 +52,7 @@ typedef struct larder_config {
     char *upstream_ca;     /* PEM bundle trusted for upstream TLS instead of the system store, or NULL */
     uint64_t connect_timeout; /* seconds, default 10 */
     uint64_t idle_timeout;    /* seconds without upstream bytes, default 60 */
+    uint64_t client_idle_timeout; /* seconds a client's idle keep-alive connection stays open, default 60 */
     int holdoff_after;        /* timeouts.holdoff_after: failures to reach an upstream before a hold-off (0: never) */
     uint64_t holdoff_first;   /* timeouts.holdoff: the first hold-off, seconds (5) */
     uint64_t holdoff_max;     /* timeouts.holdoff_max: the longest, seconds (60) */

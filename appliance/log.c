@@ -14,6 +14,7 @@
  * (LARDER_PROTOCOL, LARDER_CACHE, LARDER_STATUS, LARDER_BYTES, LARDER_UPSTREAM_MS, LARDER_PATH). */
 #include "log.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -122,27 +123,53 @@ static void lb_str(linebuf_t *b, const char *s)
     lb_escaped(b, s ? s : "-", s ? strlen(s) : 1);
 }
 
-static void lb_printf(linebuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void lb_printf(linebuf_t *b, const char *fmt, ...)
+/* a decimal number, without printf (it runs once per request) */
+static void lb_u64(linebuf_t *b, uint64_t v)
 {
-    char tmp[64];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        lb_raw(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    lb_raw(b, tmp + i, sizeof(tmp) - i);
 }
 
 static void emit_stderr(int level, const char *msg, size_t len)
 {
-    char ts[32];
-    struct tm tm;
+    /* the timestamp is formatted once a second per thread (a request log line per hit made gmtime + strftime show
+     * in profiles), and the line is put together here and written with one write(2), so concurrent lines never
+     * interleave */
+    static __thread time_t ts_at = (time_t)-1;
+    static __thread char ts[32];
+    static __thread size_t tslen;
     time_t now = time(NULL);
-    if (!gmtime_r(&now, &tm) || strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(ts, sizeof(ts), "-");
-    /* stderr is unbuffered: one fprintf is one write(2), so concurrent lines never interleave */
-    fprintf(stderr, "%s %s %.*s\n", ts, level_name(level), (int)len, msg);
+    if (now != ts_at) {
+        struct tm tm;
+        tslen = gmtime_r(&now, &tm) ? strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm) : 0;
+        if (tslen == 0) {
+            ts[0] = '-';
+            tslen = 1;
+        }
+        ts_at = now;
+    }
+    char line[LINE_MAX_BYTES + 64];
+    linebuf_t b = {line, 0, sizeof(line) - 1}; /* the last byte is kept for the newline */
+    const char *lv = level_name(level);
+    lb_raw(&b, ts, tslen);
+    lb_raw(&b, " ", 1);
+    lb_raw(&b, lv, strlen(lv));
+    lb_raw(&b, " ", 1);
+    lb_raw(&b, msg, len);
+    line[b.len++] = '\n';
+    for (size_t off = 0; off < b.len;) {
+        ssize_t w = write(STDERR_FILENO, line + off, b.len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
 }
 
 static int enabled(int level)
@@ -200,10 +227,14 @@ void larder_log_request_at(int level, const char *proto, const char *method, con
     /* both buffers start with their journal field name so they can be handed to sd_journal_sendv as they are */
     static const char mpfx[] = "MESSAGE=", ppfx[] = "LARDER_PATH=";
     char mbuf[LINE_MAX_BYTES], pbuf[4096], ups[24];
-    if (upstream_ms >= 0)
-        snprintf(ups, sizeof(ups), "%" PRId64, upstream_ms);
-    else
-        snprintf(ups, sizeof(ups), "-");
+    if (upstream_ms >= 0) {
+        linebuf_t ub = {ups, 0, sizeof(ups) - 1};
+        lb_u64(&ub, (uint64_t)upstream_ms);
+        ups[ub.len] = '\0';
+    } else {
+        ups[0] = '-';
+        ups[1] = '\0';
+    }
     linebuf_t pb = {pbuf, 0, sizeof(pbuf) - 1};
     lb_raw(&pb, ppfx, sizeof(ppfx) - 1);
     lb_str(&pb, path);
@@ -217,9 +248,18 @@ void larder_log_request_at(int level, const char *proto, const char *method, con
     lb_str(&b, method);
     lb_raw(&b, " ", 1);
     lb_raw(&b, epath, strlen(epath));
-    lb_printf(&b, " %d ", status);
+    lb_raw(&b, " ", 1);
+    if (status < 0) {
+        lb_raw(&b, "-", 1);
+        status = -status;
+    }
+    lb_u64(&b, (uint64_t)status);
+    lb_raw(&b, " ", 1);
     lb_str(&b, cache_status);
-    lb_printf(&b, " bytes=%" PRIu64 " upstream_ms=%s", bytes, ups);
+    lb_raw(&b, " bytes=", 7);
+    lb_u64(&b, bytes);
+    lb_raw(&b, " upstream_ms=", 13);
+    lb_raw(&b, ups, strlen(ups));
     if (note && *note) {
         lb_raw(&b, " ", 1);
         lb_str(&b, note);

@@ -2,7 +2,7 @@
  *
  * The main thread binds every listener once (or takes systemd's sockets via sd_listen_fds) and builds one
  * SSL_CTX per TLS listener with ALPN h2 (unless the listener says http2: false). Each worker thread owns an h2o
- * loop and context and accepts on every listening socket (the kernel spreads connections). One handler routes on
+ * loop and context and accepts on every listening socket (balanced: see "Accepting" below). One handler routes on
  * the raw request path: /-/ to the admin module, protocol mounts to their handlers, anything else is a 404 that
  * lists the mounts.
  * The fetch thread wakes workers through h2o multithread queues: one preallocated message per worker guarded
@@ -49,7 +49,14 @@
  *
  * Accepting. When accept() fails for want of file descriptors (EMFILE/ENFILE) the pending connection stays in
  * the backlog and the listener stays readable; a worker then stops watching that listener for ACCEPT_BACKOFF_MS
- * instead of spinning, and logs once per burst. */
+ * instead of spinning, and logs once per burst.
+ * Every worker watches every listener and the first to call accept() wins, so a few long-lived connections (4
+ * clients each downloading a large file) often all land on one worker while the other cores idle, and those
+ * clients get a fraction of a core each (measured: 4 of 4 wrk connections on one thread in 1 of 2 runs). So a
+ * worker that holds more client connections than another leaves a pending connection to the less loaded one: it
+ * stops watching the listener for ACCEPT_DEFER_MS (the other worker, woken by the same readiness, accepts it). It
+ * accepts anyway after ACCEPT_DEFER_MAX deferrals in a row, so a busy or stalled peer delays a connection by a
+ * few milliseconds at most. */
 #include "server.h"
 #include "admin.h"
 #include "bundle_export.h"
@@ -90,6 +97,8 @@ typedef struct listener {
 } listener_t;
 
 #define ACCEPT_BACKOFF_MS 250
+#define ACCEPT_DEFER_MS 1
+#define ACCEPT_DEFER_MAX 8
 
 struct worker;
 
@@ -102,6 +111,8 @@ typedef struct worker_listener {
     h2o_accept_ctx_t bodies;    /* one seed upload or module POST larger than limits.request_body */
     h2o_timeout_entry_t resume; /* accept back-off */
     uint64_t pauses;            /* back-offs in the current burst of EMFILE/ENFILE */
+    h2o_timeout_entry_t retry;  /* watching again after leaving a connection to a less loaded worker */
+    unsigned defers;            /* deferrals in a row (balanced accept) */
 } worker_listener_t;
 
 typedef struct worker {
@@ -111,6 +122,8 @@ typedef struct worker {
     h2o_context_t ctx;
     h2o_context_t body_ctx;
     h2o_timeout_t backoff;
+    h2o_timeout_t defer;   /* ACCEPT_DEFER_MS */
+    _Atomic long nconns;   /* client connections open on this worker (read by the other workers' accepts) */
     h2o_linklist_t guards; /* connections whose first request head is still being read */
     worker_listener_t *wls;
     h2o_multithread_queue_t *queue;
@@ -118,6 +131,7 @@ typedef struct worker {
     h2o_multithread_message_t wake_msg;
     _Atomic int wake_pending;
     _Atomic int ready; /* loop and queue exist: wake-ups may be sent */
+    _Atomic int accepting; /* watches the listeners (balanced accept counts it) */
     /* the watchdog's heartbeat and the test hooks' stall: a receiver of their own on the same queue */
     h2o_multithread_receiver_t control;
     h2o_multithread_message_t hb_msg;    /* linked only while beat has a question outstanding */
@@ -729,15 +743,47 @@ static void accept_backoff(worker_listener_t *wl, int e)
     h2o_timeout_link(wl->w->loop, &wl->w->backoff, &wl->resume);
 }
 
+static void on_accept_retry(h2o_timeout_entry_t *entry)
+{
+    worker_listener_t *wl = H2O_STRUCT_FROM_MEMBER(worker_listener_t, retry, entry);
+    h2o_socket_read_start(wl->sock, on_accept);
+}
+
+static void on_conn_close(void *data)
+{
+    worker_t *w = data;
+    atomic_fetch_sub_explicit(&w->nconns, 1, memory_order_relaxed);
+}
+
+/* 1 when another worker, accepting too, holds fewer client connections than this one (see the top of the file) */
+static int another_is_less_loaded(const worker_t *w)
+{
+    const larder_server_t *srv = w->srv;
+    long mine = atomic_load_explicit(&w->nconns, memory_order_relaxed);
+    for (size_t i = 0; i < srv->nworkers; i++) {
+        const worker_t *o = &srv->workers[i];
+        if (o != w && atomic_load(&o->accepting) && atomic_load_explicit(&o->nconns, memory_order_relaxed) < mine)
+            return 1;
+    }
+    return 0;
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     if (err)
         return;
     worker_listener_t *wl = listener->data;
     for (int i = 0; i < 16; i++) { /* drain a few pending connections per wake-up */
+        if (wl->defers < ACCEPT_DEFER_MAX && another_is_less_loaded(wl->w)) {
+            wl->defers++;
+            h2o_socket_read_stop(listener);
+            h2o_timeout_link(wl->w->loop, &wl->w->defer, &wl->retry);
+            return;
+        }
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (!sock) {
             int e = errno;
+            wl->defers = 0; /* nothing pending (another worker took it), or an error */
             if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
                 accept_backoff(wl, e);
             break;
@@ -747,6 +793,10 @@ static void on_accept(h2o_socket_t *listener, const char *err)
                         wl->l->name, (unsigned long long)wl->pauses);
             wl->pauses = 0;
         }
+        wl->defers = 0;
+        atomic_fetch_add_explicit(&wl->w->nconns, 1, memory_order_relaxed);
+        sock->on_close.cb = on_conn_close;
+        sock->on_close.data = wl->w;
         guard_start(wl, sock);
     }
 }
@@ -767,6 +817,7 @@ static void *worker_main(void *arg)
     h2o_context_init(&w->ctx, w->loop, &srv->globalconf);
     h2o_context_init(&w->body_ctx, w->loop, &srv->body_conf);
     h2o_timeout_init(w->loop, &w->backoff, ACCEPT_BACKOFF_MS);
+    h2o_timeout_init(w->loop, &w->defer, ACCEPT_DEFER_MS);
     h2o_linklist_init_anchor(&w->guards);
     w->wls = calloc(srv->nlisteners, sizeof(*w->wls));
     for (size_t i = 0; i < srv->nlisteners; i++) {
@@ -783,17 +834,25 @@ static void *worker_main(void *arg)
                                : srv->body_hosts;
         wl->bodies.ssl_ctx = wl->l->ssl;
         wl->resume.cb = on_accept_resume;
+        wl->retry.cb = on_accept_retry;
         int fd = dup(wl->l->fd);
         wl->sock = h2o_evloop_socket_create(w->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
         wl->sock->data = wl;
         h2o_socket_read_start(wl->sock, on_accept);
     }
-    while (!atomic_load(&srv->stop))
-        h2o_evloop_run(w->loop, 500);
+    atomic_store(&w->accepting, 1);
+    while (!atomic_load(&srv->stop)) {
+        /* without waiting while responses wait for their next buffer (cache.c: one per connection per tick) */
+        h2o_evloop_run(w->loop, larder_cache_yielded() ? 0 : 500);
+        larder_cache_tick();
+    }
+    atomic_store(&w->accepting, 0);
     for (size_t i = 0; i < srv->nlisteners; i++) {
         worker_listener_t *wl = &w->wls[i];
         if (h2o_timeout_is_linked(&wl->resume))
             h2o_timeout_unlink(&wl->resume);
+        if (h2o_timeout_is_linked(&wl->retry))
+            h2o_timeout_unlink(&wl->retry);
         h2o_socket_read_stop(wl->sock);
         h2o_socket_close(wl->sock);
     }
@@ -866,6 +925,10 @@ int larder_server_create(larder_app_t *app, larder_server_t **out, char *err, si
     srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("larder"));
     /* the data context: h2o refuses larger bodies with 413 (see the top of this file) */
     srv->globalconf.max_request_entity_size = (size_t)cfg->body_max;
+    /* timeouts.client_idle: how long an idle client connection is kept, between HTTP/1 requests (h2o's
+     * req_timeout also bounds the wait for a head's or body's next bytes) and on an HTTP/2 connection */
+    srv->globalconf.http1.req_timeout = cfg->client_idle_timeout * 1000;
+    srv->globalconf.http2.idle_timeout = cfg->client_idle_timeout * 1000;
     h2o_hostconf_t *host = h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pc = h2o_config_register_path(host, "/", 0);
     route_handler_t *h = (route_handler_t *)h2o_create_handler(pc, sizeof(*h));
@@ -891,6 +954,8 @@ int larder_server_create(larder_app_t *app, larder_server_t **out, char *err, si
     }
     srv->body_conf.max_request_entity_size = (size_t)body_limit;
     srv->body_conf.http1.upgrade_to_http2 = 0;
+    srv->body_conf.http1.req_timeout = srv->globalconf.http1.req_timeout;
+    srv->body_conf.http2.idle_timeout = srv->globalconf.http2.idle_timeout;
     h2o_hostconf_t *bhost = h2o_config_register_host(&srv->body_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     route_handler_t *bh =
         (route_handler_t *)h2o_create_handler(h2o_config_register_path(bhost, "/", 0), sizeof(*bh));
