@@ -62,7 +62,7 @@ say() { printf '[image %4ds] %s\n' $((SECONDS - T0)) "$*" >&2; }
 # ca-certificates), so that installing the .deb needs no network once the base is cached.
 PACKAGES="systemd systemd-sysv systemd-resolved udev dbus $KERNEL initramfs-tools zstd
   ca-certificates git gpgv fdisk e2fsprogs iproute2 kmod procps less
-  libh2o-evloop0.13 libyaml-0-2 libcurl4 libjansson4 liblzma5 libsystemd0 libssl3 zlib1g librocksdb7.8"
+  libh2o-evloop0.13 libyaml-0-2 libcurl4 libjansson4 libyajl2 liblzma5 libsystemd0 libssl3 zlib1g librocksdb7.8"
 PACKAGES=$(echo $PACKAGES)
 KEY=$(printf '%s|%s|%s|v1' "$SUITE" "$MIRROR" "$PACKAGES" | sha256sum | cut -c1-16)
 BASE_TAR=$CACHE/base-$SUITE-$KEY.tar.zst
