@@ -86,14 +86,9 @@ image: deb deps-image
 test-image: deps-image
 	bash tests/integration/test_image.sh
 
+# every comparison, alternating runs, then the one summary table (build/bench/summary.md); BENCH="files npm" for some
 bench: build test-tools
-	./bench/files.sh
-	./bench/pypi.sh
-	./bench/npm.sh
-	./bench/apt.sh
-	./bench/oci.sh
-	./bench/gems.sh
-	./bench/git.sh
+	./bench/run-all.sh $(BENCH)
 
 clean:
 	rm -rf build build-asan build-fuzz

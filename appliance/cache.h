@@ -39,7 +39,9 @@ typedef struct larder_mapping {
     /* Serve another representation of the stored document, made per request from the stored bytes (a document
      * stored once and offered in two formats, e.g. a PyPI page stored as JSON and asked for as HTML): render
      * returns the new body (malloc'd, *outlen) or NULL (a 502 naming the key). The ETag gets "-<render_tag>"
-     * appended; Range, HEAD and conditional requests apply to the rendered body. NULL: serve the bytes as stored. */
+     * appended; Range, HEAD and conditional requests apply to the rendered body. NULL: serve the bytes as stored.
+     * The output must depend on the stored bytes alone (and render_tag): it is kept and reused for later hits of
+     * the same blob (cache.c, "rendered documents"). */
     char *(*render)(void *ctx, const char *in, size_t len, size_t *outlen);
     void *render_ctx;
     const char *render_tag;

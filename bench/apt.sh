@@ -1,27 +1,34 @@
 #!/usr/bin/env bash
 # bench/apt.sh - larder's apt cache vs apt-cacher-ng, both as apt's HTTP proxy for the same signed repository, warm:
-#   1. `apt-get update` with empty lists (mean of BENCH_APT_RUNS)
-#   2. the download phase: `apt-get install --download-only` of the test set with empty archives (mean)
+#   1. `apt-get update` with empty lists
+#   2. the download phase: `apt-get install --download-only` of the test set with empty archives
 #   3. wrk through each proxy (absolute-URI request lines): the Release file (a small index) and a .deb
 #   4. peak RSS
-# See bench/README.md. Loopback only; every process it starts is stopped at exit.
+# Every comparison runs through bench/lib.sh: alternating runs (apt-cacher-ng, larder, ...), median and spread of
+# each side, sub-second rows repeated until their spread is below 10 %. See bench/README.md. Loopback only; every
+# process it starts is stopped at exit.
 #
 #   LARDER_BIN       daemon binary (default: <repo>/build/larder)
-#   BENCH_DURATION   wrk duration per run (default 10s)
+#   BENCH_DURATION   wrk duration per run (default 5s)
 #   BENCH_C          wrk connections (default 32)
 #   BENCH_THREADS    wrk threads (default 2)
-#   BENCH_APT_RUNS   apt-get runs per measurement (default 10)
+#   BENCH_RUNS       runs per side of every row (default 5, bench/lib.sh); BENCH_MAX_RUNS (15)
+#   BENCH_APT_RUNS   apt-get runs per side for the two apt-get rows (default: BENCH_RUNS)
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../tests/integration/lib.sh
 . "$BENCH_DIR/../tests/integration/lib.sh"
 # shellcheck source=../tests/integration/apt_fixture.sh
 . "$BENCH_DIR/../tests/integration/apt_fixture.sh"
+# shellcheck source=lib.sh
+. "$BENCH_DIR/lib.sh"
+# shellcheck source=measure.sh
+. "$BENCH_DIR/measure.sh"
 
-DUR=${BENCH_DURATION:-10s}
+DUR=${BENCH_DURATION:-5s}
 CONN=${BENCH_C:-32}
 WRK_T=${BENCH_THREADS:-2}
-RUNS=${BENCH_APT_RUNS:-10}
+RUNS=${BENCH_APT_RUNS:-$BENCH_RUNS}
 command -v wrk >/dev/null || fail "wrk not installed (apt-get install wrk)"
 [ -x "$LARDER_BIN" ] || fail "larder binary not found: $LARDER_BIN (run make first)"
 
@@ -61,73 +68,43 @@ run_download() { # run_download CLIENT
         fail "apt-get install --download-only failed: $(tail -5 "$WORK/apt.log")"
     [ "$(apt_client_debs "$1" | wc -l)" = "$NDEBS" ] || fail "not every package was downloaded"
 }
-mean_of() { # mean_of N COMMAND... -> mean seconds
-    local n=$1 start end
-    shift
-    start=$(date +%s.%N)
-    for _ in $(seq 1 "$n"); do "$@"; done
-    end=$(date +%s.%N)
-    awk -v a="$start" -v b="$end" -v n="$n" 'BEGIN { printf "%.4f\n", (b - a) / n }'
-}
-
-declare -A UPD DL
 for t in acng larder; do
-    C=$WORK/client-$t
-    apt_client_sources "$C" "$UP" "$REPO/keyring.gpg"
-    export APT_CLIENT_OPTS="-o Acquire::http::Proxy=${PROXY[$t]}/"
+    apt_client_sources "$WORK/client-$t" "$UP" "$REPO/keyring.gpg"
     log "warming $t"
-    run_update "$C"
-    run_download "$C"
-    log "apt-get update x$RUNS via $t"
-    UPD[$t]=$(mean_of "$RUNS" run_update "$C")
-    log "apt-get install --download-only x$RUNS via $t"
-    DL[$t]=$(mean_of "$RUNS" run_download "$C")
+    APT_CLIENT_OPTS="-o Acquire::http::Proxy=${PROXY[$t]}/" run_update "$WORK/client-$t"
+    APT_CLIENT_OPTS="-o Acquire::http::Proxy=${PROXY[$t]}/" run_download "$WORK/client-$t"
 done
-unset APT_CLIENT_OPTS
+# via T STEP - one timed apt-get STEP (run_update, run_download) through T's proxy with T's own client directory
+via() { APT_CLIENT_OPTS="-o Acquire::http::Proxy=${PROXY[$1]}/" bench_time "$2" "$WORK/client-$1"; }
+update_acng() { via acng run_update; }
+update_larder() { via larder run_update; }
+download_acng() { via acng run_download; }
+download_larder() { via larder run_download; }
+bench_note "warm caches; $(nproc) cores; wrk -t$WRK_T -c$CONN -d$DUR through each proxy, one run per measurement; loopback"
+BENCH_RUNS=$RUNS bench_pair "apt-get update" s lower apt-cacher-ng update_acng update_larder
+BENCH_RUNS=$RUNS bench_pair "install --download-only, $NDEBS debs" s lower apt-cacher-ng download_acng download_larder
 
 # ---- wrk through each proxy: the request line carries the absolute URI, as apt sends it -----------------------------
-to_ms() {
-    awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000; printf "%.3f\n", n }'
-}
-declare -A R
 DEB=$(sort -k3 -n "$REPO/all-debs.txt" | head -1 | cut -d' ' -f1)
-run_wrk() { # run_wrk KEY PROXY URL
-    local out=$WORK/wrk.$1.txt script=$WORK/wrk.$1.lua
-    printf 'wrk.path = "%s"\nwrk.headers["Host"] = "127.0.0.1:%s"\n' "$3" "$AP" >"$script"
-    log "wrk -t$WRK_T -c$CONN -d$DUR --latency (proxy $2) $3"
-    wrk -t"$WRK_T" -c"$CONN" -d"$DUR" --timeout 30s --latency -s "$script" "$2" >"$out" 2>&1 || fail "wrk: $(cat "$out")"
-    R[$1.rps]=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
-    R[$1.p99]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
-    R[$1.err]=$(awk '/Non-2xx|Socket errors/ { sub(/^ +/, ""); printf "%s; ", $0 }' "$out")
-}
-for t in acng larder; do
-    run_wrk "$t.release" "${PROXY[$t]}" "$UP/dists/bookworm/Release"
-    run_wrk "$t.deb" "${PROXY[$t]}" "$UP/$DEB"
-done
 rel_size=$(wc -c <"$REPO/root/dists/bookworm/Release")
 deb_size=$(stat -c %s "$REPO/root/$DEB")
-
-hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-declare -A RSS
-for t in acng larder; do RSS[$t]=$(hwm_kb "${PID[$t]}"); done
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 == 0 || b + 0 == 0) print "-"; else printf "%.2fx\n", a / b }'; }
-row() { printf '%-44s %12s %12s %8s\n' "$@"; }
-echo
-echo "larder vs apt-cacher-ng (HTTP proxy for apt), warm; $(nproc) cores; wrk -t$WRK_T -c$CONN -d$DUR; loopback"
-row "" larder apt-cacher-ng ratio
-row "apt-get update, s (mean of $RUNS)" "${UPD[larder]}" "${UPD[acng]}" "$(ratio "${UPD[acng]}" "${UPD[larder]}")"
-row "install --download-only, $NDEBS debs, s" "${DL[larder]}" "${DL[acng]}" "$(ratio "${DL[acng]}" "${DL[larder]}")"
-row "Release (${rel_size} B) req/s" "${R[larder.release.rps]}" "${R[acng.release.rps]}" \
-    "$(ratio "${R[larder.release.rps]}" "${R[acng.release.rps]}")"
-row "  p99 ms" "${R[larder.release.p99]}" "${R[acng.release.p99]}" "$(ratio "${R[acng.release.p99]}" "${R[larder.release.p99]}")"
-row ".deb (${deb_size} B) req/s" "${R[larder.deb.rps]}" "${R[acng.deb.rps]}" "$(ratio "${R[larder.deb.rps]}" "${R[acng.deb.rps]}")"
-row "  p99 ms" "${R[larder.deb.p99]}" "${R[acng.deb.p99]}" "$(ratio "${R[acng.deb.p99]}" "${R[larder.deb.p99]}")"
-row "peak RSS MiB (VmHWM)" "$(awk -v k="${RSS[larder]}" 'BEGIN { printf "%.1f", k / 1024 }')" \
-    "$(awk -v k="${RSS[acng]}" 'BEGIN { printf "%.1f", k / 1024 }')" "$(ratio "${RSS[acng]}" "${RSS[larder]}")"
-for k in larder.release larder.deb acng.release acng.deb; do
-    [ -z "${R[$k.err]}" ] || echo "WARNING $k: ${R[$k.err]}"
+for k in release deb; do
+    if [ "$k" = release ]; then path=$UP/dists/bookworm/Release; else path=$UP/$DEB; fi
+    printf 'wrk.path = "%s"\nwrk.headers["Host"] = "127.0.0.1:%s"\n' "$path" "$AP" >"$WORK/wrk.$k.lua"
 done
-echo "(ratios > 1.00x: larder better)"
+# through KEY T - one wrk run of KEY's Lua script through T's proxy; prints req/s
+through() { bench_wrk "$1" "$2" reqs -t"$WRK_T" -c"$CONN" -d"$DUR" -s "$WORK/wrk.$1.lua" "${PROXY[$2]}"; }
+release_acng() { through release acng; }
+release_larder() { through release larder; }
+deb_acng() { through deb acng; }
+deb_larder() { through deb larder; }
+bench_pair "Release ($rel_size B) req/s" req/s higher apt-cacher-ng release_acng release_larder
+bench_wrk_record release "Release p99" ms lower apt-cacher-ng acng larder p99ms
+bench_pair ".deb ($deb_size B) req/s" req/s higher apt-cacher-ng deb_acng deb_larder
+bench_wrk_record deb ".deb p99" ms lower apt-cacher-ng acng larder p99ms
+bench_wrk_errors release acng larder
+bench_wrk_errors deb acng larder
+
+bench_record "peak RSS MiB (VmHWM)" MiB lower apt-cacher-ng "$(bench_kib_mib "$(bench_hwm_kb "${PID[acng]}")")" \
+    "$(bench_kib_mib "$(bench_hwm_kb "${PID[larder]}")")"
 finish >/dev/null

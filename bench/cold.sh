@@ -167,5 +167,5 @@ bench_pair "TTFB on a miss, ms (vs direct)" ms lower "direct from origin" ttfb_d
 bench_note "upstream transfer = the origin nginx's \$request_time for larder's GET; larder column: $TAILERS clients tail the miss, anchor: 1 client"
 bench_pair "upstream transfer with $TAILERS tailing clients / with 1, s" s lower "1 client" tail_1 tail_many
 
-[ -n "${BENCH_NO_SUMMARY:-}" ] || cat "$BENCH_SUMMARY" >&2
-finish
+# shellcheck disable=SC2034 # read by the EXIT trap in lib.sh
+T_DONE=1

@@ -2,22 +2,23 @@
 # bench/git.sh - `git clone --bare` of a repository of a few hundred MB through Larder's git mirror (/git/, issue 12)
 # vs straight from the upstream server (nginx + fcgiwrap + git http-backend, tests/integration/git_fixture.sh) vs
 # `git daemon` (git://) serving the same repository:
-#   1. one clone, median of BENCH_GIT_RUNS: Larder cold (fresh data dir each run: the mirror's own fetch from the
-#      upstream comes first), Larder warm (mirror fresh within git.ttl), upstream direct, git daemon
-#   2. bytes the upstream sent (nginx's $body_bytes_sent of the upload-pack POSTs) for a Larder cold and warm clone,
-#      and for a direct one
-#   3. BENCH_GIT_CLIENTS concurrent warm clones through Larder vs straight from the upstream (and git daemon):
-#      total wall time
-#   4. Larder's peak RSS (VmHWM)
-# It reports ratios larder/upstream and larder/git-daemon (lower is better) and the goals of issue 12; it asserts
-# nothing on time. Only correctness is checked: every clone has the upstream's branches and tags.
-# See bench/README.md. Loopback only, ports chosen at run time; every process it starts is stopped at exit.
+#   1. one clone: Larder cold (a fresh data dir each run: the mirror's own fetch from the upstream comes first), Larder
+#      warm (mirror fresh within git.ttl), each against upstream direct and against git daemon
+#   2. bytes the upstream sent (nginx's $body_bytes_sent of the upload-pack POSTs) for a Larder cold clone and a direct
+#      one (and, as a note, for a warm one: 0)
+#   3. BENCH_GIT_CLIENTS concurrent warm clones through Larder vs straight from the upstream (and git daemon): wall time
+#   4. Larder's peak RSS (VmHWM), and the goals of issue 12, as notes
+# Every comparison runs through bench/lib.sh: alternating runs (anchor, larder, anchor, larder ...), median and spread
+# of each side. Ratios are other/larder: > 1.00x means the clone through Larder was faster (the common direction of
+# every bench script). It asserts nothing on time. Only correctness is checked: every clone has the upstream's branches
+# and tags. See bench/README.md. Loopback only, ports chosen at run time; every process it starts is stopped at exit.
 #
 #   LARDER_BIN          daemon binary (default: <repo>/build/larder); needs the git module
 #   BENCH_GIT_MB        size of the generated repository's pack in MiB (default 300)
 #   BENCH_GIT_COMMITS   commits on main (default 400)
-#   BENCH_GIT_RUNS      timed clones per row, the median is shown (default 3)
+#   BENCH_GIT_RUNS      timed clones per side of every single-clone row (default 3)
 #   BENCH_GIT_CLIENTS   concurrent clones (default 10)
+#   BENCH_GIT_CONC_RUNS runs per side of the concurrent rows (default 1: one run is BENCH_GIT_CLIENTS whole clones)
 #   BENCH_GIT_TIMEOUT   seconds before one git command is killed (default 900)
 #   BENCH_GIT_CACHE     where generated repositories are kept between runs (default /var/tmp/larder-bench-git-<uid>)
 #   BENCH_TARGETS       what to measure (default "upstream daemon larder"; "upstream daemon" runs without a daemon)
@@ -29,18 +30,23 @@ BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 . "$BENCH_DIR/../tests/integration/lib.sh"
 # shellcheck source=../tests/integration/git_fixture.sh
 . "$BENCH_DIR/../tests/integration/git_fixture.sh"
+# shellcheck source=lib.sh
+. "$BENCH_DIR/lib.sh"
+# shellcheck source=measure.sh
+. "$BENCH_DIR/measure.sh"
 
 MB=${BENCH_GIT_MB:-300}
 COMMITS=${BENCH_GIT_COMMITS:-400}
 RUNS=${BENCH_GIT_RUNS:-3}
 CLIENTS=${BENCH_GIT_CLIENTS:-10}
+CONC_RUNS=${BENCH_GIT_CONC_RUNS:-1}
 export GIT_CLIENT_TIMEOUT=${BENCH_GIT_TIMEOUT:-900}
 CACHE=${BENCH_GIT_CACHE:-/var/tmp/larder-bench-git-$(id -u)}
 TARGETS=${BENCH_TARGETS:-upstream daemon larder}
 GITFX_FCGI_CHILDREN=${GITFX_FCGI_CHILDREN:-$((CLIENTS > 4 ? CLIENTS : 4))}
 GEN_VERSION=1 # bump when the generator below changes: the cache is keyed by it
 has_target() { case " $TARGETS " in *" $1 "*) return 0 ;; esac; return 1; }
-for v in MB COMMITS RUNS CLIENTS GIT_CLIENT_TIMEOUT; do
+for v in MB COMMITS RUNS CLIENTS CONC_RUNS GIT_CLIENT_TIMEOUT; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || fail "$v must be a positive integer, got '${!v}'"
 done
 [ "$COMMITS" -ge 20 ] || fail "BENCH_GIT_COMMITS must be at least 20"
@@ -48,6 +54,9 @@ if has_target larder; then
     [ -x "$LARDER_BIN" ] || fail "larder binary not found: $LARDER_BIN (run make first, or BENCH_TARGETS=\"upstream daemon\")"
     "$LARDER_BIN" config --keys 2>/dev/null | grep -q '^git\.ttl' ||
         fail "$LARDER_BIN has no git module (no git.ttl in 'larder config --keys'); BENCH_TARGETS=\"upstream daemon\" runs without it"
+fi
+if has_target larder && ! has_target upstream && ! has_target daemon; then
+    fail "BENCH_TARGETS: larder needs an anchor to be compared with (upstream, daemon or both)"
 fi
 [ -x "$(git --exec-path)/git-daemon" ] || fail "git daemon not found in $(git --exec-path)"
 
@@ -192,7 +201,9 @@ D=git://127.0.0.1:$DP
 
 CFG=$WORK/larder.yaml
 # larder_start DATA_DIR - larder with a git section naming the upstream bench.test; a ttl of 1h so that every warm
-# clone of the run is served from the mirror without asking the upstream (the within-ttl case of the issue's goal)
+# clone of the run is served from the mirror without asking the upstream (the within-ttl case of the issue's goal).
+# Safe in a subshell ($(...), as bench_pair may call a measurement): larder's stdout is not the caller's, and its
+# PID is also written to $WORK/larder.pids, which the EXIT trap reads.
 larder_start() {
     CFG_QUOTA=$((MB * 4 / 1000 + 4))GiB CFG_IDLE=60s write_config "$CFG" "$LP" "$1"
     cat >>"$CFG" <<EOF
@@ -201,22 +212,24 @@ git:
   remotes:
     bench.test: '$U'
 EOF
-    start_larder "$CFG" "$LP" "$WORK/larder.log"
+    start_larder "$CFG" "$LP" "$WORK/larder.log" >/dev/null
+    echo "$LARDER_PID" >>"$WORK/larder.pids"
 }
+# larder_stop - stop_larder, appending its VmHWM to $WORK/larder.hwm (each cold run is a new process)
+larder_stop() {
+    [ -n "${LARDER_PID:-}" ] || return 0
+    bench_hwm_kb "$LARDER_PID" >>"$WORK/larder.hwm"
+    stop_larder
+}
+stop_larders() { # the EXIT trap's: every larder still running, whichever shell started it
+    local p
+    [ -f "$WORK/larder.pids" ] || return 0
+    while read -r p; do stop_pid "$p"; done <"$WORK/larder.pids"
+}
+at_cleanup stop_larders
 L=http://127.0.0.1:$LP/git/bench.test
 
 # ---- measuring ---------------------------------------------------------------------------------------------------------
-hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-LARDER_HWM=0
-# larder_stop - stop_larder, keeping the highest VmHWM of every larder process of the run
-larder_stop() {
-    [ -n "${LARDER_PID:-}" ] || return 0
-    local h
-    h=$(hwm_kb "$LARDER_PID")
-    [ "$h" -le "$LARDER_HWM" ] || LARDER_HWM=$h
-    stop_larder
-}
-
 up_mark() { wc -l <"$GIT_UPSTREAM_LOG"; }
 # up_bytes FROM_LINE -> bytes of response bodies the upstream sent for upload-pack POSTs of $REPO after line FROM
 up_bytes() {
@@ -226,7 +239,7 @@ up_bytes() {
             split($3, s, " "); n += s[2] } END { printf "%.0f\n", n }' "$GIT_UPSTREAM_LOG"
 }
 now() { echo "$EPOCHREALTIME"; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", b - a }'; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'; }
 
 # check_clone DIR WHAT - the bare clone has every branch and tag of the upstream, at the same commits; then deleted
 check_clone() {
@@ -236,8 +249,8 @@ check_clone() {
     rm -rf "$1"
 }
 
-# The two below set SECS rather than print it: git_client must not run inside $(...), where the EXIT trap would not
-# see its process and a failure would end the subshell only.
+# The two below set SECS rather than print it, and run git_client in the caller's shell: call them directly, not
+# inside $(...). (bench_pair may run a whole measurement in a subshell; each one then still waits for its own git.)
 # timed_clone STEP URL - `git clone --bare -q URL`, checked, then deleted; SECS=its wall time
 timed_clone() {
     local step=$1 url=$2 t0 t1
@@ -267,16 +280,44 @@ concurrent() {
     SECS=$(elapsed "$t0" "$t1")
 }
 
-# median VALUES... -> their median ("-" for none)
-median() {
-    [ $# -gt 0 ] || { echo -; return; }
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-        if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+# The measurements bench_pair calls: each prints its seconds, and also appends them to $WORK/secs.KIND (for the
+# baseline without larder) and the upstream's bytes to $WORK/bytes.KIND. Step names carry the time: unique in any shell.
+# clone_direct, clone_daemon, clone_warm - one clone straight from the upstream, from git daemon, through the warm
+# larder; clone_cold - larder started on an empty data dir (so the time includes its own fetch of the repository from
+# the upstream), one clone through it, larder stopped and its data deleted
+clone_measure() { # KIND URL
+    local m
+    m=$(up_mark)
+    timed_clone "$1-${EPOCHREALTIME/./}" "$2" >&2
+    up_bytes "$m" >>"$WORK/bytes.$1"
+    echo "$SECS" >>"$WORK/secs.$1"
+    echo "$SECS"
 }
-
-declare -A T  # T[row]="run1 run2 ..." (seconds)
-declare -A B  # B[row]="bytes1 bytes2 ..." (upstream bytes per clone)
-declare -A CC # CC[target]=seconds for CLIENTS concurrent clones
+clone_direct() { clone_measure direct "$U/$REPO.git"; }
+clone_daemon() { clone_measure daemon "$D/$REPO.git"; }
+clone_warm() { clone_measure warm "$L/$REPO.git"; }
+clone_cold() {
+    local dir=$WORK/data-cold-${EPOCHREALTIME/./}
+    larder_start "$dir"
+    log "larder cold clone (a fresh data dir: the mirror fetches $REPO first)"
+    clone_measure cold "$L/$REPO.git"
+    larder_stop
+    rm -rf "$dir"
+}
+conc_measure() { # KIND URL
+    local m
+    m=$(up_mark)
+    log "$CLIENTS concurrent clones: $1"
+    concurrent "conc-$1-${EPOCHREALTIME/./}" "$2" >&2
+    up_bytes "$m" >>"$WORK/bytes.conc-$1"
+    echo "$SECS"
+}
+conc_direct() { conc_measure direct "$U/$REPO.git"; }
+conc_daemon() { conc_measure daemon "$D/$REPO.git"; }
+conc_larder() { conc_measure larder "$L/$REPO.git"; }
+# values FILE -> its lines as one space-separated list ("" when it does not exist)
+values() { if [ -f "$1" ]; then tr '\n' ' ' <"$1"; fi; }
+mib_list() { local v; for v in $(values "$1"); do awk -v b="$v" 'BEGIN { printf "%.1f ", b / 1048576 }'; done; }
 
 # ---- smoke test and warm-up --------------------------------------------------------------------------------------------
 # the small fixture repository through each server (fails fast on a broken set-up), then one untimed direct clone of
@@ -287,103 +328,63 @@ rm -rf "$C/smoke-upstream" "$C/smoke-daemon"
 log "warm-up: one untimed clone of $REPO ($(awk -v b="$PACK_BYTES" 'BEGIN { printf "%.0f", b / 1048576 }') MiB pack) from the upstream"
 timed_clone warmup "$U/$REPO.git"
 
-# ---- single clones -----------------------------------------------------------------------------------------------------
-if has_target larder; then
-    for i in $(seq 1 "$RUNS"); do
-        larder_stop
-        rm -rf "$WORK"/data-cold-*
-        larder_start "$WORK/data-cold-$i"
-        log "larder cold clone $i/$RUNS (a fresh data dir: the mirror fetches $REPO first)"
-        m=$(up_mark)
-        timed_clone "cold-$i" "$L/$REPO.git"
-        T[cold]+="$SECS "
-        B[cold]+="$(up_bytes "$m") "
+bench_note "git clone --bare of $REPO: $(awk -v b="$PACK_BYTES" 'BEGIN { printf "%.1f", b / 1048576 }') MiB pack, $N_COMMITS commits, $N_OBJECTS objects; $CLIENTS concurrent; $(nproc) cores; loopback; $(git --version)"
+
+if ! has_target larder; then
+    # a baseline without a daemon: the anchors alone, as notes
+    for k in upstream daemon; do
+        has_target "$k" || continue
+        fn=clone_direct
+        [ "$k" = upstream ] || fn=clone_daemon
+        for _ in $(seq 1 "$RUNS"); do "$fn" >/dev/null; done
+        f=$WORK/secs.${fn#clone_}
+        # shellcheck disable=SC2046
+        bench_note "clone from $k (no larder): median $(bench_median $(values "$f")) s, spread $(bench_spread $(values "$f")) %, n=$RUNS"
     done
-    # larder stays up with the last cold run's mirror for the warm clones
+    # shellcheck disable=SC2034 # read by the EXIT trap in lib.sh
+    T_DONE=1
+    exit 0
 fi
-for i in $(seq 1 "$RUNS"); do
-    if has_target upstream; then
-        log "upstream direct clone $i/$RUNS"
-        m=$(up_mark)
-        timed_clone "direct-$i" "$U/$REPO.git"
-        T[direct]+="$SECS "
-        B[direct]+="$(up_bytes "$m") "
-    fi
-    if has_target daemon; then
-        log "git daemon clone $i/$RUNS"
-        timed_clone "daemon-$i" "$D/$REPO.git"
-        T[daemon]+="$SECS "
-    fi
-    if has_target larder; then
-        log "larder warm clone $i/$RUNS"
-        m=$(up_mark)
-        timed_clone "warm-$i" "$L/$REPO.git"
-        T[warm]+="$SECS "
-        B[warm]+="$(up_bytes "$m") "
-    fi
-done
 
-# ---- concurrent clones -------------------------------------------------------------------------------------------------
+# ---- single clones: cold, then warm ------------------------------------------------------------------------------------
+export BENCH_RUNS=$RUNS
+has_target upstream && bench_pair "clone, cold mirror" s lower upstream clone_direct clone_cold
+has_target daemon && bench_pair "clone, cold mirror, vs git daemon" s lower git-daemon clone_daemon clone_cold
+# the warm mirror: larder on an empty data dir, filled by one untimed clone; it stays up for the rest of the run
+larder_start "$WORK/data-warm"
+log "larder: filling the warm mirror (one untimed clone)"
+timed_clone warm-fill "$L/$REPO.git"
+has_target upstream && bench_pair "clone, warm mirror" s lower upstream clone_direct clone_warm
+has_target daemon && bench_pair "clone, warm mirror, vs git daemon" s lower git-daemon clone_daemon clone_warm
+
+# ---- concurrent clones, warm -------------------------------------------------------------------------------------------
+BENCH_RUNS=$CONC_RUNS
+has_target upstream && bench_pair "$CLIENTS concurrent warm clones" s lower upstream conc_direct conc_larder
+has_target daemon && bench_pair "$CLIENTS concurrent warm clones, vs git daemon" s lower git-daemon conc_daemon conc_larder
+BENCH_RUNS=$RUNS
+larder_stop
+
+# ---- upstream bytes, RSS, the goals of issue 12 -------------------------------------------------------------------------
 if has_target upstream; then
-    log "$CLIENTS concurrent clones straight from the upstream"
-    concurrent conc-direct "$U/$REPO.git"
-    CC[upstream]=$SECS
+    bench_record "upstream MiB sent, cold clone" MiB lower upstream "$(mib_list "$WORK/bytes.direct")" "$(mib_list "$WORK/bytes.cold")"
+    bench_record "upstream MiB sent, warm clone" MiB lower upstream "$(mib_list "$WORK/bytes.direct")" "$(mib_list "$WORK/bytes.warm")" \
+        "0 is the goal: within git.ttl larder asks the upstream nothing"
 fi
-if has_target daemon; then
-    log "$CLIENTS concurrent clones from git daemon"
-    concurrent conc-daemon "$D/$REPO.git"
-    CC[daemon]=$SECS
-fi
-if has_target larder; then
-    log "$CLIENTS concurrent warm clones through larder"
-    m=$(up_mark)
-    concurrent conc-larder "$L/$REPO.git"
-    CC[larder]=$SECS
-    B[conc]=$(up_bytes "$m")
-    larder_stop
-fi
-
-# ---- table -------------------------------------------------------------------------------------------------------------
-# shellcheck disable=SC2086 # the runs are word lists
+bench_record "larder peak RSS MiB (VmHWM)" MiB lower - - "$(bench_kib_mib "$(sort -n "$WORK/larder.hwm" | tail -n 1)")" \
+    "the daemon's own, the git processes it runs not counted"
 {
-    med_cold=$(median ${T[cold]:-})
-    med_warm=$(median ${T[warm]:-})
-    med_direct=$(median ${T[direct]:-})
-    med_daemon=$(median ${T[daemon]:-})
-    b_cold=$(median ${B[cold]:-})
-    b_warm=$(median ${B[warm]:-})
-    b_direct=$(median ${B[direct]:-})
+    bench_note "upstream MiB sent per run of $CLIENTS concurrent warm clones through larder: $(mib_list "$WORK/bytes.conc-larder")"
+    if has_target upstream; then
+        # from the rows just written, so that the goals agree with the table: larder median / upstream median
+        goal() { # goal WHAT ROW LIMIT
+            awk -F'\t' -v sc="$BENCH_SCRIPT" -v row="$2" -v w="$1" -v lim="$3" '$1 == sc && $2 == row { u = $6; l = $8 }
+                END { if (u == "" || u + 0 == 0) { printf "goal of issue 12: a %s clone within %.2fx of the upstream: not measured\n", w, lim; exit }
+                      r = l / u; printf "goal of issue 12: a %s clone within %.2fx of the upstream (larder/upstream, the medians of the row \"%s\"): %.2fx, %s\n",
+                          w, lim, row, r, (r <= lim ? "met" : "NOT met") }' "$BENCH_SUMMARY"
+        }
+        bench_note "$(goal warm "clone, warm mirror" 1.10)"
+        bench_note "$(goal cold "clone, cold mirror" 1.30)"
+    fi
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2fx\n", a / b }'; }
-mib() { awk -v b="$1" 'BEGIN { if (b == "-" || b == "") print "-"; else printf "%.1f\n", b / 1048576 }'; }
-row() { printf '%-34s %10s %10s %10s %16s %18s\n' "$@"; }
-# goal WHAT RATIO LIMIT -> one line saying whether RATIO is within LIMIT
-goal() {
-    awk -v w="$1" -v r="$2" -v l="$3" 'BEGIN {
-        if (r == "-") { printf "  %-44s not measured\n", w ":"; exit }
-        v = r + 0; printf "  %-44s %s  %s\n", w " within " l "x of upstream:", r, (v <= l ? "met" : "NOT met") }'
-}
-echo
-echo "git clone --bare of $REPO: $(mib "$PACK_BYTES") MiB pack, $N_COMMITS commits, $N_OBJECTS objects;" \
-    "median of $RUNS run$([ "$RUNS" = 1 ] || echo s); $CLIENTS concurrent; $(nproc) cores; loopback; $(git --version)"
-row "" larder upstream git-daemon larder/upstream larder/git-daemon
-row "clone, cold mirror (s)" "${med_cold}" "${med_direct}" "${med_daemon}" "$(ratio "$med_cold" "$med_direct")" "$(ratio "$med_cold" "$med_daemon")"
-row "clone, warm mirror (s)" "${med_warm}" "${med_direct}" "${med_daemon}" "$(ratio "$med_warm" "$med_direct")" "$(ratio "$med_warm" "$med_daemon")"
-row "upstream MiB sent, cold clone" "$(mib "$b_cold")" "$(mib "$b_direct")" - "$(ratio "$b_cold" "$b_direct")" -
-row "upstream MiB sent, warm clone" "$(mib "$b_warm")" "$(mib "$b_direct")" - "$(ratio "$b_warm" "$b_direct")" -
-row "$CLIENTS concurrent warm clones (s)" "${CC[larder]:--}" "${CC[upstream]:--}" "${CC[daemon]:--}" \
-    "$(ratio "${CC[larder]:--}" "${CC[upstream]:--}")" "$(ratio "${CC[larder]:--}" "${CC[daemon]:--}")"
-if has_target larder; then hwm=$(awk -v k="$LARDER_HWM" 'BEGIN { printf "%.1f", k / 1024 }'); else hwm=-; fi
-row "larder peak RSS MiB (VmHWM)" "$hwm" - - - -
-echo "times: wall seconds of the clone (lower is better; ratio = larder / other, so < 1.00x means larder is faster)."
-echo "upstream and git daemon have no cache: the cold and warm rows show the same runs of them."
-echo "upstream MiB: response bytes of the upstream's upload-pack POSTs for $REPO (nginx \$body_bytes_sent)."
-echo "goals (issue 12):"
-goal "warm clone" "$(ratio "$med_warm" "$med_direct")" 1.1
-goal "cold clone" "$(ratio "$med_cold" "$med_direct")" 1.3
-echo "runs (s): larder cold: ${T[cold]:--}| larder warm: ${T[warm]:--}| upstream: ${T[direct]:--}| git daemon: ${T[daemon]:--}"
-if has_target larder; then
-    echo "upstream bytes: larder cold: ${B[cold]}| larder warm: ${B[warm]}| $CLIENTS concurrent warm through larder: ${B[conc]}"
-fi
 # shellcheck disable=SC2034 # read by the EXIT trap in lib.sh
 T_DONE=1

@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
 # bench/pypi.sh - larder's pip index vs nginx proxy_cache + sub_filter (the usual hand-made pip proxy), both warm:
 #   1. a ~10 KB project page, HTML and PEP 691 JSON, with wrk (req/s, p99)
-#   2. `pip install` of the 13-package test set through each (wall time, mean of BENCH_PIP_RUNS runs)
+#   2. `pip install` of the 13-package test set through each (wall time)
 #   3. peak RSS
-# See bench/README.md. Loopback only; every process it starts is stopped at exit.
+# Every comparison runs through bench/lib.sh: alternating runs (nginx, larder, nginx, larder ...), median and spread
+# of each side, one summary table. See bench/README.md. Loopback only; every process it starts is stopped at exit.
 #
 #   LARDER_BIN       daemon binary (default: <repo>/build/larder)
-#   BENCH_DURATION   wrk duration per run (default 10s)
+#   BENCH_DURATION   wrk duration per run (default 5s)
 #   BENCH_C          wrk connections (default 32)
 #   BENCH_THREADS    wrk threads (default 2)
-#   BENCH_PIP_RUNS   pip installs per server (default 5)
+#   BENCH_RUNS       runs per side of every row (default 5, bench/lib.sh); BENCH_MAX_RUNS (15)
+#   BENCH_PIP_RUNS   pip installs per side (default: BENCH_RUNS)
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../tests/integration/lib.sh
 . "$BENCH_DIR/../tests/integration/lib.sh"
 # shellcheck source=../tests/integration/pypi_fixture.sh
 . "$BENCH_DIR/../tests/integration/pypi_fixture.sh"
+# shellcheck source=lib.sh
+. "$BENCH_DIR/lib.sh"
+# shellcheck source=measure.sh
+. "$BENCH_DIR/measure.sh"
 
-DUR=${BENCH_DURATION:-10s}
+DUR=${BENCH_DURATION:-5s}
 CONN=${BENCH_C:-32}
 WRK_T=${BENCH_THREADS:-2}
-PIP_RUNS=${BENCH_PIP_RUNS:-5}
+PIP_RUNS=${BENCH_PIP_RUNS:-$BENCH_RUNS}
 command -v wrk >/dev/null || fail "wrk not installed (apt-get install wrk)"
 [ -x "$LARDER_BIN" ] || fail "larder binary not found: $LARDER_BIN (run make first)"
 
@@ -111,57 +117,28 @@ done
 # nginx must really have rewritten the file links, or pip would not have needed it
 curl -sS "${BASE[nginx]}/alpha/" | grep "127.0.0.1:$XP/files-host/" >/dev/null || fail "nginx sub_filter did not rewrite links"
 
-# ---- wrk on the project page -------------------------------------------------------------------------------------
-to_ms() {
-    awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000; printf "%.3f\n", n }'
-}
-declare -A R
-run_wrk() { # run_wrk KEY URL ACCEPT
-    local out=$WORK/wrk.$1.txt
-    log "wrk -t$WRK_T -c$CONN -d$DUR --latency -H 'Accept: $3' $2"
-    wrk -t"$WRK_T" -c"$CONN" -d"$DUR" --timeout 30s --latency -H "Accept: $3" "$2" >"$out" 2>&1 || fail "wrk: $(cat "$out")"
-    R[$1.rps]=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
-    R[$1.p99]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
-    R[$1.err]=$(awk '/Non-2xx|Socket errors/ { sub(/^ +/, ""); printf "%s; ", $0 }' "$out")
-}
-for t in nginx larder; do
-    run_wrk "$t.html" "${BASE[$t]}/omega/" "text/html"
-    run_wrk "$t.json" "${BASE[$t]}/omega/" "$J"
-done
+# ---- wrk on the project page: one wrk run per call, req/s and p99 from the same runs -------------------------------
 html_size=$(curl -sS -H 'Accept: text/html' "${BASE[larder]}/omega/" | wc -c)
 json_size=$(curl -sS -H "Accept: $J" "${BASE[larder]}/omega/" | wc -c)
+page() { bench_wrk "$1" "$2" reqs -t"$WRK_T" -c"$CONN" -d"$DUR" -H "Accept: $3" "${BASE[$2]}/omega/"; }
+html_nginx() { page html nginx text/html; }
+html_larder() { page html larder text/html; }
+json_nginx() { page json nginx "$J"; }
+json_larder() { page json larder "$J"; }
+bench_note "warm caches; $(nproc) cores; wrk -t$WRK_T -c$CONN -d$DUR, one run per measurement; loopback"
+bench_pair "page HTML ($html_size B) req/s" req/s higher nginx html_nginx html_larder
+bench_wrk_record html "page HTML p99" ms lower nginx nginx larder p99ms
+bench_pair "page JSON ($json_size B) req/s" req/s higher nginx json_nginx json_larder
+bench_wrk_record json "page JSON p99" ms lower nginx nginx larder p99ms
+bench_wrk_errors html nginx larder
+bench_wrk_errors json nginx larder
 
 # ---- pip install, warm --------------------------------------------------------------------------------------------
-declare -A PIPS
-for t in nginx larder; do
-    log "pip install top x$PIP_RUNS via $t"
-    start=$(date +%s.%N)
-    for _ in $(seq 1 "$PIP_RUNS"); do pip_once "${BASE[$t]}" "$WORK/target"; done
-    end=$(date +%s.%N)
-    PIPS[$t]=$(awk -v a="$start" -v b="$end" -v n="$PIP_RUNS" 'BEGIN { printf "%.3f\n", (b - a) / n }')
-done
+pip_nginx() { bench_time pip_once "${BASE[nginx]}" "$WORK/target-nginx"; }
+pip_larder() { bench_time pip_once "${BASE[larder]}" "$WORK/target-larder"; }
+BENCH_RUNS=$PIP_RUNS bench_pair "pip install top (13 pkgs)" s lower nginx pip_nginx pip_larder
 
-# ---- peak RSS ------------------------------------------------------------------------------------------------------
-hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-nginx_hwm=$(hwm_kb "$NGINX_PROXY_PID")
-for w in $(ps -o pid= --ppid "$NGINX_PROXY_PID"); do nginx_hwm=$((nginx_hwm + $(hwm_kb "$w"))); done
-larder_hwm=$(hwm_kb "$LARDER_PID")
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 == 0 || b + 0 == 0) print "-"; else printf "%.2fx\n", a / b }'; }
-row() { printf '%-34s %12s %12s %8s\n' "$@"; }
-echo
-echo "larder vs nginx proxy_cache+sub_filter, warm; $(nproc) cores; wrk -t$WRK_T -c$CONN -d$DUR; loopback"
-row "" larder nginx ratio
-row "page HTML (${html_size} B) req/s" "${R[larder.html.rps]}" "${R[nginx.html.rps]}" "$(ratio "${R[larder.html.rps]}" "${R[nginx.html.rps]}")"
-row "page HTML p99 ms" "${R[larder.html.p99]}" "${R[nginx.html.p99]}" "$(ratio "${R[nginx.html.p99]}" "${R[larder.html.p99]}")"
-row "page JSON (${json_size} B) req/s" "${R[larder.json.rps]}" "${R[nginx.json.rps]}" "$(ratio "${R[larder.json.rps]}" "${R[nginx.json.rps]}")"
-row "page JSON p99 ms" "${R[larder.json.p99]}" "${R[nginx.json.p99]}" "$(ratio "${R[nginx.json.p99]}" "${R[larder.json.p99]}")"
-row "pip install top (13 pkgs) s" "${PIPS[larder]}" "${PIPS[nginx]}" "$(ratio "${PIPS[nginx]}" "${PIPS[larder]}")"
-row "peak RSS MiB (VmHWM)" "$(awk -v k="$larder_hwm" 'BEGIN { printf "%.1f", k / 1024 }')" \
-    "$(awk -v k="$nginx_hwm" 'BEGIN { printf "%.1f", k / 1024 }')" "$(ratio "$nginx_hwm" "$larder_hwm")"
-for k in larder.html larder.json nginx.html nginx.json; do
-    [ -z "${R[$k.err]}" ] || echo "WARNING $k: ${R[$k.err]}"
-done
-echo "(ratios > 1.00x: larder better)"
+# ---- peak RSS over the whole run -----------------------------------------------------------------------------------
+bench_record "peak RSS MiB (VmHWM)" MiB lower nginx "$(bench_kib_mib "$(bench_hwm_tree_kb "$NGINX_PROXY_PID")")" \
+    "$(bench_kib_mib "$(bench_hwm_kb "$LARDER_PID")")"
 finish >/dev/null

@@ -185,6 +185,9 @@ ents=$(api GET "entries?protocol=pypi&limit=1000")
 page_sha=$(json_get "$ents" '[e["sha256"] for e in d["entries"] if e["key"].startswith("page/alpha")][0]')
 blob=$WORK/data-json/blobs/sha256/${page_sha:0:2}/$page_sha
 [ -f "$blob" ] || fail "blob of the alpha page not found ($blob)"
+# rendered as HTML now and kept (cache.c's rendered documents): the damage below must not be hidden by that copy
+h1=$(curl -sS -H 'Accept: text/html' "$S/alpha/" | sha256sum)
+assert_eq "$h1" "$(curl -sS -H 'Accept: text/html' "$S/alpha/" | sha256sum)" "the kept rendering is the same HTML"
 printf 'X' | dd of="$blob" bs=1 seek=10 conv=notrunc status=none
 assert_status "$S/alpha/" 502 -H 'Accept: text/html'
 assert_contains "$(cat "$LARDER_LOG")" "stored blob $page_sha of pypi page/alpha/json is corrupt" "the damaged page is logged"
