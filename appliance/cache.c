@@ -11,7 +11,8 @@
  * `blocked` list until the fetch thread wakes the thread (larder_cache_on_wake). A fetch that fails after bytes
  * were sent ends the response with an error, so clients see an aborted transfer, never a short success: the last
  * byte written is held back until the fetch is verified (larder_fetch_t.verified: not until its fsync and commit
- * are over; a commit that fails after that still leaves them the verified bytes), and an HTTP/1.0 client (which cannot tell an aborted
+ * are over; a commit that fails after that still leaves them the verified bytes; a request that finds the fetch
+ * verified already is answered as a HIT), and an HTTP/1.0 client (which cannot tell an aborted
  * body of unknown length from a complete one) waits for the verified end when the upstream sent no length.
  * A whole stored blob is hashed as it is sent (verify_on_read) and its last buffer is held back until the digest
  * matches: bit rot aborts the transfer and the blob goes to quarantine (store.c), so the next request refetches.
@@ -754,6 +755,10 @@ static int start_stream_response(tailer_t *t)
     int st = atomic_load(&f->state);
     int verified = atomic_load(&f->verified); /* before written: a verified body's `written` is final */
     uint64_t written = atomic_load(&f->written);
+    /* a miss that finds the body already complete and verified (its commit still running) is answered from
+     * Larder's own verified bytes, without waiting for the upstream: a HIT, as it will be once committed */
+    if (verified && t->cache_status == LARDER_CACHE_MISS)
+        t->cache_status = LARDER_CACHE_HIT;
     atomic_fetch_add(&t->app->metrics.responses[t->proto][t->cache_status], 1);
     add_header(req, "x-larder-cache", larder_cache_status_name(t->cache_status));
     const char *ct = f->content_type && *f->content_type ? f->content_type : "application/octet-stream";

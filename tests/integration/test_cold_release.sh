@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_cold_release.sh - a miss's clients get their last byte once the body is verified, not once it is committed:
 # with the commit held up after verification (test hook), a client of the miss and a client that joins it meanwhile
-# both get the whole, correct object, and nothing is an entry until the commit has run (still a MISS meanwhile,
-# HIT after). A commit that fails after verification (no room within the quota) leaves its client the complete,
+# both get the whole, correct object (the second one a HIT: it waits for no upstream), and nothing is an entry until
+# the commit has run. A commit that fails after verification (no room within the quota) leaves its client the complete,
 # verified body, and nothing is stored. (Aborted downloads: test_faults.sh.)
 . "$(dirname "$0")/lib.sh"
 
@@ -44,10 +44,12 @@ wait_for "the commit to be held up" 10 larder_log_has "the commit of .*a.bin wai
     fail "the commit hook did not run"
 # the fetch is still in flight (committing): a second client joins it and gets the verified body at once
 r=$(CURL_MAX_TIME=$((STALL - 10)) fetch "$BASE/a.bin" "$WORK/a2.out") || fail "the joining client was not answered in time: $r"
-assert_eq "200 MISS" "$r" "a client joining the committing fetch answers 200 MISS (nothing is an entry before its commit)"
+assert_eq "200 HIT" "$r" "a client joining the verified, committing fetch answers 200 HIT at once"
 assert_eq "$A_SHA" "$(sha256_file "$WORK/a2.out")" "the joining client got the whole object"
+entries=$(api GET "entries?protocol=files&limit=10")
 [ $((SECONDS - T0)) -lt "$STALL" ] || fail "the clients were held until the commit ran"
 pass "both clients were answered before the commit ran"
+assert_not_contains "$entries" "a.bin" "nothing is an entry before its commit"
 is_hit() { [ "$(http_header "$1" X-Larder-Cache -I)" = HIT ]; }
 wait_for "a.bin to be committed" $((STALL + 30)) is_hit "$BASE/a.bin" || fail "a.bin was not committed after the hook"
 pass "a.bin is an entry once its commit ran"
