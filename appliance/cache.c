@@ -12,7 +12,7 @@
  * were sent ends the response with an error, so clients see an aborted transfer, never a short success: the last
  * byte written is held back until the fetch is verified (larder_fetch_t.verified: not until its fsync and commit
  * are over; a commit that fails after that still leaves them the verified bytes; a request that finds the fetch
- * verified already is answered as a HIT), and an HTTP/1.0 client (which cannot tell an aborted
+ * that joins a fetch verified already is answered as a HIT), and an HTTP/1.0 client (which cannot tell an aborted
  * body of unknown length from a complete one) waits for the verified end when the upstream sent no length.
  * A whole stored blob is hashed as it is sent (verify_on_read) and its last buffer is held back until the digest
  * matches: bit rot aborts the transfer and the blob goes to quarantine (store.c), so the next request refetches.
@@ -755,10 +755,6 @@ static int start_stream_response(tailer_t *t)
     int st = atomic_load(&f->state);
     int verified = atomic_load(&f->verified); /* before written: a verified body's `written` is final */
     uint64_t written = atomic_load(&f->written);
-    /* a miss that finds the body already complete and verified (its commit still running) is answered from
-     * Larder's own verified bytes, without waiting for the upstream: a HIT, as it will be once committed */
-    if (verified && t->cache_status == LARDER_CACHE_MISS)
-        t->cache_status = LARDER_CACHE_HIT;
     atomic_fetch_add(&t->app->metrics.responses[t->proto][t->cache_status], 1);
     add_header(req, "x-larder-cache", larder_cache_status_name(t->cache_status));
     const char *ct = f->content_type && *f->content_type ? f->content_type : "application/octet-stream";
@@ -1228,6 +1224,11 @@ void larder_cache_serve(larder_app_t *app, h2o_req_t *req, const larder_mapping_
             t->fetch = larder_fetch_start(app->fetcher, &fr, &how);
             if (!t->fetch && how == LARDER_FETCH_NOW_CACHED)
                 continue; /* committed meanwhile: look again */
+            /* joined a download already complete and verified (its commit still running): answered from Larder's own
+             * verified bytes without waiting for the upstream, a HIT as it will be once committed */
+            if (t->fetch && how == LARDER_FETCH_JOINED && t->cache_status == LARDER_CACHE_MISS &&
+                atomic_load(&t->fetch->verified))
+                t->cache_status = LARDER_CACHE_HIT;
         }
         break;
     }
