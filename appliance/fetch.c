@@ -6,8 +6,8 @@
  * a temp file while hashing it, publishing progress through the atomic `written` counter and the `wake` callback,
  * so clients tail the growing file instead of waiting for the end; readers are woken once per loop turn of the curl
  * thread and every WAKE_BYTES of a long burst, not per chunk. When the transfer ends the thread checks the
- * length and sha256 and hands the body to a commit thread, which verifies it (`verified`: from then on its readers
- * may finish, as the bytes are known good), transforms, fsyncs and commits it through the
+ * length and sha256 and hands the body to a commit thread, which verifies it (`verified`, for a body of 8 MiB or
+ * more: from then on its readers may finish, as the bytes are known good), transforms, fsyncs and commits it through the
  * store (rename + one write batch) and only then removes the
  * fetch from the table: a request that misses the table afterwards finds the committed entry. A failed,
  * truncated or mismatching body, or one announced with a malformed Content-Length, is never committed; the fetch
@@ -39,6 +39,8 @@
 #define COMMIT_THREADS 2
 /* readers are woken at least once per this many bytes written within one curl_multi_perform */
 #define WAKE_BYTES ((uint64_t)1 << 20)
+/* a downloaded body at least this large is released to its readers once verified, before its fsync and commit */
+#define EARLY_RELEASE_BYTES ((uint64_t)8 << 20)
 
 typedef struct done_waiter {
     larder_fetch_done_cb cb;
@@ -962,9 +964,11 @@ static int finish_body(larder_fetcher_t *f, larder_fetch_t *fe)
         snprintf(fe->error, sizeof(fe->error), "integrity mismatch: expected %.40s...", p->integrity);
         return LARDER_FETCH_FAILED;
     }
-    if (!fe->buffered) {
+    if (!fe->buffered && w >= EARLY_RELEASE_BYTES) {
         /* complete and verified: its readers may send the last byte now; the fsync of a large body below must
-         * not hold them up. Crash safety is the store's: nothing is an entry before fsync, rename and commit */
+         * not hold them up. Crash safety is the store's: nothing is an entry before fsync, rename and commit.
+         * A smaller body keeps the stricter order (a client that has all of it finds it stored): its commit is
+         * cheap, and a script that fetches a file and then seeds or inspects it relies on that */
         atomic_store(&fe->verified, 1);
         f->wake(f->wake_ctx);
     }

@@ -86,7 +86,7 @@ struct larder_fetch {
     int64_t content_length;   /* -1 when unknown */
     int uncached;             /* DONE but not committed (quota or disk) */
     int buffered;             /* transformed before commit: serve the committed entry, never the raw stream */
-    _Atomic int verified;     /* (not buffered) the body is complete and matches its length and every expected
+    _Atomic int verified;     /* (not buffered, 8 MiB or more) the body is complete and matches its length and every expected
                                  digest: its readers may send the last byte while fsync, rename and commit still
                                  run; the fd stays valid, and a failed commit does not take the bytes back */
     _Atomic int tailers;      /* responses streaming the body as it arrives (kept by cache.c: it paces them) */

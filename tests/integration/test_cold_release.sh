@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# test_cold_release.sh - a miss's clients get their last byte once the body is verified, not once it is committed:
+# test_cold_release.sh - a large miss's (8 MiB or more) clients get their last byte once the body is verified, not
+# once it is committed:
 # with the commit held up after verification (test hook), a client of the miss and a client that joins it meanwhile
 # both get the whole, correct object (the second one a HIT: it waits for no upstream), and nothing is an entry until
 # the commit has run. A commit that fails after verification (no room within the quota) leaves its client the complete,
@@ -9,14 +10,14 @@
 NP=$(free_port)
 LP=$(free_port)
 ORIG=$WORK/origin
-make_file "$ORIG/root/a.bin" $((3 * 1024 * 1024))
-make_file "$ORIG/root/big.bin" $((6 * 1024 * 1024))
+make_file "$ORIG/root/a.bin" $((10 * 1024 * 1024))
+make_file "$ORIG/root/big.bin" $((24 * 1024 * 1024))
 A_SHA=$(sha256_file "$ORIG/root/a.bin")
 BIG_SHA=$(sha256_file "$ORIG/root/big.bin")
 start_nginx "$ORIG" "$NP"
 
 CFG=$WORK/larder.yaml
-CFG_QUOTA=5MiB CFG_IDLE=30s write_config "$CFG" "$LP" "$WORK/data"
+CFG_QUOTA=20MiB CFG_IDLE=30s write_config "$CFG" "$LP" "$WORK/data"
 cat >>"$CFG" <<EOF
 files:
   ttl: 1d
@@ -55,7 +56,7 @@ wait_for "a.bin to be committed" $((STALL + 30)) is_hit "$BASE/a.bin" || fail "a
 pass "a.bin is an entry once its commit ran"
 
 # ---- a commit that fails after verification keeps the verified bytes for its client ------------------------------
-# big.bin (6 MiB) cannot fit within the 5 MiB quota whatever is evicted
+# big.bin (24 MiB) cannot fit within the 20 MiB quota whatever is evicted
 r=$(fetch "$BASE/big.bin" "$WORK/big.out") || fail "big.bin: $r"
 assert_eq "200 MISS" "$r" "a body that cannot be stored is still answered"
 assert_eq "$BIG_SHA" "$(sha256_file "$WORK/big.out")" "its client got the whole verified object"
