@@ -4,8 +4,10 @@
  * that (protocol, key) -- only one that verifies every digest the request expects, so a pin never shares a mirror
  * path's unverified download -- or queues a new one and wakes the curl thread. The curl thread writes the body to
  * a temp file while hashing it, publishing progress through the atomic `written` counter and the `wake` callback,
- * so clients tail the growing file instead of waiting for the end. When the transfer ends the thread verifies
- * length and sha256 and hands the body to a commit thread, which transforms, fsyncs and commits it through the
+ * so clients tail the growing file instead of waiting for the end; readers are woken once per loop turn of the curl
+ * thread and every WAKE_BYTES of a long burst, not per chunk. When the transfer ends the thread checks the
+ * length and sha256 and hands the body to a commit thread, which verifies it (`verified`, for a body of 8 MiB or
+ * more: from then on its readers may finish, as the bytes are known good), transforms, fsyncs and commits it through the
  * store (rename + one write batch) and only then removes the
  * fetch from the table: a request that misses the table afterwards finds the committed entry. A failed,
  * truncated or mismatching body, or one announced with a malformed Content-Length, is never committed; the fetch
@@ -38,6 +40,10 @@
 
 #define TABLE_SIZE 1024
 #define COMMIT_THREADS 2
+/* readers are woken at least once per this many bytes written within one curl_multi_perform */
+#define WAKE_BYTES ((uint64_t)1 << 20)
+/* a downloaded body at least this large is released to its readers once verified, before its fsync and commit */
+#define EARLY_RELEASE_BYTES ((uint64_t)8 << 20)
 
 typedef struct done_waiter {
     larder_fetch_done_cb cb;
@@ -108,8 +114,11 @@ struct larder_fetcher {
     pthread_t thread;
     larder_beat_t beat; /* the watchdog's question to the curl thread's loop (larder_fetcher_heartbeat) */
     _Atomic unsigned stall_seconds; /* test hook (larder_fetcher_test_stall) */
+    _Atomic unsigned commit_stall;  /* test hook (larder_fetcher_test_stall_commit) */
     _Atomic int stop;
     _Atomic int active;
+    int wake_due;         /* (curl thread) bytes were written since the last wake-up */
+    uint64_t wake_bytes;  /* (curl thread) bytes written since the last wake-up */
     /* complete bodies are verified, transformed, fsynced and committed here, off the curl thread, so a slow
      * commit (a large fsync, rewriting a 30 MB index document) never holds up the other downloads */
     pthread_t committers[COMMIT_THREADS];
@@ -649,7 +658,17 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
     if (p->md2)
         EVP_DigestUpdate(p->md2, buf, len);
     atomic_store(&fe->written, w + len);
-    p->owner->wake(p->owner->wake_ctx);
+    /* one wake-up per WAKE_BYTES, or at the end of this loop turn (fetch_thread): not one per chunk, which costs
+     * every worker a pipe read and every tailer a send of a few KB */
+    larder_fetcher_t *f = p->owner;
+    f->wake_bytes += len;
+    if (w == 0 || f->wake_bytes >= WAKE_BYTES) {
+        f->wake_bytes = 0;
+        f->wake_due = 0;
+        f->wake(f->wake_ctx);
+    } else {
+        f->wake_due = 1;
+    }
     return len;
 }
 
@@ -871,7 +890,7 @@ static void setup_easy(larder_fetcher_t *f, larder_fetch_t *fe)
     p->easy = e;
     p->md = EVP_MD_CTX_new();
     EVP_DigestInit_ex(p->md, larder_sha256_md(), NULL);
-    if (p->md2_alg) {
+    if (p->md2_alg && strcmp(p->md2_name, "SHA256") != 0) { /* an SRI sha256 is checked against md's digest */
         p->md2 = EVP_MD_CTX_new();
         EVP_DigestInit_ex(p->md2, p->md2_alg, NULL);
     }
@@ -972,6 +991,25 @@ static int finish_body(larder_fetcher_t *f, larder_fetch_t *fe)
             snprintf(fe->error, sizeof(fe->error), "integrity mismatch: expected %.40s...", p->integrity);
             return LARDER_FETCH_FAILED;
         }
+    } else if (p->md2_name && strcmp(p->md2_name, "SHA256") == 0 &&
+               (p->want2_len != 32 || memcmp(raw, p->want2, 32) != 0)) { /* setup_easy reuses md for it */
+        snprintf(fe->error, sizeof(fe->error), "integrity mismatch: expected %.40s...", p->integrity);
+        return LARDER_FETCH_FAILED;
+    }
+    if (!fe->buffered && w >= EARLY_RELEASE_BYTES) {
+        /* complete and verified: its readers may send the last byte now; the fsync of a large body below must
+         * not hold them up. Crash safety is the store's: nothing is an entry before fsync, rename and commit.
+         * A smaller body keeps the stricter order (a client that has all of it finds it stored): its commit is
+         * cheap, and a script that fetches a file and then seeds or inspects it relies on that */
+        atomic_store(&fe->verified, 1);
+        f->wake(f->wake_ctx);
+    }
+    unsigned stall = atomic_exchange(&f->commit_stall, 0);
+    if (stall) { /* LARDER_TEST_HOOKS only: a commit this slow (a large fsync on a busy disk) */
+        larder_warn("test hook: the commit of %s waits %u s after its verification", fe->url, stall);
+        struct timespec ts = {(time_t)stall, 0};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
     }
     if (p->nostore) { /* a pass-through answer: complete for its readers, then gone */
         fe->uncached = 1;
@@ -1268,6 +1306,7 @@ static void complete(larder_fetcher_t *f, larder_fetch_t *fe, int final)
 static void *fetch_thread(void *arg)
 {
     larder_fetcher_t *f = arg;
+    pthread_setname_np(pthread_self(), "larder-fetch"); /* for top -H, perf and the watchdog's reader */
     while (!atomic_load(&f->stop)) {
         unsigned stall = atomic_exchange(&f->stall_seconds, 0);
         if (stall) { /* LARDER_TEST_HOOKS only: block this loop as a wedged callback would */
@@ -1291,6 +1330,11 @@ static void *fetch_thread(void *arg)
         }
         int running;
         curl_multi_perform(f->multi, &running);
+        if (f->wake_due) { /* what on_body wrote since its last wake-up */
+            f->wake_due = 0;
+            f->wake_bytes = 0;
+            f->wake(f->wake_ctx);
+        }
         CURLMsg *m;
         int left;
         while ((m = curl_multi_info_read(f->multi, &left))) {
@@ -1304,6 +1348,8 @@ static void *fetch_thread(void *arg)
     }
     return NULL;
 }
+
+void larder_fetcher_test_stall_commit(larder_fetcher_t *f, unsigned seconds) { atomic_store(&f->commit_stall, seconds); }
 
 uint64_t larder_fetcher_heartbeat(larder_fetcher_t *f, uint64_t now)
 {

@@ -115,6 +115,10 @@ struct larder_fetch {
     int uncached;             /* DONE but not committed (quota or disk) */
     int buffered;             /* transformed before commit: serve the committed entry, never the raw stream */
     int streamed;             /* fd holds a streaming transform's output (of unknown length), not upstream bytes */
+    _Atomic int verified;     /* (not buffered, 8 MiB or more) the body is complete and matches its length and every expected
+                                 digest: its readers may send the last byte while fsync, rename and commit still
+                                 run; the fd stays valid, and a failed commit does not take the bytes back */
+    _Atomic int tailers;      /* responses streaming the body as it arrives (kept by cache.c: it paces them) */
     char *content_type, *etag, *last_modified;
     char digest[LARDER_SHA256_HEX];
     char error[256];
@@ -167,6 +171,9 @@ void larder_fetcher_set_upstreams(larder_fetcher_t *f, larder_upstreams_t *u);
 uint64_t larder_fetcher_heartbeat(larder_fetcher_t *f, uint64_t now);
 /* a test hook (server.c, LARDER_TEST_HOOKS=1 only): the curl thread's loop sleeps `seconds` at its next turn */
 void larder_fetcher_test_stall(larder_fetcher_t *f, unsigned seconds);
+/* a test hook (LARDER_TEST_HOOKS=1 only): the next commit of a downloaded body waits `seconds` after its body is
+ * verified, before its fsync, rename and write batch */
+void larder_fetcher_test_stall_commit(larder_fetcher_t *f, unsigned seconds);
 /* number of fetches in flight */
 int larder_fetcher_active(larder_fetcher_t *f);
 /* 1 when the host of url could not be reached (no connection, no answer) within the last minute or so: stale

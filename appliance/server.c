@@ -18,8 +18,8 @@
  * request handler, a module or a library call that blocks a loop therefore ends in a restart by systemd, not a
  * silent hang. The commit threads are not asked (fetch.h says why).
  * The test hook: with LARDER_TEST_HOOKS=1 in the environment (tests only, never production) an authenticated
- * POST /-/debug/stall?worker=N&seconds=S blocks worker N's loop (worker=fetch: the fetch thread's) for S
- * seconds; without it /-/debug/ is an unknown admin path (404) like any other.
+ * POST /-/debug/stall?worker=N&seconds=S blocks worker N's loop (worker=fetch: the fetch thread's; worker=commit:
+ * the next commit, once its body is verified) for S seconds; without it /-/debug/ is an unknown admin path (404) like any other.
  *
  * Request bodies. h2o 2.2.5 reads a whole request body into memory before any handler runs, up to
  * globalconf.max_request_entity_size, and its only hooks come after that. So the limit is chosen per
@@ -334,7 +334,8 @@ void larder_server_wake(void *arg)
 }
 
 /* POST /-/debug/stall?worker=N&seconds=S (LARDER_TEST_HOOKS=1 only, with the admin token): block worker N's loop
- * (worker=fetch: the fetch thread's) for S seconds, for the watchdog's test. The answer comes from whichever worker took the request, before the
+ * (worker=fetch: the fetch thread's) for S seconds, for the watchdog's test; worker=commit: the next commit of a
+ * download waits S seconds once its body is verified (test_cold_release.sh). The answer comes from whichever worker took the request, before the
  * stall starts when that is worker N (its loop turns once more to read the message). */
 static void debug_hook(larder_server_t *srv, larder_app_t *app, h2o_req_t *req)
 {
@@ -365,9 +366,15 @@ static void debug_hook(larder_server_t *srv, larder_app_t *app, h2o_req_t *req)
         larder_admin_send_json(app, req, 202, json_pack("{s:s,s:I}", "worker", "fetch", "seconds", (json_int_t)secs));
         return;
     }
+    if (strcmp(wb, "commit") == 0 && app->fetcher) {
+        larder_warn("test hook: the next commit waits %lu s after its verification (LARDER_TEST_HOOKS is set)", secs);
+        larder_fetcher_test_stall_commit(app->fetcher, (unsigned)secs);
+        larder_admin_send_json(app, req, 202, json_pack("{s:s,s:I}", "worker", "commit", "seconds", (json_int_t)secs));
+        return;
+    }
     unsigned long wi = strtoul(wb, &end, 10);
     if (!*wb || *end || wi >= srv->nworkers) {
-        larder_admin_error(app, req, 400, "worker must be a worker's index, from 0 to threads - 1, or fetch");
+        larder_admin_error(app, req, 400, "worker must be a worker's index, from 0 to threads - 1, fetch or commit");
         return;
     }
     worker_t *w = &srv->workers[wi];
