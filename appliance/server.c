@@ -408,6 +408,8 @@ typedef struct guard {
 typedef struct body_hold {
     larder_server_t *srv;
     uint64_t bytes;
+    void (*prev_cb)(void *); /* the socket's close callback before this hold (the worker's connection count) */
+    void *prev_data;
 } body_hold_t;
 
 static void guard_free(guard_t *g)
@@ -503,7 +505,11 @@ static void release_body(void *data)
 {
     body_hold_t *hold = data;
     atomic_fetch_sub(&hold->srv->body_bytes, hold->bytes);
+    void (*prev)(void *) = hold->prev_cb;
+    void *prev_data = hold->prev_data;
     free(hold);
+    if (prev)
+        prev(prev_data);
 }
 
 static int is_seed_upload(const larder_reqhead_t *h)
@@ -551,6 +557,8 @@ static void guard_reserve(guard_t *g, const larder_reqhead_t *h, uint64_t need, 
     }
     hold->srv = srv;
     hold->bytes = need;
+    hold->prev_cb = g->sock->on_close.cb;
+    hold->prev_data = g->sock->on_close.data;
     g->sock->on_close.cb = release_body;
     g->sock->on_close.data = hold;
     guard_handoff(g, &g->wl->bodies, 0);
