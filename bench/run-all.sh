@@ -12,6 +12,7 @@ DEFAULT="files cold pypi npm apt oci gems git store"
 if [ "$#" -gt 0 ]; then SCRIPTS="$*"; else SCRIPTS=$DEFAULT; fi
 failed=
 start=$(date +%s)
+rev=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?') # the code measured: what is checked out now
 for s in $SCRIPTS; do
     [ -x "$ROOT/bench/$s.sh" ] || { echo "bench: no bench/$s.sh, skipped" >&2; continue; }
     echo "=== bench/$s.sh ($(date -u +%H:%M:%S))" >&2
@@ -26,7 +27,7 @@ done
 {
     echo "# make bench, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
-    echo "Machine: $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r); larder $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'); BENCH_RUNS=${BENCH_RUNS:-5}; $(($(date +%s) - start)) s in all."
+    echo "Machine: $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r); larder $rev; BENCH_RUNS=${BENCH_RUNS:-5}; $(($(date +%s) - start)) s in all."
     echo "Every ratio is arranged so that **> 1.00x means Larder is better** (bold: below 1.00x). Values: median ±spread (interquartile range / median) of n runs per side, anchor and Larder measured alternately."
     [ -n "$failed" ] && echo && echo "**FAILED:**$failed (see $OUT/<name>.log)"
     "$ROOT/bench/summary.sh" "$BENCH_SUMMARY"
