@@ -106,8 +106,11 @@ char *larder_metrics_render(const larder_metrics_t *m, larder_store_t *store, co
               "larder_quota_bytes %" PRIu64 "\n"
               "# HELP larder_fetches_active Upstream downloads in flight\n# TYPE larder_fetches_active gauge\n"
               "larder_fetches_active %d\n"
-              "# HELP larder_offline 1 when offline mode is on\n# TYPE larder_offline gauge\nlarder_offline %d\n",
-              s.blob_bytes, s.external_bytes, cfg->quota_total, fetches_active, cfg->offline ? 1 : 0);
+              "# HELP larder_offline 1 when offline mode is on\n# TYPE larder_offline gauge\nlarder_offline %d\n"
+              "# HELP larder_client_connections Client connections open\n# TYPE larder_client_connections gauge\n"
+              "larder_client_connections %" PRId64 "\n",
+              s.blob_bytes, s.external_bytes, cfg->quota_total, fetches_active, cfg->offline ? 1 : 0,
+              (int64_t)atomic_load(&m->client_connections));
     *len = b.len;
     return b.p;
 }

@@ -30,6 +30,7 @@ typedef struct larder_metrics {
     _Atomic uint64_t bytes_seed[LARDER_MAX_PROTO];     /* from upstreams, for fetches seed jobs started */
     _Atomic uint64_t bytes_saved[LARDER_MAX_PROTO];    /* served on HIT, STALE and REVALIDATED answers */
     _Atomic uint64_t errors[LARDER_MAX_PROTO];
+    _Atomic int64_t client_connections; /* open now, on every worker and listener (server.c) */
 } larder_metrics_t;
 
 /* the end of one answer of a module: counts the request, its body bytes, and the bytes the cache saved (an answer

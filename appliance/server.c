@@ -768,6 +768,7 @@ static void on_conn_close(void *data)
 {
     worker_t *w = data;
     atomic_fetch_sub_explicit(&w->nconns, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&w->srv->app->metrics.client_connections, 1, memory_order_relaxed);
 }
 
 /* 1 when another worker, accepting too, holds fewer client connections than this one (see the top of the file) */
@@ -810,6 +811,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         }
         wl->defers = 0;
         atomic_fetch_add_explicit(&wl->w->nconns, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&wl->w->srv->app->metrics.client_connections, 1, memory_order_relaxed);
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = wl->w;
         guard_start(wl, sock);

@@ -156,6 +156,12 @@ for _ in $(seq 1 50); do
     sleep 0.1
 done
 assert_eq 202 "$(api_status)" "the budget is free again once the held uploads are gone ($resp)"
+# every connection is counted out when it closes, the held uploads' too (their budget hold chains the count): only
+# the scrape's own connection is left
+one_connection_left() { [ "$(metric larder_client_connections)" = 1 ]; }
+wait_for "client connections back to 1" 10 one_connection_left ||
+    fail "larder_client_connections is $(metric larder_client_connections), not 1, once every client has gone"
+pass "every closed connection is counted out (larder_client_connections)"
 stop_larder
 
 # ---- the same checks behind TLS (the head guard runs after the handshake; ALPN h2 goes straight to h2o) -----------
