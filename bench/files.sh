@@ -68,32 +68,7 @@ NGINX_STATIC_PID=$NGINX_PID
 
 # ---- nginx reverse proxy with proxy_cache (the usual pull-through cache set-up) --------------------------------------
 NX=$WORK/nginx-cache
-mkdir -p "$NX/cache" "$NX/tmp" "$NX/logs"
-{
-    NGINX_WORKERS=auto nginx_common_main "$NX"
-    cat <<EOF
-    sendfile on;
-    tcp_nopush on;
-    proxy_cache_path $NX/cache levels=1:2 keys_zone=files:10m max_size=4g inactive=7d use_temp_path=off;
-    server {
-        listen 127.0.0.1:$XP;
-        location /files/origin/ {
-            proxy_pass http://127.0.0.1:$OP/;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_cache files;
-            proxy_cache_valid 200 1d;
-            proxy_cache_lock on;
-            proxy_cache_lock_timeout 10m;
-            proxy_cache_use_stale error timeout updating http_500 http_502 http_503 http_504;
-            proxy_cache_background_update on;
-            add_header X-Cache-Status \$upstream_cache_status;
-        }
-    }
-}
-EOF
-} >"$NX/nginx.conf"
-NGINX_WAIT_PORTS=$XP run_nginx "$NX"
+start_nginx_proxy_cache "$NX" "$XP" "$OP" 4g
 NGINX_CACHE_PID=$NGINX_PID
 
 # ---- larder -------------------------------------------------------------------------------------------------------

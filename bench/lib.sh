@@ -167,6 +167,38 @@ wrk_field() {
     esac
 }
 
+# start_nginx_proxy_cache DIR PORT ORIGIN_PORT MAX_SIZE - the nginx people deploy as a pull-through cache of ORIGIN
+# under /files/origin/ (the anchor of files.sh and cold.sh); sets NGINX_PID
+start_nginx_proxy_cache() {
+    local nx=$1 port=$2 origin=$3 max=$4
+    mkdir -p "$nx/cache" "$nx/tmp" "$nx/logs"
+    {
+        NGINX_WORKERS=auto nginx_common_main "$nx"
+        cat <<EOF
+    sendfile on;
+    tcp_nopush on;
+    proxy_cache_path $nx/cache levels=1:2 keys_zone=files:10m max_size=$max inactive=7d use_temp_path=off;
+    server {
+        listen 127.0.0.1:$port;
+        location /files/origin/ {
+            proxy_pass http://127.0.0.1:$origin/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache files;
+            proxy_cache_valid 200 1d;
+            proxy_cache_lock on;
+            proxy_cache_lock_timeout 10m;
+            proxy_cache_use_stale error timeout updating http_500 http_502 http_503 http_504;
+            proxy_cache_background_update on;
+            add_header X-Cache-Status \$upstream_cache_status;
+        }
+    }
+}
+EOF
+    } >"$nx/nginx.conf"
+    NGINX_WAIT_PORTS=$port run_nginx "$nx"
+}
+
 b_print_own_summary() {
     [ "$B_PRINT_SUMMARY" = 1 ] && [ -s "$BENCH_SUMMARY" ] || return 0
     "$(dirname "${BASH_SOURCE[0]}")/summary.sh" "$BENCH_SUMMARY" >&2 || true
