@@ -176,6 +176,8 @@ void larder_fetcher_test_stall(larder_fetcher_t *f, unsigned seconds);
 void larder_fetcher_test_stall_commit(larder_fetcher_t *f, unsigned seconds);
 /* number of fetches in flight */
 int larder_fetcher_active(larder_fetcher_t *f);
+/* 1 while the curl thread waits for a CPU a tenth of the time or more (clients tailing downloads pace themselves) */
+int larder_fetcher_starved(larder_fetcher_t *f);
 /* 1 when the host of url could not be reached (no connection, no answer) within the last minute or so: stale
  * entries are then served at once instead of waiting for another timeout. Any answer from the host clears it. */
 int larder_fetcher_host_down(larder_fetcher_t *f, const char *url);

@@ -17,6 +17,13 @@ own cache key):
   /flip[...]      200 with Content-Length, the OK content with one bit flipped
   /oncebad[...]   like /flip on the first request of that exact path, like /ok afterwards
   /slowflip[...]  like /slow (Content-Length) with one bit flipped
+  /big[...]       200 with Content-Length, BIG_SIZE bytes (12 MiB, past the sizes larder hashes as they arrive and
+                  releases only once committed) in 64 KiB writes (sha256 printed by --print-big-sha256)
+  /bigflip[...]   the same with one bit flipped 1000 bytes before the end
+  /bigchunked[...] the BIG content chunked (no Content-Length), 64 KiB chunks
+  /bigtrickle[...] 200 with Content-Length, TRICKLE_FAST bytes of BIG at once (not a multiple of any power of two),
+                  silence for TRICKLE_PAUSE seconds, then TRICKLE_CHUNKS chunks of TRICKLE_CHUNK bytes TRICKLE_DELAY
+                  seconds apart (sha256 by --print-bigtrickle-sha256)
   /badcl[...]     200 with "Content-Length: 10x00", 1000 bytes, then close
   /dupcl[...]     200 with "Content-Length: 10" and "Content-Length: 1000", 1000 bytes, then close
 
@@ -36,6 +43,12 @@ SLOW_SIZE = 64 * 1024
 SLOW_CHUNKS = 16
 SLOW_DELAY = 0.25
 ANNOUNCED = 1000000
+BIG_SIZE = 12 * 1024 * 1024
+TRICKLE_FAST = 6 * 1024 * 1024 + 1000
+TRICKLE_PAUSE = 3
+TRICKLE_CHUNK = 16 * 1024
+TRICKLE_CHUNKS = 8
+TRICKLE_DELAY = 0.25
 
 
 def ok_body(size=OK_SIZE):
@@ -59,6 +72,24 @@ def flipped(b):
 
 FLIP = flipped(OK)
 SLOWFLIP = flipped(SLOW)
+_big = []
+
+
+def big_body():
+    """BIG_SIZE bytes (the OK content repeated), made on first use"""
+    if not _big:
+        _big.append((OK * (BIG_SIZE // OK_SIZE + 1))[:BIG_SIZE])
+    return _big[0]
+
+
+def big_flipped():
+    b = big_body()
+    i = BIG_SIZE - 1000
+    return b[:i] + bytes([b[i] ^ 0x10]) + b[i + 1:]
+
+
+def trickle_body():
+    return big_body()[:TRICKLE_FAST + TRICKLE_CHUNK * TRICKLE_CHUNKS]
 _seen = set()
 
 _log_lock = threading.Lock()
@@ -148,6 +179,40 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(SLOW[i * step:(i + 1) * step])
                 self.wfile.flush()
                 time.sleep(SLOW_DELAY)
+        elif name in ("big", "bigflip", "bigtrickle"):
+            body = big_flipped() if name == "bigflip" else trickle_body() if name == "bigtrickle" else big_body()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.head_only():
+                return
+            if name == "bigtrickle":
+                self.wfile.write(body[:TRICKLE_FAST])
+                self.wfile.flush()
+                time.sleep(TRICKLE_PAUSE)
+                for i in range(TRICKLE_CHUNKS):
+                    time.sleep(TRICKLE_DELAY)
+                    off = TRICKLE_FAST + i * TRICKLE_CHUNK
+                    self.wfile.write(body[off:off + TRICKLE_CHUNK])
+                    self.wfile.flush()
+                return
+            for off in range(0, len(body), 65536):
+                self.wfile.write(body[off:off + 65536])
+            self.wfile.flush()
+        elif name == "bigchunked":
+            body = big_body()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            if self.head_only():
+                return
+            for off in range(0, len(body), 65536):
+                c = body[off:off + 65536]
+                self.wfile.write(b"%x\r\n" % len(c) + c + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
         elif name == "hang":
             self.start_announced(ANNOUNCED)
             if self.head_only():
@@ -242,7 +307,15 @@ def main():
     ap.add_argument("--log", default=None)
     ap.add_argument("--print-ok-sha256", action="store_true")
     ap.add_argument("--print-slow-sha256", action="store_true")
+    ap.add_argument("--print-big-sha256", action="store_true")
+    ap.add_argument("--print-bigtrickle-sha256", action="store_true")
     a = ap.parse_args()
+    if a.print_big_sha256:
+        print(hashlib.sha256(big_body()).hexdigest())
+        return
+    if a.print_bigtrickle_sha256:
+        print(hashlib.sha256(trickle_body()).hexdigest())
+        return
     if a.print_ok_sha256:
         print(hashlib.sha256(OK).hexdigest())
         return
