@@ -120,7 +120,7 @@ struct larder_fetch_priv {
     uint64_t raw_in;
     /* the write piece (WBUF_SIZE, curl thread only): bytes received but not yet written, and since when */
     char *wbuf;
-    size_t wbuf_len;
+    size_t wbuf_len, wbuf_size;
     uint64_t wbuf_since_ms;
     larder_fetch_t *wbuf_next; /* in the fetcher's list of fetches holding a partial piece (wbuf_listed) */
     int wbuf_listed;
@@ -983,9 +983,13 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
         /* the first bytes of a body go out at once (time to first byte); a chunk of a whole piece needs no copy */
         if (p->wbuf_len == 0 && (have == 0 || len >= WBUF_SIZE))
             return body_write(fe, buf, len) < 0 ? 0 : total;
-        if (!p->wbuf && !(p->wbuf = malloc(WBUF_SIZE)))
-            return body_write(fe, buf, len) < 0 ? 0 : total;
-        size_t k = WBUF_SIZE - p->wbuf_len < len ? WBUF_SIZE - p->wbuf_len : len;
+        if (!p->wbuf) { /* no larger than the rest of a body of known length (a small one's is small) */
+            uint64_t rest = fe->content_length >= 0 ? (uint64_t)fe->content_length - have : WBUF_SIZE;
+            p->wbuf_size = rest < WBUF_SIZE ? (size_t)rest : WBUF_SIZE;
+            if (!(p->wbuf = malloc(p->wbuf_size)))
+                return body_write(fe, buf, len) < 0 ? 0 : total;
+        }
+        size_t k = p->wbuf_size - p->wbuf_len < len ? p->wbuf_size - p->wbuf_len : len;
         if (p->wbuf_len == 0) {
             p->wbuf_since_ms = mono_ms();
             if (!p->wbuf_listed) {
@@ -998,7 +1002,7 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
         p->wbuf_len += k;
         buf += k;
         len -= k;
-        if (p->wbuf_len == WBUF_SIZE && wbuf_flush(fe) < 0)
+        if (p->wbuf_len == p->wbuf_size && wbuf_flush(fe) < 0)
             return 0;
     }
     return total;
