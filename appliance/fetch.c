@@ -1591,10 +1591,11 @@ static void finish(larder_fetcher_t *f, larder_fetch_t *fe, CURLcode res)
         curl_slist_free_all(p->headers);
         p->headers = NULL;
         uint64_t w = atomic_load(&fe->written);
-        if (!fe->buffered && !p->sha256 && !p->md2_name && w >= EARLY_RELEASE_BYTES &&
+        if (!fe->buffered && !p->stream && !p->sha256 && !p->md2_name && w >= EARLY_RELEASE_BYTES &&
             (fe->content_length < 0 || (uint64_t)fe->content_length == w)) {
             /* nothing to verify but its length, which is right: its readers may send the last byte now, while
-             * the hash thread finishes the digest it is stored under (finish_body) */
+             * the hash thread finishes the digest it is stored under (finish_body). Not a streaming transform's
+             * output: its last bytes are written on the commit thread (stream_finish_body) */
             atomic_store(&fe->verified, 1);
             f->wake(f->wake_ctx);
         }
