@@ -1671,9 +1671,11 @@ static void starve_tick(larder_fetcher_t *f)
     char *end;
     (void)strtoull(b, &end, 10); /* time on a CPU */
     uint64_t wait = strtoull(end, NULL, 10); /* time runnable, waiting for one */
-    if (f->sched_at_ms)
-        atomic_store(&f->starved,
-                     (wait - f->sched_wait_ns) * 100 >= (now - f->sched_at_ms) * 1000000 * STARVE_PERCENT);
+    if (f->sched_at_ms) {
+        int starved = (wait - f->sched_wait_ns) * 100 >= (now - f->sched_at_ms) * 1000000 * STARVE_PERCENT;
+        if (atomic_exchange(&f->starved, starved) && !starved)
+            f->wake(f->wake_ctx); /* the tailers it paced may send what they were holding back */
+    }
     f->sched_at_ms = now;
     f->sched_wait_ns = wait;
 }
@@ -1722,7 +1724,12 @@ static void *fetch_thread(void *arg)
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&fe);
             finish(f, fe, m->data.result);
         }
-        curl_multi_poll(f->multi, NULL, 0, hold >= 0 ? (int)hold : 1000, NULL);
+        /* while starved, the loop comes round every STARVE_INTERVAL_MS, so that a download falling silent does not
+         * leave its tailers paced for as long as it is silent */
+        int timeout = hold >= 0 ? (int)hold : 1000;
+        if (atomic_load(&f->starved) && timeout > STARVE_INTERVAL_MS)
+            timeout = STARVE_INTERVAL_MS;
+        curl_multi_poll(f->multi, NULL, 0, timeout, NULL);
     }
     if (f->sched_fd >= 0)
         close(f->sched_fd);
