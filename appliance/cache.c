@@ -42,11 +42,6 @@
  * most TAIL_MAP_STEP per h2o_send (no pread copy per client; 100 clients of one 200 MB miss copied 20 GB) */
 #define TAIL_MAP_WINDOW ((uint64_t)8 << 20)
 #define TAIL_MAP_STEP ((uint64_t)1 << 20)
-/* While a download runs on a starved curl thread (larder_fetcher_starved: it waited for a CPU a tenth of the time),
- * the tailers of its body together send no more than has arrived, each its share (at least one step ahead of what it
- * has sent): on shared cores, 100 clients each copying every byte as it arrives slowed the download itself by
- * 1.5-3 times. With CPU to spare they are not paced. Once the body is verified they catch up at full speed from the
- * page cache. TTFB is not paced: a tailer's first bytes go out at once. */
 
 enum { PHASE_WAIT = 0, PHASE_SEND, PHASE_DONE };
 
@@ -1072,7 +1067,12 @@ static int send_step(tailer_t *t)
             limit = t->end - 1;
         else if (!complete && t->end == UINT64_MAX && limit > 0)
             limit--;
-        /* pacing (above): over its share, the tailer waits for the next wake-up of the fetch */
+        /* Pacing: while a download runs on a starved curl thread (larder_fetcher_starved: it waited for a CPU a
+         * tenth of the time), its tailers together send no more than has arrived, each its share (at least one step
+         * ahead of what it has sent); over its share, a tailer waits for the next wake-up of the fetch. On shared
+         * cores, 100 clients each copying every byte as it arrives slowed the download itself by 1.5-3 times. With
+         * CPU to spare they are not paced. Once the body is verified they catch up at full speed from the page
+         * cache. TTFB is not paced: a tailer's first bytes go out at once. */
         int ntail = atomic_load(&f->tailers);
         if (!complete && st == LARDER_FETCH_STREAMING && ntail > 1 && t->sent > 0 &&
             t->sent >= w / (uint64_t)ntail && larder_fetcher_starved(t->app->fetcher)) {

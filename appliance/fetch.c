@@ -709,13 +709,6 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
     return len;
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ---- the hash thread: hashes what the curl thread wrote, reading it back from the temp file ---- */
 
 /* from now on the hash thread hashes fe's bytes from `from` (md and md2 hold everything before it) */
@@ -830,9 +823,9 @@ static void *hasher_main(void *arg)
         uint64_t from = atomic_load(&p->hashed), to = atomic_load(&fe->written);
         size_t n = to - from > HASH_READ ? HASH_READ : (size_t)(to - from);
         pthread_mutex_unlock(&f->hmu);
-        int err = 0;
+        int err = buf ? 0 : ENOMEM;
         size_t got = 0;
-        while (got < n && buf) {
+        while (!err && got < n) {
             ssize_t r = pread(fe->fd, buf + got, n - got, (off_t)(from + got));
             if (r < 0 && errno == EINTR)
                 continue;
@@ -842,8 +835,6 @@ static void *hasher_main(void *arg)
             }
             got += (size_t)r;
         }
-        if (!buf)
-            err = ENOMEM;
         if (!err) {
             EVP_DigestUpdate(p->md, buf, n);
             if (p->md2)
@@ -942,7 +933,9 @@ static int wbuf_end(larder_fetcher_t *f, larder_fetch_t *fe)
 /* end of a loop turn (curl thread): write the pieces held WBUF_HOLD_MS; returns the ms until the next is due, or -1 */
 static long wbuf_tick(larder_fetcher_t *f)
 {
-    uint64_t now = mono_ms();
+    if (!f->wbuf_pending)
+        return -1;
+    uint64_t now = larder_mono_ms();
     long next = -1;
     for (larder_fetch_t **pp = &f->wbuf_pending; *pp;) {
         larder_fetch_t *fe = *pp;
@@ -991,7 +984,7 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
         }
         size_t k = p->wbuf_size - p->wbuf_len < len ? p->wbuf_size - p->wbuf_len : len;
         if (p->wbuf_len == 0) {
-            p->wbuf_since_ms = mono_ms();
+            p->wbuf_since_ms = larder_mono_ms();
             if (!p->wbuf_listed) {
                 p->wbuf_listed = 1;
                 p->wbuf_next = p->owner->wbuf_pending;
@@ -1660,7 +1653,7 @@ static void complete(larder_fetcher_t *f, larder_fetch_t *fe, int final)
  * same cores; while it is starved they are paced (cache.c). Without /proc it is never starved. */
 static void starve_tick(larder_fetcher_t *f)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = larder_mono_ms();
     if (f->sched_fd < 0 || now - f->sched_at_ms < STARVE_INTERVAL_MS)
         return;
     char b[96];

@@ -119,6 +119,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not self.head_only():
             self.wfile.write(body)
 
+    def start_200(self, length=None):
+        """200 octet-stream headers with a Content-Length, or chunked when length is None; False for a HEAD"""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        if length is None:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(length))
+        self.end_headers()
+        return not self.head_only()
+
+    def write_chunk(self, data):
+        self.wfile.write(b"%x\r\n" % len(data) + data + b"\r\n")
+
     def start_announced(self, length):
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
@@ -167,25 +181,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(0.3)
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_WR)
-        elif name == "slow":
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(SLOW)))
-            self.end_headers()
-            if self.head_only():
+        elif name in ("slow", "slowflip"):
+            body = SLOW if name == "slow" else SLOWFLIP
+            if not self.start_200(len(body)):
                 return
-            step = len(SLOW) // SLOW_CHUNKS
+            step = len(body) // SLOW_CHUNKS
             for i in range(SLOW_CHUNKS):
-                self.wfile.write(SLOW[i * step:(i + 1) * step])
+                self.wfile.write(body[i * step:(i + 1) * step])
                 self.wfile.flush()
                 time.sleep(SLOW_DELAY)
         elif name in ("big", "bigflip", "bigtrickle"):
             body = big_flipped() if name == "bigflip" else trickle_body() if name == "bigtrickle" else big_body()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.head_only():
+            if not self.start_200(len(body)):
                 return
             if name == "bigtrickle":
                 self.wfile.write(body[:TRICKLE_FAST])
@@ -202,15 +209,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
         elif name == "bigchunked":
             body = big_body()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            if self.head_only():
+            if not self.start_200():
                 return
             for off in range(0, len(body), 65536):
-                c = body[off:off + 65536]
-                self.wfile.write(b"%x\r\n" % len(c) + c + b"\r\n")
+                self.write_chunk(body[off:off + 65536])
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         elif name == "hang":
@@ -223,16 +225,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         elif name in ("chunked", "chunkflip"):
             body = OK if name == "chunked" else FLIP
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            if self.head_only():
+            if not self.start_200():
                 return
             step = len(body) // 8
             for i in range(8):
-                part = body[i * step:(i + 1) * step if i < 7 else len(body)]
-                self.wfile.write(b"%x\r\n" % len(part) + part + b"\r\n")
+                self.write_chunk(body[i * step:(i + 1) * step if i < 7 else len(body)])
                 self.wfile.flush()
                 time.sleep(0.05)
             self.wfile.write(b"0\r\n\r\n")
@@ -266,18 +263,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 first = path not in _seen
                 _seen.add(path)
             self.send_simple(200, FLIP if first else OK, "application/octet-stream")
-        elif name == "slowflip":
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(SLOWFLIP)))
-            self.end_headers()
-            if self.head_only():
-                return
-            step = len(SLOWFLIP) // SLOW_CHUNKS
-            for i in range(SLOW_CHUNKS):
-                self.wfile.write(SLOWFLIP[i * step:(i + 1) * step])
-                self.wfile.flush()
-                time.sleep(SLOW_DELAY)
         elif name in ("badcl", "dupcl"):
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
